@@ -1,0 +1,58 @@
+#include "engine/factor_model.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace recloop {
+
+std::string_view ToString(Algorithm a) {
+  switch (a) {
+    case Algorithm::kAls:
+      return "als";
+    case Algorithm::kPopular:
+      return "popular";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(Feedback f) {
+  return f == Feedback::kExplicit ? "explicit" : "implicit";
+}
+
+absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s) {
+  if (s == "als") return Algorithm::kAls;
+  if (s == "popular") return Algorithm::kPopular;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown algorithm '", std::string(s), "' (expected als or popular)"));
+}
+
+absl::StatusOr<Feedback> ParseFeedback(std::string_view s) {
+  if (s == "explicit") return Feedback::kExplicit;
+  if (s == "implicit") return Feedback::kImplicit;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown feedback '", std::string(s), "' (expected explicit or implicit)"));
+}
+
+float FactorModel::PredictRating(int32_t u, int32_t i) const {
+  float p = global_mean;
+  if (has_biases()) {
+    if (u >= 0) p += user_bias[u];
+    if (i >= 0) p += item_bias[i];
+  }
+  if (has_factors() && u >= 0 && i >= 0) p += user_factors.row(u).dot(item_factors.row(i));
+  return std::clamp(p, min_value, max_value);
+}
+
+void FactorModel::ScoreItems(int32_t u, std::span<float> out) const {
+  const int32_t n = num_items();
+  Eigen::Map<Eigen::VectorXf> scores(out.data(), n);
+  if (u < 0 || !has_factors()) {
+    scores = item_popularity;
+    return;
+  }
+  scores.noalias() = item_factors * user_factors.row(u).transpose();
+  if (has_biases()) scores += item_bias;
+}
+
+}  // namespace recloop

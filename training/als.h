@@ -1,0 +1,70 @@
+// Alternating least squares for explicit ratings (with global mean, user and item biases and
+// weighted-lambda regularisation, Zhou et al. 2008) and for implicit feedback (Hu, Koren &
+// Volinsky 2008, solved per row by conjugate gradient as in Takacs et al. 2011, or exactly by
+// Cholesky). Parallel over rows with oneTBB; deterministic for a seed whatever the thread count.
+#ifndef RECLOOP_TRAINING_ALS_H_
+#define RECLOOP_TRAINING_ALS_H_
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/csr_matrix.h"
+#include "engine/factor_model.h"
+
+namespace recloop {
+
+struct AlsOptions {
+  Feedback feedback = Feedback::kExplicit;
+  // Latent factors (K), >= 1.
+  int factors = 64;
+  // Full alternations (user half-step + item half-step), >= 1.
+  int iterations = 15;
+  // Explicit: lambda of the weighted-lambda penalty lambda * n_u * |p_u|^2 (n_u = the row's
+  // ratings). Implicit: plain lambda * |x|^2. >= 0. A negative value selects the default for the
+  // feedback kind (kDefaultExplicitRegularization / kDefaultImplicitRegularization).
+  float regularization = -1.0f;
+  // Explicit only: the same weighted penalty on the biases, lambda_b * n_u * b_u^2. >= 0.
+  float bias_regularization = 0.05f;
+  // Implicit only: confidence c = 1 + alpha * value. > 0.
+  float alpha = 2.0f;
+  // Implicit only: conjugate-gradient steps per row per half-step, warm-started, >= 1.
+  int cg_steps = 3;
+  // Implicit only: solve each row exactly (Cholesky) instead of by CG.
+  bool cholesky = false;
+  // Standard deviation of the initial factors is init_scale / sqrt(factors). > 0.
+  float init_scale = 0.1f;
+  // Seed of the initial factors.
+  uint64_t seed = 42;
+};
+
+inline constexpr float kDefaultExplicitRegularization = 0.05f;
+inline constexpr float kDefaultImplicitRegularization = 5.0f;
+
+// Returns InvalidArgument naming the first out-of-range field.
+absl::Status ValidateAlsOptions(const AlsOptions& options);
+
+// Reported after every iteration.
+struct IterationStats {
+  int iteration = 0;       // 1-based
+  double loss = 0.0;       // the regularised objective being minimised (never rises)
+  double train_rmse = 0.0; // explicit only: RMSE on the training ratings
+  double seconds = 0.0;    // wall time of this iteration
+};
+
+using IterationCallback = std::function<void(const IterationStats&)>;
+
+// Trains on `by_user` (users x items) and its transpose `by_item`. Returns a model without ID
+// maps, popularity or seen matrix (the caller, which owns the data, fills those; see
+// training/train.h). Thread-safe; uses the oneTBB arena of the caller.
+absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                     const AlsOptions& options,
+                                     const IterationCallback& on_iteration = nullptr);
+
+// The objective that TrainAls minimises, evaluated for `model` (exposed for tests).
+double AlsLoss(const CsrMatrix& by_user, const FactorModel& model, const AlsOptions& options);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_TRAINING_ALS_H_

@@ -1,0 +1,28 @@
+// Training a complete model (ALS or popularity) from interactions: builds the matrices, trains,
+// and fills in the ID maps, popularity and seen-items matrix that serving needs.
+#ifndef RECLOOP_TRAINING_TRAIN_H_
+#define RECLOOP_TRAINING_TRAIN_H_
+
+#include "absl/status/statusor.h"
+#include "data/interactions.h"
+#include "engine/factor_model.h"
+#include "training/als.h"
+
+namespace recloop {
+
+struct TrainOptions {
+  Algorithm algorithm = Algorithm::kAls;
+  AlsOptions als;  // used when algorithm == kAls; als.feedback also tags popularity models
+};
+
+// Trains on `train` (deduplicated). Returns InvalidArgument for bad options or empty data.
+absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOptions& options,
+                                       const IterationCallback& on_iteration = nullptr);
+
+// A most-popular model: item scores are training interaction counts. The cold-start fallback
+// and the baseline every ranking figure is compared with.
+FactorModel TrainPopular(const Interactions& train, Feedback feedback);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_TRAINING_TRAIN_H_
