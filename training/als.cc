@@ -1,1 +1,339 @@
-// placeholder: being written
+#include "training/als.h"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "Eigen/Cholesky"
+#include "absl/strings/str_cat.h"
+#include "tbb/parallel_for.h"
+
+namespace recloop {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Vector = Eigen::VectorXf;
+using Matrix = Eigen::MatrixXf;
+using RowBlock = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Rows per task. Rows differ a lot in length (popular items), so tasks are small and oneTBB
+// balances them; results do not depend on the split since every row is solved independently.
+constexpr int32_t kRowGrain = 16;
+
+float Regularization(const AlsOptions& o) {
+  if (o.regularization >= 0) return o.regularization;
+  return o.feedback == Feedback::kExplicit ? kDefaultExplicitRegularization
+                                           : kDefaultImplicitRegularization;
+}
+
+void InitFactors(int64_t rows, int k, float scale, std::mt19937_64* rng, FactorMatrix* out) {
+  std::normal_distribution<float> normal(0.0f, scale / std::sqrt(static_cast<float>(k)));
+  out->resize(rows, k);
+  for (int64_t i = 0; i < out->size(); ++i) out->data()[i] = normal(*rng);
+}
+
+// Gram matrix FᵀF + reg·I, summed over fixed row blocks in a fixed order, so that the result
+// does not depend on the thread count.
+Matrix Gram(const FactorMatrix& f, float reg) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t rows = f.rows();
+  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+  std::vector<Matrix> partial(blocks);
+  tbb::parallel_for(int64_t{0}, blocks, [&](int64_t b) {
+    const int64_t begin = b * kBlock;
+    const int64_t n = std::min(kBlock, rows - begin);
+    partial[b] = f.middleRows(begin, n).transpose() * f.middleRows(begin, n);
+  });
+  Matrix g = Matrix::Identity(f.cols(), f.cols()) * reg;
+  for (const auto& p : partial) g += p;
+  return g;
+}
+
+// Explicit half-step: for every row r of `m` (rows x cols), solves the biased, weighted-λ ridge
+// regression of its values on the other side's factors. `solve_bias`/`solve_factors` are the
+// row side's unknowns; `other_bias`/`other_factors` are fixed.
+void ExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other_factors,
+                      const Vector& other_bias, float global_mean, float reg, float bias_reg,
+                      FactorMatrix* factors, Vector* bias) {
+  const int k = static_cast<int>(other_factors.cols());
+  tbb::parallel_for(tbb::blocked_range<int32_t>(0, m.rows(), kRowGrain), [&](const auto& range) {
+    RowBlock z;  // n x (k+1): [1, other factors]
+    Vector t;    // n targets
+    Matrix a(k + 1, k + 1);
+    Vector b(k + 1);
+    for (int32_t r = range.begin(); r != range.end(); ++r) {
+      const auto cols = m.RowIndices(r);
+      const auto vals = m.RowValues(r);
+      const int64_t n = static_cast<int64_t>(cols.size());
+      if (n == 0) {  // no data: the penalised optimum is zero
+        factors->row(r).setZero();
+        (*bias)[r] = 0.0f;
+        continue;
+      }
+      z.resize(n, k + 1);
+      t.resize(n);
+      for (int64_t j = 0; j < n; ++j) {
+        const int32_t c = cols[j];
+        z(j, 0) = 1.0f;
+        z.row(j).tail(k) = other_factors.row(c);
+        t[j] = vals[j] - global_mean - other_bias[c];
+      }
+      a.setZero();
+      a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
+      const float nf = static_cast<float>(n);
+      a(0, 0) += bias_reg * nf;
+      a.diagonal().tail(k).array() += reg * nf;
+      b.noalias() = z.transpose() * t;
+      Eigen::LLT<Matrix, Eigen::Lower> llt(a);
+      const Vector x = llt.solve(b);
+      (*bias)[r] = x[0];
+      factors->row(r) = x.tail(k).transpose();
+    }
+  });
+}
+
+// Implicit half-step (Hu et al. 2008): minimises Σ_j c_j (p_j − x·y_j)² + λ|x|² over all
+// columns j for every row, where c = 1 + α|v| and p = [v > 0] on stored entries and c = 1, p = 0
+// elsewhere. `gram` = YᵀY + λI of the other side.
+void ImplicitHalfStep(const CsrMatrix& m, const FactorMatrix& y, const Matrix& gram,
+                      const AlsOptions& o, FactorMatrix* x_all) {
+  const int k = static_cast<int>(y.cols());
+  const float alpha = o.alpha;
+  tbb::parallel_for(tbb::blocked_range<int32_t>(0, m.rows(), kRowGrain), [&](const auto& range) {
+    Vector r(k), p(k), ap(k), x(k), b(k);
+    Matrix a(k, k);
+    RowBlock z;
+    for (int32_t row = range.begin(); row != range.end(); ++row) {
+      const auto cols = m.RowIndices(row);
+      const auto vals = m.RowValues(row);
+      const int64_t n = static_cast<int64_t>(cols.size());
+      if (n == 0) {
+        x_all->row(row).setZero();
+        continue;
+      }
+      if (o.cholesky) {
+        // A = YᵀY + λI + Σ (c−1) y yᵀ, b = Σ c p y: scale rows by sqrt(c−1) for one rank update.
+        z.resize(n, k);
+        b.setZero();
+        for (int64_t j = 0; j < n; ++j) {
+          const float c = 1.0f + alpha * std::abs(vals[j]);
+          z.row(j) = std::sqrt(c - 1.0f) * y.row(cols[j]);
+          if (vals[j] > 0) b.noalias() += c * y.row(cols[j]).transpose();
+        }
+        a = gram;
+        a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
+        Eigen::LLT<Matrix, Eigen::Lower> llt(a);
+        x_all->row(row) = llt.solve(b).transpose();
+        continue;
+      }
+      // Conjugate gradient warm-started from the current row (Takács et al. 2011): the matrix
+      // is never formed; A·v costs one pass over the row's entries plus one K×K product.
+      x = x_all->row(row).transpose();
+      r.noalias() = -(gram * x);
+      for (int64_t j = 0; j < n; ++j) {
+        const auto yj = y.row(cols[j]);
+        const float c = 1.0f + alpha * std::abs(vals[j]);
+        const float pref = vals[j] > 0 ? 1.0f : 0.0f;
+        r.noalias() += (c * pref - (c - 1.0f) * yj.dot(x)) * yj.transpose();
+      }
+      p = r;
+      float rs_old = r.squaredNorm();
+      for (int step = 0; step < o.cg_steps; ++step) {
+        if (rs_old < 1e-20f) break;
+        ap.noalias() = gram * p;
+        for (int64_t j = 0; j < n; ++j) {
+          const auto yj = y.row(cols[j]);
+          const float c = 1.0f + alpha * std::abs(vals[j]);
+          ap.noalias() += ((c - 1.0f) * yj.dot(p)) * yj.transpose();
+        }
+        const float step_size = rs_old / p.dot(ap);
+        x.noalias() += step_size * p;
+        r.noalias() -= step_size * ap;
+        const float rs_new = r.squaredNorm();
+        p = r + (rs_new / rs_old) * p;
+        rs_old = rs_new;
+      }
+      x_all->row(row) = x.transpose();
+    }
+  });
+}
+
+// Sum of per-row terms, added in row order so that it is deterministic.
+template <typename RowTerm>
+double SumRows(int32_t rows, RowTerm term) {
+  std::vector<double> parts(rows);
+  tbb::parallel_for(tbb::blocked_range<int32_t>(0, rows, 256), [&](const auto& range) {
+    for (int32_t r = range.begin(); r != range.end(); ++r) parts[r] = term(r);
+  });
+  return std::accumulate(parts.begin(), parts.end(), 0.0);
+}
+
+double ExplicitSquaredError(const CsrMatrix& by_user, const FactorModel& m) {
+  return SumRows(by_user.rows(), [&](int32_t u) {
+    const auto cols = by_user.RowIndices(u);
+    const auto vals = by_user.RowValues(u);
+    double s = 0;
+    for (size_t j = 0; j < cols.size(); ++j) {
+      const int32_t i = cols[j];
+      const double e = vals[j] - (m.global_mean + m.user_bias[u] + m.item_bias[i] +
+                                  m.user_factors.row(u).dot(m.item_factors.row(i)));
+      s += e * e;
+    }
+    return s;
+  });
+}
+
+}  // namespace
+
+absl::Status ValidateAlsOptions(const AlsOptions& o) {
+  if (o.factors < 1 || o.factors > 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("factors must be in [1, 4096], got ", o.factors));
+  }
+  if (o.iterations < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("iterations must be >= 1, got ", o.iterations));
+  }
+  if (!std::isfinite(o.regularization)) {
+    return absl::InvalidArgumentError("regularization must be finite");
+  }
+  if (!(o.bias_regularization >= 0) || !std::isfinite(o.bias_regularization)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bias_regularization must be >= 0, got ", o.bias_regularization));
+  }
+  if (!(o.alpha > 0) || !std::isfinite(o.alpha)) {
+    return absl::InvalidArgumentError(absl::StrCat("alpha must be > 0, got ", o.alpha));
+  }
+  if (o.cg_steps < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("cg_steps must be >= 1, got ", o.cg_steps));
+  }
+  if (!(o.init_scale > 0) || !std::isfinite(o.init_scale)) {
+    return absl::InvalidArgumentError(absl::StrCat("init_scale must be > 0, got ", o.init_scale));
+  }
+  return absl::OkStatus();
+}
+
+double AlsLoss(const CsrMatrix& by_user, const FactorModel& m, const AlsOptions& o) {
+  const float reg = Regularization(o);
+  if (o.feedback == Feedback::kExplicit) {
+    const CsrMatrix& r = by_user;
+    double penalty = SumRows(r.rows(), [&](int32_t u) {
+      return static_cast<double>(r.RowSize(u)) *
+             (reg * m.user_factors.row(u).squaredNorm() +
+              o.bias_regularization * m.user_bias[u] * m.user_bias[u]);
+    });
+    // Item counts from the user-side matrix (the transpose is not needed for a count).
+    std::vector<int64_t> item_count(m.item_factors.rows(), 0);
+    for (int32_t c : r.indices()) ++item_count[c];
+    for (int64_t i = 0; i < m.item_factors.rows(); ++i) {
+      penalty += static_cast<double>(item_count[i]) *
+                 (reg * m.item_factors.row(i).squaredNorm() +
+                  o.bias_regularization * m.item_bias[i] * m.item_bias[i]);
+    }
+    return ExplicitSquaredError(by_user, m) + penalty;
+  }
+  // Implicit: Σ_u [x_uᵀ(YᵀY)x_u + Σ_{i∈I_u} (c(p − s)² − s²)] + λ(Σ|x_u|² + Σ|y_i|²), where
+  // s = x_u·y_i: the all-zero-preference term over every item, corrected on the stored entries.
+  const Matrix g = Gram(m.item_factors, 0.0f);
+  const double data = SumRows(by_user.rows(), [&](int32_t u) {
+    const auto x = m.user_factors.row(u);
+    double s = x * g * x.transpose();
+    const auto cols = by_user.RowIndices(u);
+    const auto vals = by_user.RowValues(u);
+    for (size_t j = 0; j < cols.size(); ++j) {
+      const double c = 1.0 + o.alpha * std::abs(vals[j]);
+      const double p = vals[j] > 0 ? 1.0 : 0.0;
+      const double d = x.dot(m.item_factors.row(cols[j]));
+      s += c * (p - d) * (p - d) - d * d;
+    }
+    return s;
+  });
+  return data + reg * (static_cast<double>(m.user_factors.squaredNorm()) +
+                       static_cast<double>(m.item_factors.squaredNorm()));
+}
+
+absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user,
+                                              const CsrMatrix& by_item, const AlsOptions& o) {
+  if (absl::Status s = ValidateAlsOptions(o); !s.ok()) return s;
+  if (by_user.rows() != by_item.cols() || by_user.cols() != by_item.rows() ||
+      by_user.nnz() != by_item.nnz()) {
+    return absl::InvalidArgumentError("by_item is not the transpose of by_user");
+  }
+  if (by_user.nnz() == 0) return absl::InvalidArgumentError("no training interactions");
+  AlsTrainer t(by_user, by_item, o);
+  t.options_.regularization = Regularization(o);
+  FactorModel& m = t.model_;
+  m.params.algorithm = Algorithm::kAls;
+  m.params.feedback = o.feedback;
+  m.params.factors = o.factors;
+  m.params.iterations = 0;
+  m.params.regularization = t.options_.regularization;
+  m.params.bias_regularization = o.feedback == Feedback::kExplicit ? o.bias_regularization : 0;
+  m.params.alpha = o.feedback == Feedback::kImplicit ? o.alpha : 0;
+  m.params.cg_steps = o.feedback == Feedback::kImplicit && !o.cholesky ? o.cg_steps : 0;
+  m.params.cholesky = o.feedback == Feedback::kImplicit && o.cholesky;
+  m.params.seed = o.seed;
+  std::mt19937_64 rng(o.seed);
+  InitFactors(by_user.rows(), o.factors, o.init_scale, &rng, &m.user_factors);
+  InitFactors(by_item.rows(), o.factors, o.init_scale, &rng, &m.item_factors);
+  if (o.feedback == Feedback::kExplicit) {
+    const auto& v = by_user.values();
+    m.global_mean = static_cast<float>(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
+    m.user_bias = Vector::Zero(by_user.rows());
+    m.item_bias = Vector::Zero(by_item.rows());
+  }
+  return t;
+}
+
+absl::Status AlsTrainer::Iterate() {
+  const AlsOptions& o = options_;
+  FactorModel& m = model_;
+  if (o.feedback == Feedback::kExplicit) {
+    ExplicitHalfStep(*by_user_, m.item_factors, m.item_bias, m.global_mean, o.regularization,
+                     o.bias_regularization, &m.user_factors, &m.user_bias);
+    ExplicitHalfStep(*by_item_, m.user_factors, m.user_bias, m.global_mean, o.regularization,
+                     o.bias_regularization, &m.item_factors, &m.item_bias);
+  } else {
+    ImplicitHalfStep(*by_user_, m.item_factors, Gram(m.item_factors, o.regularization), o,
+                     &m.user_factors);
+    ImplicitHalfStep(*by_item_, m.user_factors, Gram(m.user_factors, o.regularization), o,
+                     &m.item_factors);
+  }
+  ++iteration_;
+  m.params.iterations = iteration_;
+  // A diverged solve shows up as non-finite factors; stop rather than ship it.
+  if (!m.user_factors.allFinite() || !m.item_factors.allFinite()) {
+    return absl::InternalError(absl::StrCat(
+        "ALS diverged at iteration ", iteration_, " (non-finite factors); raise regularization"));
+  }
+  return absl::OkStatus();
+}
+
+double AlsTrainer::Loss() const { return AlsLoss(*by_user_, model_, options_); }
+
+double AlsTrainer::TrainRmse() const {
+  if (options_.feedback != Feedback::kExplicit) return 0.0;
+  return std::sqrt(ExplicitSquaredError(*by_user_, model_) / by_user_->nnz());
+}
+
+absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                     const AlsOptions& o, const IterationCallback& on_iteration) {
+  auto trainer = AlsTrainer::Create(by_user, by_item, o);
+  if (!trainer.ok()) return trainer.status();
+  for (int it = 1; it <= o.iterations; ++it) {
+    const auto start = Clock::now();
+    if (absl::Status s = trainer->Iterate(); !s.ok()) return s;
+    if (on_iteration) {
+      IterationStats stats;
+      stats.iteration = it;
+      stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      stats.loss = trainer->Loss();
+      stats.train_rmse = trainer->TrainRmse();
+      on_iteration(stats);
+    }
+  }
+  return std::move(*trainer).TakeModel();
+}
+
+}  // namespace recloop

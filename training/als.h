@@ -26,7 +26,7 @@ struct AlsOptions {
   // feedback kind (kDefaultExplicitRegularization / kDefaultImplicitRegularization).
   float regularization = -1.0f;
   // Explicit only: the same weighted penalty on the biases, lambda_b * n_u * b_u^2. >= 0.
-  float bias_regularization = 0.05f;
+  float bias_regularization = 0.1f;
   // Implicit only: confidence c = 1 + alpha * value. > 0.
   float alpha = 2.0f;
   // Implicit only: conjugate-gradient steps per row per half-step, warm-started, >= 1.
@@ -39,7 +39,7 @@ struct AlsOptions {
   uint64_t seed = 42;
 };
 
-inline constexpr float kDefaultExplicitRegularization = 0.05f;
+inline constexpr float kDefaultExplicitRegularization = 0.12f;
 inline constexpr float kDefaultImplicitRegularization = 5.0f;
 
 // Returns InvalidArgument naming the first out-of-range field.
@@ -54,6 +54,38 @@ struct IterationStats {
 };
 
 using IterationCallback = std::function<void(const IterationStats&)>;
+
+// Step-by-step training, for callers that drive iterations themselves (benchmarks, warm starts).
+// Keeps references to both matrices, which must outlive it. Not thread-safe; each call uses the
+// oneTBB arena of the caller.
+class AlsTrainer {
+ public:
+  // Validates options and shapes and draws the initial factors from options.seed.
+  static absl::StatusOr<AlsTrainer> Create(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                           const AlsOptions& options);
+
+  // One full alternation: the user half-step, then the item half-step. Returns Internal if the
+  // factors stop being finite.
+  absl::Status Iterate();
+
+  // The objective after the last iteration (see AlsLoss).
+  double Loss() const;
+  // Explicit only: RMSE on the training ratings.
+  double TrainRmse() const;
+
+  const FactorModel& model() const { return model_; }
+  FactorModel TakeModel() && { return std::move(model_); }
+
+ private:
+  AlsTrainer(const CsrMatrix& by_user, const CsrMatrix& by_item, const AlsOptions& options)
+      : by_user_(&by_user), by_item_(&by_item), options_(options) {}
+
+  const CsrMatrix* by_user_;
+  const CsrMatrix* by_item_;
+  AlsOptions options_;
+  FactorModel model_;
+  int iteration_ = 0;
+};
 
 // Trains on `by_user` (users x items) and its transpose `by_item`. Returns a model without ID
 // maps, popularity or seen matrix (the caller, which owns the data, fills those; see

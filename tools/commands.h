@@ -1,0 +1,64 @@
+// The subcommands of the `recloop` tool. Each takes an options struct filled by the argument
+// parser in recloop_main.cc and returns the process exit code; results go to stdout, progress
+// and errors to stderr.
+#ifndef RECLOOP_TOOLS_COMMANDS_H_
+#define RECLOOP_TOOLS_COMMANDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "data/generator.h"
+#include "data/reader.h"
+#include "training/evaluate.h"
+#include "training/train.h"
+
+namespace recloop {
+
+struct InputFlags {
+  std::string format = "auto";      // auto|ml100k|dat|csv|tsv
+  bool skip_bad_rows = false;
+  std::string duplicates;           // last|sum|error; empty: last (explicit) or sum (implicit)
+};
+
+struct GenerateCommand {
+  GeneratorOptions generator;
+  std::string feedback = "explicit";
+  std::string out;
+};
+
+struct TrainCommand {
+  std::string data;
+  std::string test;   // a held-out file, or
+  std::string split;  // a split spec (data/split.h)
+  InputFlags input;
+  std::string algorithm = "als";
+  std::string feedback = "explicit";
+  AlsOptions als;
+  int k = 10;
+  bool json = false;
+  bool quiet = false;
+  std::string out;  // model directory; empty: the model is not saved
+};
+
+struct EvalCommand {
+  std::string model;
+  std::string test;
+  InputFlags input;
+  int k = 10;
+  bool json = false;
+};
+
+struct DemoCommand {
+  GeneratorOptions generator;
+  bool quiet = false;
+};
+
+int RunGenerate(const GenerateCommand& cmd);
+int RunTrain(const TrainCommand& cmd);
+int RunEval(const EvalCommand& cmd);
+int RunDemo(const DemoCommand& cmd);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_TOOLS_COMMANDS_H_
