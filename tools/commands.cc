@@ -214,6 +214,7 @@ int RunDemo(const DemoCommand& cmd) {
               "with %d planted taste clusters\n\n",
               cmd.generator.users, cmd.generator.items,
               static_cast<long long>(cmd.generator.interactions), cmd.generator.clusters);
+  std::fflush(stdout);  // before the progress lines on stderr
   auto store = GenerateStore(cmd.generator);
   if (!store.ok()) return Fail(store.status());
   SplitSpec spec;

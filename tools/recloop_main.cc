@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--iterations", train.als.iterations, "ALS iterations")
       ->capture_default_str();
   train_cmd->add_option("--regularization", train.als.regularization,
-                        "Lambda (default: 0.12 explicit, weighted by ratings per row; 5 implicit)");
+                        "Lambda (default: 0.12 explicit, weighted by ratings per row; 20 implicit)");
   train_cmd->add_option("--bias-regularization", train.als.bias_regularization,
                         "Explicit: lambda of the biases (weighted by ratings per row)")
       ->capture_default_str();

@@ -28,7 +28,7 @@ struct AlsOptions {
   // Explicit only: the same weighted penalty on the biases, lambda_b * n_u * b_u^2. >= 0.
   float bias_regularization = 0.1f;
   // Implicit only: confidence c = 1 + alpha * value. > 0.
-  float alpha = 2.0f;
+  float alpha = 0.5f;
   // Implicit only: conjugate-gradient steps per row per half-step, warm-started, >= 1.
   int cg_steps = 3;
   // Implicit only: solve each row exactly (Cholesky) instead of by CG.
@@ -40,7 +40,7 @@ struct AlsOptions {
 };
 
 inline constexpr float kDefaultExplicitRegularization = 0.12f;
-inline constexpr float kDefaultImplicitRegularization = 5.0f;
+inline constexpr float kDefaultImplicitRegularization = 20.0f;
 
 // Returns InvalidArgument naming the first out-of-range field.
 absl::Status ValidateAlsOptions(const AlsOptions& options);

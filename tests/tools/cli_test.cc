@@ -1,1 +1,160 @@
-// placeholder: being written
+// The recloop command run as a data team runs it: real processes, real files, exit codes, stdout
+// and stderr.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "test_util.h"
+
+namespace recloop {
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class Cli : public ::testing::Test {
+ protected:
+  Result Run(const std::string& args) {
+    const std::string err_file = dir_.File("stderr.txt");
+    const std::string cmd = std::string(RECLOOP_BINARY) + " " + args + " 2>" + err_file;
+    Result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+    const int status = pclose(p);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream in(err_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    r.err = ss.str();
+    return r;
+  }
+
+  // The last line of stdout parsed as JSON.
+  static nlohmann::json LastJsonLine(const std::string& out) {
+    std::string s = out;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    const size_t nl = s.rfind('\n');
+    return nlohmann::json::parse(nl == std::string::npos ? s : s.substr(nl + 1));
+  }
+
+  test::TempDir dir_;
+};
+
+TEST_F(Cli, HelpListsEverySubcommand) {
+  const Result r = Run("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* sub : {"generate", "train", "eval", "demo"}) {
+    EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
+    const Result sr = Run(std::string(sub) + " --help");
+    EXPECT_EQ(sr.exit_code, 0) << sub;
+    EXPECT_NE(sr.out.find("--"), std::string::npos) << sub;
+  }
+  EXPECT_NE(Run("train --help").out.find("--split"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorsExitNonZeroWithAMessage) {
+  Result r = Run("train");  // --data missing
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--data"), std::string::npos) << r.err;
+  r = Run("nonsense");
+  EXPECT_NE(r.exit_code, 0);
+  const std::string data = dir_.Write("d.csv", "user,item\na,b\n");
+  r = Run("train --data " + data + " --algorithm svd");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown algorithm 'svd'"), std::string::npos) << r.err;
+  r = Run("train --data " + data + " --split half");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("half"), std::string::npos) << r.err;
+  r = Run("train --data " + data + " --factors 0");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("factors"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, MalformedFileNamesFileAndLine) {
+  const std::string data = dir_.Write("bad.csv", "user,item,value\na,b,1\nc,d,oops\n");
+  Result r = Run("train --data " + data + " --quiet");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(data + ":3:"), std::string::npos) << r.err;
+  r = Run("train --data " + data + " --skip-bad-rows --feedback implicit --factors 2 "
+          "--iterations 1 --quiet");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 1 malformed rows"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, GenerateTrainSaveAndEvalRoundTrip) {
+  const std::string data = dir_.File("store.csv");
+  Result r = Run("generate --users 300 --items 120 --interactions 6000 --feedback implicit "
+                 "--seed 3 --out " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string model = dir_.File("model");
+  r = Run("train --data " + data + " --split user:0.2 --feedback implicit --factors 8 "
+          "--iterations 5 --json --out " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("iteration  5/5"), std::string::npos) << "progress lines: " << r.err;
+  const nlohmann::json trained = LastJsonLine(r.out);
+  for (const char* key : {"precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate@10",
+                          "auc", "coverage@10", "users", "items", "test_interactions"}) {
+    EXPECT_TRUE(trained.contains(key)) << key;
+  }
+  EXPECT_FALSE(trained.contains("rmse"));  // implicit models have no rating metrics
+  EXPECT_TRUE(trained.contains("baseline"));
+
+  r = Run("eval --model " + model + " --test " + data + " --k 5 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json evaluated = nlohmann::json::parse(r.out);  // exactly one object
+  EXPECT_TRUE(evaluated.contains("ndcg@5"));
+  EXPECT_EQ(evaluated["test_interactions"].get<int64_t>(), 6000);
+
+  r = Run("eval --model " + dir_.File("missing") + " --test " + data);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, QuietSilencesProgress) {
+  const std::string data = dir_.File("store.csv");
+  ASSERT_EQ(Run("generate --users 100 --items 50 --interactions 1000 --out " + data).exit_code, 0);
+  const Result r = Run("train --data " + data + " --factors 4 --iterations 2 --quiet");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(Cli, MovieLensU1ExplicitDefaultsMeetTheRmseTarget) {
+  REQUIRE_ML100K(ml);
+  const Result r = Run("train --data " + ml + "/u1.base --test " + ml + "/u1.test --json --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = LastJsonLine(r.out);
+  std::cout << "u1 RMSE " << j["rmse"] << " MAE " << j["mae"] << "\n";
+  EXPECT_LE(j["rmse"].get<double>(), 0.925);
+  EXPECT_EQ(j["test_interactions"].get<int64_t>(), 20000);
+}
+
+TEST_F(Cli, MovieLensImplicitAlsBeatsPopularOnTheSameSplit) {
+  REQUIRE_ML100K(ml);
+  const std::string common = "train --data " + ml + "/u.data --split user:0.2 --seed 42 "
+                             "--feedback implicit --json --quiet";
+  const Result als = Run(common);
+  const Result pop = Run(common + " --algorithm popular");
+  ASSERT_EQ(als.exit_code, 0) << als.err;
+  ASSERT_EQ(pop.exit_code, 0) << pop.err;
+  const nlohmann::json a = LastJsonLine(als.out);
+  const nlohmann::json p = LastJsonLine(pop.out);
+  std::cout << "ndcg@10 als " << a["ndcg@10"] << " popular " << p["ndcg@10"] << "; recall@10 als "
+            << a["recall@10"] << " popular " << p["recall@10"] << "\n";
+  EXPECT_GE(a["ndcg@10"].get<double>(), 1.5 * p["ndcg@10"].get<double>());
+  EXPECT_GE(a["recall@10"].get<double>(), 1.5 * p["recall@10"].get<double>());
+  // The baseline printed beside the model is the popular model on the same split.
+  EXPECT_DOUBLE_EQ(a["baseline"]["ndcg@10"].get<double>(), p["ndcg@10"].get<double>());
+}
+
+}  // namespace
+}  // namespace recloop
