@@ -5,6 +5,7 @@
 #define RECLOOP_TRAINING_EVALUATE_H_
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -34,7 +35,8 @@ struct EvalResult {
   int64_t unknown_item_rows = 0;  // test rows whose item the model does not know
 
   // {"rmse":..,"mae":..,"precision@K":..,"recall@K":..,"ndcg@K":..,"map@K":..,"hit_rate@K":..,
-  //  "auc":..,"coverage@K":..,"users":..,"items":..,"test_interactions":..}
+  //  "auc":..,"coverage@K":..,"users":..,"items":..,"test_interactions":..,
+  //  "unknown_user_rows":..,"unknown_item_rows":..}
   nlohmann::json ToJson() const;
 };
 
