@@ -16,7 +16,9 @@ namespace recloop {
 struct GeneratorOptions {
   int32_t users = 10000;          // > 0
   int32_t items = 2000;           // > 0
-  int64_t interactions = 200000;  // > 0, at most users * items / 2
+  // >= users (every user gets at least one) and at most users * ceil(items / 2) (no user
+  // interacts with more than half the catalogue).
+  int64_t interactions = 200000;
   int clusters = 10;              // planted taste clusters, 1..items
   int rank = 8;                   // rank of the planted taste structure, >= 1
   double zipf_exponent = 1.0;     // item popularity ~ 1 / rank^s, s >= 0

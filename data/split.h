@@ -1,10 +1,13 @@
 // Train/test splits of an interaction list, all seeded and reproducible.
 //  random:F     a uniformly random fraction F of all interactions goes to test
-//  user:F       a random fraction F of each user's interactions (rounded; every user with at least
-//               two interactions keeps one in train and, if F > 0, gives at least one to test)
+//  user:F       a random fraction F of each user's interactions (rounded; a user always keeps at
+//               least one interaction in train, and one with two or more gives at least one to
+//               test)
 //  user-last:N  each user's N latest interactions by timestamp (ties by row order); users with
 //               N or fewer interactions keep one in train
 //  time:F       the globally latest fraction F by timestamp (ties by row order)
+// random and time take round(F * n) rows; on tiny inputs that can leave train empty, which
+// training then reports as an error.
 #ifndef RECLOOP_DATA_SPLIT_H_
 #define RECLOOP_DATA_SPLIT_H_
 
