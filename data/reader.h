@@ -16,6 +16,13 @@
 // columns named in the header are ignored; a row with a different number of fields than the
 // header is malformed.
 //
+// Detection: a first line containing "::" is dat; otherwise the separator is the tab if the line
+// has one, else the comma. The first line is a header if any of its fields is a recognised column
+// name (so columns may come in any order); headerless tab-separated files are ml100k and
+// headerless comma-separated files are positional `user,item[,value[,timestamp]]`. Header names
+// may be double-quoted and a UTF-8 byte-order mark is skipped. Data fields are not unquoted (no
+// RFC 4180 quoting): an ID must not contain the separator.
+//
 // Errors: a malformed row fails the read with "FILE:LINE: what is wrong" unless skip_bad_rows,
 // which skips it and counts it in ReadStats. A file with no data rows (empty, or header only)
 // is an error. Duplicate (user, item) pairs are merged by `duplicates` (interactions.h).
