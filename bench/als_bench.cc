@@ -1,7 +1,7 @@
 // Per-iteration cost of explicit and implicit ALS on generated stores of the MovieLens-20M shape
 // (138K users x 27K items) with 10M and 20M interactions, at K = 64 and 128.
 //
-//   build/bench/als_bench --benchmark_filter=Implicit  (see BENCHMARKS.md)
+//   build/bench/als_bench --benchmark_filter=Implicit  (see BENCHMARKS.md, bench/run_training.sh)
 //
 // GFLOP/s counts the arithmetic of the algorithm, not of our implementation:
 //   explicit: per half-step Σ_rows [n_r (K+1)² + (K+1)³/3]  (Gram of the row's design matrix,
@@ -61,13 +61,14 @@ double ImplicitFlops(const Matrices& m, int k, int steps) {
   return (steps + 1) * (4.0 * k * 2 * nnz + 2.0 * k * k * rows);
 }
 
-void RunIterations(benchmark::State& state, Feedback feedback) {
+void RunIterations(benchmark::State& state, Feedback feedback, bool cholesky = false) {
   const int64_t interactions = state.range(0) * 1000000;
   const int k = static_cast<int>(state.range(1));
   const Matrices& m = Store(interactions, feedback);
   AlsOptions o;
   o.feedback = feedback;
   o.factors = k;
+  o.cholesky = cholesky;
   auto trainer = AlsTrainer::Create(m.by_user, m.by_item, o);
   if (!trainer.ok()) {
     state.SkipWithError(std::string(trainer.status().message()).c_str());
@@ -79,8 +80,10 @@ void RunIterations(benchmark::State& state, Feedback feedback) {
   for (auto _ : state) {
     if (!trainer->Iterate().ok()) std::abort();
   }
-  const double flops =
-      feedback == Feedback::kExplicit ? ExplicitFlops(m, k) : ImplicitFlops(m, k, o.cg_steps);
+  // The exact implicit solve does the explicit solver's arithmetic (a Gram per row + Cholesky).
+  const double flops = feedback == Feedback::kExplicit || cholesky
+                           ? ExplicitFlops(m, k - 1)
+                           : ImplicitFlops(m, k, o.cg_steps);
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["nnz"] = static_cast<double>(m.by_user.nnz());
@@ -93,24 +96,33 @@ void BM_ImplicitAlsIteration(benchmark::State& state) {
   RunIterations(state, Feedback::kImplicit);
 }
 
-// Args: {interactions in millions, K}.
-BENCHMARK(BM_ImplicitAlsIteration)
+// The in-run baseline for the CG solver: the same iteration solved exactly per row.
+void BM_ImplicitAlsIterationCholesky(benchmark::State& state) {
+  RunIterations(state, Feedback::kImplicit, /*cholesky=*/true);
+}
+
+// Args: {interactions in millions, K}. Each repetition times one iteration after an untimed
+// warm-up iteration; the report gives the median of three repetitions.
+#define RECLOOP_ALS_SIZES(b)            \
+  b->ArgNames({"Minteractions", "K"})   \
+      ->Args({10, 64})                  \
+      ->Args({10, 128})                 \
+      ->Args({20, 64})                  \
+      ->Args({20, 128})                 \
+      ->Unit(benchmark::kSecond)        \
+      ->Iterations(1)                   \
+      ->Repetitions(3)                  \
+      ->ReportAggregatesOnly(true)      \
+      ->UseRealTime()
+RECLOOP_ALS_SIZES(BENCHMARK(BM_ImplicitAlsIteration));
+RECLOOP_ALS_SIZES(BENCHMARK(BM_ExplicitAlsIteration));
+BENCHMARK(BM_ImplicitAlsIterationCholesky)
     ->ArgNames({"Minteractions", "K"})
     ->Args({10, 64})
-    ->Args({10, 128})
-    ->Args({20, 64})
-    ->Args({20, 128})
     ->Unit(benchmark::kSecond)
-    ->Iterations(3)
-    ->UseRealTime();
-BENCHMARK(BM_ExplicitAlsIteration)
-    ->ArgNames({"Minteractions", "K"})
-    ->Args({10, 64})
-    ->Args({10, 128})
-    ->Args({20, 64})
-    ->Args({20, 128})
-    ->Unit(benchmark::kSecond)
-    ->Iterations(3)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->ReportAggregatesOnly(true)
     ->UseRealTime();
 
 }  // namespace
