@@ -90,31 +90,27 @@ Interactions ImplicitData() {
   return p.train;
 }
 
-TEST(Als, ImplicitConjugateGradientLossNeverRises) {
+AlsOptions SmallImplicitOptions(bool cholesky) {
   AlsOptions o;
   o.feedback = Feedback::kImplicit;
   o.factors = 8;
   o.iterations = 10;
   o.regularization = 0.1f;
-  ExpectNonIncreasing(Losses(ImplicitData(), o));
+  o.cholesky = cholesky;
+  return o;
+}
+
+TEST(Als, ImplicitConjugateGradientLossNeverRises) {
+  ExpectNonIncreasing(Losses(ImplicitData(), SmallImplicitOptions(false)));
 }
 
 TEST(Als, ImplicitCholeskyLossNeverRises) {
-  AlsOptions o;
-  o.feedback = Feedback::kImplicit;
-  o.factors = 8;
-  o.iterations = 10;
-  o.regularization = 0.1f;
-  o.cholesky = true;
-  ExpectNonIncreasing(Losses(ImplicitData(), o));
+  ExpectNonIncreasing(Losses(ImplicitData(), SmallImplicitOptions(true)));
 }
 
 TEST(Als, ConjugateGradientConvergesToTheExactSolution) {
-  AlsOptions o;
-  o.feedback = Feedback::kImplicit;
-  o.factors = 8;
+  AlsOptions o = SmallImplicitOptions(false);
   o.iterations = 15;
-  o.regularization = 0.1f;
   o.cg_steps = 3;
   const double cg = Losses(ImplicitData(), o).back();
   o.cholesky = true;
