@@ -1,1 +1,195 @@
-// placeholder: being written (issue 3)
+#include "engine/fold_in.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "Eigen/Cholesky"
+#include "absl/strings/str_cat.h"
+#include "tbb/blocked_range.h"
+#include "tbb/parallel_for.h"
+
+namespace recloop {
+namespace {
+
+using Vector = Eigen::VectorXf;
+using Matrix = Eigen::MatrixXf;
+using RowBlock = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// FᵀF + reg·I summed over fixed row blocks in a fixed order, as training/als.cc's Gram does, so
+// that the cached matrix is the one the trainer's last user half-step used (bit for bit, for
+// the same item factors) and does not depend on the thread count.
+Matrix Gram(const FactorMatrix& f, float reg) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t rows = f.rows();
+  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+  std::vector<Matrix> partial(blocks);
+  tbb::parallel_for(int64_t{0}, blocks, [&](int64_t b) {
+    const int64_t begin = b * kBlock;
+    const int64_t n = std::min(kBlock, rows - begin);
+    partial[b] = f.middleRows(begin, n).transpose() * f.middleRows(begin, n);
+  });
+  Matrix g = Matrix::Identity(f.cols(), f.cols()) * reg;
+  for (const auto& p : partial) g += p;
+  return g;
+}
+
+absl::Status CheckFinite(float v, const char* name) {
+  if (!std::isfinite(v) || v < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model ", name, " must be finite and >= 0, got ", v));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
+  if (model.item_factors.size() == 0) {
+    return absl::FailedPreconditionError(
+        "fold-in needs a factor model; this model has no factors (a popularity model?)");
+  }
+  const int64_t k = model.item_factors.cols();
+  if (model.item_factors.rows() != model.num_items()) {
+    return absl::InvalidArgumentError(absl::StrCat("model has ", model.num_items(),
+                                                   " items but ", model.item_factors.rows(),
+                                                   " item factor rows"));
+  }
+  if (model.params.factors != 0 && model.params.factors != k) {
+    return absl::InvalidArgumentError(absl::StrCat("model params say ", model.params.factors,
+                                                   " factors, item factors have ", k));
+  }
+  if (absl::Status s = CheckFinite(model.params.regularization, "regularization"); !s.ok()) {
+    return s;
+  }
+  FoldIn f(model);
+  if (model.params.feedback == Feedback::kExplicit) {
+    if (model.item_bias.size() != model.num_items()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "explicit model needs one item bias per item: ", model.item_bias.size(), " biases for ",
+          model.num_items(), " items"));
+    }
+    if (absl::Status s = CheckFinite(model.params.bias_regularization, "bias_regularization");
+        !s.ok()) {
+      return s;
+    }
+    if (!std::isfinite(model.global_mean)) {
+      return absl::InvalidArgumentError("model global_mean is not finite");
+    }
+  } else {
+    if (absl::Status s = CheckFinite(model.params.alpha, "alpha"); !s.ok()) return s;
+    f.gram_ = Gram(model.item_factors, model.params.regularization);
+  }
+  return f;
+}
+
+absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
+                                        std::span<const float> values) const {
+  if (items.size() != values.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("fold-in got ", items.size(), " items but ",
+                                                   values.size(), " values"));
+  }
+  const int32_t num_items = model_->num_items();
+  for (size_t j = 0; j < items.size(); ++j) {
+    if (items[j] < 0 || items[j] >= num_items) {
+      return absl::InvalidArgumentError(absl::StrCat("fold-in item index ", items[j],
+                                                     " (entry ", j, ") is outside [0, ",
+                                                     num_items, ")"));
+    }
+    if (!std::isfinite(values[j])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fold-in value of entry ", j, " (item index ", items[j],
+                       ") is not finite"));
+    }
+  }
+  if (items.empty()) {
+    // As in training: a row without data has the zero vector as its penalised optimum.
+    FoldedUser u;
+    u.factors = Vector::Zero(factors());
+    u.cold_start = true;
+    return u;
+  }
+  return model_->params.feedback == Feedback::kExplicit ? FoldExplicit(items, values)
+                                                        : FoldImplicit(items, values);
+}
+
+// Mirrors ExplicitHalfStep in training/als.cc line for line (same operation order, float
+// arithmetic), so that the result equals the trained row.
+absl::StatusOr<FoldedUser> FoldIn::FoldExplicit(std::span<const int32_t> items,
+                                                std::span<const float> values) const {
+  const FactorMatrix& q = model_->item_factors;
+  const Vector& item_bias = model_->item_bias;
+  const int k = factors();
+  const int64_t n = static_cast<int64_t>(items.size());
+  RowBlock z(n, k + 1);  // [1, q_i]
+  Vector t(n);           // v − μ − b_i
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t c = items[j];
+    z(j, 0) = 1.0f;
+    z.row(j).tail(k) = q.row(c);
+    t[j] = values[j] - model_->global_mean - item_bias[c];
+  }
+  Matrix a = Matrix::Zero(k + 1, k + 1);
+  a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
+  const float nf = static_cast<float>(n);
+  a(0, 0) += model_->params.bias_regularization * nf;
+  a.diagonal().tail(k).array() += model_->params.regularization * nf;
+  Vector b(k + 1);
+  b.noalias() = z.transpose() * t;
+  Eigen::LLT<Matrix, Eigen::Lower> llt(a);
+  if (llt.info() != Eigen::Success) {
+    return absl::InternalError(
+        "fold-in normal equations are not positive definite (zero regularization with too "
+        "short a history?)");
+  }
+  const Vector x = llt.solve(b);
+  if (!x.allFinite()) return absl::InternalError("fold-in produced non-finite factors");
+  FoldedUser u;
+  u.bias = x[0];
+  u.factors = x.tail(k);
+  return u;
+}
+
+// Mirrors the Cholesky branch of ImplicitHalfStepK in training/als.cc.
+absl::StatusOr<FoldedUser> FoldIn::FoldImplicit(std::span<const int32_t> items,
+                                                std::span<const float> values) const {
+  const FactorMatrix& y = model_->item_factors;
+  const float alpha = model_->params.alpha;
+  const int k = factors();
+  const int64_t n = static_cast<int64_t>(items.size());
+  // A = YᵀY + λI + Σ (c−1) y yᵀ, b = Σ c p y: rows scaled by sqrt(c−1) for one rank update.
+  RowBlock z(n, k);
+  Vector b = Vector::Zero(k);
+  for (int64_t j = 0; j < n; ++j) {
+    const float c = 1.0f + alpha * std::abs(values[j]);
+    z.row(j) = std::sqrt(c - 1.0f) * y.row(items[j]);
+    if (values[j] > 0) b.noalias() += c * y.row(items[j]).transpose();
+  }
+  Matrix a = gram_;
+  a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
+  Eigen::LLT<Matrix, Eigen::Lower> llt(a);
+  if (llt.info() != Eigen::Success) {
+    return absl::InternalError(
+        "fold-in system is not positive definite (zero regularization?)");
+  }
+  FoldedUser u;
+  u.factors = llt.solve(b);
+  if (!u.factors.allFinite()) return absl::InternalError("fold-in produced non-finite factors");
+  return u;
+}
+
+float FoldIn::Score(const FoldedUser& user, int32_t i) const {
+  float s = model_->item_factors.row(i).dot(user.factors);
+  if (model_->item_bias.size() > 0) s += model_->item_bias[i];
+  return s;
+}
+
+float FoldIn::PredictRating(const FoldedUser& user, int32_t i) const {
+  float p = model_->item_factors.row(i).dot(user.factors);
+  if (model_->params.feedback == Feedback::kExplicit) {
+    p += model_->global_mean + user.bias + model_->item_bias[i];
+  }
+  return std::clamp(p, model_->min_value, model_->max_value);
+}
+
+}  // namespace recloop

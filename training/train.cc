@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "engine/status_macros.h"
 
@@ -10,11 +11,11 @@ namespace {
 
 // Fills what every model type carries besides its factors: IDs, popularity, seen items and the
 // value range.
-void FillCommon(const Interactions& train, CsrMatrix by_user, FactorModel* m) {
+void FillCommon(const Interactions& train, CsrMatrix by_user, Eigen::VectorXf popularity,
+                FactorModel* m) {
   m->users = train.users;
   m->items = train.items;
-  m->item_popularity = Eigen::VectorXf::Zero(train.items.size());
-  for (int32_t i : train.item) m->item_popularity[i] += 1.0f;
+  m->item_popularity = std::move(popularity);
   const auto [lo, hi] = std::minmax_element(train.value.begin(), train.value.end());
   m->min_value = *lo;
   m->max_value = *hi;
@@ -23,29 +24,40 @@ void FillCommon(const Interactions& train, CsrMatrix by_user, FactorModel* m) {
 
 }  // namespace
 
-FactorModel TrainPopular(const Interactions& train, Feedback feedback) {
+absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, Feedback feedback,
+                                         const PopularityOptions& popularity) {
   FactorModel m;
   m.params.algorithm = Algorithm::kPopular;
   m.params.feedback = feedback;
+  RETURN_IF_ERROR(ValidatePopularityOptions(popularity));
   if (!train.empty()) {
+    ASSIGN_OR_RETURN(Eigen::VectorXf scores, ItemPopularity(train, popularity));
     m.global_mean = static_cast<float>(
         std::accumulate(train.value.begin(), train.value.end(), 0.0) / train.size());
-    FillCommon(train, train.ToUserItemMatrix(), &m);
+    FillCommon(train, train.ToUserItemMatrix(), std::move(scores), &m);
   }
   return m;
+}
+
+FactorModel TrainPopular(const Interactions& train, Feedback feedback) {
+  // Plain counts need no timestamps: this fails only for item indices outside train.items,
+  // which no well-formed Interactions has.
+  return *TrainPopular(train, feedback, PopularityOptions{});
 }
 
 absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOptions& options,
                                        const IterationCallback& on_iteration) {
   if (train.empty()) return absl::InvalidArgumentError("no training interactions");
   if (options.algorithm == Algorithm::kPopular) {
-    return TrainPopular(train, options.als.feedback);
+    return TrainPopular(train, options.als.feedback, options.popularity);
   }
   RETURN_IF_ERROR(ValidateAlsOptions(options.als));
+  // Before the (long) ALS run, so that a bad popularity setting fails fast.
+  ASSIGN_OR_RETURN(Eigen::VectorXf popularity, ItemPopularity(train, options.popularity));
   CsrMatrix by_user = train.ToUserItemMatrix();
   const CsrMatrix by_item = by_user.Transpose();
   ASSIGN_OR_RETURN(FactorModel m, TrainAls(by_user, by_item, options.als, on_iteration));
-  FillCommon(train, std::move(by_user), &m);
+  FillCommon(train, std::move(by_user), std::move(popularity), &m);
   return m;
 }
 

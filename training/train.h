@@ -7,12 +7,16 @@
 #include "data/interactions.h"
 #include "engine/factor_model.h"
 #include "training/als.h"
+#include "training/popularity.h"
 
 namespace recloop {
 
 struct TrainOptions {
   Algorithm algorithm = Algorithm::kAls;
   AlsOptions als;  // used when algorithm == kAls; als.feedback also tags popularity models
+  // How FactorModel::item_popularity is computed, for every algorithm (it is the popularity
+  // model's score and every model's cold-start fallback). Default: plain counts.
+  PopularityOptions popularity;
 };
 
 // Trains on `train` (deduplicated). Returns InvalidArgument for bad options or empty data.
@@ -22,6 +26,11 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
 // A most-popular model: item scores are training interaction counts. The cold-start fallback
 // and the baseline every ranking figure is compared with.
 FactorModel TrainPopular(const Interactions& train, Feedback feedback);
+
+// As above, with item scores from ItemPopularity(train, popularity) (e.g. time-decayed).
+// Returns InvalidArgument for bad options or decay without timestamps.
+absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, Feedback feedback,
+                                         const PopularityOptions& popularity);
 
 }  // namespace recloop
 

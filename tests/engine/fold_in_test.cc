@@ -1,1 +1,221 @@
-// placeholder: being written (issue 3)
+#include "engine/fold_in.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "Eigen/Cholesky"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace recloop {
+namespace {
+
+constexpr int kItems = 60;
+constexpr int kFactors = 8;
+
+// A model with random item factors (and biases for explicit feedback); no users are needed to
+// fold in. Item 1 is a near-copy of item 0, so that item 1 is item 0's nearest neighbour.
+FactorModel MakeModel(Feedback feedback, uint64_t seed = 7) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  FactorModel m;
+  m.params.algorithm = Algorithm::kAls;
+  m.params.feedback = feedback;
+  m.params.factors = kFactors;
+  for (int i = 0; i < kItems; ++i) m.items.GetOrAdd(absl::StrCat("i", i));
+  m.item_factors.resize(kItems, kFactors);
+  for (int64_t j = 0; j < m.item_factors.size(); ++j) m.item_factors.data()[j] = normal(rng);
+  for (int c = 0; c < kFactors; ++c) {
+    m.item_factors(1, c) = 1.1f * m.item_factors(0, c) + 0.01f * normal(rng);
+  }
+  if (feedback == Feedback::kExplicit) {
+    m.params.regularization = 0.1f;
+    m.params.bias_regularization = 0.05f;
+    m.item_bias.resize(kItems);
+    for (int i = 0; i < kItems; ++i) m.item_bias[i] = normal(rng);
+    m.global_mean = 3.5f;
+    m.min_value = 1.0f;
+    m.max_value = 5.0f;
+  } else {
+    m.params.regularization = 2.0f;
+    m.params.alpha = 3.0f;
+    m.min_value = 0.0f;
+    m.max_value = 10.0f;
+  }
+  m.item_popularity = Eigen::VectorXf::Ones(kItems);
+  return m;
+}
+
+struct History {
+  std::vector<int32_t> items;
+  std::vector<float> values;
+};
+
+History MakeHistory(Feedback feedback, int n, uint64_t seed = 3) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> all(kItems);
+  for (int i = 0; i < kItems; ++i) all[i] = i;
+  std::shuffle(all.begin() + 2, all.end(), rng);  // items 0 and 1 stay out of the history
+  std::uniform_int_distribution<int> rating(1, 5);
+  History h;
+  for (int j = 0; j < n; ++j) {
+    h.items.push_back(all[2 + j]);
+    h.values.push_back(feedback == Feedback::kExplicit ? static_cast<float>(rating(rng))
+                                                       : static_cast<float>(rating(rng) - 1));
+  }
+  return h;
+}
+
+TEST(FoldIn, ExplicitSolvesTheBiasedWeightedLambdaNormalEquations) {
+  const FactorModel m = MakeModel(Feedback::kExplicit);
+  ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+  const History h = MakeHistory(Feedback::kExplicit, 20);
+  ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(h.items, h.values));
+  EXPECT_FALSE(u.cold_start);
+  ASSERT_EQ(u.factors.size(), kFactors);
+  // The gradient of Σ e² + λ n |x|² + λ_b n b² vanishes at the optimum (computed in double).
+  const double n = static_cast<double>(h.items.size());
+  Eigen::VectorXd grad_x = Eigen::VectorXd::Zero(kFactors);
+  double grad_b = 0;
+  for (size_t j = 0; j < h.items.size(); ++j) {
+    const int32_t i = h.items[j];
+    const Eigen::VectorXd q = m.item_factors.row(i).transpose().cast<double>();
+    const double e = h.values[j] - (m.global_mean + u.bias + m.item_bias[i] +
+                                    q.dot(u.factors.cast<double>()));
+    grad_x += -e * q;
+    grad_b += -e;
+  }
+  grad_x += m.params.regularization * n * u.factors.cast<double>();
+  grad_b += m.params.bias_regularization * n * u.bias;
+  EXPECT_LT(grad_x.norm(), 1e-4);
+  EXPECT_NEAR(grad_b, 0.0, 1e-4);
+  // PredictRating and Score agree with the formula.
+  const int32_t i = h.items[0];
+  const float dot = m.item_factors.row(i).dot(u.factors);
+  EXPECT_NEAR(f.Score(u, i), dot + m.item_bias[i], 1e-6);
+  EXPECT_NEAR(f.PredictRating(u, i),
+              std::clamp(m.global_mean + u.bias + m.item_bias[i] + dot, 1.0f, 5.0f), 1e-6);
+}
+
+TEST(FoldIn, ImplicitEqualsTheFullObjectiveSolution) {
+  const FactorModel m = MakeModel(Feedback::kImplicit);
+  ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+  History h = MakeHistory(Feedback::kImplicit, 15);
+  h.values[0] = -2.0f;  // a negative value: confidence 1 + α·2, preference 0
+  ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(h.items, h.values));
+  EXPECT_FALSE(u.cold_start);
+  EXPECT_EQ(u.bias, 0.0f);
+  // Reference: Σ over every item of c (p − x·y)² + λ|x|², formed directly in double.
+  std::vector<double> c(kItems, 1.0), p(kItems, 0.0);
+  for (size_t j = 0; j < h.items.size(); ++j) {
+    c[h.items[j]] = 1.0 + m.params.alpha * std::abs(h.values[j]);
+    p[h.items[j]] = h.values[j] > 0 ? 1.0 : 0.0;
+  }
+  Eigen::MatrixXd a = Eigen::MatrixXd::Identity(kFactors, kFactors) * m.params.regularization;
+  Eigen::VectorXd b = Eigen::VectorXd::Zero(kFactors);
+  for (int i = 0; i < kItems; ++i) {
+    const Eigen::VectorXd y = m.item_factors.row(i).transpose().cast<double>();
+    a += c[i] * y * y.transpose();
+    b += c[i] * p[i] * y;
+  }
+  const Eigen::VectorXd expected = a.ldlt().solve(b);
+  EXPECT_LT((u.factors.cast<double>() - expected).norm(), 1e-5 * (1 + expected.norm()));
+  EXPECT_NEAR(f.Score(u, 5), m.item_factors.row(5).dot(u.factors), 1e-6);
+}
+
+TEST(FoldIn, ExtraPositiveInteractionMovesTowardTheItemAndItsNeighbour) {
+  for (Feedback fb : {Feedback::kExplicit, Feedback::kImplicit}) {
+    SCOPED_TRACE(std::string(ToString(fb)));
+    const FactorModel m = MakeModel(fb);
+    ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+    History h = MakeHistory(fb, 10);
+    ASSERT_OK_AND_ASSIGN(const FoldedUser before, f.Fold(h.items, h.values));
+    // Item 0, liked as much as the data allows; item 1 is its near-copy and is not touched.
+    h.items.push_back(0);
+    h.values.push_back(fb == Feedback::kExplicit ? 5.0f : 4.0f);
+    ASSERT_OK_AND_ASSIGN(const FoldedUser after, f.Fold(h.items, h.values));
+    EXPECT_GT(f.Score(after, 0), f.Score(before, 0));
+    EXPECT_GT(f.Score(after, 1), f.Score(before, 1));
+  }
+}
+
+TEST(FoldIn, EmptyHistoryIsAColdStart) {
+  for (Feedback fb : {Feedback::kExplicit, Feedback::kImplicit}) {
+    const FactorModel m = MakeModel(fb);
+    ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+    ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold({}, {}));
+    EXPECT_TRUE(u.cold_start);
+    EXPECT_EQ(u.factors, Eigen::VectorXf::Zero(kFactors));
+    EXPECT_EQ(u.bias, 0.0f);
+  }
+}
+
+TEST(FoldIn, RejectsBadInput) {
+  const FactorModel m = MakeModel(Feedback::kExplicit);
+  ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+  const std::vector<int32_t> items = {3, 4};
+  const std::vector<float> one_value = {1.0f};
+  EXPECT_EQ(f.Fold(items, one_value).status().code(), absl::StatusCode::kInvalidArgument);
+  for (int32_t bad : {-1, kItems}) {
+    const std::vector<int32_t> bad_items = {3, bad};
+    const std::vector<float> values = {1.0f, 2.0f};
+    const auto r = f.Fold(bad_items, values);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(std::to_string(bad)), std::string::npos)
+        << r.status();
+  }
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    const std::vector<float> values = {1.0f, bad};
+    EXPECT_EQ(f.Fold(items, values).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(FoldIn, CreateRejectsModelsItCannotFoldInto) {
+  FactorModel popular;
+  popular.params.algorithm = Algorithm::kPopular;
+  popular.items.GetOrAdd("a");
+  popular.item_popularity = Eigen::VectorXf::Ones(1);
+  EXPECT_EQ(FoldIn::Create(popular).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  FactorModel no_bias = MakeModel(Feedback::kExplicit);
+  no_bias.item_bias.resize(0);
+  EXPECT_EQ(FoldIn::Create(no_bias).status().code(), absl::StatusCode::kInvalidArgument);
+
+  FactorModel bad_reg = MakeModel(Feedback::kImplicit);
+  bad_reg.params.regularization = -1.0f;
+  EXPECT_EQ(FoldIn::Create(bad_reg).status().code(), absl::StatusCode::kInvalidArgument);
+
+  FactorModel bad_shape = MakeModel(Feedback::kImplicit);
+  bad_shape.items.GetOrAdd("extra");
+  EXPECT_EQ(FoldIn::Create(bad_shape).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FoldIn, ConcurrentFoldsAgreeWithASerialOne) {
+  const FactorModel m = MakeModel(Feedback::kImplicit);
+  ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+  const History h = MakeHistory(Feedback::kImplicit, 30);
+  ASSERT_OK_AND_ASSIGN(const FoldedUser serial, f.Fold(h.items, h.values));
+  constexpr int kThreads = 4;
+  std::vector<Eigen::VectorXf> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 50; ++rep) {
+        auto r = f.Fold(h.items, h.values);
+        if (r.ok()) got[t] = r->factors;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(got[t], serial.factors) << "thread " << t;
+}
+
+}  // namespace
+}  // namespace recloop

@@ -1,0 +1,86 @@
+// Fold-in: a user's factor vector computed from a list of (item, value) interactions with the
+// item side of a trained model held fixed. This is exactly one ALS user half-step (the same
+// objective and the same float arithmetic as training/als.cc), so a user folded in with their
+// training history after convergence gets back their trained vector. The server uses it for
+// real-time personalisation of users the model has not seen, or whose history has grown.
+#ifndef RECLOOP_ENGINE_FOLD_IN_H_
+#define RECLOOP_ENGINE_FOLD_IN_H_
+
+#include <cstdint>
+#include <span>
+
+#include "Eigen/Core"
+#include "absl/status/statusor.h"
+#include "engine/factor_model.h"
+
+namespace recloop {
+
+// The result of one fold-in.
+struct FoldedUser {
+  // The user's factors, model.params.factors long. Zero when cold_start is true.
+  Eigen::VectorXf factors;
+  // Explicit models: the user's bias. Always 0 for implicit models and for cold starts.
+  float bias = 0.0f;
+  // True when the history was empty. The penalised optimum is then the zero vector (as in
+  // training), which carries no personal signal: callers should serve popular items instead
+  // (FactorModel::item_popularity) and say so in the result's source.
+  bool cold_start = false;
+};
+
+// Solves the fold-in problem for one model:
+//   explicit: min Σ_j (v_j − μ − b_i(j) − b − x·q_i(j))² + λ·n·|x|² + λ_b·n·b²
+//             (weighted-λ, n = number of interactions), solved as the (K+1)×(K+1) normal
+//             equations in [b, x] by Cholesky;
+//   implicit: min Σ_all items c_i (p_i − x·y_i)² + λ|x|² with c = 1 + α|v|, p = [v > 0] on the
+//             given items and c = 1, p = 0 elsewhere, i.e. the exact Cholesky solve of
+//             (YᵀY + λI + Σ (c−1) y yᵀ) x = Σ c·p·y. YᵀY + λI is computed once, in Create.
+//             (Training may use CG; CG converges to this same solution.)
+// Cost per call: O(n·K² + K³) with n the history length; scratch is allocated per call.
+//
+// Thread-safety: immutable after Create; any number of threads may call the const methods
+// concurrently. Holds a reference to the model, which must outlive it and stay unchanged.
+class FoldIn {
+ public:
+  // Validates the model and precomputes what every fold-in shares. Returns FailedPrecondition
+  // for a model without factors (a popularity model) and InvalidArgument for a model whose
+  // shapes or hyper-parameters are inconsistent (e.g. an explicit model without biases, a
+  // negative or non-finite regularization).
+  static absl::StatusOr<FoldIn> Create(const FactorModel& model);
+
+  // Folds in one user's history: items[j] (dense item index of the model) with value values[j].
+  // Each entry counts as one interaction (as in training, where histories are deduplicated
+  // first; duplicates here count twice). Returns InvalidArgument if the spans differ in length,
+  // an item index is outside [0, num_items()) or a value is not finite; Internal if the system
+  // is not positive definite (only possible with zero regularization). An empty history is not
+  // an error: it returns cold_start = true (see FoldedUser).
+  absl::StatusOr<FoldedUser> Fold(std::span<const int32_t> items,
+                                  std::span<const float> values) const;
+
+  // The predicted value (rating) of a folded user for item i: μ + b + b_i + x·q_i for explicit
+  // models, x·y_i for implicit ones, clamped to [model.min_value, model.max_value] as
+  // FactorModel::PredictRating is. i must be in [0, num_items()) (not checked: hot path).
+  float PredictRating(const FoldedUser& user, int32_t i) const;
+
+  // The ranking score of item i for a folded user (x·q_i + b_i; the user's own bias and μ are
+  // constant over items and left out, as in FactorModel::ScoreItems). i as in PredictRating.
+  float Score(const FoldedUser& user, int32_t i) const;
+
+  int32_t num_items() const { return model_->num_items(); }
+  int factors() const { return static_cast<int>(model_->item_factors.cols()); }
+
+ private:
+  explicit FoldIn(const FactorModel& model) : model_(&model) {}
+
+  absl::StatusOr<FoldedUser> FoldExplicit(std::span<const int32_t> items,
+                                          std::span<const float> values) const;
+  absl::StatusOr<FoldedUser> FoldImplicit(std::span<const int32_t> items,
+                                          std::span<const float> values) const;
+
+  const FactorModel* model_;  // not owned
+  // Implicit models: YᵀY + λI (K×K, column-major as the solver wants it). Empty for explicit.
+  Eigen::MatrixXf gram_;
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_ENGINE_FOLD_IN_H_
