@@ -5,6 +5,7 @@
 #define RECLOOP_ENGINE_FACTOR_MODEL_H_
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,6 +41,30 @@ struct ModelParams {
   uint64_t seed = 0;
 };
 
+// Which file a model was trained (or tested) on, and its content when it was read.
+struct DataFingerprint {
+  std::string path;
+  int64_t rows = 0;            // interactions read from it (after merging duplicates)
+  int64_t bytes = 0;           // file size
+  uint64_t content_xxh64 = 0;  // XXH64 (seed 0) of the whole file (engine/model_io.h)
+};
+
+// Where a model came from. The caller of SaveModel fills data, test, split, the interaction
+// counts and metrics; SaveModel assigns version, created_* and library_version, and LoadModel
+// returns all of it. Empty for a model that was never saved.
+struct ModelLineage {
+  std::string version;          // the version directory, e.g. "v000003"
+  std::string library_version;  // recloop version that wrote the model
+  int64_t created_unix_ms = 0;
+  std::string created_utc;      // ISO 8601
+  DataFingerprint data;         // the training file
+  DataFingerprint test;         // the held-out file, if one was given (else path empty)
+  std::string split;            // split spec (data/split.h), empty if none
+  int64_t train_interactions = 0;
+  int64_t test_interactions = 0;
+  std::map<std::string, double> metrics;  // held-out metrics, e.g. "ndcg@10"
+};
+
 // Plain data; concurrent const calls are safe.
 struct FactorModel {
   ModelParams params;
@@ -52,8 +77,10 @@ struct FactorModel {
   float global_mean = 0.0f;   // explicit ALS only
   float min_value = 0.0f;     // range of training values: explicit predictions are clamped to it
   float max_value = 0.0f;
-  Eigen::VectorXf item_popularity;  // items.size(): training interactions per item
+  Eigen::VectorXf item_popularity;  // items.size(): training interactions per item (time-decayed
+                                    // when trained with a popularity half-life)
   CsrMatrix seen;                   // users x items: the training interactions
+  ModelLineage lineage;             // metadata only: never affects predictions
 
   int32_t num_users() const { return users.size(); }
   int32_t num_items() const { return items.size(); }

@@ -1,1 +1,317 @@
-// placeholder: being written (issue 3)
+#include "engine/item_index.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "faiss/Index.h"
+#include "faiss/IndexFlat.h"
+#include "faiss/IndexHNSW.h"
+#include "faiss/impl/HNSW.h"
+#include "faiss/impl/io.h"
+#include "faiss/index_io.h"
+#include "xxhash.h"
+
+namespace recloop {
+namespace {
+
+// FAISS's label type must be ours, so that `items` goes to FAISS without a copy.
+static_assert(std::is_same_v<faiss::Index::idx_t, int64_t>);
+
+// File layout: Header, then `payload_bytes` bytes holding the inner-product index followed by
+// the cosine index, each in FAISS's own serialisation. The checksum covers the payload so that
+// a flipped byte is reported as DataLoss before FAISS parses (and possibly trusts) it.
+constexpr char kMagic[8] = {'R', 'L', 'I', 'T', 'E', 'M', 'I', 'X'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFlagHasBias = 1;
+
+struct Header {
+  char magic[8];
+  uint32_t format_version;
+  uint32_t flags;
+  int32_t factors;
+  int32_t num_items;
+  uint64_t payload_bytes;
+  uint64_t payload_xxh64;
+};
+static_assert(sizeof(Header) == 40);
+
+// Sets this thread's OpenMP team size for the duration of a call and restores it after.
+// omp_set_num_threads changes only the calling thread's ICV, so concurrent searches on other
+// threads are unaffected.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
+    if (threads > 0) omp_set_num_threads(threads);
+  }
+  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+std::unique_ptr<faiss::Index> NewIndex(IndexType type, int dim, const ItemIndexOptions& o) {
+  if (type == IndexType::kHnsw) {
+    auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(dim, o.hnsw_m, faiss::METRIC_INNER_PRODUCT);
+    hnsw->hnsw.efConstruction = o.hnsw_ef_construction;
+    hnsw->hnsw.efSearch = o.hnsw_ef_search;
+    return hnsw;
+  }
+  return std::make_unique<faiss::IndexFlatIP>(dim);
+}
+
+void NormalizeRows(std::vector<float>& m, int64_t rows, int dim) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = m.data() + r * dim;
+    double norm = 0;
+    for (int j = 0; j < dim; ++j) norm += double{row[j]} * row[j];
+    // A zero vector stays zero: it is similar to nothing (cosine 0) rather than NaN.
+    if (norm > 0) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+      for (int j = 0; j < dim; ++j) row[j] *= inv;
+    }
+  }
+}
+
+IndexType TypeOf(const faiss::Index& index) {
+  return dynamic_cast<const faiss::IndexHNSW*>(&index) != nullptr ? IndexType::kHnsw
+                                                                 : IndexType::kExact;
+}
+
+}  // namespace
+
+std::string_view ToString(IndexType t) {
+  switch (t) {
+    case IndexType::kAuto:
+      return "auto";
+    case IndexType::kExact:
+      return "exact";
+    case IndexType::kHnsw:
+      return "hnsw";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<IndexType> ParseIndexType(std::string_view s) {
+  if (s == "auto") return IndexType::kAuto;
+  if (s == "exact" || s == "flat") return IndexType::kExact;
+  if (s == "hnsw") return IndexType::kHnsw;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown index type '", std::string(s), "' (expected auto, exact or hnsw)"));
+}
+
+struct ItemIndex::Impl {
+  int factors = 0;
+  bool has_bias = false;
+  int hnsw_ef_search = 0;
+  std::unique_ptr<faiss::Index> ip;      // dim factors (+1 with bias)
+  std::unique_ptr<faiss::Index> cosine;  // dim factors, normalised rows
+
+  absl::Status DoSearch(const faiss::Index& index, int64_t n, const float* queries, int k,
+                        float* scores, int64_t* items, const ItemSearchParams& params) const {
+    if (n < 0 || k < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("search needs n >= 0 and k >= 1, got n = ",
+                                                     n, ", k = ", k));
+    }
+    if (n == 0) return absl::OkStatus();
+    if (queries == nullptr || scores == nullptr || items == nullptr) {
+      return absl::InvalidArgumentError("search given a null array");
+    }
+    ScopedOmpThreads threads(params.omp_threads);
+    try {
+      if (TypeOf(index) == IndexType::kHnsw) {
+        // Per-call parameters rather than mutating hnsw.efSearch, which would race between
+        // concurrent searches. The beam must be at least k to return k results.
+        faiss::SearchParametersHNSW p;
+        p.efSearch = std::max(params.ef_search > 0 ? params.ef_search : hnsw_ef_search, k);
+        index.search(n, queries, k, scores, items, &p);
+      } else {
+        index.search(n, queries, k, scores, items);
+      }
+    } catch (const std::exception& e) {
+      // FAISS reports misuse and allocation failures by throwing; no exception leaves engine.
+      return absl::InternalError(absl::StrCat("FAISS search failed: ", e.what()));
+    }
+    // FAISS marks missing results with label -1 and a min-heap sentinel score; normalise it.
+    for (int64_t j = 0; j < n * k; ++j) {
+      if (items[j] < 0) scores[j] = -std::numeric_limits<float>::infinity();
+    }
+    return absl::OkStatus();
+  }
+};
+
+ItemIndex::ItemIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ItemIndex::ItemIndex(ItemIndex&&) noexcept = default;
+ItemIndex& ItemIndex::operator=(ItemIndex&&) noexcept = default;
+ItemIndex::~ItemIndex() = default;
+
+int32_t ItemIndex::num_items() const { return static_cast<int32_t>(impl_->ip->ntotal); }
+int ItemIndex::factors() const { return impl_->factors; }
+int ItemIndex::dim() const { return impl_->factors + (impl_->has_bias ? 1 : 0); }
+bool ItemIndex::has_bias() const { return impl_->has_bias; }
+IndexType ItemIndex::type() const { return TypeOf(*impl_->ip); }
+
+absl::StatusOr<ItemIndex> ItemIndex::Build(const FactorModel& model,
+                                           const ItemIndexOptions& options) {
+  if (!model.has_factors() || model.item_factors.rows() == 0) {
+    return absl::InvalidArgumentError("an item index needs a factor model with items");
+  }
+  if (options.hnsw_m < 2) return absl::InvalidArgumentError("hnsw_m must be >= 2");
+  if (options.hnsw_ef_construction < 1) {
+    return absl::InvalidArgumentError("hnsw_ef_construction must be >= 1");
+  }
+  if (options.hnsw_ef_search < 1) return absl::InvalidArgumentError("hnsw_ef_search must be >= 1");
+  if (options.hnsw_min_items < 0) return absl::InvalidArgumentError("hnsw_min_items must be >= 0");
+  if (options.build_threads < 0) return absl::InvalidArgumentError("build_threads must be >= 0");
+  const int64_t n = model.item_factors.rows();
+  const int k = static_cast<int>(model.item_factors.cols());
+  const bool has_bias = model.has_biases();
+  if (has_bias && model.item_bias.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("item_bias has ", model.item_bias.size(),
+                                                   " entries for ", n, " items"));
+  }
+  IndexType type = options.type;
+  if (type == IndexType::kAuto) {
+    type = n >= options.hnsw_min_items ? IndexType::kHnsw : IndexType::kExact;
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->factors = k;
+  impl->has_bias = has_bias;
+  impl->hnsw_ef_search = options.hnsw_ef_search;
+  const int dim = k + (has_bias ? 1 : 0);
+  std::vector<float> vectors(static_cast<size_t>(n) * dim);
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(vectors.data() + i * dim, model.item_factors.row(i).data(), sizeof(float) * k);
+    if (has_bias) vectors[i * dim + k] = model.item_bias[i];
+  }
+  std::vector<float> normalized(model.item_factors.data(), model.item_factors.data() + n * k);
+  NormalizeRows(normalized, n, k);
+
+  ScopedOmpThreads threads(options.build_threads);
+  try {
+    impl->ip = NewIndex(type, dim, options);
+    impl->ip->add(n, vectors.data());
+    impl->cosine = NewIndex(type, k, options);
+    impl->cosine->add(n, normalized.data());
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS index build failed: ", e.what()));
+  }
+  return ItemIndex(std::move(impl));
+}
+
+void ItemIndex::MakeQuery(std::span<const float> user, std::span<float> query) const {
+  std::copy_n(user.begin(), impl_->factors, query.begin());
+  if (impl_->has_bias) query[impl_->factors] = 1.0f;
+}
+
+absl::Status ItemIndex::Search(int64_t n, const float* queries, int k, float* scores,
+                               int64_t* items, const ItemSearchParams& params) const {
+  return impl_->DoSearch(*impl_->ip, n, queries, k, scores, items, params);
+}
+
+absl::Status ItemIndex::SearchSimilar(int64_t n, const float* queries, int k, float* scores,
+                                      int64_t* items, const ItemSearchParams& params) const {
+  if (n < 0) return absl::InvalidArgumentError("search needs n >= 0");
+  std::vector<float> normalized(queries, queries + n * impl_->factors);
+  NormalizeRows(normalized, n, impl_->factors);
+  return impl_->DoSearch(*impl_->cosine, n, normalized.data(), k, scores, items, params);
+}
+
+absl::Status ItemIndex::Save(const std::string& path) const {
+  faiss::VectorIOWriter writer;
+  try {
+    faiss::write_index(impl_->ip.get(), &writer);
+    faiss::write_index(impl_->cosine.get(), &writer);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS could not serialise the index: ", e.what()));
+  }
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof(kMagic));
+  h.format_version = kFormatVersion;
+  h.flags = impl_->has_bias ? kFlagHasBias : 0;
+  h.factors = impl_->factors;
+  h.num_items = num_items();
+  h.payload_bytes = writer.data.size();
+  h.payload_xxh64 = XXH64(writer.data.data(), writer.data.size(), 0);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(&h), sizeof(h));
+  out.write(reinterpret_cast<const char*>(writer.data.data()),
+            static_cast<std::streamsize>(writer.data.size()));
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("could not write item index ", path));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ItemIndex> ItemIndex::Load(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("item index ", path, ": ", ec.message()));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open item index ", path));
+  Header h{};
+  if (size < sizeof(h) || !in.read(reinterpret_cast<char*>(&h), sizeof(h))) {
+    return absl::DataLossError(absl::StrCat("item index ", path, " is truncated (no header)"));
+  }
+  if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) {
+    return absl::DataLossError(absl::StrCat(path, " is not a recloop item index"));
+  }
+  if (h.format_version != kFormatVersion) {
+    return absl::DataLossError(absl::StrCat("item index ", path, " has format version ",
+                                            h.format_version, ", expected ", kFormatVersion));
+  }
+  if (h.payload_bytes != size - sizeof(h)) {
+    return absl::DataLossError(absl::StrCat("item index ", path, " is truncated or padded: ",
+                                            size - sizeof(h), " payload bytes, header says ",
+                                            h.payload_bytes));
+  }
+  if (h.factors <= 0 || h.num_items <= 0 || (h.flags & ~kFlagHasBias) != 0) {
+    return absl::DataLossError(absl::StrCat("item index ", path, " has a corrupted header"));
+  }
+  faiss::VectorIOReader reader;
+  reader.data.resize(h.payload_bytes);
+  if (!in.read(reinterpret_cast<char*>(reader.data.data()),
+               static_cast<std::streamsize>(reader.data.size()))) {
+    return absl::DataLossError(absl::StrCat("could not read item index ", path));
+  }
+  if (XXH64(reader.data.data(), reader.data.size(), 0) != h.payload_xxh64) {
+    return absl::DataLossError(absl::StrCat("item index ", path, " fails its checksum"));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->factors = h.factors;
+  impl->has_bias = (h.flags & kFlagHasBias) != 0;
+  try {
+    impl->ip.reset(faiss::read_index(&reader));
+    impl->cosine.reset(faiss::read_index(&reader));
+  } catch (const std::exception& e) {
+    // Checksummed data FAISS cannot parse means a writer bug or a foreign file: still a Status.
+    return absl::DataLossError(absl::StrCat("FAISS cannot read item index ", path, ": ",
+                                            e.what()));
+  }
+  const int dim = h.factors + (impl->has_bias ? 1 : 0);
+  if (impl->ip->d != dim || impl->cosine->d != h.factors || impl->ip->ntotal != h.num_items ||
+      impl->cosine->ntotal != h.num_items ||
+      impl->ip->metric_type != faiss::METRIC_INNER_PRODUCT ||
+      impl->cosine->metric_type != faiss::METRIC_INNER_PRODUCT) {
+    return absl::DataLossError(
+        absl::StrCat("item index ", path, " does not match its header (shape or metric)"));
+  }
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(impl->ip.get())) {
+    impl->hnsw_ef_search = hnsw->hnsw.efSearch;
+  } else {
+    impl->hnsw_ef_search = ItemIndexOptions{}.hnsw_ef_search;
+  }
+  return ItemIndex(std::move(impl));
+}
+
+}  // namespace recloop

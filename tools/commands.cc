@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <vector>
 
 #include "data/split.h"
@@ -130,6 +132,7 @@ int RunTrain(const TrainCommand& cmd) {
 
   auto data = Read(cmd.data, *read_options, cmd.quiet);
   if (!data.ok()) return Fail(data.status());
+  const int64_t data_rows = data->size();
   Interactions train, test;
   if (spec) {
     auto split = Split(*data, *spec, cmd.als.seed);
@@ -161,26 +164,67 @@ int RunTrain(const TrainCommand& cmd) {
   const double train_seconds = SecondsSince(start);
   if (!cmd.quiet) std::fprintf(stderr, "trained %s in %.2f s\n", cmd.algorithm.c_str(), train_seconds);
 
-  if (!cmd.out.empty()) {
-    if (absl::Status s = SaveModel(*model, cmd.out); !s.ok()) return Fail(s);
-    if (!cmd.quiet) std::fprintf(stderr, "model written to %s\n", cmd.out.c_str());
+  // Evaluate before saving, so that the held-out metrics go into the model's metadata.
+  std::optional<EvalResult> result, baseline;
+  if (!test.empty()) {
+    EvalOptions eval_options;
+    eval_options.k = cmd.k;
+    auto r = Evaluate(*model, test, eval_options);
+    if (!r.ok()) return Fail(r.status());
+    result = std::move(*r);
+    auto b = Evaluate(TrainPopular(train, *feedback), test, eval_options);
+    if (!b.ok()) return Fail(b.status());
+    baseline = std::move(*b);
   }
-  if (test.empty()) {
+
+  std::optional<SavedModel> saved;
+  if (!cmd.out.empty()) {
+    ModelLineage& lineage = model->lineage;
+    // Hashed only when the model is kept: it costs a second read of the data file.
+    auto data_print = FingerprintFile(cmd.data);
+    if (!data_print.ok()) return Fail(data_print.status());
+    lineage.data = *data_print;
+    // Absolute, so that the lineage still says which file it was when read from elsewhere.
+    lineage.data.path = std::filesystem::absolute(cmd.data).string();
+    lineage.data.rows = data_rows;
+    if (!cmd.test.empty()) {
+      auto test_print = FingerprintFile(cmd.test);
+      if (!test_print.ok()) return Fail(test_print.status());
+      lineage.test = *test_print;
+      lineage.test.path = std::filesystem::absolute(cmd.test).string();
+      lineage.test.rows = test.size();
+    }
+    lineage.split = cmd.split;
+    lineage.train_interactions = train.size();
+    lineage.test_interactions = test.size();
+    if (result) {
+      const nlohmann::json metrics = result->ToJson();  // items() must not outlive it
+      for (const auto& [key, value] : metrics.items()) {
+        if (value.is_number()) lineage.metrics[key] = value.get<double>();
+      }
+    }
+    auto s = SaveModel(*model, cmd.out);
+    if (!s.ok()) return Fail(s.status());
+    saved = *s;
+    if (!cmd.quiet) {
+      std::fprintf(stderr, "model %s written to %s\n", saved->version.c_str(),
+                   saved->path.c_str());
+    }
+  }
+  if (!result) {
     if (!cmd.quiet) std::fprintf(stderr, "no --test or --split: no held-out metrics\n");
     return 0;
   }
-  EvalOptions eval_options;
-  eval_options.k = cmd.k;
-  auto result = Evaluate(*model, test, eval_options);
-  if (!result.ok()) return Fail(result.status());
-  auto baseline = Evaluate(TrainPopular(train, *feedback), test, eval_options);
-  if (!baseline.ok()) return Fail(baseline.status());
   if (cmd.json) {
     nlohmann::json out = result->ToJson();
     out["algorithm"] = cmd.algorithm;
     out["feedback"] = cmd.feedback;
     out["train_seconds"] = train_seconds;
     out["baseline"] = baseline->ToJson();
+    if (saved) {
+      out["model_version"] = saved->version;
+      out["model_path"] = saved->path;
+    }
     std::cout << out.dump() << std::endl;
   } else {
     PrintTable(cmd.algorithm, *result, *baseline);
@@ -206,6 +250,13 @@ int RunEval(const EvalCommand& cmd) {
   }
   const nlohmann::json j = result->ToJson();
   for (const auto& [key, value] : j.items()) std::printf("%-20s %s\n", key.c_str(), value.dump().c_str());
+  return 0;
+}
+
+int RunModelInfo(const ModelInfoCommand& cmd) {
+  auto info = DescribeModel(cmd.model, cmd.json);
+  if (!info.ok()) return Fail(info.status());
+  std::cout << *info;
   return 0;
 }
 

@@ -38,15 +38,21 @@ struct TrainCommand {
   int k = 10;
   bool json = false;
   bool quiet = false;
-  std::string out;  // model directory; empty: the model is not saved
+  std::string out;  // models directory: a new version is added and `current` points at it
+                    // (engine/model_io.h); empty: the model is not saved
 };
 
 struct EvalCommand {
-  std::string model;
+  std::string model;  // a models directory (its `current`) or one version directory
   std::string test;
   InputFlags input;
   int k = 10;
   bool json = false;
+};
+
+struct ModelInfoCommand {
+  std::string model;  // a models directory (its `current`) or one version directory
+  bool json = false;  // print the metadata as JSON instead of Protobuf text format
 };
 
 struct DemoCommand {
@@ -57,6 +63,7 @@ struct DemoCommand {
 int RunGenerate(const GenerateCommand& cmd);
 int RunTrain(const TrainCommand& cmd);
 int RunEval(const EvalCommand& cmd);
+int RunModelInfo(const ModelInfoCommand& cmd);
 int RunDemo(const DemoCommand& cmd);
 
 }  // namespace recloop

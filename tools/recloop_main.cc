@@ -1,4 +1,4 @@
-// recloop: train, evaluate and generate data from the command line. A thin shell: every flag is
+// recloop: train, evaluate, inspect models and generate data from the command line. A thin shell: every flag is
 // parsed here into an options struct and handed to tools/commands.cc.
 #include <iostream>
 #include <memory>
@@ -84,15 +84,29 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--k", train.k, "Cut-off of the ranking metrics")->capture_default_str();
   train_cmd->add_flag("--json", train.json, "Print the metrics as one JSON object (last line)");
   train_cmd->add_flag("--quiet", train.quiet, "No progress lines on stderr");
-  train_cmd->add_option("--out", train.out, "Write the model to this directory");
+  train_cmd->add_option("--out", train.out,
+                        "Models directory: the model is written as a new version MODELS/vNNNNNN "
+                        "and MODELS/current is pointed at it");
 
   recloop::EvalCommand eval;
   auto* eval_cmd = app.add_subcommand("eval", "Evaluate a saved model on a held-out file");
-  eval_cmd->add_option("--model", eval.model, "Model directory")->required();
+  eval_cmd->add_option("--model", eval.model,
+                       "Models directory (uses its current version) or one version directory")
+      ->required();
   eval_cmd->add_option("--test", eval.test, "Held-out test file")->required();
   AddInputFlags(eval_cmd, &eval.input);
   eval_cmd->add_option("--k", eval.k, "Cut-off of the ranking metrics")->capture_default_str();
   eval_cmd->add_flag("--json", eval.json, "Print the metrics as one JSON object");
+
+  recloop::ModelInfoCommand info;
+  auto* model_cmd = app.add_subcommand("model", "Inspect saved models");
+  model_cmd->require_subcommand(1);
+  auto* info_cmd = model_cmd->add_subcommand(
+      "info", "Print a model's metadata: lineage, hyper-parameters, shapes, checksums");
+  info_cmd->add_option("DIR", info.model,
+                       "Models directory (uses its current version) or one version directory")
+      ->required();
+  info_cmd->add_flag("--json", info.json, "Print the metadata as JSON");
 
   recloop::DemoCommand demo;
   demo.generator.users = 5000;
@@ -114,6 +128,7 @@ int main(int argc, char** argv) {
   if (*generate) return recloop::RunGenerate(gen);
   if (*train_cmd) return recloop::RunTrain(train);
   if (*eval_cmd) return recloop::RunEval(eval);
+  if (*info_cmd) return recloop::RunModelInfo(info);
   if (*demo_cmd) return recloop::RunDemo(demo);
   return 2;
 }

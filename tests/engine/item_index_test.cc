@@ -1,1 +1,252 @@
-// placeholder: being written (issue 3)
+#include "engine/item_index.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <vector>
+
+#include "engine/top_k.h"
+#include "gtest/gtest.h"
+#include "tests/engine/random_model.h"
+#include "tests/test_util.h"
+
+namespace recloop {
+namespace {
+
+using test::RandomModel;
+
+// Inner-product queries for every user of `m`, row-major users x index.dim().
+std::vector<float> AllUserQueries(const FactorModel& m, const ItemIndex& index) {
+  std::vector<float> q(static_cast<size_t>(m.num_users()) * index.dim());
+  for (int32_t u = 0; u < m.num_users(); ++u) {
+    index.MakeQuery({m.user_factors.row(u).data(), static_cast<size_t>(m.item_factors.cols())},
+                    {q.data() + static_cast<size_t>(u) * index.dim(),
+                     static_cast<size_t>(index.dim())});
+  }
+  return q;
+}
+
+// Checks the index's top-k for every user against a brute-force Eigen top-k of the model's
+// ranking scores: same items in the same order, except that two items whose scores are within
+// float rounding of each other may swap.
+void ExpectMatchesBruteForce(const FactorModel& m, const ItemIndex& index, int k) {
+  const std::vector<float> q = AllUserQueries(m, index);
+  std::vector<float> scores(static_cast<size_t>(m.num_users()) * k);
+  std::vector<int64_t> items(scores.size());
+  ASSERT_OK(index.Search(m.num_users(), q.data(), k, scores.data(), items.data()));
+  std::vector<float> brute(m.num_items());
+  for (int32_t u = 0; u < m.num_users(); ++u) {
+    m.ScoreItems(u, brute);
+    const auto top = TopK(brute, k);
+    for (int r = 0; r < k; ++r) {
+      const int64_t got = items[static_cast<size_t>(u) * k + r];
+      const float got_score = scores[static_cast<size_t>(u) * k + r];
+      EXPECT_NEAR(got_score, top[r].score, 1e-4f) << "user " << u << " rank " << r;
+      if (got != top[r].item) {
+        ASSERT_GE(got, 0);
+        EXPECT_NEAR(brute[got], top[r].score, 1e-4f)
+            << "user " << u << " rank " << r << ": " << got << " vs " << top[r].item;
+      }
+    }
+  }
+}
+
+TEST(ItemIndex, ExactMatchesBruteForceForExplicitModelWithBiases) {
+  const FactorModel m = RandomModel(300, 2000, 16, /*explicit_feedback=*/true, 1);
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m));
+  EXPECT_EQ(index.type(), IndexType::kExact);
+  EXPECT_TRUE(index.has_bias());
+  EXPECT_EQ(index.dim(), 17);
+  ExpectMatchesBruteForce(m, index, 20);
+}
+
+TEST(ItemIndex, ExactMatchesBruteForceForImplicitModel) {
+  const FactorModel m = RandomModel(300, 2000, 16, /*explicit_feedback=*/false, 2);
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m));
+  EXPECT_FALSE(index.has_bias());
+  EXPECT_EQ(index.dim(), 16);
+  ExpectMatchesBruteForce(m, index, 20);
+}
+
+TEST(ItemIndex, KLargerThanCatalogueFillsTailWithMinusOne) {
+  const FactorModel m = RandomModel(2, 5, 4, true, 3);
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m));
+  const std::vector<float> q = AllUserQueries(m, index);
+  std::vector<float> scores(8);
+  std::vector<int64_t> items(8);
+  ASSERT_OK(index.Search(1, q.data(), 8, scores.data(), items.data()));
+  for (int r = 0; r < 5; ++r) EXPECT_GE(items[r], 0);
+  for (int r = 5; r < 8; ++r) {
+    EXPECT_EQ(items[r], -1);
+    EXPECT_EQ(scores[r], -std::numeric_limits<float>::infinity());
+  }
+}
+
+TEST(ItemIndex, RejectsBadArguments) {
+  FactorModel popularity_only;
+  popularity_only.items = IdMap::FromExternals({"a"});
+  EXPECT_FALSE(ItemIndex::Build(popularity_only).ok());
+  const FactorModel m = RandomModel(2, 10, 4, false, 4);
+  ItemIndexOptions bad;
+  bad.hnsw_m = 0;
+  EXPECT_FALSE(ItemIndex::Build(m, bad).ok());
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m));
+  std::vector<float> q(4), s(1);
+  std::vector<int64_t> i(1);
+  EXPECT_FALSE(index.Search(1, q.data(), 0, s.data(), i.data()).ok());
+  EXPECT_FALSE(index.Search(-1, q.data(), 1, s.data(), i.data()).ok());
+  EXPECT_FALSE(ParseIndexType("ivf").ok());
+  EXPECT_EQ(*ParseIndexType("hnsw"), IndexType::kHnsw);
+}
+
+TEST(ItemIndex, AutoBuildsHnswFromThreshold) {
+  const FactorModel m = RandomModel(2, 300, 8, true, 5);
+  ItemIndexOptions o;
+  o.hnsw_min_items = 300;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex hnsw, ItemIndex::Build(m, o));
+  EXPECT_EQ(hnsw.type(), IndexType::kHnsw);
+  o.hnsw_min_items = 301;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex exact, ItemIndex::Build(m, o));
+  EXPECT_EQ(exact.type(), IndexType::kExact);
+}
+
+double MillisSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Acceptance (scaled down for test time): HNSW recall@10 against exact search >= 0.95 on a
+// random 20K-item catalogue at K = 32, explicit model (bias-augmented vectors). Prints build
+// time and single-query latency of both indexes (one OpenMP thread, the serving setting).
+TEST(ItemIndex, HnswRecallAtTenAgainstExact) {
+  constexpr int kUsers = 500;
+  constexpr int kTopK = 10;
+  const FactorModel m = RandomModel(kUsers, 20'000, 32, true, 6, /*seen_per_user=*/1);
+  ItemIndexOptions o;
+  o.type = IndexType::kExact;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(const ItemIndex exact, ItemIndex::Build(m, o));
+  const double exact_build_ms = MillisSince(t0);
+  o.type = IndexType::kHnsw;
+  // Smaller than the defaults to keep the test fast; the recall bound must hold even so.
+  o.hnsw_m = 16;
+  o.hnsw_ef_construction = 40;
+  o.hnsw_ef_search = 256;
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(const ItemIndex hnsw, ItemIndex::Build(m, o));
+  const double hnsw_build_ms = MillisSince(t0);
+
+  const std::vector<float> q = AllUserQueries(m, exact);
+  std::vector<float> es(kUsers * kTopK), hs(kUsers * kTopK);
+  std::vector<int64_t> ei(kUsers * kTopK), hi(kUsers * kTopK);
+  // One query per call, as the server issues them.
+  t0 = std::chrono::steady_clock::now();
+  for (int u = 0; u < kUsers; ++u) {
+    ASSERT_OK(exact.Search(1, q.data() + u * exact.dim(), kTopK, es.data() + u * kTopK,
+                           ei.data() + u * kTopK));
+  }
+  const double exact_us = MillisSince(t0) * 1000 / kUsers;
+  t0 = std::chrono::steady_clock::now();
+  for (int u = 0; u < kUsers; ++u) {
+    ASSERT_OK(hnsw.Search(1, q.data() + u * hnsw.dim(), kTopK, hs.data() + u * kTopK,
+                          hi.data() + u * kTopK));
+  }
+  const double hnsw_us = MillisSince(t0) * 1000 / kUsers;
+  int hits = 0;
+  for (int u = 0; u < kUsers; ++u) {
+    for (int a = 0; a < kTopK; ++a) {
+      for (int b = 0; b < kTopK; ++b) hits += hi[u * kTopK + a] == ei[u * kTopK + b];
+    }
+  }
+  const double recall = static_cast<double>(hits) / (kUsers * kTopK);
+  std::printf(
+      "[ HNSW     ] 20K items K=32: recall@10 %.4f; build exact %.0f ms, hnsw %.0f ms; "
+      "query exact %.0f us, hnsw %.0f us\n",
+      recall, exact_build_ms, hnsw_build_ms, exact_us, hnsw_us);
+  RecordProperty("recall_at_10", std::to_string(recall));
+  EXPECT_GE(recall, 0.95);
+}
+
+class ItemIndexFileTest : public ::testing::TestWithParam<IndexType> {};
+
+TEST_P(ItemIndexFileTest, SaveLoadRoundTripGivesIdenticalResults) {
+  const FactorModel m = RandomModel(50, 1500, 8, true, 7);
+  ItemIndexOptions o;
+  o.type = GetParam();
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m, o));
+  test::TempDir dir;
+  const std::string path = dir.File("items.faiss");
+  ASSERT_OK(index.Save(path));
+  ASSERT_OK_AND_ASSIGN(const ItemIndex loaded, ItemIndex::Load(path));
+  EXPECT_EQ(loaded.type(), index.type());
+  EXPECT_EQ(loaded.num_items(), index.num_items());
+  EXPECT_EQ(loaded.factors(), index.factors());
+  EXPECT_EQ(loaded.has_bias(), index.has_bias());
+  const std::vector<float> q = AllUserQueries(m, index);
+  constexpr int k = 15;
+  const size_t n = static_cast<size_t>(m.num_users()) * k;
+  std::vector<float> s1(n), s2(n);
+  std::vector<int64_t> i1(n), i2(n);
+  ASSERT_OK(index.Search(m.num_users(), q.data(), k, s1.data(), i1.data()));
+  ASSERT_OK(loaded.Search(m.num_users(), q.data(), k, s2.data(), i2.data()));
+  EXPECT_EQ(i1, i2);
+  EXPECT_EQ(s1, s2);
+  ASSERT_OK(index.SearchSimilar(5, m.item_factors.data(), k, s1.data(), i1.data()));
+  ASSERT_OK(loaded.SearchSimilar(5, m.item_factors.data(), k, s2.data(), i2.data()));
+  EXPECT_EQ(std::vector<int64_t>(i1.begin(), i1.begin() + 5 * k),
+            std::vector<int64_t>(i2.begin(), i2.begin() + 5 * k));
+  // Saving the loaded index reproduces the file byte for byte.
+  const std::string again = dir.File("again.faiss");
+  ASSERT_OK(loaded.Save(again));
+  std::ifstream a(path, std::ios::binary), b(again, std::ios::binary);
+  const std::string ca((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  const std::string cb((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(ca, cb);
+}
+
+TEST_P(ItemIndexFileTest, CorruptedFileIsAnErrorNotACrash) {
+  const FactorModel m = RandomModel(5, 300, 8, false, 8);
+  ItemIndexOptions o;
+  o.type = GetParam();
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m, o));
+  test::TempDir dir;
+  const std::string path = dir.File("items.faiss");
+  ASSERT_OK(index.Save(path));
+  std::ifstream in(path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+
+  EXPECT_EQ(ItemIndex::Load(dir.File("missing")).status().code(), absl::StatusCode::kNotFound);
+  for (size_t cut : {size_t{0}, size_t{10}, size_t{40}, good.size() / 2, good.size() - 1}) {
+    const auto s = ItemIndex::Load(dir.Write("truncated", good.substr(0, cut))).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << "cut at " << cut << ": " << s;
+  }
+  for (size_t pos : {size_t{0}, size_t{12}, size_t{30}, size_t{60}, good.size() / 2,
+                     good.size() - 1}) {
+    std::string bad = good;
+    bad[pos] = static_cast<char>(bad[pos] ^ 0x5a);
+    const auto s = ItemIndex::Load(dir.Write("flipped", bad)).status();
+    EXPECT_FALSE(s.ok()) << "flipped byte " << pos;
+  }
+  EXPECT_FALSE(ItemIndex::Load(dir.Write("garbage", std::string(4096, 'x'))).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(ItemIndex, ItemIndexFileTest,
+                         ::testing::Values(IndexType::kExact, IndexType::kHnsw),
+                         [](const auto& info) { return std::string(ToString(info.param)); });
+
+TEST(ItemIndex, SearchSimilarRanksItemItselfFirst) {
+  const FactorModel m = RandomModel(2, 1000, 8, true, 9);
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m));
+  std::vector<float> s(3);
+  std::vector<int64_t> i(3);
+  for (int32_t item : {0, 17, 999}) {
+    ASSERT_OK(index.SearchSimilar(1, m.item_factors.row(item).data(), 3, s.data(), i.data()));
+    EXPECT_EQ(i[0], item);
+    EXPECT_NEAR(s[0], 1.0f, 1e-5f);
+    EXPECT_LE(s[1], s[0]);
+  }
+}
+
+}  // namespace
+}  // namespace recloop

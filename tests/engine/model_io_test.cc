@@ -1,13 +1,19 @@
 #include "engine/model_io.h"
 
+#include <unistd.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "gtest/gtest.h"
 #include "test_util.h"
 
 namespace recloop {
 namespace {
+
+namespace fs = std::filesystem;
 
 FactorModel SmallModel() {
   FactorModel m;
@@ -16,6 +22,10 @@ FactorModel SmallModel() {
   m.params.factors = 3;
   m.params.iterations = 7;
   m.params.regularization = 0.12f;
+  m.params.bias_regularization = 0.5f;
+  m.params.alpha = 2.5f;
+  m.params.cg_steps = 4;
+  m.params.cholesky = true;
   m.params.seed = 99;
   m.users = IdMap::FromExternals({"alice", "bob"});
   m.items = IdMap::FromExternals({"i1", "i2", "i3", "i4"});
@@ -29,16 +39,70 @@ FactorModel SmallModel() {
   m.item_popularity = Eigen::VectorXf::Random(4);
   m.seen = CsrMatrix::FromTriplets(2, 4, std::vector<int32_t>{0, 0, 1},
                                    std::vector<int32_t>{1, 3, 2}, std::vector<float>{4, 5, 1});
+  m.lineage.data = {"/data/ratings.csv", 1234, 56789, 0x0123456789abcdefULL};
+  m.lineage.split = "user:0.2";
+  m.lineage.train_interactions = 1000;
+  m.lineage.test_interactions = 234;
+  m.lineage.metrics = {{"ndcg@10", 0.25}, {"rmse", 0.91}};
   return m;
 }
 
-TEST(ModelIo, SaveLoadRoundTripsExactly) {
-  test::TempDir dir;
-  const FactorModel m = SmallModel();
-  ASSERT_OK(SaveModel(m, dir.File("model")));
-  ASSERT_OK_AND_ASSIGN(FactorModel back, LoadModel(dir.File("model")));
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void FlipByte(const fs::path& p, int64_t offset) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(offset);
+  f.write(&c, 1);
+}
+
+// A models directory with one saved version of SmallModel().
+class ModelIo : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto saved = SaveModel(model_, models_);
+    ASSERT_TRUE(saved.ok()) << saved.status();
+    version_dir_ = saved->path;
+  }
+
+  // Loading fails and the message names `file`.
+  void ExpectRejectedNaming(const std::string& file) {
+    const auto loaded = LoadModel(models_);
+    ASSERT_FALSE(loaded.ok()) << file;
+    EXPECT_NE(loaded.status().message().find(file), std::string::npos) << loaded.status();
+  }
+
+  test::TempDir dir_;
+  const std::string models_ = dir_.File("models");
+  const FactorModel model_ = SmallModel();  // Random() differs per call: keep the saved one
+  std::string version_dir_;
+};
+
+constexpr const char* kArrayFiles[] = {"user_factors.f32", "item_factors.f32",    "user_bias.f32",
+                                       "item_bias.f32",    "item_popularity.f32", "seen_indptr.i64",
+                                       "seen_indices.i32", "seen_values.f32",     "users.txt",
+                                       "items.txt"};
+
+TEST_F(ModelIo, SaveLoadRoundTripsBitIdentically) {
+  const FactorModel& m = model_;
+  ASSERT_OK_AND_ASSIGN(FactorModel back, LoadModel(models_));
+  EXPECT_EQ(back.params.algorithm, Algorithm::kAls);
+  EXPECT_EQ(back.params.feedback, Feedback::kExplicit);
   EXPECT_EQ(back.params.factors, 3);
   EXPECT_EQ(back.params.iterations, 7);
+  EXPECT_EQ(back.params.regularization, 0.12f);
+  EXPECT_EQ(back.params.bias_regularization, 0.5f);
+  EXPECT_EQ(back.params.alpha, 2.5f);
+  EXPECT_EQ(back.params.cg_steps, 4);
+  EXPECT_TRUE(back.params.cholesky);
   EXPECT_EQ(back.params.seed, 99u);
   EXPECT_EQ(back.users.externals(), m.users.externals());
   EXPECT_EQ(back.items.externals(), m.items.externals());
@@ -48,46 +112,231 @@ TEST(ModelIo, SaveLoadRoundTripsExactly) {
   EXPECT_EQ(back.item_bias, m.item_bias);
   EXPECT_EQ(back.item_popularity, m.item_popularity);
   EXPECT_EQ(back.global_mean, 3.5f);
+  EXPECT_EQ(back.min_value, 1.0f);
+  EXPECT_EQ(back.max_value, 5.0f);
+  EXPECT_EQ(back.seen.indptr(), m.seen.indptr());
   EXPECT_EQ(back.seen.indices(), m.seen.indices());
   EXPECT_EQ(back.seen.values(), m.seen.values());
   EXPECT_EQ(back.PredictRating(1, 2), m.PredictRating(1, 2));
+
+  const ModelLineage& l = back.lineage;
+  EXPECT_EQ(l.version, "v000001");
+  EXPECT_EQ(l.library_version, LibraryVersion());
+  EXPECT_GT(l.created_unix_ms, 0);
+  EXPECT_EQ(l.created_utc.size(), 20u) << l.created_utc;  // 2024-05-01T12:00:00Z
+  EXPECT_EQ(l.data.path, "/data/ratings.csv");
+  EXPECT_EQ(l.data.rows, 1234);
+  EXPECT_EQ(l.data.bytes, 56789);
+  EXPECT_EQ(l.data.content_xxh64, 0x0123456789abcdefULL);
+  EXPECT_EQ(l.split, "user:0.2");
+  EXPECT_EQ(l.train_interactions, 1000);
+  EXPECT_EQ(l.test_interactions, 234);
+  EXPECT_EQ(l.metrics, m.lineage.metrics);
 }
 
-TEST(ModelIo, TruncatedFactorFileIsRejectedWithItsName) {
-  test::TempDir dir;
-  ASSERT_OK(SaveModel(SmallModel(), dir.File("model")));
-  const auto path = dir.path() / "model" / "item_factors.f32";
-  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
-  const auto loaded = LoadModel(dir.File("model"));
+TEST_F(ModelIo, PopularityModelWithoutFactorsRoundTrips) {
+  FactorModel m = SmallModel();
+  m.params.algorithm = Algorithm::kPopular;
+  m.params.factors = 0;
+  m.user_factors.resize(0, 0);
+  m.item_factors.resize(0, 0);
+  m.user_bias.resize(0);
+  m.item_bias.resize(0);
+  ASSERT_OK_AND_ASSIGN(SavedModel saved, SaveModel(m, models_));
+  EXPECT_FALSE(fs::exists(fs::path(saved.path) / "user_factors.f32"));
+  ASSERT_OK_AND_ASSIGN(FactorModel back, LoadModel(saved.path));
+  EXPECT_FALSE(back.has_factors());
+  EXPECT_FALSE(back.has_biases());
+  EXPECT_EQ(back.params.algorithm, Algorithm::kPopular);
+  EXPECT_EQ(back.item_popularity, m.item_popularity);
+}
+
+TEST_F(ModelIo, VersionsIncreaseAndCurrentPointsAtTheNewest) {
+  EXPECT_EQ(fs::path(version_dir_).filename(), "v000001");
+  FactorModel m = SmallModel();
+  m.global_mean = 4.0f;
+  ASSERT_OK_AND_ASSIGN(SavedModel second, SaveModel(m, models_));
+  EXPECT_EQ(second.version, "v000002");
+  m.global_mean = 4.5f;
+  ASSERT_OK_AND_ASSIGN(SavedModel third, SaveModel(m, models_));
+  EXPECT_EQ(third.version, "v000003");
+  EXPECT_LT(second.version, third.version);  // names sort in creation order
+  const fs::path current = fs::path(models_) / "current";
+  ASSERT_TRUE(fs::is_symlink(current));
+  EXPECT_EQ(fs::read_symlink(current), "v000003");  // relative: the directory can be moved
+  ASSERT_OK_AND_ASSIGN(std::string resolved, ResolveModelDir(models_));
+  EXPECT_EQ(fs::path(resolved).filename(), "v000003");
+  ASSERT_OK_AND_ASSIGN(FactorModel back, LoadModel(models_));
+  EXPECT_EQ(back.global_mean, 4.5f);
+  EXPECT_EQ(back.lineage.version, "v000003");
+  // No temporary files are left behind by successful saves.
+  for (const auto& e : fs::directory_iterator(models_)) {
+    EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << e.path();
+  }
+}
+
+TEST_F(ModelIo, LoadsViaModelsDirAndViaVersionDir) {
+  FactorModel m = SmallModel();
+  m.global_mean = 2.0f;
+  ASSERT_OK(SaveModel(m, models_));
+  ASSERT_OK_AND_ASSIGN(FactorModel via_models, LoadModel(models_));
+  EXPECT_EQ(via_models.global_mean, 2.0f);
+  ASSERT_OK_AND_ASSIGN(FactorModel via_version, LoadModel(version_dir_));  // v000001
+  EXPECT_EQ(via_version.global_mean, 3.5f);
+  EXPECT_EQ(via_version.lineage.version, "v000001");
+}
+
+TEST_F(ModelIo, MissingModelIsNotFound) {
+  EXPECT_EQ(LoadModel(dir_.File("nothing")).status().code(), absl::StatusCode::kNotFound);
+  fs::create_directories(dir_.path() / "empty");
+  EXPECT_EQ(LoadModel(dir_.File("empty")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelIo, TruncatedArrayFilesAreRejectedWithTheirName) {
+  for (const char* name : kArrayFiles) {
+    const fs::path p = fs::path(version_dir_) / name;
+    const std::string original = ReadAll(p);
+    fs::resize_file(p, original.size() - 1);
+    ExpectRejectedNaming(name);
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << original;
+  }
+  EXPECT_OK(LoadModel(models_));  // restored
+}
+
+TEST_F(ModelIo, FlippedByteInEachArrayFileIsRejectedWithItsName) {
+  for (const char* name : kArrayFiles) {
+    const fs::path p = fs::path(version_dir_) / name;
+    const std::string original = ReadAll(p);
+    FlipByte(p, static_cast<int64_t>(original.size()) / 2);
+    ExpectRejectedNaming(name);
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << original;
+  }
+  EXPECT_OK(LoadModel(models_));
+}
+
+TEST_F(ModelIo, MissingArrayFileIsRejectedWithItsName) {
+  fs::remove(fs::path(version_dir_) / "item_factors.f32");
+  ExpectRejectedNaming("item_factors.f32");
+}
+
+TEST_F(ModelIo, CorruptedMetadataIsRejectedWithItsName) {
+  const fs::path p = fs::path(version_dir_) / "model.pb";
+  const std::string original = ReadAll(p);
+  // Every byte of the payload, and the header's reserved, length and checksum fields.
+  for (int64_t offset = 12; offset < static_cast<int64_t>(original.size()); ++offset) {
+    FlipByte(p, offset);
+    const auto loaded = LoadModel(models_);
+    ASSERT_FALSE(loaded.ok()) << "flipped byte " << offset;
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss) << loaded.status();
+    EXPECT_NE(loaded.status().message().find("model.pb"), std::string::npos) << loaded.status();
+    FlipByte(p, offset);
+  }
+  fs::resize_file(p, original.size() - 3);
+  ExpectRejectedNaming("model.pb");
+  fs::resize_file(p, 10);
+  ExpectRejectedNaming("model.pb");
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << "{not a model";
+  ExpectRejectedNaming("model.pb");
+}
+
+TEST_F(ModelIo, WrongFormatVersionIsRejected) {
+  const fs::path p = fs::path(version_dir_) / "model.pb";
+  {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);  // the header's uint32 format version
+    const uint32_t version = 999;
+    f.write(reinterpret_cast<const char*>(&version), sizeof(version));
+  }
+  const auto loaded = LoadModel(models_);
   ASSERT_FALSE(loaded.ok());
-  EXPECT_NE(loaded.status().message().find("item_factors.f32"), std::string::npos)
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(loaded.status().message().find("model.pb"), std::string::npos) << loaded.status();
+  EXPECT_NE(loaded.status().message().find("format version 999"), std::string::npos)
       << loaded.status();
 }
 
-TEST(ModelIo, CorruptSeenIndexIsRejected) {
-  test::TempDir dir;
-  ASSERT_OK(SaveModel(SmallModel(), dir.File("model")));
-  {
-    std::fstream f(dir.path() / "model" / "seen_indices.i32",
-                   std::ios::in | std::ios::out | std::ios::binary);
-    const int32_t bad = 1000;
-    f.write(reinterpret_cast<const char*>(&bad), sizeof(bad));
-  }
-  const auto loaded = LoadModel(dir.File("model"));
+TEST_F(ModelIo, FormatVersionOneDirectoryIsAClearError) {
+  fs::create_directories(dir_.path() / "old");
+  dir_.Write("old/model.json", "{\"format_version\": 1}");
+  const auto loaded = LoadModel(dir_.File("old"));
   ASSERT_FALSE(loaded.ok());
-  EXPECT_NE(loaded.status().message().find("out of range"), std::string::npos) << loaded.status();
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(loaded.status().message().find("format version 1"), std::string::npos)
+      << loaded.status();
 }
 
-TEST(ModelIo, MissingDirectoryAndBadMetadataAreErrors) {
+TEST_F(ModelIo, LeftoverTempDirFromACrashIsIgnored) {
+  // A writer that crashed mid-version leaves a hidden temporary directory with partial files.
+  const fs::path crashed = fs::path(models_) / ".tmp-12345-999";
+  fs::create_directories(crashed);
+  dir_.Write("models/.tmp-12345-999/item_factors.f32", "partial");
+  dir_.Write("models/.tmp-12345-999/model.pb", "RCLMODEL");
+  ASSERT_OK_AND_ASSIGN(FactorModel loaded, LoadModel(models_));
+  EXPECT_EQ(loaded.lineage.version, "v000001");
+  EXPECT_EQ(fs::read_symlink(fs::path(models_) / "current"), "v000001");
+  // A crash after the rename but before the swap leaves a complete, unreferenced version: the
+  // next save goes past it and `current` only moves to complete versions.
+  ASSERT_OK_AND_ASSIGN(SavedModel next, SaveModel(SmallModel(), models_));
+  EXPECT_EQ(next.version, "v000002");
+  EXPECT_EQ(fs::read_symlink(fs::path(models_) / "current"), "v000002");
+  EXPECT_TRUE(fs::exists(crashed));  // left for the operator; never read
+  ASSERT_OK(LoadModel(models_));
+}
+
+TEST_F(ModelIo, FailedExtraFilesLeaveCurrentUnchanged) {
+  SaveModelOptions options;
+  options.write_extra_files = [](const std::string& dir) {
+    std::ofstream(dir + "/index.faiss") << "x";
+    return absl::InternalError("index build failed");
+  };
+  const auto saved = SaveModel(SmallModel(), models_, options);
+  EXPECT_FALSE(saved.ok());
+  EXPECT_EQ(fs::read_symlink(fs::path(models_) / "current"), "v000001");
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(models_)) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 2);  // v000001 and current: the partial version was removed
+  // And a successful hook's files land in the version.
+  options.write_extra_files = [](const std::string& dir) {
+    std::ofstream(dir + "/index.faiss") << "x";
+    return absl::OkStatus();
+  };
+  ASSERT_OK_AND_ASSIGN(SavedModel ok, SaveModel(SmallModel(), models_, options));
+  EXPECT_TRUE(fs::exists(fs::path(ok.path) / "index.faiss"));
+}
+
+TEST_F(ModelIo, RejectsInconsistentModelsAndNewlinesInIds) {
+  FactorModel m = SmallModel();
+  m.item_bias.resize(3);
+  EXPECT_EQ(SaveModel(m, models_).status().code(), absl::StatusCode::kInvalidArgument);
+  m = SmallModel();
+  m.users = IdMap::FromExternals({"al\nice", "bob"});
+  EXPECT_EQ(SaveModel(m, models_).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fs::read_symlink(fs::path(models_) / "current"), "v000001");
+}
+
+TEST_F(ModelIo, DescribeModelPrintsTheMetadata) {
+  ASSERT_OK_AND_ASSIGN(std::string text, DescribeModel(models_, /*json=*/false));
+  EXPECT_NE(text.find("model_version: \"v000001\""), std::string::npos) << text;
+  EXPECT_NE(text.find("ndcg@10"), std::string::npos) << text;
+  ASSERT_OK_AND_ASSIGN(std::string json, DescribeModel(models_, /*json=*/true));
+  EXPECT_NE(json.find("\"algorithm\": \"als\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"split\": \"user:0.2\""), std::string::npos) << json;
+}
+
+TEST(ModelIoFingerprint, HashesFileContent) {
   test::TempDir dir;
-  EXPECT_EQ(LoadModel(dir.File("nothing")).status().code(), absl::StatusCode::kNotFound);
-  ASSERT_OK(SaveModel(SmallModel(), dir.File("model")));
-  dir.Write("model/model.json", "{\"format_version\": 999}");
-  const auto loaded = LoadModel(dir.File("model"));
-  ASSERT_FALSE(loaded.ok());
-  EXPECT_NE(loaded.status().message().find("format version 999"), std::string::npos);
-  dir.Write("model/model.json", "{not json");
-  EXPECT_FALSE(LoadModel(dir.File("model")).ok());
+  const std::string a = dir.Write("a.csv", "user,item\nu,i\n");
+  const std::string b = dir.Write("b.csv", "user,item\nu,j\n");
+  ASSERT_OK_AND_ASSIGN(DataFingerprint fa, FingerprintFile(a));
+  ASSERT_OK_AND_ASSIGN(DataFingerprint fa2, FingerprintFile(a));
+  ASSERT_OK_AND_ASSIGN(DataFingerprint fb, FingerprintFile(b));
+  EXPECT_EQ(fa.bytes, 14);
+  EXPECT_EQ(fa.content_xxh64, fa2.content_xxh64);
+  EXPECT_NE(fa.content_xxh64, fb.content_xxh64);
+  EXPECT_EQ(FingerprintFile(dir.File("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -53,7 +54,7 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, HelpListsEverySubcommand) {
   const Result r = Run("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* sub : {"generate", "train", "eval", "demo"}) {
+  for (const char* sub : {"generate", "train", "eval", "model", "demo"}) {
     EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     const Result sr = Run(std::string(sub) + " --help");
     EXPECT_EQ(sr.exit_code, 0) << sub;
@@ -118,6 +119,56 @@ TEST_F(Cli, GenerateTrainSaveAndEvalRoundTrip) {
   r = Run("eval --model " + dir_.File("missing") + " --test " + data);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("missing"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, TrainOutTwiceAddsVersionsAndModelInfoShowsTheLineage) {
+  const std::string data = dir_.File("store.csv");
+  ASSERT_EQ(Run("generate --users 200 --items 80 --interactions 3000 --feedback implicit "
+                "--seed 5 --out " + data).exit_code, 0);
+  const std::string models = dir_.File("models");
+  const std::string train = "train --data " + data + " --split user:0.2 --feedback implicit "
+                            "--factors 6 --iterations 3 --quiet --json --out " + models;
+  Result r = Run(train);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(LastJsonLine(r.out)["model_version"], "v000001");
+  r = Run(train + " --seed 7");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json second = LastJsonLine(r.out);
+  EXPECT_EQ(second["model_version"], "v000002");
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(models) / "v000001" / "model.pb"));
+  EXPECT_EQ(std::filesystem::read_symlink(std::filesystem::path(models) / "current"), "v000002");
+
+  r = Run("model info " + models + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json info = nlohmann::json::parse(r.out);  // exactly one object
+  EXPECT_EQ(info["model_version"], "v000002");
+  EXPECT_EQ(info["params"]["algorithm"], "als");
+  EXPECT_EQ(info["params"]["feedback"], "implicit");
+  EXPECT_EQ(info["params"]["factors"], 6);
+  EXPECT_EQ(info["params"]["seed"], "7");  // proto3 JSON writes 64-bit integers as strings
+  EXPECT_EQ(info["lineage"]["data"]["path"], data);
+  EXPECT_EQ(info["lineage"]["data"]["rows"], "3000");
+  EXPECT_NE(info["lineage"]["data"]["content_xxh64"], "0");
+  EXPECT_EQ(info["lineage"]["split"], "user:0.2");
+  // The held-out metrics in the metadata are the ones train printed.
+  EXPECT_DOUBLE_EQ(info["lineage"]["metrics"]["ndcg@10"].get<double>(),
+                   second["ndcg@10"].get<double>());
+  EXPECT_FALSE(info["library_version"].get<std::string>().empty());
+  EXPECT_FALSE(info["files"].empty());
+
+  // Text form, and a version directory rather than the models directory.
+  r = Run("model info " + models + "/v000001");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("model_version: \"v000001\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("content_xxh64"), std::string::npos) << r.out;
+
+  // eval follows `current`.
+  r = Run("eval --model " + models + " --test " + data + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  r = Run("model info " + dir_.File("nowhere"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, QuietSilencesProgress) {
