@@ -1,6 +1,9 @@
 #include "tools/commands.h"
 
+#include <atomic>
 #include <chrono>
+#include <fstream>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -8,10 +11,13 @@
 #include <vector>
 
 #include "data/split.h"
+#include "engine/item_index.h"
 #include "engine/model_io.h"
+#include "engine/recommender.h"
 #include "engine/status_macros.h"
 #include "engine/top_k.h"
 #include "nlohmann/json.hpp"
+#include "tbb/parallel_for.h"
 
 namespace recloop {
 namespace {
@@ -91,7 +97,134 @@ void PrintTable(const std::string& name, const EvalResult& model, const EvalResu
               "test_interactions", static_cast<long long>(model.test_interactions));
 }
 
+constexpr char kItemIndexFile[] = "items.faiss";
+
+// A model with its item index: the saved one when the version has it, else an exact index
+// built now (cheap: a copy of the item vectors).
+absl::StatusOr<Recommender> LoadRecommender(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string dir, ResolveModelDir(path));
+  ASSIGN_OR_RETURN(FactorModel loaded, LoadModel(dir));
+  auto model = std::make_shared<const FactorModel>(std::move(loaded));
+  std::shared_ptr<const ItemIndex> index;
+  if (model->has_factors()) {
+    const std::string index_path = dir + "/" + kItemIndexFile;
+    absl::StatusOr<ItemIndex> built = std::filesystem::exists(index_path)
+                                          ? ItemIndex::Load(index_path)
+                                          : ItemIndex::Build(*model, ItemIndexOptions{});
+    if (!built.ok()) return built.status();
+    index = std::make_shared<const ItemIndex>(std::move(*built));
+  }
+  return Recommender::Create(model, index);
+}
+
+nlohmann::json ItemsJson(const FactorModel& model, const std::vector<Recommendation>& recs) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& r : recs) {
+    items.push_back({{"item", model.items.External(r.item)},
+                     {"score", r.score},
+                     {"source", std::string(ToString(r.source))}});
+  }
+  return items;
+}
+
+void PrintItems(const FactorModel& model, const std::vector<Recommendation>& recs) {
+  for (size_t rank = 0; rank < recs.size(); ++rank) {
+    std::printf("%3zu  %-20s %10.4f  %s\n", rank + 1, model.items.External(recs[rank].item).c_str(),
+                recs[rank].score, std::string(ToString(recs[rank].source)).c_str());
+  }
+}
+
 }  // namespace
+
+int RunRecommend(const RecommendCommand& cmd) {
+  if (cmd.n < 1) return Fail(absl::InvalidArgumentError("--n must be >= 1"));
+  if (cmd.all == !cmd.user.empty()) {
+    return Fail(absl::InvalidArgumentError("give exactly one of --user U and --all"));
+  }
+  if (cmd.all && cmd.out.empty()) return Fail(absl::InvalidArgumentError("--all needs --out FILE"));
+  auto rec = LoadRecommender(cmd.model);
+  if (!rec.ok()) return Fail(rec.status());
+  const FactorModel& model = rec->model();
+  RecommendOptions options;
+  options.n = cmd.n;
+  if (!cmd.all) {
+    // An unknown user is not an error: it gets popular items (source "popular"), as the server
+    // will answer a new customer.
+    const int32_t u = model.users.Find(cmd.user).value_or(-1);
+    auto recs = rec->Recommend(u, options);
+    if (!recs.ok()) return Fail(recs.status());
+    if (cmd.json) {
+      nlohmann::json out = {{"user", cmd.user},
+                            {"model_version", model.lineage.version},
+                            {"items", ItemsJson(model, *recs)}};
+      std::cout << out.dump() << std::endl;
+    } else {
+      PrintItems(model, *recs);
+    }
+    return 0;
+  }
+  // Every user, in parallel; rows are written in user order.
+  const int32_t users = model.num_users();
+  std::vector<std::string> rows(users);
+  std::atomic<int32_t> done{0};
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex error_mu;
+  const auto start = Clock::now();
+  tbb::parallel_for(tbb::blocked_range<int32_t>(0, users, 64), [&](const auto& range) {
+    for (int32_t u = range.begin(); u != range.end(); ++u) {
+      auto recs = rec->Recommend(u, options);
+      if (!recs.ok()) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        failed = true;
+        error = std::string(recs.status().message());
+        return;
+      }
+      std::string& row = rows[u];
+      for (size_t r = 0; r < recs->size(); ++r) {
+        const auto& x = (*recs)[r];
+        row += model.users.External(u) + "," + std::to_string(r + 1) + "," +
+               model.items.External(x.item) + "," + std::to_string(x.score) + "\n";
+      }
+    }
+    const int32_t d = done.fetch_add(range.size()) + range.size();
+    if (users >= 10000 && d * 20 / users != (d - range.size()) * 20 / users) {
+      std::fprintf(stderr, "\rrecommend: %3d%% (%d/%d users)", d * 100 / users, d, users);
+    }
+  });
+  if (users >= 10000) std::fprintf(stderr, "\n");
+  if (failed) return Fail(absl::InternalError(error));
+  std::ofstream out(cmd.out, std::ios::binary | std::ios::trunc);
+  out << "user,rank,item,score\n";
+  for (const auto& row : rows) out << row;
+  if (!out.flush()) return Fail(absl::InternalError(cmd.out + ": write failed"));
+  const double seconds = SecondsSince(start);
+  std::fprintf(stderr, "wrote %s: %d users x %d items in %.2f s (%.0f users/s)\n", cmd.out.c_str(),
+               users, cmd.n, seconds, users / std::max(seconds, 1e-9));
+  return 0;
+}
+
+int RunSimilar(const SimilarCommand& cmd) {
+  if (cmd.n < 1) return Fail(absl::InvalidArgumentError("--n must be >= 1"));
+  auto rec = LoadRecommender(cmd.model);
+  if (!rec.ok()) return Fail(rec.status());
+  const FactorModel& model = rec->model();
+  const auto item = model.items.Find(cmd.item);
+  if (!item) return Fail(absl::NotFoundError("unknown item '" + cmd.item + "'"));
+  RecommendOptions options;
+  options.n = cmd.n;
+  auto recs = rec->Similar(*item, options);
+  if (!recs.ok()) return Fail(recs.status());
+  if (cmd.json) {
+    nlohmann::json out = {{"item", cmd.item},
+                          {"model_version", model.lineage.version},
+                          {"items", ItemsJson(model, *recs)}};
+    std::cout << out.dump() << std::endl;
+  } else {
+    PrintItems(model, *recs);
+  }
+  return 0;
+}
 
 int RunGenerate(const GenerateCommand& cmd) {
   GeneratorOptions o = cmd.generator;
@@ -203,7 +336,18 @@ int RunTrain(const TrainCommand& cmd) {
         if (value.is_number()) lineage.metrics[key] = value.get<double>();
       }
     }
-    auto s = SaveModel(*model, cmd.out);
+    SaveModelOptions save_options;
+    if (model->has_factors()) {
+      // The FAISS index goes into the same version directory, so it is published atomically
+      // with the factors it was built from.
+      save_options.write_extra_files = [&](const std::string& version_dir) -> absl::Status {
+        ItemIndexOptions index_options;
+        ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
+        ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(*model, index_options));
+        return index.Save(version_dir + "/" + kItemIndexFile);
+      };
+    }
+    auto s = SaveModel(*model, cmd.out, save_options);
     if (!s.ok()) return Fail(s.status());
     saved = *s;
     if (!cmd.quiet) {

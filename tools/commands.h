@@ -38,6 +38,7 @@ struct TrainCommand {
   int k = 10;
   bool json = false;
   bool quiet = false;
+  std::string index = "auto";  // item index saved with the model: auto, exact or hnsw
   std::string out;  // models directory: a new version is added and `current` points at it
                     // (engine/model_io.h); empty: the model is not saved
 };
@@ -60,6 +61,24 @@ struct DemoCommand {
   bool quiet = false;
 };
 
+struct RecommendCommand {
+  std::string model;  // a models directory (its `current`) or one version directory
+  std::string user;   // one user, or
+  bool all = false;   // every user of the model (needs out)
+  int n = 10;
+  bool json = false;
+  std::string out;  // --all: CSV with header user,rank,item,score
+};
+
+struct SimilarCommand {
+  std::string model;
+  std::string item;
+  int n = 10;
+  bool json = false;
+};
+
+int RunRecommend(const RecommendCommand& cmd);
+int RunSimilar(const SimilarCommand& cmd);
 int RunGenerate(const GenerateCommand& cmd);
 int RunTrain(const TrainCommand& cmd);
 int RunEval(const EvalCommand& cmd);

@@ -84,6 +84,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--k", train.k, "Cut-off of the ranking metrics")->capture_default_str();
   train_cmd->add_flag("--json", train.json, "Print the metrics as one JSON object (last line)");
   train_cmd->add_flag("--quiet", train.quiet, "No progress lines on stderr");
+  train_cmd->add_option("--index", train.index,
+                        "Item index saved with the model: auto (HNSW from 200K items), exact, hnsw")
+      ->capture_default_str();
   train_cmd->add_option("--out", train.out,
                         "Models directory: the model is written as a new version MODELS/vNNNNNN "
                         "and MODELS/current is pointed at it");
@@ -118,6 +121,28 @@ int main(int argc, char** argv) {
   AddGeneratorFlags(demo_cmd, &demo.generator);
   demo_cmd->add_flag("--quiet", demo.quiet, "No progress lines on stderr");
 
+  recloop::RecommendCommand recommend;
+  auto* recommend_cmd = app.add_subcommand(
+      "recommend", "Top-n recommendations for one user, or for every user into a CSV file");
+  recommend_cmd->add_option("--model", recommend.model,
+                            "Models directory (its current version) or one version directory")
+      ->required();
+  recommend_cmd->add_option("--user", recommend.user, "External user ID (unknown: popular items)");
+  recommend_cmd->add_flag("--all", recommend.all, "Every user of the model (with --out)");
+  recommend_cmd->add_option("--n", recommend.n, "Items per user")->capture_default_str();
+  recommend_cmd->add_flag("--json", recommend.json, "One JSON object, as the server returns it");
+  recommend_cmd->add_option("--out", recommend.out, "--all: CSV file user,rank,item,score");
+
+  recloop::SimilarCommand similar;
+  auto* similar_cmd =
+      app.add_subcommand("similar", "Items most similar to an item (cosine of item embeddings)");
+  similar_cmd->add_option("--model", similar.model,
+                          "Models directory (its current version) or one version directory")
+      ->required();
+  similar_cmd->add_option("--item", similar.item, "External item ID")->required();
+  similar_cmd->add_option("--n", similar.n, "Number of items")->capture_default_str();
+  similar_cmd->add_flag("--json", similar.json, "One JSON object");
+
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<tbb::global_control> limit;
@@ -130,5 +155,7 @@ int main(int argc, char** argv) {
   if (*eval_cmd) return recloop::RunEval(eval);
   if (*info_cmd) return recloop::RunModelInfo(info);
   if (*demo_cmd) return recloop::RunDemo(demo);
+  if (*recommend_cmd) return recloop::RunRecommend(recommend);
+  if (*similar_cmd) return recloop::RunSimilar(similar);
   return 2;
 }

@@ -54,7 +54,7 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, HelpListsEverySubcommand) {
   const Result r = Run("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* sub : {"generate", "train", "eval", "model", "demo"}) {
+  for (const char* sub : {"generate", "train", "eval", "model", "demo", "recommend", "similar"}) {
     EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     const Result sr = Run(std::string(sub) + " --help");
     EXPECT_EQ(sr.exit_code, 0) << sub;
@@ -205,6 +205,59 @@ TEST_F(Cli, MovieLensImplicitAlsBeatsPopularOnTheSameSplit) {
   EXPECT_GE(a["recall@10"].get<double>(), 1.5 * p["recall@10"].get<double>());
   // The baseline printed beside the model is the popular model on the same split.
   EXPECT_DOUBLE_EQ(a["baseline"]["ndcg@10"].get<double>(), p["ndcg@10"].get<double>());
+}
+
+
+TEST_F(Cli, RecommendAndSimilarFromASavedModel) {
+  const std::string data = dir_.File("store.csv");
+  ASSERT_EQ(Run("generate --users 200 --items 80 --interactions 4000 --feedback implicit "
+                "--out " + data).exit_code, 0);
+  const std::string models = dir_.File("models");
+  Result r = Run("train --data " + data + " --feedback implicit --factors 8 --iterations 5 "
+                 "--quiet --out " + models);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(models + "/current/items.faiss"));
+
+  r = Run("recommend --model " + models + " --user u3 --n 7 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["user"], "u3");
+  EXPECT_EQ(j["model_version"], "v000001");
+  ASSERT_EQ(j["items"].size(), 7u);
+  for (const auto& item : j["items"]) EXPECT_EQ(item["source"], "personalized");
+  // Scores come best first.
+  EXPECT_GE(j["items"][0]["score"].get<double>(), j["items"][6]["score"].get<double>());
+
+  r = Run("recommend --model " + models + " --user someone-new --n 3 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["items"].size(), 3u);
+  EXPECT_EQ(j["items"][0]["source"], "popular");
+
+  r = Run("similar --model " + models + " --item i5 --n 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["item"], "i5");
+  ASSERT_EQ(j["items"].size(), 4u);
+  for (const auto& item : j["items"]) EXPECT_NE(item["item"], "i5");
+
+  const std::string csv = dir_.File("recs.csv");
+  r = Run("recommend --model " + models + " --all --n 5 --out " + csv);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "user,rank,item,score");
+  int rows = 0;
+  while (std::getline(in, line)) ++rows;
+  EXPECT_EQ(rows, 200 * 5);
+
+  r = Run("similar --model " + models + " --item no-such-item");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown item 'no-such-item'"), std::string::npos) << r.err;
+  r = Run("recommend --model " + models + " --all");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
 }
 
 }  // namespace
