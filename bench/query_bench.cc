@@ -1,0 +1,155 @@
+// Per-query cost of serving from a model: top-n recommendations through the exact and the HNSW
+// item index (with and without the exclude-seen filter), and fold-in of a user's history.
+//
+//   build/bench/query_bench                          (see BENCHMARKS.md)
+//
+// Each benchmark also reports the median and 99th percentile of the single-query latencies it
+// timed (p50_us, p99_us), since a mean hides the tail that a storefront sees.
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+
+#include "benchmark/benchmark.h"
+#include "engine/fold_in.h"
+#include "engine/item_index.h"
+#include "engine/recommender.h"
+
+namespace recloop {
+namespace {
+
+constexpr int kFactors = 64;
+constexpr int32_t kUsers = 10000;
+constexpr int kSeenPerUser = 100;
+
+// A model of Gaussian factors with item biases (explicit), `items` items and kUsers users who
+// have each seen kSeenPerUser random items.
+std::shared_ptr<const FactorModel> MakeModel(int32_t items) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  auto m = std::make_shared<FactorModel>();
+  m->params.feedback = Feedback::kExplicit;
+  m->params.factors = kFactors;
+  m->params.regularization = 0.1f;
+  m->params.bias_regularization = 0.1f;
+  std::vector<std::string> u(kUsers), it(items);
+  for (int32_t i = 0; i < kUsers; ++i) u[i] = "u" + std::to_string(i);
+  for (int32_t i = 0; i < items; ++i) it[i] = "i" + std::to_string(i);
+  m->users = IdMap::FromExternals(std::move(u));
+  m->items = IdMap::FromExternals(std::move(it));
+  m->user_factors.resize(kUsers, kFactors);
+  m->item_factors.resize(items, kFactors);
+  for (int64_t j = 0; j < m->user_factors.size(); ++j) m->user_factors.data()[j] = normal(rng);
+  for (int64_t j = 0; j < m->item_factors.size(); ++j) m->item_factors.data()[j] = normal(rng);
+  m->user_bias = Eigen::VectorXf::Zero(kUsers);
+  m->item_bias.resize(items);
+  for (int32_t i = 0; i < items; ++i) m->item_bias[i] = normal(rng);
+  m->global_mean = 3.5f;
+  m->min_value = 1.0f;
+  m->max_value = 5.0f;
+  m->item_popularity = Eigen::VectorXf::Ones(items);
+  std::vector<int32_t> row, col;
+  std::vector<float> val;
+  std::uniform_int_distribution<int32_t> pick(0, items - 1);
+  for (int32_t r = 0; r < kUsers; ++r) {
+    for (int s = 0; s < kSeenPerUser; ++s) {  // repeats are rare and harmless here
+      row.push_back(r);
+      col.push_back(pick(rng));
+      val.push_back(4.0f);
+    }
+  }
+  m->seen = CsrMatrix::FromTriplets(kUsers, items, row, col, val);
+  return m;
+}
+
+struct Served {
+  std::shared_ptr<const FactorModel> model;
+  std::unique_ptr<Recommender> recommender;
+};
+
+// Built once per (items, index type) and kept: building is never timed.
+const Served& Serve(int32_t items, IndexType type) {
+  static std::map<std::pair<int32_t, IndexType>, Served> cache;
+  auto& slot = cache[{items, type}];
+  if (!slot.recommender) {
+    slot.model = MakeModel(items);
+    ItemIndexOptions options;
+    options.type = type;
+    auto index = ItemIndex::Build(*slot.model, options);
+    if (!index.ok()) std::abort();
+    auto rec = Recommender::Create(slot.model,
+                                   std::make_shared<const ItemIndex>(std::move(*index)));
+    if (!rec.ok()) std::abort();
+    slot.recommender = std::make_unique<Recommender>(std::move(*rec));
+  }
+  return slot;
+}
+
+void ReportPercentiles(benchmark::State& state, std::vector<double>* micros) {
+  if (micros->empty()) return;
+  std::sort(micros->begin(), micros->end());
+  state.counters["p50_us"] = (*micros)[micros->size() / 2];
+  state.counters["p99_us"] = (*micros)[std::min(micros->size() - 1, micros->size() * 99 / 100)];
+}
+
+// Args: {items, 0 = exact / 1 = HNSW, exclude seen}.
+void BM_Recommend(benchmark::State& state) {
+  const auto items = static_cast<int32_t>(state.range(0));
+  const IndexType type = state.range(1) == 0 ? IndexType::kExact : IndexType::kHnsw;
+  const Served& s = Serve(items, type);
+  RecommendOptions options;
+  options.n = 10;
+  options.exclude_seen = state.range(2) != 0;
+  std::vector<double> micros;
+  int32_t user = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    auto recs = s.recommender->Recommend(user, options);
+    micros.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
+    if (!recs.ok() || recs->size() != 10) std::abort();
+    benchmark::DoNotOptimize(recs->data());
+    user = (user + 7919) % kUsers;  // vary users
+  }
+  ReportPercentiles(state, &micros);
+}
+BENCHMARK(BM_Recommend)
+    ->ArgNames({"items", "hnsw", "exclude_seen"})
+    ->ArgsProduct({{10000, 100000}, {0, 1}, {0, 1}})
+    ->Args({1000000, 0, 1})
+    ->Unit(benchmark::kMicrosecond);
+
+// Args: {interactions in the history}.
+void BM_FoldIn(benchmark::State& state) {
+  const auto n = static_cast<int>(state.range(0));
+  static const auto model = MakeModel(27000);
+  static const auto fold = FoldIn::Create(*model);
+  if (!fold.ok()) std::abort();
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int32_t> pick(0, model->num_items() - 1);
+  std::vector<int32_t> items(n);
+  std::vector<float> values(n, 4.0f);
+  std::vector<double> micros;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (auto& i : items) i = pick(rng);
+    state.ResumeTiming();
+    const auto start = std::chrono::steady_clock::now();
+    auto user = fold->Fold(items, values);
+    micros.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
+    if (!user.ok()) std::abort();
+    benchmark::DoNotOptimize(user->factors.data());
+  }
+  ReportPercentiles(state, &micros);
+}
+BENCHMARK(BM_FoldIn)->ArgName("history")->Arg(10)->Arg(100)->Arg(1000)->Unit(
+    benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace recloop
+
+BENCHMARK_MAIN();
