@@ -1,8 +1,10 @@
 #include "engine/factor_model.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tbb/parallel_for.h"
 
 namespace recloop {
 
@@ -16,9 +18,7 @@ std::string_view ToString(Algorithm a) {
   return "unknown";
 }
 
-std::string_view ToString(Feedback f) {
-  return f == Feedback::kExplicit ? "explicit" : "implicit";
-}
+std::string_view ToString(Feedback f) { return f == Feedback::kExplicit ? "explicit" : "implicit"; }
 
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s) {
   if (s == "als") return Algorithm::kAls;
@@ -53,6 +53,22 @@ void FactorModel::ScoreItems(int32_t u, std::span<float> out) const {
   }
   scores.noalias() = item_factors * user_factors.row(u).transpose();
   if (has_biases()) scores += item_bias;
+}
+
+Eigen::MatrixXf RegularizedGram(const FactorMatrix& f, float reg) {
+  using Matrix = Eigen::MatrixXf;
+  constexpr int64_t kBlock = 4096;
+  const int64_t rows = f.rows();
+  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+  std::vector<Matrix> partial(blocks);
+  tbb::parallel_for(int64_t{0}, blocks, [&](int64_t b) {
+    const int64_t begin = b * kBlock;
+    const int64_t n = std::min(kBlock, rows - begin);
+    partial[b] = f.middleRows(begin, n).transpose() * f.middleRows(begin, n);
+  });
+  Matrix g = Matrix::Identity(f.cols(), f.cols()) * reg;
+  for (const auto& p : partial) g += p;
+  return g;
 }
 
 }  // namespace recloop

@@ -56,10 +56,10 @@ struct ModelLineage {
   std::string version;          // the version directory, e.g. "v000003"
   std::string library_version;  // recloop version that wrote the model
   int64_t created_unix_ms = 0;
-  std::string created_utc;      // ISO 8601
-  DataFingerprint data;         // the training file
-  DataFingerprint test;         // the held-out file, if one was given (else path empty)
-  std::string split;            // split spec (data/split.h), empty if none
+  std::string created_utc;  // ISO 8601
+  DataFingerprint data;     // the training file
+  DataFingerprint test;     // the held-out file, if one was given (else path empty)
+  std::string split;        // split spec (data/split.h), empty if none
   int64_t train_interactions = 0;
   int64_t test_interactions = 0;
   std::map<std::string, double> metrics;  // held-out metrics, e.g. "ndcg@10"
@@ -96,6 +96,11 @@ struct FactorModel {
   // u = -1 (unknown user) or a popularity model gives item popularity.
   void ScoreItems(int32_t u, std::span<float> out) const;
 };
+
+// FᵀF + reg·I for a factor matrix (rows x K), as ALS's implicit half-step and fold-in use it.
+// Summed over fixed row blocks in a fixed order, so the result is the same bit for bit whatever
+// the thread count, and fold-in reproduces the trainer's matrix exactly. Parallel (oneTBB).
+Eigen::MatrixXf RegularizedGram(const FactorMatrix& f, float reg);
 
 }  // namespace recloop
 

@@ -16,24 +16,6 @@ using Vector = Eigen::VectorXf;
 using Matrix = Eigen::MatrixXf;
 using RowBlock = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// FᵀF + reg·I summed over fixed row blocks in a fixed order, as training/als.cc's Gram does, so
-// that the cached matrix is the one the trainer's last user half-step used (bit for bit, for
-// the same item factors) and does not depend on the thread count.
-Matrix Gram(const FactorMatrix& f, float reg) {
-  constexpr int64_t kBlock = 4096;
-  const int64_t rows = f.rows();
-  const int64_t blocks = (rows + kBlock - 1) / kBlock;
-  std::vector<Matrix> partial(blocks);
-  tbb::parallel_for(int64_t{0}, blocks, [&](int64_t b) {
-    const int64_t begin = b * kBlock;
-    const int64_t n = std::min(kBlock, rows - begin);
-    partial[b] = f.middleRows(begin, n).transpose() * f.middleRows(begin, n);
-  });
-  Matrix g = Matrix::Identity(f.cols(), f.cols()) * reg;
-  for (const auto& p : partial) g += p;
-  return g;
-}
-
 absl::Status CheckFinite(float v, const char* name) {
   if (!std::isfinite(v) || v < 0) {
     return absl::InvalidArgumentError(
@@ -51,13 +33,12 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
   }
   const int64_t k = model.item_factors.cols();
   if (model.item_factors.rows() != model.num_items()) {
-    return absl::InvalidArgumentError(absl::StrCat("model has ", model.num_items(),
-                                                   " items but ", model.item_factors.rows(),
-                                                   " item factor rows"));
+    return absl::InvalidArgumentError(absl::StrCat("model has ", model.num_items(), " items but ",
+                                                   model.item_factors.rows(), " item factor rows"));
   }
   if (model.params.factors != 0 && model.params.factors != k) {
-    return absl::InvalidArgumentError(absl::StrCat("model params say ", model.params.factors,
-                                                   " factors, item factors have ", k));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model params say ", model.params.factors, " factors, item factors have ", k));
   }
   if (absl::Status s = CheckFinite(model.params.regularization, "regularization"); !s.ok()) {
     return s;
@@ -65,9 +46,9 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
   FoldIn f(model);
   if (model.params.feedback == Feedback::kExplicit) {
     if (model.item_bias.size() != model.num_items()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "explicit model needs one item bias per item: ", model.item_bias.size(), " biases for ",
-          model.num_items(), " items"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("explicit model needs one item bias per item: ", model.item_bias.size(),
+                       " biases for ", model.num_items(), " items"));
     }
     if (absl::Status s = CheckFinite(model.params.bias_regularization, "bias_regularization");
         !s.ok()) {
@@ -78,7 +59,7 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
     }
   } else {
     if (absl::Status s = CheckFinite(model.params.alpha, "alpha"); !s.ok()) return s;
-    f.gram_ = Gram(model.item_factors, model.params.regularization);
+    f.gram_ = RegularizedGram(model.item_factors, model.params.regularization);
   }
   return f;
 }
@@ -86,20 +67,18 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
 absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
                                         std::span<const float> values) const {
   if (items.size() != values.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("fold-in got ", items.size(), " items but ",
-                                                   values.size(), " values"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("fold-in got ", items.size(), " items but ", values.size(), " values"));
   }
   const int32_t num_items = model_->num_items();
   for (size_t j = 0; j < items.size(); ++j) {
     if (items[j] < 0 || items[j] >= num_items) {
-      return absl::InvalidArgumentError(absl::StrCat("fold-in item index ", items[j],
-                                                     " (entry ", j, ") is outside [0, ",
-                                                     num_items, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("fold-in item index ", items[j], " (entry ", j,
+                                                     ") is outside [0, ", num_items, ")"));
     }
     if (!std::isfinite(values[j])) {
       return absl::InvalidArgumentError(
-          absl::StrCat("fold-in value of entry ", j, " (item index ", items[j],
-                       ") is not finite"));
+          absl::StrCat("fold-in value of entry ", j, " (item index ", items[j], ") is not finite"));
     }
   }
   if (items.empty()) {
@@ -169,8 +148,7 @@ absl::StatusOr<FoldedUser> FoldIn::FoldImplicit(std::span<const int32_t> items,
   a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
   Eigen::LLT<Matrix, Eigen::Lower> llt(a);
   if (llt.info() != Eigen::Success) {
-    return absl::InternalError(
-        "fold-in system is not positive definite (zero regularization?)");
+    return absl::InternalError("fold-in system is not positive definite (zero regularization?)");
   }
   FoldedUser u;
   u.factors = llt.solve(b);

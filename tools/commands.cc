@@ -2,11 +2,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
-#include <mutex>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -46,15 +46,14 @@ absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedba
   return o;
 }
 
-absl::StatusOr<Interactions> Read(const std::string& path, const ReadOptions& options,
-                                  bool quiet) {
+absl::StatusOr<Interactions> Read(const std::string& path, const ReadOptions& options, bool quiet) {
   const auto start = Clock::now();
   ReadStats stats;
   ASSIGN_OR_RETURN(Interactions data, ReadInteractions(path, options, &stats));
   if (!quiet) {
-    std::fprintf(stderr, "read %s: %lld interactions, %d users, %d items (%.2f s)\n",
-                 path.c_str(), static_cast<long long>(data.size()), data.users.size(),
-                 data.items.size(), SecondsSince(start));
+    std::fprintf(stderr, "read %s: %lld interactions, %d users, %d items (%.2f s)\n", path.c_str(),
+                 static_cast<long long>(data.size()), data.users.size(), data.items.size(),
+                 SecondsSince(start));
     if (stats.duplicates_merged > 0) {
       std::fprintf(stderr, "  merged %lld duplicate (user, item) rows\n",
                    static_cast<long long>(stats.duplicates_merged));
@@ -127,7 +126,16 @@ nlohmann::json ItemsJson(const FactorModel& model, const std::vector<Recommendat
   return items;
 }
 
-void PrintItems(const FactorModel& model, const std::vector<Recommendation>& recs) {
+// Prints a result list: as one JSON object {key: id, model_version, items} (the server's shape),
+// or as a table.
+void PrintResult(const char* key, const std::string& id, const FactorModel& model,
+                 const std::vector<Recommendation>& recs, bool json) {
+  if (json) {
+    nlohmann::json out = {
+        {key, id}, {"model_version", model.lineage.version}, {"items", ItemsJson(model, recs)}};
+    std::cout << out.dump() << std::endl;
+    return;
+  }
   for (size_t rank = 0; rank < recs.size(); ++rank) {
     std::printf("%3zu  %-20s %10.4f  %s\n", rank + 1, model.items.External(recs[rank].item).c_str(),
                 recs[rank].score, std::string(ToString(recs[rank].source)).c_str());
@@ -153,14 +161,7 @@ int RunRecommend(const RecommendCommand& cmd) {
     const int32_t u = model.users.Find(cmd.user).value_or(-1);
     auto recs = rec->Recommend(u, options);
     if (!recs.ok()) return Fail(recs.status());
-    if (cmd.json) {
-      nlohmann::json out = {{"user", cmd.user},
-                            {"model_version", model.lineage.version},
-                            {"items", ItemsJson(model, *recs)}};
-      std::cout << out.dump() << std::endl;
-    } else {
-      PrintItems(model, *recs);
-    }
+    PrintResult("user", cmd.user, model, *recs, cmd.json);
     return 0;
   }
   // Every user, in parallel; rows are written in user order.
@@ -215,14 +216,7 @@ int RunSimilar(const SimilarCommand& cmd) {
   options.n = cmd.n;
   auto recs = rec->Similar(*item, options);
   if (!recs.ok()) return Fail(recs.status());
-  if (cmd.json) {
-    nlohmann::json out = {{"item", cmd.item},
-                          {"model_version", model.lineage.version},
-                          {"items", ItemsJson(model, *recs)}};
-    std::cout << out.dump() << std::endl;
-  } else {
-    PrintItems(model, *recs);
-  }
+  PrintResult("item", cmd.item, model, *recs, cmd.json);
   return 0;
 }
 
@@ -295,7 +289,8 @@ int RunTrain(const TrainCommand& cmd) {
   auto model = TrainModel(train, options, progress);
   if (!model.ok()) return Fail(model.status());
   const double train_seconds = SecondsSince(start);
-  if (!cmd.quiet) std::fprintf(stderr, "trained %s in %.2f s\n", cmd.algorithm.c_str(), train_seconds);
+  if (!cmd.quiet)
+    std::fprintf(stderr, "trained %s in %.2f s\n", cmd.algorithm.c_str(), train_seconds);
 
   // Evaluate before saving, so that the held-out metrics go into the model's metadata.
   std::optional<EvalResult> result, baseline;
@@ -351,8 +346,7 @@ int RunTrain(const TrainCommand& cmd) {
     if (!s.ok()) return Fail(s.status());
     saved = *s;
     if (!cmd.quiet) {
-      std::fprintf(stderr, "model %s written to %s\n", saved->version.c_str(),
-                   saved->path.c_str());
+      std::fprintf(stderr, "model %s written to %s\n", saved->version.c_str(), saved->path.c_str());
     }
   }
   if (!result) {
@@ -393,7 +387,8 @@ int RunEval(const EvalCommand& cmd) {
     return 0;
   }
   const nlohmann::json j = result->ToJson();
-  for (const auto& [key, value] : j.items()) std::printf("%-20s %s\n", key.c_str(), value.dump().c_str());
+  for (const auto& [key, value] : j.items())
+    std::printf("%-20s %s\n", key.c_str(), value.dump().c_str());
   return 0;
 }
 
@@ -405,10 +400,11 @@ int RunModelInfo(const ModelInfoCommand& cmd) {
 }
 
 int RunDemo(const DemoCommand& cmd) {
-  std::printf("recloop demo: a synthetic store of %d customers, %d items and %lld interactions "
-              "with %d planted taste clusters\n\n",
-              cmd.generator.users, cmd.generator.items,
-              static_cast<long long>(cmd.generator.interactions), cmd.generator.clusters);
+  std::printf(
+      "recloop demo: a synthetic store of %d customers, %d items and %lld interactions "
+      "with %d planted taste clusters\n\n",
+      cmd.generator.users, cmd.generator.items, static_cast<long long>(cmd.generator.interactions),
+      cmd.generator.clusters);
   std::fflush(stdout);  // before the progress lines on stderr
   auto store = GenerateStore(cmd.generator);
   if (!store.ok()) return Fail(store.status());

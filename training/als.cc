@@ -35,23 +35,6 @@ void InitFactors(int64_t rows, int k, float scale, std::mt19937_64* rng, FactorM
   for (int64_t i = 0; i < out->size(); ++i) out->data()[i] = normal(*rng);
 }
 
-// Gram matrix FᵀF + reg·I, summed over fixed row blocks in a fixed order, so that the result
-// does not depend on the thread count.
-Matrix Gram(const FactorMatrix& f, float reg) {
-  constexpr int64_t kBlock = 4096;
-  const int64_t rows = f.rows();
-  const int64_t blocks = (rows + kBlock - 1) / kBlock;
-  std::vector<Matrix> partial(blocks);
-  tbb::parallel_for(int64_t{0}, blocks, [&](int64_t b) {
-    const int64_t begin = b * kBlock;
-    const int64_t n = std::min(kBlock, rows - begin);
-    partial[b] = f.middleRows(begin, n).transpose() * f.middleRows(begin, n);
-  });
-  Matrix g = Matrix::Identity(f.cols(), f.cols()) * reg;
-  for (const auto& p : partial) g += p;
-  return g;
-}
-
 // Explicit half-step: for every row r of `m` (rows x cols), solves the biased, weighted-λ ridge
 // regression of its values on the other side's factors. `solve_bias`/`solve_factors` are the
 // row side's unknowns; `other_bias`/`other_factors` are fixed.
@@ -294,7 +277,7 @@ double AlsLoss(const CsrMatrix& by_user, const FactorModel& m, const AlsOptions&
   }
   // Implicit: Σ_u [x_uᵀ(YᵀY)x_u + Σ_{i∈I_u} (c(p − s)² − s²)] + λ(Σ|x_u|² + Σ|y_i|²), where
   // s = x_u·y_i: the all-zero-preference term over every item, corrected on the stored entries.
-  const Matrix g = Gram(m.item_factors, 0.0f);
+  const Matrix g = RegularizedGram(m.item_factors, 0.0f);
   const double data = SumRows(by_user.rows(), [&](int32_t u) {
     const auto x = m.user_factors.row(u);
     double s = x * g * x.transpose();
@@ -312,8 +295,8 @@ double AlsLoss(const CsrMatrix& by_user, const FactorModel& m, const AlsOptions&
                        static_cast<double>(m.item_factors.squaredNorm()));
 }
 
-absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user,
-                                              const CsrMatrix& by_item, const AlsOptions& o) {
+absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                              const AlsOptions& o) {
   if (absl::Status s = ValidateAlsOptions(o); !s.ok()) return s;
   if (by_user.rows() != by_item.cols() || by_user.cols() != by_item.rows() ||
       by_user.nnz() != by_item.nnz()) {
@@ -354,17 +337,17 @@ absl::Status AlsTrainer::Iterate() {
     ExplicitHalfStep(*by_item_, m.user_factors, m.user_bias, m.global_mean, o.regularization,
                      o.bias_regularization, &m.item_factors, &m.item_bias);
   } else {
-    ImplicitHalfStep(*by_user_, m.item_factors, Gram(m.item_factors, o.regularization), o,
-                     &m.user_factors);
-    ImplicitHalfStep(*by_item_, m.user_factors, Gram(m.user_factors, o.regularization), o,
-                     &m.item_factors);
+    ImplicitHalfStep(*by_user_, m.item_factors, RegularizedGram(m.item_factors, o.regularization),
+                     o, &m.user_factors);
+    ImplicitHalfStep(*by_item_, m.user_factors, RegularizedGram(m.user_factors, o.regularization),
+                     o, &m.item_factors);
   }
   ++iteration_;
   m.params.iterations = iteration_;
   // A diverged solve shows up as non-finite factors; stop rather than ship it.
   if (!m.user_factors.allFinite() || !m.item_factors.allFinite()) {
-    return absl::InternalError(absl::StrCat(
-        "ALS diverged at iteration ", iteration_, " (non-finite factors); raise regularization"));
+    return absl::InternalError(absl::StrCat("ALS diverged at iteration ", iteration_,
+                                            " (non-finite factors); raise regularization"));
   }
   return absl::OkStatus();
 }
