@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "engine/top_k.h"
@@ -18,6 +19,55 @@ namespace {
 constexpr int64_t kBruteForceDivisor = 4;
 // Growth of k between over-fetch rounds when the filtered result is still short.
 constexpr int64_t kGrowth = 4;
+
+// Over-fetches from an index until `need` items pass `filter`: with only an exclusion list,
+// k = need + |excluded| is guaranteed to hold need qualifying items, so one exact search
+// suffices; availability and categories reject an unknown share, so k starts wider and grows.
+// `search(k, scores, items)` runs one index search. Returns the results, or std::nullopt once k
+// would reach the brute-force bound (the caller then scores every item exactly).
+template <typename FilterT, typename Search, typename Score>
+absl::StatusOr<std::optional<std::vector<Recommendation>>> OverFetch(const FilterT& filter,
+                                                                     int need, int64_t num_items,
+                                                                     Search search, Score score,
+                                                                     RecommendationSource source) {
+  int64_t k = need + static_cast<int64_t>(filter.excluded.size());
+  if (filter.open_ended()) k *= 2;
+  std::vector<float> scores;
+  std::vector<int64_t> items;
+  std::vector<Recommendation> out;
+  while (k * kBruteForceDivisor <= num_items) {
+    scores.resize(k);
+    items.resize(k);
+    if (absl::Status s = search(static_cast<int>(k), scores.data(), items.data()); !s.ok()) {
+      return s;
+    }
+    out.clear();
+    for (int64_t j = 0; j < k && static_cast<int>(out.size()) < need; ++j) {
+      if (items[j] < 0) break;
+      const auto item = static_cast<int32_t>(items[j]);
+      if (filter.Passes(item)) out.push_back({item, score(scores[j]), source});
+    }
+    if (static_cast<int>(out.size()) >= need) return out;
+    k *= kGrowth;
+  }
+  return std::nullopt;
+}
+
+// The exact top `need` of `s` (one score per item) among the items that pass `filter`.
+template <typename FilterT, typename Score>
+std::vector<Recommendation> TopFiltered(Eigen::VectorXf s, const FilterT& filter, int need,
+                                        Score score, RecommendationSource source) {
+  for (int64_t i = 0; i < s.size(); ++i) {
+    if (!filter.Passes(static_cast<int32_t>(i))) {
+      s[i] = std::numeric_limits<float>::quiet_NaN();  // TopK skips NaN
+    }
+  }
+  std::vector<Recommendation> out;
+  for (const ScoredItem& t : TopK(std::span<const float>(s.data(), s.size()), need)) {
+    out.push_back({t.item, score(t.score), source});
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -45,9 +95,9 @@ absl::Status ItemCatalog::Validate(int32_t num_items) const {
     return absl::OkStatus();
   }
   if (static_cast<int64_t>(category_indptr.size()) != int64_t{num_items} + 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("catalogue 'category_indptr' has ", category_indptr.size(),
-                     " entries, expected ", int64_t{num_items} + 1));
+    return absl::InvalidArgumentError(absl::StrCat("catalogue 'category_indptr' has ",
+                                                   category_indptr.size(), " entries, expected ",
+                                                   int64_t{num_items} + 1));
   }
   if (category_indptr.front() != 0 ||
       category_indptr.back() != static_cast<int64_t>(category_ids.size()) ||
@@ -68,7 +118,7 @@ bool ItemCatalog::InAnyCategory(int32_t item, std::span<const int32_t> categorie
 
 // The per-request predicate "may this item be returned".
 struct Recommender::Filter {
-  std::vector<int32_t> excluded;    // sorted, unique
+  std::vector<int32_t> excluded;  // sorted, unique
   const ItemCatalog* catalog = nullptr;
   bool check_available = false;
   std::vector<int32_t> categories;  // sorted, unique; empty = any
@@ -126,9 +176,8 @@ absl::StatusOr<Recommender> Recommender::Create(std::shared_ptr<const FactorMode
 absl::StatusOr<Recommender::Filter> Recommender::MakeFilter(const RecommendOptions& options,
                                                             std::span<const int32_t> seen) const {
   if (options.n < 0 || options.offset < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("n and offset must be >= 0, got n = ", options.n, ", offset = ",
-                     options.offset));
+    return absl::InvalidArgumentError(absl::StrCat("n and offset must be >= 0, got n = ", options.n,
+                                                   ", offset = ", options.offset));
   }
   const int32_t num_items = model_->num_items();
   Filter f;
@@ -148,16 +197,15 @@ absl::StatusOr<Recommender::Filter> Recommender::MakeFilter(const RecommendOptio
   std::sort(f.excluded.begin(), f.excluded.end());
   f.excluded.erase(std::unique(f.excluded.begin(), f.excluded.end()), f.excluded.end());
   f.catalog = catalog_.get();
-  f.check_available = options.exclude_unavailable && catalog_ != nullptr &&
-                      !catalog_->available.empty();
+  f.check_available =
+      options.exclude_unavailable && catalog_ != nullptr && !catalog_->available.empty();
   if (!options.categories.empty()) {
     if (catalog_ == nullptr) {
       return absl::InvalidArgumentError("a category filter needs an item catalogue");
     }
     f.categories = options.categories;
     std::sort(f.categories.begin(), f.categories.end());
-    f.categories.erase(std::unique(f.categories.begin(), f.categories.end()),
-                       f.categories.end());
+    f.categories.erase(std::unique(f.categories.begin(), f.categories.end()), f.categories.end());
   }
   return f;
 }
@@ -175,8 +223,10 @@ std::vector<Recommendation> Recommender::Popular(const Filter& filter, int need)
 
 // `query` is in the index's space ([p_u, 1] with biases); the predicted rating of an explicit
 // model is offset_score (mu + b_u) plus query . [q_i, b_i].
-absl::StatusOr<std::vector<Recommendation>> Recommender::Personalized(
-    std::span<const float> query, float offset_score, const Filter& filter, int need) const {
+absl::StatusOr<std::vector<Recommendation>> Recommender::Personalized(std::span<const float> query,
+                                                                      float offset_score,
+                                                                      const Filter& filter,
+                                                                      int need) const {
   const FactorModel& m = *model_;
   const int64_t num_items = m.num_items();
   const bool explicit_scores = m.has_biases();
@@ -185,96 +235,47 @@ absl::StatusOr<std::vector<Recommendation>> Recommender::Personalized(
     const float r = offset_score + ip;
     return m.max_value > m.min_value ? std::clamp(r, m.min_value, m.max_value) : r;
   };
-  std::vector<Recommendation> out;
-  if (need == 0) return out;
-
+  if (need == 0) return std::vector<Recommendation>{};
   if (index_ != nullptr) {
-    // Over-fetch: with only an exclusion list, k = need + |excluded| is guaranteed to hold need
-    // qualifying items, so one exact search suffices. Availability and categories reject an
-    // unknown share, so k starts wider and grows until enough qualify.
-    int64_t k = need + static_cast<int64_t>(filter.excluded.size());
-    if (filter.open_ended()) k *= 2;
-    std::vector<float> scores;
-    std::vector<int64_t> items;
-    while (k * kBruteForceDivisor <= num_items) {
-      scores.resize(k);
-      items.resize(k);
-      if (absl::Status s = index_->Search(1, query.data(), static_cast<int>(k), scores.data(),
-                                          items.data());
-          !s.ok()) {
-        return s;
-      }
-      out.clear();
-      for (int64_t j = 0; j < k && static_cast<int>(out.size()) < need; ++j) {
-        if (items[j] < 0) break;
-        const auto item = static_cast<int32_t>(items[j]);
-        if (filter.Passes(item)) {
-          out.push_back({item, to_rating(scores[j]), RecommendationSource::kPersonalized});
-        }
-      }
-      if (static_cast<int>(out.size()) >= need) return out;
-      k *= kGrowth;
-    }
+    auto fetched = OverFetch(
+        filter, need, num_items,
+        [&](int k, float* scores, int64_t* items) {
+          return index_->Search(1, query.data(), k, scores, items);
+        },
+        to_rating, RecommendationSource::kPersonalized);
+    if (!fetched.ok()) return fetched.status();
+    if (*fetched) return std::move(**fetched);
   }
-
   // Brute force: exact, and what a very selective filter (or no index) needs anyway.
   Eigen::Map<const Eigen::VectorXf> p(query.data(), m.item_factors.cols());
   Eigen::VectorXf s = m.item_factors * p;
   if (explicit_scores) s += m.item_bias;
-  for (int32_t i = 0; i < num_items; ++i) {
-    if (!filter.Passes(i)) s[i] = std::numeric_limits<float>::quiet_NaN();  // TopK skips NaN
-  }
-  out.clear();
-  for (const ScoredItem& t : TopK(std::span<const float>(s.data(), s.size()), need)) {
-    out.push_back({t.item, to_rating(t.score), RecommendationSource::kPersonalized});
-  }
-  return out;
+  return TopFiltered(std::move(s), filter, need, to_rating, RecommendationSource::kPersonalized);
 }
 
 absl::StatusOr<std::vector<Recommendation>> Recommender::Cosine(int32_t item, const Filter& filter,
                                                                 int need) const {
   const FactorModel& m = *model_;
   const int64_t num_items = m.num_items();
-  std::vector<Recommendation> out;
-  if (need == 0) return out;
-  const float* q = m.item_factors.row(item).data();
+  if (need == 0) return std::vector<Recommendation>{};
+  auto identity = [](float x) { return x; };
   if (index_ != nullptr) {
-    int64_t k = need + static_cast<int64_t>(filter.excluded.size());
-    if (filter.open_ended()) k *= 2;
-    std::vector<float> scores;
-    std::vector<int64_t> items;
-    while (k * kBruteForceDivisor <= num_items) {
-      scores.resize(k);
-      items.resize(k);
-      if (absl::Status s =
-              index_->SearchSimilar(1, q, static_cast<int>(k), scores.data(), items.data());
-          !s.ok()) {
-        return s;
-      }
-      out.clear();
-      for (int64_t j = 0; j < k && static_cast<int>(out.size()) < need; ++j) {
-        if (items[j] < 0) break;
-        const auto i = static_cast<int32_t>(items[j]);
-        if (filter.Passes(i)) out.push_back({i, scores[j], RecommendationSource::kSimilar});
-      }
-      if (static_cast<int>(out.size()) >= need) return out;
-      k *= kGrowth;
-    }
+    const float* q = m.item_factors.row(item).data();
+    auto fetched = OverFetch(
+        filter, need, num_items,
+        [&](int k, float* scores, int64_t* items) {
+          return index_->SearchSimilar(1, q, k, scores, items);
+        },
+        identity, RecommendationSource::kSimilar);
+    if (!fetched.ok()) return fetched.status();
+    if (*fetched) return std::move(**fetched);
   }
   const FactorMatrix normalized = normalized_items_.size() > 0
                                       ? FactorMatrix()
                                       : FactorMatrix(m.item_factors.rowwise().normalized());
   const FactorMatrix& items = normalized_items_.size() > 0 ? normalized_items_ : normalized;
   const Eigen::VectorXf qn = m.item_factors.row(item).transpose().normalized();
-  Eigen::VectorXf s = items * qn;
-  for (int32_t i = 0; i < num_items; ++i) {
-    if (!filter.Passes(i)) s[i] = std::numeric_limits<float>::quiet_NaN();
-  }
-  out.clear();
-  for (const ScoredItem& t : TopK(std::span<const float>(s.data(), s.size()), need)) {
-    out.push_back({t.item, t.score, RecommendationSource::kSimilar});
-  }
-  return out;
+  return TopFiltered(items * qn, filter, need, identity, RecommendationSource::kSimilar);
 }
 
 namespace {
