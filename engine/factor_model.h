@@ -39,6 +39,8 @@ struct ModelParams {
   int cg_steps = 0;
   bool cholesky = false;
   uint64_t seed = 0;
+  // Half-life of the time decay of item_popularity in days; 0 = plain interaction counts.
+  double popularity_half_life_days = 0.0;
 };
 
 // Which file a model was trained (or tested) on, and its content when it was read.

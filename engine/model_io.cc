@@ -207,6 +207,7 @@ pb::ModelMetadata MetadataOf(const FactorModel& m) {
   hp->set_cg_steps(p.cg_steps);
   hp->set_cholesky(p.cholesky);
   hp->set_seed(p.seed);
+  hp->set_popularity_half_life_days(p.popularity_half_life_days);
   meta.set_users(m.num_users());
   meta.set_items(m.num_items());
   meta.set_seen_nnz(m.seen.nnz());
@@ -610,6 +611,7 @@ absl::StatusOr<FactorModel> LoadModel(const std::string& path) {
   p.cg_steps = hp.cg_steps();
   p.cholesky = hp.cholesky();
   p.seed = hp.seed();
+  p.popularity_half_life_days = hp.popularity_half_life_days();
   m.global_mean = meta.global_mean();
   m.min_value = meta.min_value();
   m.max_value = meta.max_value();

@@ -244,6 +244,8 @@ int RunTrain(const TrainCommand& cmd) {
   options.algorithm = *algorithm;
   options.als = cmd.als;
   options.als.feedback = *feedback;
+  options.popularity = cmd.popularity;
+  if (absl::Status s = ValidatePopularityOptions(options.popularity); !s.ok()) return Fail(s);
   if (options.algorithm == Algorithm::kAls) {
     if (absl::Status s = ValidateAlsOptions(options.als); !s.ok()) return Fail(s);
   }

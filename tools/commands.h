@@ -35,6 +35,7 @@ struct TrainCommand {
   std::string algorithm = "als";
   std::string feedback = "explicit";
   AlsOptions als;
+  PopularityOptions popularity;  // cold-start / popular-items scores (time decay)
   int k = 10;
   bool json = false;
   bool quiet = false;

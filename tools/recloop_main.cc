@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
                       "Implicit: exact Cholesky solve per row instead of CG");
   train_cmd->add_option("--seed", train.als.seed, "Random seed (initial factors, splits)")
       ->capture_default_str();
+  train_cmd->add_option("--popularity-half-life", train.popularity.half_life_days,
+                        "Days after which an interaction counts half in the popular items (cold "
+                        "start); 0 = plain counts. Needs timestamps in --data")
+      ->capture_default_str();
   train_cmd->add_option("--k", train.k, "Cut-off of the ranking metrics")->capture_default_str();
   train_cmd->add_flag("--json", train.json, "Print the metrics as one JSON object (last line)");
   train_cmd->add_flag("--quiet", train.quiet, "No progress lines on stderr");

@@ -36,6 +36,7 @@ absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, Feedback fee
         std::accumulate(train.value.begin(), train.value.end(), 0.0) / train.size());
     FillCommon(train, train.ToUserItemMatrix(), std::move(scores), &m);
   }
+  m.params.popularity_half_life_days = popularity.half_life_days;
   return m;
 }
 
@@ -58,6 +59,7 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
   const CsrMatrix by_item = by_user.Transpose();
   ASSIGN_OR_RETURN(FactorModel m, TrainAls(by_user, by_item, options.als, on_iteration));
   FillCommon(train, std::move(by_user), std::move(popularity), &m);
+  m.params.popularity_half_life_days = options.popularity.half_life_days;
   return m;
 }
 

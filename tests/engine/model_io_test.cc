@@ -27,6 +27,7 @@ FactorModel SmallModel() {
   m.params.cg_steps = 4;
   m.params.cholesky = true;
   m.params.seed = 99;
+  m.params.popularity_half_life_days = 14.5;
   m.users = IdMap::FromExternals({"alice", "bob"});
   m.items = IdMap::FromExternals({"i1", "i2", "i3", "i4"});
   m.user_factors = FactorMatrix::Random(2, 3);
@@ -104,6 +105,7 @@ TEST_F(ModelIo, SaveLoadRoundTripsBitIdentically) {
   EXPECT_EQ(back.params.cg_steps, 4);
   EXPECT_TRUE(back.params.cholesky);
   EXPECT_EQ(back.params.seed, 99u);
+  EXPECT_EQ(back.params.popularity_half_life_days, 14.5);
   EXPECT_EQ(back.users.externals(), m.users.externals());
   EXPECT_EQ(back.items.externals(), m.items.externals());
   EXPECT_EQ(back.user_factors, m.user_factors);

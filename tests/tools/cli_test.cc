@@ -131,7 +131,7 @@ TEST_F(Cli, TrainOutTwiceAddsVersionsAndModelInfoShowsTheLineage) {
   Result r = Run(train);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(LastJsonLine(r.out)["model_version"], "v000001");
-  r = Run(train + " --seed 7");
+  r = Run(train + " --seed 7 --popularity-half-life 30");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json second = LastJsonLine(r.out);
   EXPECT_EQ(second["model_version"], "v000002");
@@ -146,6 +146,7 @@ TEST_F(Cli, TrainOutTwiceAddsVersionsAndModelInfoShowsTheLineage) {
   EXPECT_EQ(info["params"]["feedback"], "implicit");
   EXPECT_EQ(info["params"]["factors"], 6);
   EXPECT_EQ(info["params"]["seed"], "7");  // proto3 JSON writes 64-bit integers as strings
+  EXPECT_EQ(info["params"]["popularity_half_life_days"], 30.0);
   EXPECT_EQ(info["lineage"]["data"]["path"], data);
   EXPECT_EQ(info["lineage"]["data"]["rows"], "3000");
   EXPECT_NE(info["lineage"]["data"]["content_xxh64"], "0");
@@ -169,6 +170,10 @@ TEST_F(Cli, TrainOutTwiceAddsVersionsAndModelInfoShowsTheLineage) {
   r = Run("model info " + dir_.File("nowhere"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
+
+  r = Run(train + " --popularity-half-life -1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("half_life"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, QuietSilencesProgress) {
