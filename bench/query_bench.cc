@@ -68,14 +68,18 @@ struct Served {
   std::unique_ptr<Recommender> recommender;
 };
 
-// Built once per (items, index type) and kept: building is never timed.
-const Served& Serve(int32_t items, IndexType type) {
-  static std::map<std::pair<int32_t, IndexType>, Served> cache;
-  auto& slot = cache[{items, type}];
+// Built once per (items, index type, kernels) and kept: building is never timed.
+const Served& Serve(int32_t items, IndexType type, bool native) {
+  static std::map<std::tuple<int32_t, IndexType, bool>, Served> cache;
+  static std::map<int32_t, std::shared_ptr<const FactorModel>> models;
+  auto& slot = cache[{items, type, native}];
   if (!slot.recommender) {
-    slot.model = MakeModel(items);
+    auto& model = models[items];
+    if (!model) model = MakeModel(items);
+    slot.model = model;
     ItemIndexOptions options;
     options.type = type;
+    options.native_kernels = native;
     auto index = ItemIndex::Build(*slot.model, options);
     if (!index.ok()) std::abort();
     auto rec = Recommender::Create(slot.model,
@@ -93,11 +97,11 @@ void ReportPercentiles(benchmark::State& state, std::vector<double>* micros) {
   state.counters["p99_us"] = (*micros)[std::min(micros->size() - 1, micros->size() * 99 / 100)];
 }
 
-// Args: {items, 0 = exact / 1 = HNSW, exclude seen}.
+// Args: {items, 0 = exact / 1 = HNSW, exclude seen, 1 = recloop's kernels / 0 = libfaiss's}.
 void BM_Recommend(benchmark::State& state) {
   const auto items = static_cast<int32_t>(state.range(0));
   const IndexType type = state.range(1) == 0 ? IndexType::kExact : IndexType::kHnsw;
-  const Served& s = Serve(items, type);
+  const Served& s = Serve(items, type, state.range(3) != 0);
   RecommendOptions options;
   options.n = 10;
   options.exclude_seen = state.range(2) != 0;
@@ -116,9 +120,11 @@ void BM_Recommend(benchmark::State& state) {
   ReportPercentiles(state, &micros);
 }
 BENCHMARK(BM_Recommend)
-    ->ArgNames({"items", "hnsw", "exclude_seen"})
-    ->ArgsProduct({{10000, 100000}, {0, 1}, {0, 1}})
-    ->Args({1000000, 0, 1})
+    ->ArgNames({"items", "hnsw", "exclude_seen", "native"})
+    ->ArgsProduct({{10000, 100000}, {0, 1}, {0, 1}, {1}})
+    ->ArgsProduct({{10000, 100000}, {0, 1}, {1}, {0}})  // the in-run baseline: libfaiss kernels
+    ->Args({1000000, 0, 1, 1})
+    ->Args({1000000, 0, 1, 0})
     ->Unit(benchmark::kMicrosecond);
 
 // Args: {interactions in the history}.

@@ -11,7 +11,9 @@
 #include <limits>
 #include <vector>
 
+#include "Eigen/Core"
 #include "absl/strings/str_cat.h"
+#include "engine/top_k.h"
 #include "faiss/Index.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexHNSW.h"
@@ -60,14 +62,116 @@ class ScopedOmpThreads {
   int saved_;
 };
 
+// Native inner-product kernels for FAISS's flat storage.
+//
+// Debian's libfaiss is a generic x86-64 build (no AVX2 variant is packaged), so its
+// fvec_inner_product and exhaustive search run at about one float per nanosecond. NativeFlatIP
+// is an IndexFlatIP whose exhaustive search (a blocked Eigen matrix product plus TopK) and whose
+// distance computer (what HNSW calls for every graph hop, in search and in construction) are
+// compiled here, with this build's -march. It stores and serialises exactly like IndexFlatIP
+// (write_index sees an IndexFlat and writes "IxFI"), so saved indexes stay plain FAISS files;
+// Load converts what FAISS reads back into this type.
+using FaissIdx = faiss::Index::idx_t;
+
+inline float Dot(const float* a, const float* b, int d) {
+  return Eigen::Map<const Eigen::VectorXf>(a, d).dot(Eigen::Map<const Eigen::VectorXf>(b, d));
+}
+
+struct NativeIPDistance final : faiss::FlatCodesDistanceComputer {
+  explicit NativeIPDistance(const faiss::IndexFlat& index)
+      : faiss::FlatCodesDistanceComputer(index.codes.data(), index.code_size),
+        base(index.get_xb()),
+        d(static_cast<int>(index.d)) {}
+  void set_query(const float* x) override { query = x; }
+  float distance_to_code(const uint8_t* code) override {
+    return Dot(query, reinterpret_cast<const float*>(code), d);
+  }
+  float symmetric_dis(FaissIdx i, FaissIdx j) override {
+    return Dot(base + i * d, base + j * d, d);
+  }
+  const float* base;
+  int d;
+  const float* query = nullptr;
+};
+
+struct NativeFlatIP final : faiss::IndexFlatIP {
+  explicit NativeFlatIP(FaissIdx dim) : faiss::IndexFlatIP(dim) {}
+
+  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override {
+    return new NativeIPDistance(*this);
+  }
+
+  // Exact top-k by inner product: scores for a block of queries at a time (one matrix-vector
+  // product for a single query, a matrix product for a batch), then an exact selection. Runs on
+  // the calling thread only. Missing results (k > ntotal) get label -1.
+  void search(FaissIdx n, const float* x, FaissIdx k, float* distances, FaissIdx* labels,
+              const faiss::SearchParameters* params = nullptr) const override {
+    FAISS_THROW_IF_NOT_MSG(params == nullptr, "NativeFlatIP takes no search parameters");
+    FAISS_THROW_IF_NOT(k > 0);
+    constexpr FaissIdx kBlock = 32;
+    const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        items(get_xb(), ntotal, d);
+    thread_local Eigen::MatrixXf scores;  // ntotal x queries of the block, column per query
+    for (FaissIdx q0 = 0; q0 < n; q0 += kBlock) {
+      const FaissIdx b = std::min(kBlock, n - q0);
+      const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
+                                           Eigen::RowMajor>>
+          queries(x + q0 * d, b, d);
+      scores.resize(ntotal, b);
+      scores.noalias() = items * queries.transpose();
+      for (FaissIdx j = 0; j < b; ++j) {
+        const auto top = TopK(std::span<const float>(scores.col(j).data(), ntotal),
+                              static_cast<int>(std::min<FaissIdx>(k, ntotal)));
+        float* dist = distances + (q0 + j) * k;
+        FaissIdx* lab = labels + (q0 + j) * k;
+        for (FaissIdx r = 0; r < k; ++r) {
+          const bool have = r < static_cast<FaissIdx>(top.size());
+          dist[r] = have ? top[r].score : -std::numeric_limits<float>::infinity();
+          lab[r] = have ? top[r].item : -1;
+        }
+      }
+    }
+  }
+};
+
+// Moves the vectors of a plain FAISS flat index (as read from disk) into a NativeFlatIP.
+std::unique_ptr<NativeFlatIP> ToNative(faiss::IndexFlat* flat) {
+  auto native = std::make_unique<NativeFlatIP>(flat->d);
+  native->codes.swap(flat->codes);
+  native->ntotal = flat->ntotal;
+  flat->ntotal = 0;
+  return native;
+}
+
 std::unique_ptr<faiss::Index> NewIndex(IndexType type, int dim, const ItemIndexOptions& o) {
   if (type == IndexType::kHnsw) {
     auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(dim, o.hnsw_m, faiss::METRIC_INNER_PRODUCT);
     hnsw->hnsw.efConstruction = o.hnsw_ef_construction;
     hnsw->hnsw.efSearch = o.hnsw_ef_search;
+    if (o.native_kernels) {  // still empty: swap in the native storage (owned, own_fields)
+      delete hnsw->storage;
+      hnsw->storage = new NativeFlatIP(dim);
+    }
     return hnsw;
   }
+  if (o.native_kernels) return std::make_unique<NativeFlatIP>(dim);
   return std::make_unique<faiss::IndexFlatIP>(dim);
+}
+
+// Converts an index FAISS read back (IndexFlatIP, or IndexHNSWFlat over one) to native kernels.
+// Returns false if the index is of another type.
+bool MakeNative(std::unique_ptr<faiss::Index>& index) {
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index.get())) {
+    auto* flat = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
+    if (flat == nullptr || !hnsw->own_fields) return false;
+    hnsw->storage = ToNative(flat).release();
+    delete flat;
+    return true;
+  }
+  auto* flat = dynamic_cast<faiss::IndexFlat*>(index.get());
+  if (flat == nullptr) return false;
+  index = ToNative(flat);
+  return true;
 }
 
 void NormalizeRows(std::vector<float>& m, int64_t rows, int dim) {
@@ -134,7 +238,22 @@ struct ItemIndex::Impl {
         // concurrent searches. The beam must be at least k to return k results.
         faiss::SearchParametersHNSW p;
         p.efSearch = std::max(params.ef_search > 0 ? params.ef_search : hnsw_ef_search, k);
-        index.search(n, queries, k, scores, items, &p);
+        if (p.efSearch == k) {
+          index.search(n, queries, k, scores, items, &p);
+        } else {
+          // FAISS 1.7.3 sizes the candidate queue by max(the index's own efSearch, k), not by
+          // the per-call efSearch, so a beam wider than the saved default would silently be
+          // cut to it. Asking for efSearch results makes the queue as wide as the beam; the
+          // best k of them (sorted) are kept.
+          const int wide = p.efSearch;
+          std::vector<float> s(static_cast<size_t>(n) * wide);
+          std::vector<int64_t> l(s.size());
+          index.search(n, queries, wide, s.data(), l.data(), &p);
+          for (int64_t q = 0; q < n; ++q) {
+            std::copy_n(s.data() + q * wide, k, scores + q * k);
+            std::copy_n(l.data() + q * wide, k, items + q * k);
+          }
+        }
       } else {
         index.search(n, queries, k, scores, items);
       }
@@ -293,6 +412,10 @@ absl::StatusOr<ItemIndex> ItemIndex::Load(const std::string& path) {
   try {
     impl->ip.reset(faiss::read_index(&reader));
     impl->cosine.reset(faiss::read_index(&reader));
+    if (!MakeNative(impl->ip) || !MakeNative(impl->cosine)) {
+      return absl::DataLossError(
+          absl::StrCat("item index ", path, " holds a FAISS index type recloop does not write"));
+    }
   } catch (const std::exception& e) {
     // Checksummed data FAISS cannot parse means a writer bug or a foreign file: still a Status.
     return absl::DataLossError(absl::StrCat("FAISS cannot read item index ", path, ": ",

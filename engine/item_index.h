@@ -34,6 +34,9 @@ std::string_view ToString(IndexType t);
 // Parses "auto", "exact" (also "flat") or "hnsw".
 absl::StatusOr<IndexType> ParseIndexType(std::string_view s);
 
+// File name of the item index inside a model version directory (written by `recloop train`).
+inline constexpr char kItemIndexFileName[] = "items.faiss";
+
 struct ItemIndexOptions {
   // Which index to build. kAuto switches to HNSW at hnsw_min_items items.
   IndexType type = IndexType::kAuto;
@@ -50,6 +53,11 @@ struct ItemIndexOptions {
   int hnsw_ef_search = 128;
   // OpenMP threads used to build the index (HNSW insertion is parallel). 0 = OpenMP's default.
   int build_threads = 0;
+  // Inner products computed by recloop's own kernels (Eigen, compiled with this build's -march)
+  // instead of libfaiss's: Debian packages FAISS as a generic x86-64 build whose distance code
+  // has no AVX2. The index and its file are plain FAISS either way; false exists to measure the
+  // difference (bench/query_bench). Load always uses the native kernels.
+  bool native_kernels = true;
 };
 
 // Per-call search settings.

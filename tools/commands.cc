@@ -96,8 +96,6 @@ void PrintTable(const std::string& name, const EvalResult& model, const EvalResu
               "test_interactions", static_cast<long long>(model.test_interactions));
 }
 
-constexpr char kItemIndexFile[] = "items.faiss";
-
 // A model with its item index: the saved one when the version has it, else an exact index
 // built now (cheap: a copy of the item vectors).
 absl::StatusOr<Recommender> LoadRecommender(const std::string& path) {
@@ -106,7 +104,7 @@ absl::StatusOr<Recommender> LoadRecommender(const std::string& path) {
   auto model = std::make_shared<const FactorModel>(std::move(loaded));
   std::shared_ptr<const ItemIndex> index;
   if (model->has_factors()) {
-    const std::string index_path = dir + "/" + kItemIndexFile;
+    const std::string index_path = dir + "/" + kItemIndexFileName;
     absl::StatusOr<ItemIndex> built = std::filesystem::exists(index_path)
                                           ? ItemIndex::Load(index_path)
                                           : ItemIndex::Build(*model, ItemIndexOptions{});
@@ -340,8 +338,14 @@ int RunTrain(const TrainCommand& cmd) {
       save_options.write_extra_files = [&](const std::string& version_dir) -> absl::Status {
         ItemIndexOptions index_options;
         ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
+        const auto index_start = Clock::now();
         ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(*model, index_options));
-        return index.Save(version_dir + "/" + kItemIndexFile);
+        if (!cmd.quiet) {
+          std::fprintf(stderr, "built the %s item index of %d items in %.2f s\n",
+                       std::string(ToString(index.type())).c_str(), index.num_items(),
+                       SecondsSince(index_start));
+        }
+        return index.Save(version_dir + "/" + kItemIndexFileName);
       };
     }
     auto s = SaveModel(*model, cmd.out, save_options);

@@ -70,6 +70,25 @@ TEST(ItemIndex, ExactMatchesBruteForceForImplicitModel) {
   ExpectMatchesBruteForce(m, index, 20);
 }
 
+// The in-run baseline of the benchmarks: the index built on libfaiss's own kernels must give
+// the same results as recloop's (both checked against brute force, batch and single queries).
+TEST(ItemIndex, LibfaissKernelsAndNativeKernelsAgree) {
+  const FactorModel m = RandomModel(100, 3000, 32, /*explicit_feedback=*/true, 4);
+  for (const bool native : {false, true}) {
+    ItemIndexOptions options;
+    options.native_kernels = native;
+    ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m, options));
+    ExpectMatchesBruteForce(m, index, 10);
+    const std::vector<float> q = AllUserQueries(m, index);
+    float score = 0;
+    int64_t item = -1;
+    ASSERT_OK(index.Search(1, q.data(), 1, &score, &item));
+    std::vector<float> brute(m.num_items());
+    m.ScoreItems(0, brute);
+    EXPECT_EQ(item, TopK(brute, 1)[0].item) << (native ? "native" : "libfaiss");
+  }
+}
+
 TEST(ItemIndex, KLargerThanCatalogueFillsTailWithMinusOne) {
   const FactorModel m = RandomModel(2, 5, 4, true, 3);
   ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m));
