@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -200,6 +201,30 @@ int RunRecommend(const RecommendCommand& cmd) {
   const double seconds = SecondsSince(start);
   std::fprintf(stderr, "wrote %s: %d users x %d items in %.2f s (%.0f users/s)\n", cmd.out.c_str(),
                users, cmd.n, seconds, users / std::max(seconds, 1e-9));
+  return 0;
+}
+
+int RunServeCommand(ServeCommand cmd) {
+  ServeOptions& o = cmd.serve;
+  o.http.idle_timeout = std::chrono::milliseconds(cmd.idle_timeout_ms);
+  o.http.read_timeout = std::chrono::milliseconds(cmd.read_timeout_ms);
+  o.http.drain_timeout = std::chrono::milliseconds(cmd.drain_timeout_ms);
+  // The key never comes from the command line (it would show in ps and shell history).
+  if (!cmd.api_key_file.empty()) {
+    std::ifstream in(cmd.api_key_file);
+    if (!in) return Fail(absl::NotFoundError("cannot read --api-key-file " + cmd.api_key_file));
+    std::getline(in, o.api.api_key);
+    if (o.api.api_key.empty()) {
+      return Fail(absl::InvalidArgumentError("--api-key-file " + cmd.api_key_file +
+                                             " has an empty first line"));
+    }
+  } else if (const char* env = std::getenv("RECLOOP_API_KEY"); env != nullptr && *env != 0) {
+    o.api.api_key = env;
+  }
+  if (o.api.default_n < 1 || o.api.max_n < o.api.default_n) {
+    return Fail(absl::InvalidArgumentError("need 1 <= --default-n <= --max-n"));
+  }
+  if (absl::Status s = RunServe(o); !s.ok()) return Fail(s);
   return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "data/generator.h"
 #include "data/reader.h"
+#include "serving/serve.h"
 #include "training/evaluate.h"
 #include "training/train.h"
 
@@ -78,7 +79,16 @@ struct SimilarCommand {
   bool json = false;
 };
 
+struct ServeCommand {
+  ServeOptions serve;
+  std::string api_key_file;  // the API key's file; else RECLOOP_API_KEY; else no auth
+  int64_t idle_timeout_ms = 30'000;
+  int64_t read_timeout_ms = 10'000;
+  int64_t drain_timeout_ms = 10'000;
+};
+
 int RunRecommend(const RecommendCommand& cmd);
+int RunServeCommand(ServeCommand cmd);
 int RunSimilar(const SimilarCommand& cmd);
 int RunGenerate(const GenerateCommand& cmd);
 int RunTrain(const TrainCommand& cmd);

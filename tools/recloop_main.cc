@@ -147,6 +147,57 @@ int main(int argc, char** argv) {
   similar_cmd->add_option("--n", similar.n, "Number of items")->capture_default_str();
   similar_cmd->add_flag("--json", similar.json, "One JSON object");
 
+  recloop::ServeCommand serve;
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Serve recommendations over HTTP from a models directory's current version");
+  serve_cmd->set_config("--config", "", "Config file (TOML: key = value, keys as the long "
+                                        "flags without dashes); flags given on the command "
+                                        "line win");
+  recloop::ServeOptions& so = serve.serve;
+  serve_cmd->add_option("--models", so.model.models_dir,
+                        "Models directory written by `recloop train --out`")
+      ->required();
+  serve_cmd->add_option("--catalog", so.model.catalog_path,
+                        "SQLite file of the item catalogue (default MODELS/catalog.db)");
+  serve_cmd->add_option("--host", so.http.host, "Address to listen on")->capture_default_str();
+  serve_cmd->add_option("--port", so.http.port, "TCP port (0: any free port)")
+      ->capture_default_str();
+  serve_cmd->add_option("--io-threads", so.http.threads, "I/O threads (0: one per core)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-header-bytes", so.http.max_header_bytes,
+                        "Largest request header (larger: 431)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-body-bytes", so.http.max_body_bytes,
+                        "Largest request body (larger: 413)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-connections", so.http.max_connections,
+                        "Open connections at most (more: 503)")
+      ->capture_default_str();
+  serve_cmd->add_option("--idle-timeout-ms", serve.idle_timeout_ms,
+                        "Close a keep-alive connection idle this long")
+      ->capture_default_str();
+  serve_cmd->add_option("--read-timeout-ms", serve.read_timeout_ms,
+                        "A started request must arrive whole within this (slow clients are cut)")
+      ->capture_default_str();
+  serve_cmd->add_option("--drain-timeout-ms", serve.drain_timeout_ms,
+                        "On SIGTERM/SIGINT, time for requests in flight to finish")
+      ->capture_default_str();
+  serve_cmd->add_option("--rate-limit", so.http.max_requests_per_second_per_connection,
+                        "Requests per second per connection (more: 429); 0 = unlimited")
+      ->capture_default_str();
+  serve_cmd->add_option("--default-n", so.api.default_n, "Results when a request gives no n")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-n", so.api.max_n, "Largest n a request may ask for")
+      ->capture_default_str();
+  serve_cmd->add_option("--api-key-file", serve.api_key_file,
+                        "File whose first line is the API key that write routes require "
+                        "(else $RECLOOP_API_KEY; neither: no authentication)");
+  serve_cmd->add_flag("--auth-reads", so.api.auth_reads,
+                      "Require the API key on read routes too (not /healthz, /readyz)");
+  serve_cmd->add_option("--access-log-every", so.access_log_every,
+                        "Log every N-th request to stderr (0: no access log)")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<tbb::global_control> limit;
@@ -161,5 +212,6 @@ int main(int argc, char** argv) {
   if (*demo_cmd) return recloop::RunDemo(demo);
   if (*recommend_cmd) return recloop::RunRecommend(recommend);
   if (*similar_cmd) return recloop::RunSimilar(similar);
+  if (*serve_cmd) return recloop::RunServeCommand(std::move(serve));
   return 2;
 }

@@ -1,0 +1,399 @@
+#include "serving/api.h"
+
+#include <openssl/crypto.h>
+#include <uriparser/Uri.h>
+
+#include <exception>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+
+namespace recloop {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// Bounds on client-supplied strings, so that one request cannot make the catalogue huge.
+constexpr size_t kMaxIdBytes = 512;
+constexpr size_t kMaxCategories = 100;
+constexpr int kMaxOffset = 100'000;
+
+std::string Dump(const json& j) {
+  // IDs come from clients and files: invalid UTF-8 is replaced rather than thrown on.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+HttpResponse JsonResponse(int status, const json& j) {
+  HttpResponse r;
+  r.status = status;
+  r.body = Dump(j);
+  return r;
+}
+
+HttpResponse NoModel() {
+  return JsonError(503, "no_model", "no model is loaded yet; train one into the models directory");
+}
+
+// Percent-decodes a path segment.
+std::string Unescape(std::string_view s) {
+  std::string out(s);
+  if (out.empty()) return out;
+  const char* end = uriUnescapeInPlaceExA(out.data(), URI_FALSE, URI_BR_DONT_TOUCH);
+  out.resize(end - out.data());
+  return out;
+}
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+absl::StatusOr<QueryParams> ParseQuery(std::string_view query) {
+  QueryParams out;
+  if (query.empty()) return out;
+  UriQueryListA* list = nullptr;
+  int count = 0;
+  if (uriDissectQueryMallocExA(&list, &count, query.data(), query.data() + query.size(), URI_TRUE,
+                               URI_BR_DONT_TOUCH) != URI_SUCCESS) {
+    return absl::InvalidArgumentError("malformed query string");
+  }
+  for (const UriQueryListA* p = list; p != nullptr; p = p->next) {
+    out.emplace_back(p->key ? p->key : "", p->value ? p->value : "");
+  }
+  uriFreeQueryListA(list);
+  return out;
+}
+
+// The parameters of a list route (recommendations, similar, popular).
+struct ListParams {
+  int n = 0;
+  int offset = 0;
+  std::vector<std::string> categories;
+  std::vector<std::string> exclude;
+};
+
+absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_exclude,
+                                           const ApiOptions& options) {
+  ListParams p;
+  p.n = options.default_n;
+  bool seen_n = false, seen_offset = false;
+  auto parse_int = [](const std::string& key, const std::string& value, int lo, int hi,
+                      int* out) -> absl::Status {
+    int v = 0;
+    if (!absl::SimpleAtoi(value, &v) || v < lo || v > hi) {
+      return absl::InvalidArgumentError(absl::StrCat("parameter '", key,
+                                                     "' must be an integer in [", lo, ", ", hi,
+                                                     "], got '", value, "'"));
+    }
+    *out = v;
+    return absl::OkStatus();
+  };
+  for (const auto& [key, value] : query) {
+    if (key == "n") {
+      if (seen_n) return absl::InvalidArgumentError("parameter 'n' given twice");
+      seen_n = true;
+      if (auto s = parse_int(key, value, 1, options.max_n, &p.n); !s.ok()) return s;
+    } else if (key == "offset") {
+      if (seen_offset) return absl::InvalidArgumentError("parameter 'offset' given twice");
+      seen_offset = true;
+      if (auto s = parse_int(key, value, 0, kMaxOffset, &p.offset); !s.ok()) return s;
+    } else if (key == "category") {
+      if (value.empty()) return absl::InvalidArgumentError("parameter 'category' is empty");
+      p.categories.push_back(value);
+    } else if (key == "exclude" && allow_exclude) {
+      for (absl::string_view id : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        p.exclude.emplace_back(id);
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown query parameter '", key, "'"));
+    }
+  }
+  if (int64_t{p.n} + p.offset > int64_t{options.max_n} + kMaxOffset) {
+    return absl::InvalidArgumentError("offset + n is too large");
+  }
+  return p;
+}
+
+// Filters of a list request in the snapshot's indices. Unknown category names match no item;
+// unknown excluded items are ignored.
+RecommendOptions ToRecommendOptions(const ListParams& p, const ModelSnapshot& s) {
+  RecommendOptions o;
+  o.n = p.n;
+  o.offset = p.offset;
+  for (const auto& name : p.categories) {
+    o.categories.push_back(s.categories->Find(name).value_or(-1));
+  }
+  for (const auto& id : p.exclude) {
+    if (const auto i = s.model->items.Find(id)) o.exclude.push_back(*i);
+  }
+  return o;
+}
+
+json ItemsJson(const ModelSnapshot& s, const std::vector<Recommendation>& recs) {
+  json items = json::array();
+  for (const auto& r : recs) {
+    items.push_back({{"item", s.model->items.External(r.item)},
+                     {"score", r.score},
+                     {"source", std::string(ToString(r.source))}});
+  }
+  return items;
+}
+
+HttpResponse BadRequest(const absl::Status& s, std::string_view code = "bad_parameter") {
+  return JsonError(400, code, std::string(s.message()));
+}
+
+HttpResponse Internal(const absl::Status& s) {
+  return JsonError(500, "internal", std::string(s.message()));
+}
+
+HttpResponse MethodNotAllowed(std::string_view allow) {
+  HttpResponse r = JsonError(405, "method_not_allowed",
+                             absl::StrCat("this route answers ", std::string(allow)));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+bool KeyMatches(const HttpRequest& request, const std::string& key) {
+  const auto header = request.Header("Authorization");
+  constexpr std::string_view kScheme = "Bearer ";
+  if (!header || header->size() < kScheme.size() ||
+      !absl::EqualsIgnoreCase(absl::string_view(header->data(), kScheme.size()),
+                              absl::string_view(kScheme.data(), kScheme.size()))) {
+    return false;
+  }
+  const std::string_view given = header->substr(kScheme.size());
+  if (given.size() != key.size()) return false;  // the length of a key is not its secret
+  return CRYPTO_memcmp(given.data(), key.data(), key.size()) == 0;
+}
+
+HttpResponse Unauthorized() {
+  HttpResponse r = JsonError(401, "unauthorized", "this route needs Authorization: Bearer <key>");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+json EntryJson(const std::string& item, bool in_model, const CatalogEntry& e) {
+  return {{"item", item},
+          {"in_model", in_model},
+          {"categories", e.categories},
+          {"available", e.available}};
+}
+
+}  // namespace
+
+Api::Api(LiveModel* live, Metrics* metrics, ApiOptions options,
+         std::function<int64_t()> connections)
+    : live_(live),
+      metrics_(metrics),
+      options_(std::move(options)),
+      connections_(std::move(connections)) {}
+
+HttpResponse Api::Handle(const HttpRequest& request) const {
+  try {
+    return Route(request);
+  } catch (const std::exception& e) {
+    // Nothing below should throw; if it does, the client gets a JSON 500, never a dropped
+    // connection, and the server keeps serving.
+    return JsonError(500, "internal", e.what());
+  }
+}
+
+HttpResponse Api::Route(const HttpRequest& request) const {
+  const std::string_view target = request.target;
+  const size_t question = target.find('?');
+  const std::string_view path = target.substr(0, question);
+  const std::string_view raw_query =
+      question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  if (path.empty() || path.front() != '/') {
+    return JsonError(400, "bad_request", "the request target must be an absolute path");
+  }
+  std::vector<std::string> seg;
+  for (absl::string_view s : absl::StrSplit(absl::string_view(path.data() + 1, path.size() - 1),
+                                            '/')) {
+    seg.push_back(Unescape(std::string_view(s.data(), s.size())));
+  }
+  const std::string& method = request.method;
+  const bool is_get = method == "GET";
+  auto route = [&](std::string_view name, HttpResponse r) {
+    r.route = std::string(name);
+    return r;
+  };
+  auto needs_key = [&](bool write) {
+    return !options_.api_key.empty() && (write || options_.auth_reads) &&
+           !KeyMatches(request, options_.api_key);
+  };
+
+  // Routes without parameters in the path.
+  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
+    const std::string name = "/" + seg[0];
+    if (!is_get) return route(name, MethodNotAllowed("GET"));
+    if (seg[0] == "healthz") return route(name, JsonResponse(200, {{"status", "ok"}}));
+    const auto snap = live_->Get();
+    if (snap == nullptr) return route(name, NoModel());
+    return route(name, JsonResponse(200, {{"status", "ready"}, {"model_version", snap->version()}}));
+  }
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    if (!is_get) return route("/metrics", MethodNotAllowed("GET"));
+    if (needs_key(false)) return route("/metrics", Unauthorized());
+    const auto snap = live_->Get();
+    std::vector<Metrics::Gauge> gauges;
+    gauges.push_back({"recloop_model_loaded", "1 if a model is loaded", snap ? 1.0 : 0.0, ""});
+    if (snap) {
+      gauges.push_back({"recloop_model_info", "The live model version", 1.0,
+                        absl::StrCat("version=\"", snap->version(), "\"")});
+      gauges.push_back({"recloop_model_users", "Users of the live model",
+                        static_cast<double>(snap->model->num_users()), ""});
+      gauges.push_back({"recloop_model_items", "Items of the live model",
+                        static_cast<double>(snap->model->num_items()), ""});
+    }
+    if (connections_) {
+      gauges.push_back({"recloop_http_connections", "Open client connections",
+                        static_cast<double>(connections_()), ""});
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_->Render(gauges);
+    return route("/metrics", std::move(r));
+  }
+  if (seg.empty() || seg[0] != "v1") return JsonError(404, "not_found", "no such route");
+
+  if (seg.size() == 2 && seg[1] == "model") {
+    if (!is_get) return route("/v1/model", MethodNotAllowed("GET"));
+    if (needs_key(false)) return route("/v1/model", Unauthorized());
+    if (!raw_query.empty()) {
+      return route("/v1/model", JsonError(400, "unknown_parameter", "/v1/model takes no parameters"));
+    }
+    const auto snap = live_->Get();
+    if (snap == nullptr) return route("/v1/model", NoModel());
+    HttpResponse r;
+    r.body = snap->metadata_json;
+    return route("/v1/model", std::move(r));
+  }
+
+  // List routes: recommendations, similar, popular.
+  const bool is_recs = seg.size() == 4 && seg[1] == "users" && seg[3] == "recommendations";
+  const bool is_similar = seg.size() == 4 && seg[1] == "items" && seg[3] == "similar";
+  const bool is_popular = seg.size() == 2 && seg[1] == "popular";
+  if (is_recs || is_similar || is_popular) {
+    const std::string name = is_recs      ? "/v1/users/{user}/recommendations"
+                             : is_similar ? "/v1/items/{item}/similar"
+                                          : "/v1/popular";
+    if (!is_get) return route(name, MethodNotAllowed("GET"));
+    if (needs_key(false)) return route(name, Unauthorized());
+    if ((is_recs || is_similar) && (seg[2].empty() || seg[2].size() > kMaxIdBytes)) {
+      return route(name, JsonError(400, "bad_parameter", "the ID in the path is empty or too long"));
+    }
+    auto query = ParseQuery(raw_query);
+    if (!query.ok()) return route(name, BadRequest(query.status()));
+    auto params = ParseListParams(*query, /*allow_exclude=*/!is_popular, options_);
+    if (!params.ok()) {
+      const bool unknown = absl::StartsWith(params.status().message(), "unknown");
+      return route(name, BadRequest(params.status(), unknown ? "unknown_parameter" : "bad_parameter"));
+    }
+    const auto snap = live_->Get();
+    if (snap == nullptr) return route(name, NoModel());
+    const RecommendOptions options = ToRecommendOptions(*params, *snap);
+    json out;
+    absl::StatusOr<std::vector<Recommendation>> recs;
+    if (is_similar) {
+      const auto item = snap->model->items.Find(seg[2]);
+      if (!item) {
+        return route(name, JsonError(404, "unknown_item",
+                                     absl::StrCat("item '", seg[2], "' is not in the model")));
+      }
+      if (!snap->model->has_factors()) {
+        return route(name, JsonError(404, "no_embeddings",
+                                     "the live model has no item embeddings (popularity model)"));
+      }
+      recs = snap->recommender->Similar(*item, options);
+      out["item"] = seg[2];
+    } else if (is_recs) {
+      // An unknown user is a new customer: popular items, with source "popular".
+      const int32_t user = snap->model->users.Find(seg[2]).value_or(-1);
+      recs = snap->recommender->Recommend(user, options);
+      out["user"] = seg[2];
+    } else {
+      recs = snap->recommender->Recommend(-1, options);
+    }
+    if (!recs.ok()) return route(name, Internal(recs.status()));
+    out["model_version"] = snap->version();
+    out["items"] = ItemsJson(*snap, *recs);
+    return route(name, JsonResponse(200, out));
+  }
+
+  // The catalogue entry of one item.
+  if (seg.size() == 3 && seg[1] == "items") {
+    const std::string name = "/v1/items/{item}";
+    const std::string& item = seg[2];
+    const bool is_put = method == "PUT", is_delete = method == "DELETE";
+    if (!is_get && !is_put && !is_delete) return route(name, MethodNotAllowed("GET, PUT, DELETE"));
+    if (needs_key(!is_get)) return route(name, Unauthorized());
+    if (item.empty() || item.size() > kMaxIdBytes) {
+      return route(name, JsonError(400, "bad_parameter", "the item ID is empty or too long"));
+    }
+    if (!raw_query.empty()) {
+      return route(name, JsonError(400, "unknown_parameter", "this route takes no parameters"));
+    }
+    const auto snap = live_->Get();
+    const bool in_model = snap != nullptr && snap->model->items.Find(item).has_value();
+    const std::optional<CatalogEntry> existing = live_->GetItem(item);
+    if (is_get || is_delete) {
+      if (!in_model && !existing) {
+        return route(name, JsonError(404, "unknown_item",
+                                     absl::StrCat("item '", item, "' is not known")));
+      }
+      CatalogEntry entry = existing.value_or(CatalogEntry{});
+      if (is_delete) {
+        entry.available = false;
+        if (auto s = live_->SetItem(item, entry); !s.ok()) return route(name, Internal(s));
+      }
+      return route(name, JsonResponse(200, EntryJson(item, in_model, entry)));
+    }
+    // PUT: the body replaces the entry.
+    if (!request.has_length) {
+      return route(name, JsonError(411, "length_required", "a PUT needs a Content-Length"));
+    }
+    const auto type = request.Header("Content-Type");
+    if (!type || !absl::StartsWithIgnoreCase(absl::string_view(type->data(), type->size()),
+                                             "application/json")) {
+      return route(name, JsonError(415, "unsupported_media_type",
+                                   "the body must be JSON (Content-Type: application/json)"));
+    }
+    const json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded() || !body.is_object()) {
+      return route(name, JsonError(400, "bad_body", "the body must be one JSON object"));
+    }
+    CatalogEntry entry;
+    if (body.contains("categories")) {
+      const json& c = body["categories"];
+      if (!c.is_array() || c.size() > kMaxCategories) {
+        return route(name, JsonError(400, "bad_body",
+                                     absl::StrCat("'categories' must be an array of at most ",
+                                                  kMaxCategories, " strings")));
+      }
+      for (const auto& v : c) {
+        if (!v.is_string() || v.get_ref<const std::string&>().empty() ||
+            v.get_ref<const std::string&>().size() > kMaxIdBytes) {
+          return route(name, JsonError(400, "bad_body",
+                                       "every category must be a non-empty string"));
+        }
+        entry.categories.push_back(v.get<std::string>());
+      }
+    }
+    if (body.contains("available")) {
+      if (!body["available"].is_boolean()) {
+        return route(name, JsonError(400, "bad_body", "'available' must be true or false"));
+      }
+      entry.available = body["available"].get<bool>();
+    }
+    if (auto s = live_->SetItem(item, entry); !s.ok()) return route(name, Internal(s));
+    return route(name, JsonResponse(200, EntryJson(item, in_model, *live_->GetItem(item))));
+  }
+  return JsonError(404, "not_found", "no such route");
+}
+
+}  // namespace recloop

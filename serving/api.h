@@ -1,0 +1,61 @@
+// Api: the router of the HTTP API. A pure function of the request and the live model (no socket,
+// no Beast): the server calls it on its I/O threads, tests and the fuzz target call it directly.
+//
+//   GET    /v1/users/{user}/recommendations?n=&offset=&category=&exclude=
+//   GET    /v1/items/{item}/similar?n=&offset=&category=&exclude=
+//   GET    /v1/popular?n=&offset=&category=
+//   GET    /v1/items/{item}            the item's catalogue entry
+//   PUT    /v1/items/{item}            {"categories":[...],"available":true}   (write)
+//   DELETE /v1/items/{item}            mark unavailable                        (write)
+//   GET    /v1/model                   version and lineage of the live model
+//   GET    /healthz  /readyz  /metrics
+//
+// Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or wrong
+// API key, 404 unknown route/item, 405 wrong method (with Allow), 411 write without a length,
+// 413/431 (from the server) oversized body/header, 415 non-JSON body, 503 no model loaded yet.
+#ifndef RECLOOP_SERVING_API_H_
+#define RECLOOP_SERVING_API_H_
+
+#include <functional>
+#include <string>
+
+#include "serving/http.h"
+#include "serving/live_model.h"
+#include "serving/metrics.h"
+
+namespace recloop {
+
+struct ApiOptions {
+  // Results when a request gives no n.
+  int default_n = 10;
+  // Largest n (and offset + n) a request may ask for; larger is a 400.
+  int max_n = 1000;
+  // Bearer key that write routes (PUT, DELETE) require; empty = no authentication.
+  std::string api_key;
+  // Also require the key on read routes (everything but /healthz and /readyz).
+  bool auth_reads = false;
+};
+
+// Thread safety: Handle is const and may be called from any number of threads at once.
+class Api {
+ public:
+  // `live` and `metrics` must outlive the Api. `connections` (may be null) reports the server's
+  // open connections for /metrics.
+  Api(LiveModel* live, Metrics* metrics, ApiOptions options,
+      std::function<int64_t()> connections = nullptr);
+
+  // Answers one request. Never throws; a malformed request gets a 4xx JSON error.
+  HttpResponse Handle(const HttpRequest& request) const;
+
+ private:
+  HttpResponse Route(const HttpRequest& request) const;
+
+  LiveModel* live_;
+  Metrics* metrics_;
+  ApiOptions options_;
+  std::function<int64_t()> connections_;
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_API_H_

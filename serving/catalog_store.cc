@@ -1,0 +1,100 @@
+#include "serving/catalog_store.h"
+
+#include <sqlite3.h>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace recloop {
+namespace {
+
+absl::Status SqlError(sqlite3* db, const std::string& path, const char* what) {
+  return absl::InternalError(absl::StrCat("catalogue ", path, ": ", what, ": ", sqlite3_errmsg(db)));
+}
+
+// Finalises a prepared statement when it goes out of scope.
+struct Statement {
+  sqlite3_stmt* stmt = nullptr;
+  ~Statement() { sqlite3_finalize(stmt); }
+};
+
+}  // namespace
+
+CatalogStore::CatalogStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+CatalogStore::~CatalogStore() { sqlite3_close(db_); }
+
+absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("cannot open catalogue ", path, ": ", message));
+  }
+  std::unique_ptr<CatalogStore> store(new CatalogStore(db, path));
+  sqlite3_busy_timeout(db, 5000);
+  const char* setup =
+      "PRAGMA journal_mode=WAL;"
+      "PRAGMA synchronous=FULL;"
+      "CREATE TABLE IF NOT EXISTS items ("
+      "  item TEXT PRIMARY KEY NOT NULL,"
+      "  categories TEXT NOT NULL,"  // JSON array of strings
+      "  available INTEGER NOT NULL);";
+  char* error = nullptr;
+  if (sqlite3_exec(db, setup, nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error ? error : "unknown error";
+    sqlite3_free(error);
+    return absl::UnavailableError(
+        absl::StrCat("catalogue ", path, " is not usable: ", message));
+  }
+  return store;
+}
+
+absl::Status CatalogStore::Put(const std::string& item, const CatalogEntry& entry) {
+  const std::string categories = nlohmann::json(entry.categories).dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s;
+  if (sqlite3_prepare_v2(db_,
+                         "INSERT OR REPLACE INTO items(item, categories, available) "
+                         "VALUES(?1, ?2, ?3)",
+                         -1, &s.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(db_, path_, "prepare");
+  }
+  sqlite3_bind_text(s.stmt, 1, item.data(), static_cast<int>(item.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.stmt, 2, categories.data(), static_cast<int>(categories.size()),
+                    SQLITE_TRANSIENT);
+  sqlite3_bind_int(s.stmt, 3, entry.available ? 1 : 0);
+  if (sqlite3_step(s.stmt) != SQLITE_DONE) return SqlError(db_, path_, "write");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s;
+  if (sqlite3_prepare_v2(db_, "SELECT item, categories, available FROM items", -1, &s.stmt,
+                         nullptr) != SQLITE_OK) {
+    return SqlError(db_, path_, "prepare");
+  }
+  CatalogMap out;
+  int rc;
+  while ((rc = sqlite3_step(s.stmt)) == SQLITE_ROW) {
+    const auto* item = reinterpret_cast<const char*>(sqlite3_column_text(s.stmt, 0));
+    const auto* categories = reinterpret_cast<const char*>(sqlite3_column_text(s.stmt, 1));
+    CatalogEntry entry;
+    entry.available = sqlite3_column_int(s.stmt, 2) != 0;
+    const auto parsed = nlohmann::json::parse(categories ? categories : "", nullptr, false);
+    if (item == nullptr || parsed.is_discarded() || !parsed.is_array()) {
+      return absl::DataLossError(absl::StrCat("catalogue ", path_, ": a row does not parse"));
+    }
+    for (const auto& c : parsed) {
+      if (c.is_string()) entry.categories.push_back(c.get<std::string>());
+    }
+    out[item] = std::move(entry);
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, path_, "read");
+  return out;
+}
+
+}  // namespace recloop

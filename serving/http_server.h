@@ -1,0 +1,95 @@
+// HttpServer: an asynchronous HTTP/1.1 server (Boost.Beast) that hands every complete request to
+// a handler function on the I/O thread that read it, and writes the handler's response back.
+// It owns the limits a public endpoint needs: header and body sizes, connection count, a
+// per-connection request rate, idle and read timeouts (a client trickling a request byte by byte
+// is cut off when the read timeout expires, without holding a thread), and a graceful stop that
+// finishes the requests in flight.
+#ifndef RECLOOP_SERVING_HTTP_SERVER_H_
+#define RECLOOP_SERVING_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "serving/http.h"
+
+namespace recloop {
+
+struct HttpServerOptions {
+  // Address to listen on. The default serves this machine only; "0.0.0.0" serves the network.
+  std::string host = "127.0.0.1";
+  // TCP port; 0 picks a free ephemeral port (see HttpServer::port()).
+  uint16_t port = 8080;
+  // I/O threads; each parses, handles and answers requests. 0 = one per core.
+  int threads = 0;
+  // Largest request header block in bytes; larger gets 431 and the connection is closed.
+  uint32_t max_header_bytes = 8 * 1024;
+  // Largest request body in bytes; larger gets 413 and the connection is closed.
+  uint64_t max_body_bytes = 1024 * 1024;
+  // Open connections at most; a connection past the limit gets 503 and is closed.
+  int max_connections = 10'000;
+  // A keep-alive connection with no request for this long is closed.
+  std::chrono::milliseconds idle_timeout{30'000};
+  // Once the first byte of a request has arrived, the whole request must arrive within this,
+  // else the connection is closed (slow-loris protection).
+  std::chrono::milliseconds read_timeout{10'000};
+  // Writing one response must finish within this.
+  std::chrono::milliseconds write_timeout{10'000};
+  // Requests per second per connection (token bucket with a burst of the same size); beyond it
+  // requests get 429. 0 = unlimited.
+  double max_requests_per_second_per_connection = 0;
+  // On Stop(): how long in-flight requests may take to finish before connections are closed.
+  std::chrono::milliseconds drain_timeout{10'000};
+};
+
+// Called once per request on an I/O thread; must be thread-safe (it runs on all of them at once)
+// and must not throw. Connection management (keep-alive, Connection: close) is the server's.
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Observes every answered request (for metrics and access logs): the request, the response and
+// the microseconds from the request being fully read to the response being handed to the socket.
+// Runs on the I/O thread; must be thread-safe.
+using HttpObserver =
+    std::function<void(const HttpRequest&, const HttpResponse&, double micros)>;
+
+// Thread safety: Start, Run and Stop may be called from different threads; Stop may be called
+// from any thread (e.g. a signal handler thread), also more than once.
+class HttpServer {
+ public:
+  // Validates the options. Errors: InvalidArgument naming the bad option.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(HttpServerOptions options,
+                                                            HttpHandler handler,
+                                                            HttpObserver observer = nullptr);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens. Errors: Unavailable if the address cannot be bound (in use, bad host).
+  absl::Status Start();
+  // The bound port (after Start; the ephemeral one when options.port was 0).
+  uint16_t port() const;
+  // Serves on options.threads threads (the caller's among them) until Stop() has drained every
+  // connection. Requires Start().
+  void Run();
+  // Stops accepting, lets requests in flight finish (up to drain_timeout), closes idle
+  // connections, and makes Run() return.
+  void Stop();
+  // Calls Stop() on SIGINT or SIGTERM (handled on the server's own threads). Call before Run().
+  void StopOnSignals();
+  // Connections open now.
+  int64_t open_connections() const;
+
+  struct Impl;  // opaque; public only so that http_server.cc's session class can name it
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_HTTP_SERVER_H_

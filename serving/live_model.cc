@@ -1,0 +1,151 @@
+#include "serving/live_model.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "engine/model_io.h"
+#include "engine/status_macros.h"
+
+namespace recloop {
+namespace {
+
+// Adds any category of `entry` missing from `*categories`, copying the map only if one is new
+// (snapshots share the old one).
+void AddCategories(const CatalogEntry& entry, std::shared_ptr<const IdMap>* categories) {
+  std::shared_ptr<IdMap> copy;
+  for (const auto& name : entry.categories) {
+    if ((copy ? copy->Find(name) : (*categories)->Find(name)).has_value()) continue;
+    if (!copy) copy = std::make_shared<IdMap>(**categories);
+    copy->GetOrAdd(name);
+  }
+  if (copy) *categories = std::move(copy);
+}
+
+// The catalogue of every item of `model` from the storefront's entries.
+ItemCatalog BuildCatalog(const FactorModel& model, const CatalogMap& entries,
+                         const IdMap& categories) {
+  const int32_t n = model.num_items();
+  ItemCatalog c;
+  c.available.assign(n, 1);
+  c.category_indptr.assign(static_cast<size_t>(n) + 1, 0);
+  for (int32_t i = 0; i < n; ++i) {
+    const auto it = entries.find(model.items.External(i));
+    if (it != entries.end()) {
+      c.available[i] = it->second.available ? 1 : 0;
+      for (const auto& name : it->second.categories) {
+        c.category_ids.push_back(*categories.Find(name));
+      }
+    }
+    c.category_indptr[i + 1] = static_cast<int64_t>(c.category_ids.size());
+  }
+  return c;
+}
+
+// `old` with item `item`'s entry replaced: O(items) copies, no hashing.
+ItemCatalog PatchCatalog(const ItemCatalog& old, int32_t item, const CatalogEntry& entry,
+                         const IdMap& categories) {
+  ItemCatalog c;
+  c.available = old.available;
+  c.available[item] = entry.available ? 1 : 0;
+  std::vector<int32_t> ids;
+  for (const auto& name : entry.categories) ids.push_back(*categories.Find(name));
+  const int64_t begin = old.category_indptr[item];
+  const int64_t end = old.category_indptr[item + 1];
+  const int64_t delta = static_cast<int64_t>(ids.size()) - (end - begin);
+  c.category_ids.reserve(old.category_ids.size() + std::max<int64_t>(delta, 0));
+  c.category_ids.insert(c.category_ids.end(), old.category_ids.begin(),
+                        old.category_ids.begin() + begin);
+  c.category_ids.insert(c.category_ids.end(), ids.begin(), ids.end());
+  c.category_ids.insert(c.category_ids.end(), old.category_ids.begin() + end,
+                        old.category_ids.end());
+  c.category_indptr = old.category_indptr;
+  for (size_t i = item + 1; i < c.category_indptr.size(); ++i) c.category_indptr[i] += delta;
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Open(const LiveModelOptions& options) {
+  if (options.models_dir.empty()) return absl::InvalidArgumentError("no models directory given");
+  std::error_code ec;
+  std::filesystem::create_directories(options.models_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create models directory ", options.models_dir, ": ", ec.message()));
+  }
+  std::unique_ptr<LiveModel> live(new LiveModel());
+  live->options_ = options;
+  if (live->options_.catalog_path.empty()) {
+    live->options_.catalog_path = options.models_dir + "/catalog.db";
+  }
+  ASSIGN_OR_RETURN(live->store_, CatalogStore::Open(live->options_.catalog_path));
+  ASSIGN_OR_RETURN(live->catalog_, live->store_->LoadAll());
+  for (const auto& [item, entry] : live->catalog_) AddCategories(entry, &live->categories_);
+  if (std::filesystem::exists(options.models_dir + "/current")) {
+    RETURN_IF_ERROR(live->Reload());
+  }
+  return live;
+}
+
+absl::Status LiveModel::Reload(const std::string& version_dir) {
+  ASSIGN_OR_RETURN(std::string dir,
+                   ResolveModelDir(version_dir.empty() ? options_.models_dir : version_dir));
+  ASSIGN_OR_RETURN(FactorModel loaded, LoadModel(dir));
+  ASSIGN_OR_RETURN(std::string metadata, DescribeModel(dir, /*json=*/true));
+  auto model = std::make_shared<const FactorModel>(std::move(loaded));
+  std::shared_ptr<const ItemIndex> index;
+  if (model->has_factors()) {
+    const std::string path = dir + "/" + kItemIndexFileName;
+    absl::StatusOr<ItemIndex> built = std::filesystem::exists(path)
+                                          ? ItemIndex::Load(path)
+                                          : ItemIndex::Build(*model, ItemIndexOptions{});
+    if (!built.ok()) return built.status();
+    index = std::make_shared<const ItemIndex>(std::move(*built));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return Publish(std::move(model), std::move(index), std::move(metadata), nullptr);
+}
+
+absl::Status LiveModel::Publish(std::shared_ptr<const FactorModel> model,
+                                std::shared_ptr<const ItemIndex> index, std::string metadata_json,
+                                std::shared_ptr<const ItemCatalog> catalog) {
+  if (catalog == nullptr) {
+    catalog = std::make_shared<const ItemCatalog>(BuildCatalog(*model, catalog_, *categories_));
+  }
+  ASSIGN_OR_RETURN(Recommender recommender, Recommender::Create(model, index, catalog));
+  auto snapshot = std::make_shared<ModelSnapshot>();
+  snapshot->model = std::move(model);
+  snapshot->index = std::move(index);
+  snapshot->catalog = std::move(catalog);
+  snapshot->recommender = std::make_shared<const Recommender>(std::move(recommender));
+  snapshot->categories = categories_;
+  snapshot->metadata_json = std::move(metadata_json);
+  snapshot_.store(std::move(snapshot), std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::Status LiveModel::SetItem(const std::string& item, CatalogEntry entry) {
+  std::sort(entry.categories.begin(), entry.categories.end());
+  entry.categories.erase(std::unique(entry.categories.begin(), entry.categories.end()),
+                         entry.categories.end());
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(store_->Put(item, entry));  // durable before it is visible
+  AddCategories(entry, &categories_);
+  catalog_[item] = entry;
+  const auto current = Get();
+  if (current == nullptr) return absl::OkStatus();
+  const auto index = current->model->items.Find(item);
+  if (!index) return absl::OkStatus();  // waits for a model that knows the item
+  auto catalog = std::make_shared<const ItemCatalog>(
+      PatchCatalog(*current->catalog, *index, entry, *categories_));
+  return Publish(current->model, current->index, current->metadata_json, std::move(catalog));
+}
+
+std::optional<CatalogEntry> LiveModel::GetItem(const std::string& item) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = catalog_.find(item);
+  if (it == catalog_.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace recloop

@@ -1,0 +1,89 @@
+// LiveModel: the model version the server answers from, with its item index and the storefront's
+// catalogue (availability, categories), published as one immutable snapshot behind an atomic
+// shared pointer. A request loads the pointer once and uses that snapshot to the end, so a swap
+// (a new model version, a catalogue change) never blocks or breaks a request in flight.
+#ifndef RECLOOP_SERVING_LIVE_MODEL_H_
+#define RECLOOP_SERVING_LIVE_MODEL_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/factor_model.h"
+#include "engine/id_map.h"
+#include "engine/item_index.h"
+#include "engine/recommender.h"
+#include "serving/catalog_store.h"
+
+namespace recloop {
+
+// Everything one request needs; immutable once published.
+struct ModelSnapshot {
+  std::shared_ptr<const FactorModel> model;
+  std::shared_ptr<const ItemIndex> index;  // null for a popularity-only model
+  std::shared_ptr<const ItemCatalog> catalog;
+  std::shared_ptr<const Recommender> recommender;
+  // Category names to the ids the catalogue's category lists use.
+  std::shared_ptr<const IdMap> categories;
+  std::string metadata_json;  // the version's Protobuf metadata as JSON (GET /v1/model)
+
+  const std::string& version() const { return model->lineage.version; }
+};
+
+struct LiveModelOptions {
+  // Models directory written by `recloop train --out`; its `current` version is served.
+  std::string models_dir;
+  // SQLite file of the item catalogue; empty = MODELS_DIR/catalog.db.
+  std::string catalog_path;
+};
+
+// Thread safety: Get() is lock-free and may be called from any number of threads at once;
+// Reload() and SetItem() may be called concurrently with Get() and with each other (writers are
+// serialised inside).
+class LiveModel {
+ public:
+  // Opens the catalogue and loads MODELS_DIR/current if there is one (a server may start
+  // before the first model is trained; Get() is null until then). Errors: InvalidArgument if
+  // models_dir is empty; the catalogue's or LoadModel's errors (a corrupted model is refused).
+  static absl::StatusOr<std::unique_ptr<LiveModel>> Open(const LiveModelOptions& options);
+
+  // The snapshot to answer from, or null while no model is loaded.
+  std::shared_ptr<const ModelSnapshot> Get() const {
+    return snapshot_.load(std::memory_order_acquire);
+  }
+
+  // Loads MODELS_DIR/current (or the version directory `version_dir` when given) and publishes
+  // it. On error the live snapshot is unchanged. Errors: NotFound if there is no model; the
+  // loader's errors otherwise.
+  absl::Status Reload(const std::string& version_dir = "");
+
+  // Stores `entry` for `item` durably, then publishes a snapshot whose filters use it (the item
+  // may be unknown to the model: the entry waits for a model that knows it). Errors: the
+  // catalogue store's.
+  absl::Status SetItem(const std::string& item, CatalogEntry entry);
+
+  // The catalogue entry of `item`, if one was ever set.
+  std::optional<CatalogEntry> GetItem(const std::string& item) const;
+
+ private:
+  LiveModel() = default;
+  // Publishes a snapshot of `model` + `index` with the catalogue in catalog_. Requires mu_.
+  absl::Status Publish(std::shared_ptr<const FactorModel> model,
+                       std::shared_ptr<const ItemIndex> index, std::string metadata_json,
+                       std::shared_ptr<const ItemCatalog> catalog);
+
+  LiveModelOptions options_;
+  std::unique_ptr<CatalogStore> store_;
+  std::atomic<std::shared_ptr<const ModelSnapshot>> snapshot_;
+  mutable std::mutex mu_;  // serialises writers; guards catalog_ and categories_
+  CatalogMap catalog_;
+  std::shared_ptr<const IdMap> categories_ = std::make_shared<IdMap>();
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_LIVE_MODEL_H_

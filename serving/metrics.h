@@ -1,0 +1,52 @@
+// Metrics: request counters and latency histograms by route and status, rendered in the
+// Prometheus text exposition format (version 0.0.4) for GET /metrics.
+#ifndef RECLOOP_SERVING_METRICS_H_
+#define RECLOOP_SERVING_METRICS_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace recloop {
+
+// Thread safety: every method may be called concurrently.
+class Metrics {
+ public:
+  // Upper bounds (seconds) of the latency histogram buckets; +Inf is implicit.
+  static constexpr std::array<double, 13> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                      0.005,  0.01,    0.025,  0.05,  0.1,
+                                                      0.25,   0.5,     1.0};
+
+  // Counts one answered request of `route` (a route template such as
+  // "/v1/users/{user}/recommendations", never a raw path, so the label set stays bounded).
+  void Observe(std::string_view route, int status, double micros);
+
+  // The text exposition: the request metrics followed by `gauges` (name, help, value, and an
+  // optional label set such as {version="v000002"}), one family per gauge.
+  struct Gauge {
+    std::string name;
+    std::string help;
+    double value = 0;
+    std::string labels;  // e.g. version="v000002" (without braces); empty for none
+  };
+  std::string Render(const std::vector<Gauge>& gauges) const;
+
+ private:
+  struct Route {
+    std::map<int, uint64_t> by_status;
+    std::array<uint64_t, kBuckets.size()> buckets{};  // non-cumulative counts
+    uint64_t count = 0;
+    double sum_seconds = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Route, std::less<>> routes_;  // guarded by mu_
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_METRICS_H_

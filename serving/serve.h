@@ -1,0 +1,35 @@
+// RunServe: the whole server process behind `recloop serve`: opens the live model and the
+// catalogue, starts the HTTP server with the API, logs, and serves until SIGINT/SIGTERM, after
+// which requests in flight are finished and it returns.
+#ifndef RECLOOP_SERVING_SERVE_H_
+#define RECLOOP_SERVING_SERVE_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "serving/api.h"
+#include "serving/http_server.h"
+#include "serving/live_model.h"
+
+namespace recloop {
+
+struct ServeOptions {
+  LiveModelOptions model;
+  HttpServerOptions http;
+  ApiOptions api;
+  // Access log: one line per request on stderr (method, path, status, microseconds, model
+  // version), for every access_log_every-th request; 0 = off (the default).
+  int access_log_every = 0;
+  // Called once the server listens, with its port (tests and the demo use it); may be null.
+  std::function<void(uint16_t port)> on_listening;
+};
+
+// Serves until a signal (or a fatal start-up error). Errors: the live model's (a corrupted
+// model, an unusable catalogue), InvalidArgument for bad options, Unavailable if the address
+// cannot be bound.
+absl::Status RunServe(const ServeOptions& options);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_SERVE_H_

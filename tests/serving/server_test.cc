@@ -1,0 +1,466 @@
+// Integration tests of the HTTP server: a real server on 127.0.0.1 (ephemeral port) spoken to
+// over sockets. Readiness is polled on /readyz, never waited for with a fixed sleep.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "boost/asio/connect.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/read.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "engine/model_io.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "serving/api.h"
+#include "serving/http_server.h"
+#include "serving/live_model.h"
+#include "tests/engine/random_model.h"
+#include "tests/test_util.h"
+
+namespace recloop {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::string allow;
+  bool keep_alive = false;
+  json Json() const { return json::parse(body, nullptr, false); }
+};
+
+// A client connection to 127.0.0.1:port (keep-alive: several requests may share it).
+class Client {
+ public:
+  explicit Client(uint16_t port) : stream_(ioc_) {
+    stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    stream_.expires_after(std::chrono::seconds(10));
+  }
+
+  Reply Send(http::verb verb, const std::string& target, const std::string& body = "",
+             const std::string& content_type = "application/json",
+             const std::string& auth = "") {
+    http::request<http::string_body> req(verb, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    if (!auth.empty()) req.set(http::field::authorization, auth);
+    if (!body.empty() || verb == http::verb::put) {
+      req.set(http::field::content_type, content_type);
+      req.body() = body;
+      req.prepare_payload();
+    }
+    stream_.expires_after(std::chrono::seconds(10));
+    http::write(stream_, req);
+    return Read();
+  }
+  Reply Get(const std::string& target) { return Send(http::verb::get, target); }
+
+  // Sends raw bytes and reads one response (or returns status 0 if the server closed).
+  Reply SendRaw(const std::string& raw) {
+    net::write(stream_.socket(), net::buffer(raw));
+    return Read();
+  }
+
+  // True if the server closed the connection (reads hit end of stream) within `timeout`.
+  bool ClosedWithin(std::chrono::milliseconds timeout) {
+    stream_.expires_after(timeout);
+    char c;
+    beast::error_code ec;
+    stream_.read_some(net::buffer(&c, 1), ec);
+    return ec == net::error::eof || ec == net::error::connection_reset;
+  }
+
+  beast::tcp_stream& stream() { return stream_; }
+
+ private:
+  Reply Read() {
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(stream_, buffer_, res, ec);
+    Reply r;
+    if (ec) return r;
+    r.status = res.result_int();
+    r.body = res.body();
+    r.allow = std::string(res[http::field::allow]);
+    r.keep_alive = res.keep_alive();
+    return r;
+  }
+
+  net::io_context ioc_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+};
+
+// A server over a random implicit model (40 users, 300 items, K = 8) saved into a temporary
+// models directory, run on its own thread.
+class ServerTest : public ::testing::Test {
+ protected:
+  void Start(HttpServerOptions http = {}, ApiOptions api_options = {}) {
+    const FactorModel model = test::RandomModel(40, 300, 8, /*explicit_feedback=*/false, 11);
+    ASSERT_OK(SaveModel(model, dir_.File("models")).status());
+    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
+    api_ = std::make_unique<Api>(live_.get(), &metrics_, api_options,
+                                 [this] { return server_->open_connections(); });
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.threads = 2;
+    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(
+                                      http, [this](const HttpRequest& r) { return Handle(r); },
+                                      [this](const HttpRequest&, const HttpResponse& res,
+                                             double micros) {
+                                        metrics_.Observe(res.route, res.status, micros);
+                                      }));
+    ASSERT_OK(server_->Start());
+    thread_ = std::thread([this] { server_->Run(); });
+    WaitReady();
+    // The probes' connections are gone before a test counts connections.
+    for (int i = 0; i < 200 && server_->open_connections() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  // The API, plus /test/slow that takes 300 ms (for draining tests).
+  virtual HttpResponse Handle(const HttpRequest& r) {
+    if (r.target == "/test/slow") {
+      slow_entered_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      HttpResponse res;
+      res.body = "{\"slow\":true}";
+      return res;
+    }
+    return api_->Handle(r);
+  }
+
+  void WaitReady() {
+    for (int attempt = 0; attempt < 200; ++attempt) {  // bounded: at most ~2 s
+      try {
+        Client c(server_->port());
+        if (c.Get("/readyz").status == 200) return;
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "server never became ready";
+  }
+
+  void TearDown() override {
+    if (server_) {
+      server_->Stop();
+      if (thread_.joinable()) thread_.join();
+    }
+  }
+
+  uint16_t port() const { return server_->port(); }
+
+  test::TempDir dir_;
+  Metrics metrics_;
+  std::unique_ptr<LiveModel> live_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  std::atomic<bool> slow_entered_{false};
+};
+
+TEST_F(ServerTest, EveryReadRouteAnswersWithTheContractShape) {
+  Start();
+  Client c(port());
+  EXPECT_EQ(c.Get("/healthz").Json()["status"], "ok");
+  EXPECT_EQ(c.Get("/readyz").Json()["model_version"], "v000001");
+
+  Reply r = c.Get("/v1/users/u3/recommendations?n=5");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = r.Json();
+  EXPECT_EQ(j["user"], "u3");
+  EXPECT_EQ(j["model_version"], "v000001");
+  ASSERT_EQ(j["items"].size(), 5u);
+  for (const auto& item : j["items"]) {
+    EXPECT_EQ(item["source"], "personalized");
+    EXPECT_TRUE(item["score"].is_number());
+  }
+  // Already-seen items never come back.
+  const auto seen = live_->Get()->model->seen.RowIndices(3);
+  for (const auto& item : j["items"]) {
+    const int32_t i = *live_->Get()->model->items.Find(item["item"].get<std::string>());
+    EXPECT_EQ(std::find(seen.begin(), seen.end(), i), seen.end()) << item;
+  }
+
+  j = c.Get("/v1/users/someone-new/recommendations?n=3").Json();
+  ASSERT_EQ(j["items"].size(), 3u);
+  EXPECT_EQ(j["items"][0]["source"], "popular");
+
+  j = c.Get("/v1/items/i7/similar?n=4").Json();
+  EXPECT_EQ(j["item"], "i7");
+  ASSERT_EQ(j["items"].size(), 4u);
+  EXPECT_EQ(j["items"][0]["source"], "similar");
+  for (const auto& item : j["items"]) EXPECT_NE(item["item"], "i7");
+
+  j = c.Get("/v1/popular?n=2").Json();
+  ASSERT_EQ(j["items"].size(), 2u);
+  EXPECT_GE(j["items"][0]["score"].get<double>(), j["items"][1]["score"].get<double>());
+
+  // Paging: offset 2 starts where n = 2 ended.
+  const json first4 = c.Get("/v1/popular?n=4").Json();
+  const json page2 = c.Get("/v1/popular?n=2&offset=2").Json();
+  EXPECT_EQ(page2["items"][0]["item"], first4["items"][2]["item"]);
+
+  // exclude= drops the named items.
+  const std::string top = first4["items"][0]["item"];
+  j = c.Get("/v1/popular?n=1&exclude=" + top).Json();
+  EXPECT_NE(j["items"][0]["item"], top);
+
+  j = c.Get("/v1/model").Json();
+  EXPECT_EQ(j["model_version"], "v000001");
+  EXPECT_EQ(j["params"]["factors"], 8);
+
+  r = c.Get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("recloop_http_requests_total{route=\"/v1/popular\",status=\"200\"}"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("recloop_http_request_duration_seconds_bucket{route=\"/v1/popular\""),
+            std::string::npos);
+  EXPECT_NE(r.body.find("recloop_model_info{version=\"v000001\"} 1"), std::string::npos);
+  EXPECT_NE(r.body.find("recloop_model_items 300"), std::string::npos);
+  EXPECT_NE(r.body.find("recloop_http_connections 1"), std::string::npos);
+}
+
+TEST_F(ServerTest, CatalogueWritesDriveTheFiltersAndSurviveARestart) {
+  Start();
+  Client c(port());
+  Reply r = c.Send(http::verb::put, "/v1/items/i5", R"({"categories":["shoes","red"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["in_model"], true);
+  ASSERT_EQ(c.Send(http::verb::put, "/v1/items/i9", R"({"categories":["shoes"]})").status, 200);
+
+  // Only the two shoes, whatever their popularity.
+  json j = c.Get("/v1/popular?n=10&category=shoes").Json();
+  ASSERT_EQ(j["items"].size(), 2u) << j;
+  j = c.Get("/v1/popular?n=10&category=red&category=blue").Json();
+  ASSERT_EQ(j["items"].size(), 1u);
+  EXPECT_EQ(j["items"][0]["item"], "i5");
+  EXPECT_EQ(c.Get("/v1/popular?n=10&category=nothing").Json()["items"].size(), 0u);
+
+  // DELETE makes an item unavailable: never recommended again, by any route.
+  const std::string top = c.Get("/v1/popular?n=1").Json()["items"][0]["item"];
+  r = c.Send(http::verb::delete_, "/v1/items/" + top);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["available"], false);
+  for (const std::string target : {"/v1/popular?n=50", "/v1/users/u1/recommendations?n=50",
+                                   "/v1/users/new/recommendations?n=50",
+                                   "/v1/items/i1/similar?n=50"}) {
+    j = c.Get(target).Json();
+    for (const auto& item : j["items"]) EXPECT_NE(item["item"], top) << target;
+  }
+  EXPECT_EQ(c.Get("/v1/items/" + top).Json()["available"], false);
+
+  // A new server over the same directory keeps the catalogue.
+  server_->Stop();
+  thread_.join();
+  ASSERT_OK_AND_ASSIGN(auto reopened, LiveModel::Open({dir_.File("models"), ""}));
+  ASSERT_TRUE(reopened->GetItem(top).has_value());
+  EXPECT_FALSE(reopened->GetItem(top)->available);
+  EXPECT_EQ(reopened->GetItem("i5")->categories, (std::vector<std::string>{"red", "shoes"}));
+}
+
+TEST_F(ServerTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
+  HttpServerOptions http;
+  http.max_body_bytes = 1000;
+  http.max_header_bytes = 1024;
+  Start(http);
+  Client c(port());
+  auto expect_error = [&](Reply r, int status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json j = r.Json();
+    ASSERT_TRUE(j.is_object()) << r.body;
+    EXPECT_EQ(j["error"]["code"], code) << r.body;
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+  };
+  expect_error(c.Get("/v1/popular?n=0"), 400, "bad_parameter");
+  expect_error(c.Get("/v1/popular?n=-3"), 400, "bad_parameter");
+  expect_error(c.Get("/v1/popular?n=ten"), 400, "bad_parameter");
+  expect_error(c.Get("/v1/popular?n=1001"), 400, "bad_parameter");  // above max_n
+  expect_error(c.Get("/v1/popular?n=2&n=3"), 400, "bad_parameter");
+  expect_error(c.Get("/v1/popular?colour=red"), 400, "unknown_parameter");
+  expect_error(c.Get("/v1/users/u1/recommendations?offset=x"), 400, "bad_parameter");
+  expect_error(c.Get("/v1/nothing"), 404, "not_found");
+  expect_error(c.Get("/v2/popular"), 404, "not_found");
+  expect_error(c.Get("/v1/items/no-such-item/similar"), 404, "unknown_item");
+  expect_error(c.Get("/v1/items/no-such-item"), 404, "unknown_item");
+  Reply r = c.Send(http::verb::post, "/v1/popular", "{}");
+  expect_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.allow, "GET");
+  expect_error(c.Send(http::verb::put, "/v1/items/i1", "categories=a", "text/plain"), 415,
+               "unsupported_media_type");
+  expect_error(c.Send(http::verb::put, "/v1/items/i1", "{not json"), 400, "bad_body");
+  expect_error(c.Send(http::verb::put, "/v1/items/i1", R"({"categories":"a"})"), 400,
+               "bad_body");
+  expect_error(c.Send(http::verb::put, "/v1/items/i1", R"({"available":"yes"})"), 400,
+               "bad_body");
+  // The connection survived every 4xx above.
+  EXPECT_EQ(c.Get("/healthz").status, 200);
+
+  // 411: a PUT with neither Content-Length nor chunked encoding.
+  Client raw(port());
+  expect_error(raw.SendRaw("PUT /v1/items/i1 HTTP/1.1\r\nHost: x\r\n"
+                           "Content-Type: application/json\r\n\r\n"),
+               411, "length_required");
+  // 413: a body over the limit (announced by Content-Length).
+  Client big(port());
+  expect_error(big.Send(http::verb::put, "/v1/items/i1", std::string(5000, ' ')), 413,
+               "body_too_large");
+  // 431: a header block over the limit.
+  Client huge(port());
+  expect_error(huge.SendRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                            std::string(4000, 'a') + "\r\n\r\n"),
+               431, "header_too_large");
+  // Malformed request lines: 400, and the connection is closed.
+  for (const std::string bad : {"GARBAGE\r\n\r\n", "GET /healthz HTTP/9.9\r\n\r\n",
+                                "GET  HTTP/1.1\r\nHost: x\r\n\r\n",
+                                "G\x01T /healthz HTTP/1.1\r\n\r\n"}) {
+    Client m(port());
+    expect_error(m.SendRaw(bad), 400, "bad_request");
+    EXPECT_TRUE(m.ClosedWithin(std::chrono::seconds(2)));
+  }
+  // Relative targets and percent-garbage are 4xx too, never a crash.
+  Client odd(port());
+  EXPECT_EQ(odd.SendRaw("GET healthz HTTP/1.1\r\nHost: x\r\n\r\n").status, 400);
+  EXPECT_EQ(odd.Get("/v1/users/%ZZ%00/recommendations").status, 200);  // an odd but valid ID
+  // Still serving.
+  EXPECT_EQ(Client(port()).Get("/healthz").status, 200);
+}
+
+TEST_F(ServerTest, ApiKeyGuardsWritesAndIsComparedExactly) {
+  ApiOptions api;
+  api.api_key = "s3cret-key";
+  Start({}, api);
+  Client c(port());
+  const std::string body = R"({"categories":["a"]})";
+  Reply r = c.Send(http::verb::put, "/v1/items/i1", body);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.Json()["error"]["code"], "unauthorized");
+  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i1", body, "application/json", "Bearer wrong").status,
+            401);
+  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i1", body, "application/json",
+                   "Bearer s3cret-ke").status,
+            401);
+  EXPECT_EQ(c.Send(http::verb::delete_, "/v1/items/i1", "", "application/json", "Basic s3cret-key")
+                .status,
+            401);
+  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i1", body, "application/json",
+                   "Bearer s3cret-key").status,
+            200);
+  // Reads stay open by default.
+  EXPECT_EQ(c.Get("/v1/popular").status, 200);
+}
+
+TEST_F(ServerTest, KeepAliveReusesOneConnection) {
+  Start();
+  Client c(port());
+  for (int i = 0; i < 20; ++i) {
+    const Reply r = c.Get("/v1/users/u" + std::to_string(i) + "/recommendations?n=3");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_TRUE(r.keep_alive);
+  }
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(ServerTest, ConcurrentClientsAllGetAnswers) {
+  Start();
+  constexpr int kClients = 8, kRequests = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(port());
+      for (int i = 0; i < kRequests; ++i) {
+        const Reply r = c.Get("/v1/users/u" + std::to_string((t * kRequests + i) % 40) +
+                              "/recommendations?n=5");
+        if (r.status == 200 && r.Json()["items"].size() == 5) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kClients * kRequests);
+}
+
+TEST_F(ServerTest, SlowLorisClientIsCutOffWhileOthersAreServed) {
+  HttpServerOptions http;
+  http.read_timeout = std::chrono::milliseconds(300);
+  Start(http);
+  Client slow(port());
+  // One byte every 50 ms: the request never completes within the read timeout.
+  const std::string partial = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  bool closed = false;
+  for (size_t i = 0; i < partial.size() + 40 && !closed; ++i) {  // bounded: ~4 s at most
+    beast::error_code ec;
+    const char byte = i < partial.size() ? partial[i] : 'a';
+    net::write(slow.stream().socket(), net::buffer(&byte, 1), ec);
+    if (ec) closed = true;
+    // Meanwhile another client is served at once.
+    if (i == 3) {
+      EXPECT_EQ(Client(port()).Get("/healthz").status, 200);
+    }
+    if (!closed && slow.ClosedWithin(std::chrono::milliseconds(50))) closed = true;
+  }
+  EXPECT_TRUE(closed) << "the slow client was never cut off";
+}
+
+TEST_F(ServerTest, ConnectionLimitAnswers503) {
+  HttpServerOptions http;
+  http.max_connections = 2;
+  Start(http);
+  Client a(port()), b(port());
+  ASSERT_EQ(a.Get("/healthz").status, 200);
+  ASSERT_EQ(b.Get("/healthz").status, 200);
+  Client c(port());
+  const Reply r = c.Get("/healthz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.Json()["error"]["code"], "too_many_connections");
+}
+
+TEST_F(ServerTest, RateLimitPerConnectionAnswers429) {
+  HttpServerOptions http;
+  http.max_requests_per_second_per_connection = 5;
+  Start(http);
+  Client c(port());
+  int limited = 0;
+  for (int i = 0; i < 20; ++i) limited += c.Get("/healthz").status == 429 ? 1 : 0;
+  EXPECT_GE(limited, 10);  // a burst of 5 passes, then about 5 per second
+}
+
+TEST_F(ServerTest, SigtermFinishesTheRequestInFlightThenStops) {
+  Start();
+  server_->StopOnSignals();  // after Run started: signal_set registration is thread-safe
+  Client idle(port());
+  ASSERT_EQ(idle.Get("/healthz").status, 200);
+  Reply slow_reply;
+  std::thread slow([&] { slow_reply = Client(port()).Get("/test/slow"); });
+  for (int i = 0; i < 200 && !slow_entered_; ++i) {  // bounded wait for the handler to start
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(slow_entered_);
+  ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
+  slow.join();
+  EXPECT_EQ(slow_reply.status, 200);  // answered in full, not dropped
+  EXPECT_EQ(slow_reply.body, "{\"slow\":true}");
+  EXPECT_FALSE(slow_reply.keep_alive);  // Connection: close while draining
+  EXPECT_TRUE(idle.ClosedWithin(std::chrono::seconds(5)));  // idle connections are closed
+  thread_.join();  // Run() returned: the server drained and stopped
+  // Nothing listens any more.
+  EXPECT_THROW(Client{port()}, boost::system::system_error);
+}
+
+}  // namespace
+}  // namespace recloop
