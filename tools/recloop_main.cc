@@ -150,9 +150,12 @@ int main(int argc, char** argv) {
   recloop::ServeCommand serve;
   auto* serve_cmd = app.add_subcommand(
       "serve", "Serve recommendations over HTTP from a models directory's current version");
-  serve_cmd->set_config("--config", "", "Config file (TOML: key = value, keys as the long "
-                                        "flags without dashes); flags given on the command "
-                                        "line win");
+  // CLI11 reads config files at the top level: `--config` belongs to the root app and falls
+  // through from `serve`; the file's keys sit under a [serve] table. Command-line flags win.
+  app.set_config("--config", "",
+                 "serve: TOML config file, keys as the long flags without dashes under [serve] "
+                 "(e.g. [serve] port = 9000); flags on the command line win");
+  serve_cmd->fallthrough();
   recloop::ServeOptions& so = serve.serve;
   serve_cmd->add_option("--models", so.model.models_dir,
                         "Models directory written by `recloop train --out`")
