@@ -21,6 +21,7 @@
 #include "benchmark/benchmark.h"
 #include "engine/item_index.h"
 #include "engine/model_io.h"
+#include "engine/recommender.h"
 
 namespace recloop {
 namespace {
@@ -50,6 +51,7 @@ double RssMb() {
 
 struct Fixture {
   FactorModel model;
+  std::unique_ptr<Recommender> exact_rec, hnsw_rec;  // over a shared copy of the model
   std::unique_ptr<ItemIndex> exact;
   std::unique_ptr<ItemIndex> hnsw;
   bool hnsw_built_here = false;
@@ -104,6 +106,15 @@ Fixture& Get() {
       fx->hnsw = std::make_unique<ItemIndex>(std::move(*hnsw));
       fx->hnsw_built_here = true;
     }
+
+    auto shared = std::make_shared<const FactorModel>(fx->model);
+    auto no_delete = [](const ItemIndex*) {};  // the fixture owns the indexes
+    auto exact_rec = Recommender::Create(shared, {fx->exact.get(), no_delete});
+    auto hnsw_rec = Recommender::Create(shared, {fx->hnsw.get(), no_delete});
+    if (!exact_rec.ok()) Die(exact_rec.status());
+    if (!hnsw_rec.ok()) Die(hnsw_rec.status());
+    fx->exact_rec = std::make_unique<Recommender>(std::move(*exact_rec));
+    fx->hnsw_rec = std::make_unique<Recommender>(std::move(*hnsw_rec));
 
     const int32_t users = fx->model.num_users();
     const int32_t step = std::max(1, users / kMaxQueries);
@@ -192,6 +203,28 @@ BENCHMARK(BM_Search)
     ->Arg(128)
     ->Arg(256)
     ->Unit(benchmark::kMicrosecond);
+
+// Through the Recommender with the exclude-seen filter (the storefront's query): the user's
+// training items are dropped, over-fetching from the index. Args: {0 = exact / 1 = HNSW}.
+void BM_RecommendExcludeSeen(benchmark::State& state) {
+  Fixture& f = Get();
+  const Recommender& rec = state.range(0) == 0 ? *f.exact_rec : *f.hnsw_rec;
+  RecommendOptions options;
+  options.n = kN;
+  std::vector<double> micros;
+  const int32_t users = f.model.num_users();
+  int32_t u = 0;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    auto recs = rec.Recommend(u, options);
+    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    if (!recs.ok()) Die(recs.status());
+    benchmark::DoNotOptimize(recs->data());
+    u = (u + 7919) % users;
+  }
+  Report(state, &micros, 0, 0);
+}
+BENCHMARK(BM_RecommendExcludeSeen)->ArgName("hnsw")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 // Two threads query HNSW at once (as two server threads would), each call with the given
 // OpenMP team size: 1 (recloop's serving setting) or 0 (OpenMP's default, one thread per core:
