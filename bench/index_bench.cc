@@ -50,10 +50,10 @@ double RssMb() {
 }
 
 struct Fixture {
-  FactorModel model;
-  std::unique_ptr<Recommender> exact_rec, hnsw_rec;  // over a shared copy of the model
-  std::unique_ptr<ItemIndex> exact;
-  std::unique_ptr<ItemIndex> hnsw;
+  std::shared_ptr<const FactorModel> model;
+  std::shared_ptr<const ItemIndex> exact;
+  std::shared_ptr<const ItemIndex> hnsw;
+  std::unique_ptr<Recommender> exact_rec, hnsw_rec;
   bool hnsw_built_here = false;
   std::vector<float> queries;          // num_queries x dim
   std::vector<int64_t> truth;          // num_queries x kN, from the exact index
@@ -73,7 +73,7 @@ Fixture& Get() {
     if (!model.ok()) Die(model.status());
     fx->load_s = SecondsSince(start);
     fx->load_mb = RssMb() - rss0;
-    fx->model = std::move(*model);
+    fx->model = std::make_shared<const FactorModel>(std::move(*model));
     // The index saved beside the model (what the server loads), kept alive while measured.
     const std::string index_path = *dir + "/" + kItemIndexFileName;
     if (std::ifstream(index_path).good()) {
@@ -87,41 +87,39 @@ Fixture& Get() {
                   std::string(ToString(saved->type())).c_str(), fx->index_load_s, fx->index_mb);
       // A saved HNSW index is the one measured (its build time is what `recloop train`
       // printed); otherwise one is built here.
-      if (saved->type() == IndexType::kHnsw) fx->hnsw = std::make_unique<ItemIndex>(std::move(*saved));
+      if (saved->type() == IndexType::kHnsw) fx->hnsw = std::make_shared<ItemIndex>(std::move(*saved));
     }
-    if (!fx->model.has_factors()) Die(absl::InvalidArgumentError("the model has no factors"));
+    if (!fx->model->has_factors()) Die(absl::InvalidArgumentError("the model has no factors"));
     ItemIndexOptions options;
     options.type = IndexType::kExact;
     start = Clock::now();
-    auto exact = ItemIndex::Build(fx->model, options);
+    auto exact = ItemIndex::Build(*fx->model, options);
     if (!exact.ok()) Die(exact.status());
     fx->exact_build_s = SecondsSince(start);
-    fx->exact = std::make_unique<ItemIndex>(std::move(*exact));
+    fx->exact = std::make_shared<ItemIndex>(std::move(*exact));
     if (fx->hnsw == nullptr) {
       options.type = IndexType::kHnsw;
       start = Clock::now();
-      auto hnsw = ItemIndex::Build(fx->model, options);  // both indexes (scores and cosine)
+      auto hnsw = ItemIndex::Build(*fx->model, options);  // both indexes (scores and cosine)
       if (!hnsw.ok()) Die(hnsw.status());
       fx->hnsw_build_s = SecondsSince(start);
-      fx->hnsw = std::make_unique<ItemIndex>(std::move(*hnsw));
+      fx->hnsw = std::make_shared<ItemIndex>(std::move(*hnsw));
       fx->hnsw_built_here = true;
     }
 
-    auto shared = std::make_shared<const FactorModel>(fx->model);
-    auto no_delete = [](const ItemIndex*) {};  // the fixture owns the indexes
-    auto exact_rec = Recommender::Create(shared, {fx->exact.get(), no_delete});
-    auto hnsw_rec = Recommender::Create(shared, {fx->hnsw.get(), no_delete});
+    auto exact_rec = Recommender::Create(fx->model, fx->exact);
+    auto hnsw_rec = Recommender::Create(fx->model, fx->hnsw);
     if (!exact_rec.ok()) Die(exact_rec.status());
     if (!hnsw_rec.ok()) Die(hnsw_rec.status());
     fx->exact_rec = std::make_unique<Recommender>(std::move(*exact_rec));
     fx->hnsw_rec = std::make_unique<Recommender>(std::move(*hnsw_rec));
 
-    const int32_t users = fx->model.num_users();
+    const int32_t users = fx->model->num_users();
     const int32_t step = std::max(1, users / kMaxQueries);
     const int dim = fx->exact->dim();
     std::vector<float> q(dim);
     for (int32_t u = 0; u < users && fx->num_queries < kMaxQueries; u += step) {
-      const auto row = fx->model.user_factors.row(u);
+      const auto row = fx->model->user_factors.row(u);
       if (row.squaredNorm() == 0) continue;  // users fitted to nothing
       fx->exact->MakeQuery({row.data(), static_cast<size_t>(row.size())}, q);
       fx->queries.insert(fx->queries.end(), q.begin(), q.end());
@@ -138,7 +136,7 @@ Fixture& Get() {
     }
     std::printf("model %s: %d users, %d items, K = %d; load %.3f s, +%.0f MB resident; "
                 "build exact %.3f s, HNSW (scores + cosine, %d threads) %s\n",
-                dir->c_str(), users, fx->model.num_items(), fx->exact->factors(), fx->load_s,
+                dir->c_str(), users, fx->model->num_items(), fx->exact->factors(), fx->load_s,
                 fx->load_mb, fx->exact_build_s, omp_get_max_threads(),
                 fx->hnsw_built_here ? (std::to_string(fx->hnsw_build_s) + " s").c_str()
                                     : "loaded (see recloop train's output)");
@@ -189,7 +187,7 @@ void BM_Search(benchmark::State& state) {
     ++q;
   }
   Report(state, &micros, recall, q);
-  state.counters["items"] = f.model.num_items();
+  state.counters["items"] = f.model->num_items();
   if (ef == 0 || f.hnsw_built_here) {
     state.counters["build_s"] = ef == 0 ? f.exact_build_s : f.hnsw_build_s;
   }
@@ -212,7 +210,7 @@ void BM_RecommendExcludeSeen(benchmark::State& state) {
   RecommendOptions options;
   options.n = kN;
   std::vector<double> micros;
-  const int32_t users = f.model.num_users();
+  const int32_t users = f.model->num_users();
   int32_t u = 0;
   for (auto _ : state) {
     const auto start = Clock::now();

@@ -372,6 +372,22 @@ absl::Status ItemIndex::Save(const std::string& path) const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const ItemIndex>> LoadOrBuildItemIndex(
+    const FactorModel& model, const std::string& version_dir) {
+  if (!model.has_factors()) return std::shared_ptr<const ItemIndex>();
+  const std::string path = version_dir + "/" + kItemIndexFileName;
+  absl::StatusOr<ItemIndex> index = std::filesystem::exists(path)
+                                        ? ItemIndex::Load(path)
+                                        : ItemIndex::Build(model, ItemIndexOptions{});
+  if (!index.ok()) return index.status();
+  if (index->num_items() != model.num_items() || index->factors() != model.item_factors.cols() ||
+      index->has_bias() != model.has_biases()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("item index ", path, " does not match the model beside it"));
+  }
+  return std::make_shared<const ItemIndex>(std::move(*index));
+}
+
 absl::StatusOr<ItemIndex> ItemIndex::Load(const std::string& path) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);

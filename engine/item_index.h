@@ -130,6 +130,13 @@ class ItemIndex {
   std::unique_ptr<Impl> impl_;
 };
 
+// The item index of a model version directory: its saved kItemIndexFileName when there is one
+// (checked against the model), else an exact index built now (cheap: a copy of the item
+// vectors). Null for a model without factors. Errors: Load's or Build's, or InvalidArgument if
+// the saved index does not match the model.
+absl::StatusOr<std::shared_ptr<const ItemIndex>> LoadOrBuildItemIndex(
+    const FactorModel& model, const std::string& version_dir);
+
 }  // namespace recloop
 
 #endif  // RECLOOP_ENGINE_ITEM_INDEX_H_

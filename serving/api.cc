@@ -67,7 +67,8 @@ absl::StatusOr<QueryParams> ParseQuery(std::string_view query) {
   return out;
 }
 
-// The parameters of a list route (recommendations, similar, popular).
+// The parameters of a list route (recommendations, similar, popular). Errors: NotFound for a
+// key the route does not take, InvalidArgument for a bad value.
 struct ListParams {
   int n = 0;
   int offset = 0;
@@ -108,11 +109,9 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_
         p.exclude.emplace_back(id);
       }
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown query parameter '", key, "'"));
+      // NotFound: the key is not one of this route's parameters (400 unknown_parameter).
+      return absl::NotFoundError(absl::StrCat("unknown query parameter '", key, "'"));
     }
-  }
-  if (int64_t{p.n} + p.offset > int64_t{options.max_n} + kMaxOffset) {
-    return absl::InvalidArgumentError("offset + n is too large");
   }
   return p;
 }
@@ -291,7 +290,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     if (!query.ok()) return route(name, BadRequest(query.status()));
     auto params = ParseListParams(*query, /*allow_exclude=*/!is_popular, options_);
     if (!params.ok()) {
-      const bool unknown = absl::StartsWith(params.status().message(), "unknown");
+      const bool unknown = absl::IsNotFound(params.status());
       return route(name, BadRequest(params.status(), unknown ? "unknown_parameter" : "bad_parameter"));
     }
     const auto snap = live_->Get();

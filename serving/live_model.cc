@@ -93,15 +93,7 @@ absl::Status LiveModel::Reload(const std::string& version_dir) {
   ASSIGN_OR_RETURN(FactorModel loaded, LoadModel(dir));
   ASSIGN_OR_RETURN(std::string metadata, DescribeModel(dir, /*json=*/true));
   auto model = std::make_shared<const FactorModel>(std::move(loaded));
-  std::shared_ptr<const ItemIndex> index;
-  if (model->has_factors()) {
-    const std::string path = dir + "/" + kItemIndexFileName;
-    absl::StatusOr<ItemIndex> built = std::filesystem::exists(path)
-                                          ? ItemIndex::Load(path)
-                                          : ItemIndex::Build(*model, ItemIndexOptions{});
-    if (!built.ok()) return built.status();
-    index = std::make_shared<const ItemIndex>(std::move(*built));
-  }
+  ASSIGN_OR_RETURN(auto index, LoadOrBuildItemIndex(*model, dir));
   std::lock_guard<std::mutex> lock(mu_);
   return Publish(std::move(model), std::move(index), std::move(metadata), nullptr);
 }

@@ -40,7 +40,6 @@ absl::Status RunServe(const ServeOptions& options) {
   std::fprintf(stderr, "recloop serve: listening on http://%s:%u/ (model %s)\n",
                options.http.host.c_str(), server->port(),
                snap ? snap->version().c_str() : "none yet");
-  if (options.on_listening) options.on_listening(server->port());
   server->Run();
   std::fprintf(stderr, "recloop serve: stopped\n");
   return absl::OkStatus();

@@ -4,7 +4,6 @@
 #ifndef RECLOOP_SERVING_SERVE_H_
 #define RECLOOP_SERVING_SERVE_H_
 
-#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,8 +20,6 @@ struct ServeOptions {
   // Access log: one line per request on stderr (method, path, status, microseconds, model
   // version), for every access_log_every-th request; 0 = off (the default).
   int access_log_every = 0;
-  // Called once the server listens, with its port (tests and the demo use it); may be null.
-  std::function<void(uint16_t port)> on_listening;
 };
 
 // Serves until a signal (or a fatal start-up error). Errors: the live model's (a corrupted

@@ -97,22 +97,13 @@ void PrintTable(const std::string& name, const EvalResult& model, const EvalResu
               "test_interactions", static_cast<long long>(model.test_interactions));
 }
 
-// A model with its item index: the saved one when the version has it, else an exact index
-// built now (cheap: a copy of the item vectors).
+// A model with its item index (engine's LoadOrBuildItemIndex).
 absl::StatusOr<Recommender> LoadRecommender(const std::string& path) {
   ASSIGN_OR_RETURN(std::string dir, ResolveModelDir(path));
   ASSIGN_OR_RETURN(FactorModel loaded, LoadModel(dir));
   auto model = std::make_shared<const FactorModel>(std::move(loaded));
-  std::shared_ptr<const ItemIndex> index;
-  if (model->has_factors()) {
-    const std::string index_path = dir + "/" + kItemIndexFileName;
-    absl::StatusOr<ItemIndex> built = std::filesystem::exists(index_path)
-                                          ? ItemIndex::Load(index_path)
-                                          : ItemIndex::Build(*model, ItemIndexOptions{});
-    if (!built.ok()) return built.status();
-    index = std::make_shared<const ItemIndex>(std::move(*built));
-  }
-  return Recommender::Create(model, index);
+  ASSIGN_OR_RETURN(auto index, LoadOrBuildItemIndex(*model, dir));
+  return Recommender::Create(model, std::move(index));
 }
 
 nlohmann::json ItemsJson(const FactorModel& model, const std::vector<Recommendation>& recs) {
