@@ -52,22 +52,39 @@ absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::stri
 }
 
 absl::Status CatalogStore::Put(const std::string& item, const CatalogEntry& entry) {
-  const std::string categories = nlohmann::json(entry.categories).dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return PutAll({{item, entry}});
+}
+
+absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s;
-  if (sqlite3_prepare_v2(db_,
-                         "INSERT OR REPLACE INTO items(item, categories, available) "
-                         "VALUES(?1, ?2, ?3)",
-                         -1, &s.stmt, nullptr) != SQLITE_OK) {
-    return SqlError(db_, path_, "prepare");
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqlError(db_, path_, "begin");
   }
-  sqlite3_bind_text(s.stmt, 1, item.data(), static_cast<int>(item.size()), SQLITE_TRANSIENT);
-  sqlite3_bind_text(s.stmt, 2, categories.data(), static_cast<int>(categories.size()),
-                    SQLITE_TRANSIENT);
-  sqlite3_bind_int(s.stmt, 3, entry.available ? 1 : 0);
-  if (sqlite3_step(s.stmt) != SQLITE_DONE) return SqlError(db_, path_, "write");
-  return absl::OkStatus();
+  absl::Status status = [&]() -> absl::Status {
+    Statement s;
+    if (sqlite3_prepare_v2(db_,
+                           "INSERT OR REPLACE INTO items(item, categories, available) "
+                           "VALUES(?1, ?2, ?3)",
+                           -1, &s.stmt, nullptr) != SQLITE_OK) {
+      return SqlError(db_, path_, "prepare");
+    }
+    for (const auto& [item, entry] : entries) {
+      const std::string categories = nlohmann::json(entry.categories).dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace);
+      sqlite3_reset(s.stmt);
+      sqlite3_bind_text(s.stmt, 1, item.data(), static_cast<int>(item.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(s.stmt, 2, categories.data(), static_cast<int>(categories.size()),
+                        SQLITE_TRANSIENT);
+      sqlite3_bind_int(s.stmt, 3, entry.available ? 1 : 0);
+      if (sqlite3_step(s.stmt) != SQLITE_DONE) return SqlError(db_, path_, "write");
+    }
+    return absl::OkStatus();
+  }();
+  if (status.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    status = SqlError(db_, path_, "commit");
+  }
+  if (!status.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return status;
 }
 
 absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {

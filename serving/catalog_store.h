@@ -39,6 +39,9 @@ class CatalogStore {
   // Inserts or replaces the entry of `item`; durable when it returns OK. Errors: Internal with
   // SQLite's message.
   absl::Status Put(const std::string& item, const CatalogEntry& entry);
+  // Inserts or replaces every entry of `entries` in one transaction (one fsync): all or none.
+  // Errors: Internal with SQLite's message.
+  absl::Status PutAll(const CatalogMap& entries);
   // Every entry. Errors: Internal (or DataLoss for a row that does not parse).
   absl::StatusOr<CatalogMap> LoadAll() const;
 

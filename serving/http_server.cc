@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,59 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 class Session;
+
+// The steps of answering one request that do not touch a socket, shared by Session and
+// AnswerRequestBytes so that the fuzz target runs exactly the server's code.
+
+// The response to a request the parser refused (oversized or malformed).
+HttpResponse ParseErrorResponse(beast::error_code ec, const HttpServerOptions& options) {
+  if (ec == http::error::header_limit) {
+    return JsonError(431, "header_too_large",
+                     absl::StrCat("request header exceeds ", options.max_header_bytes, " bytes"));
+  }
+  if (ec == http::error::body_limit) {
+    return JsonError(413, "body_too_large",
+                     absl::StrCat("request body exceeds ", options.max_body_bytes, " bytes"));
+  }
+  return JsonError(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
+}
+
+// True for errors that mean the peer or a timer ended the read, not that the request was bad:
+// these close the connection without a response.
+bool IsTransportError(beast::error_code ec) {
+  return ec.category() != http::make_error_code(http::error::end_of_stream).category() ||
+         ec == http::error::end_of_stream || ec == http::error::partial_message;
+}
+
+void ConfigureParser(http::request_parser<http::string_body>& parser,
+                     const HttpServerOptions& options) {
+  parser.header_limit(options.max_header_bytes);
+  parser.body_limit(options.max_body_bytes);
+}
+
+HttpRequest ToHttpRequest(http::request<http::string_body>& msg) {
+  HttpRequest req;
+  auto str = [](beast::string_view v) { return std::string(v.data(), v.size()); };
+  req.method = str(msg.method_string());
+  req.target = str(msg.target());
+  for (const auto& field : msg) req.headers.emplace_back(str(field.name_string()), str(field.value()));
+  req.has_length = msg.has_content_length() || msg.chunked();
+  req.body = std::move(msg.body());
+  return req;
+}
+
+std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse& res,
+                                                                  bool keep_alive) {
+  auto msg = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(res.status), 11);
+  msg->set(http::field::server, "recloop");
+  msg->set(http::field::content_type, res.content_type);
+  for (const auto& [name, value] : res.headers) msg->set(name, value);
+  msg->body() = std::move(res.body);
+  msg->keep_alive(keep_alive);
+  msg->prepare_payload();
+  return msg;
+}
 
 }  // namespace
 
@@ -120,8 +174,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadRequest() {
     parser_.emplace();
-    parser_->header_limit(options().max_header_bytes);
-    parser_->body_limit(options().max_body_bytes);
+    ConfigureParser(*parser_, options());
     // The whole request within the read timeout, however slowly its bytes trickle in.
     stream_.expires_after(options().read_timeout);
     http::async_read(stream_, buffer_, *parser_,
@@ -130,36 +183,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec, std::size_t) {
     if (ec) {
-      // Anything but a malformed or oversized request (client gone, timeout) just closes.
-      if (ec.category() != http::make_error_code(http::error::end_of_stream).category() ||
-          ec == http::error::end_of_stream || ec == http::error::partial_message) {
-        return Close();
-      }
-      HttpResponse res;
-      if (ec == http::error::header_limit) {
-        res = JsonError(431, "header_too_large",
-                        absl::StrCat("request header exceeds ", options().max_header_bytes,
-                                     " bytes"));
-      } else if (ec == http::error::body_limit) {
-        res = JsonError(413, "body_too_large",
-                        absl::StrCat("request body exceeds ", options().max_body_bytes,
-                                     " bytes"));
-      } else {
-        res = JsonError(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
-      }
+      if (IsTransportError(ec)) return Close();
       HttpRequest req;  // what could be parsed is unreliable: observe it as an empty request
-      return Write(std::move(res), /*keep_alive=*/false, req, Clock::now());
+      return Write(ParseErrorResponse(ec, options()), /*keep_alive=*/false, req, Clock::now());
     }
     const auto start = Clock::now();
     auto& msg = parser_->get();
-    HttpRequest req;
-    auto str = [](beast::string_view v) { return std::string(v.data(), v.size()); };
-    req.method = str(msg.method_string());
-    req.target = str(msg.target());
-    for (const auto& field : msg) req.headers.emplace_back(str(field.name_string()), str(field.value()));
-    req.has_length = msg.has_content_length() || msg.chunked();
-    req.body = std::move(msg.body());
     const bool keep_alive = msg.keep_alive();
+    HttpRequest req = ToHttpRequest(msg);
     HttpResponse res;
     if (!TakeToken()) {
       res = JsonError(429, "rate_limited", "too many requests on this connection");
@@ -182,14 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write(HttpResponse res, bool keep_alive, const HttpRequest& req, Clock::time_point start) {
     keep_alive = keep_alive && !res.close && !server_->stopping;
-    auto msg = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(res.status), 11);
-    msg->set(http::field::server, "recloop");
-    msg->set(http::field::content_type, res.content_type);
-    for (const auto& [name, value] : res.headers) msg->set(name, value);
-    msg->body() = std::move(res.body);
-    msg->keep_alive(keep_alive);
-    msg->prepare_payload();
+    auto msg = ToBeastResponse(res, keep_alive);
     if (server_->observer) {
       res.body.clear();
       server_->observer(req, res,
@@ -391,6 +415,45 @@ void HttpServer::StopOnSignals() {
   s.signals->async_wait([this](beast::error_code ec, int) {
     if (!ec) Stop();
   });
+}
+
+std::string AnswerRequestBytes(std::string_view raw, const HttpServerOptions& options,
+                               const HttpHandler& handler) {
+  std::ostringstream out;
+  std::string_view rest = raw;
+  bool first = true;
+  while (first || !rest.empty()) {
+    first = false;
+    http::request_parser<http::string_body> parser;
+    ConfigureParser(parser, options);
+    parser.eager(true);
+    beast::error_code ec;
+    while (!rest.empty() && !parser.is_done()) {
+      const std::size_t used = parser.put(net::buffer(rest.data(), rest.size()), ec);
+      rest.remove_prefix(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        if (used == 0) break;  // the rest is an incomplete request
+        continue;
+      }
+      if (ec) break;
+    }
+    if (!ec && !parser.got_some()) break;  // the client closed between requests
+    if (!ec && !parser.is_done()) parser.put_eof(ec);  // the client closed mid-request
+    if (ec) {
+      if (IsTransportError(ec)) break;  // the server closes without answering
+      HttpResponse res = ParseErrorResponse(ec, options);
+      out << *ToBeastResponse(res, /*keep_alive=*/false);
+      break;
+    }
+    auto& msg = parser.get();
+    bool keep_alive = msg.keep_alive();
+    HttpResponse res = handler(ToHttpRequest(msg));
+    keep_alive = keep_alive && !res.close;
+    out << *ToBeastResponse(res, keep_alive);
+    if (!keep_alive) break;
+  }
+  return std::move(out).str();
 }
 
 }  // namespace recloop

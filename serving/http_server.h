@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -89,6 +90,14 @@ class HttpServer {
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Answers the raw bytes of one or more pipelined HTTP/1.1 requests without a socket, as a session
+// of a server with `options` would: the same parser and limits, error responses, handler and
+// response serialisation (only the timeouts and the rate limit are left out). Returns the
+// response bytes; empty where the server would close the connection without answering. This is
+// the request-to-response path that the fuzz target (tests/fuzz) drives. Thread-compatible.
+std::string AnswerRequestBytes(std::string_view raw, const HttpServerOptions& options,
+                               const HttpHandler& handler);
 
 }  // namespace recloop
 

@@ -7,6 +7,10 @@
 #include "engine/status_macros.h"
 
 namespace recloop {
+
+std::string DefaultCatalogPath(const std::string& models_dir) {
+  return models_dir + "/catalog.db";
+}
 namespace {
 
 // Adds any category of `entry` missing from `*categories`, copying the map only if one is new
@@ -76,7 +80,7 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Open(const LiveModelOption
   std::unique_ptr<LiveModel> live(new LiveModel());
   live->options_ = options;
   if (live->options_.catalog_path.empty()) {
-    live->options_.catalog_path = options.models_dir + "/catalog.db";
+    live->options_.catalog_path = DefaultCatalogPath(options.models_dir);
   }
   ASSIGN_OR_RETURN(live->store_, CatalogStore::Open(live->options_.catalog_path));
   ASSIGN_OR_RETURN(live->catalog_, live->store_->LoadAll());

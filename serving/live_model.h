@@ -21,6 +21,9 @@
 
 namespace recloop {
 
+// The catalogue a models directory uses when LiveModelOptions::catalog_path is empty.
+std::string DefaultCatalogPath(const std::string& models_dir);
+
 // Everything one request needs; immutable once published.
 struct ModelSnapshot {
   std::shared_ptr<const FactorModel> model;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "data/split.h"
 #include "engine/item_index.h"
 #include "engine/model_io.h"
@@ -18,6 +19,8 @@
 #include "engine/status_macros.h"
 #include "engine/top_k.h"
 #include "nlohmann/json.hpp"
+#include "serving/catalog_store.h"
+#include "serving/live_model.h"
 #include "tbb/parallel_for.h"
 
 namespace recloop {
@@ -471,7 +474,51 @@ int RunDemo(const DemoCommand& cmd) {
     }
     std::printf("\n");
   }
-  return 0;
+  if (cmd.models.empty()) return 0;
+
+  // The model just evaluated, and each item's planted cluster as its category, for the server.
+  auto saved = SaveModel(*model, cmd.models);
+  if (!saved.ok()) return Fail(saved.status());
+  CatalogMap catalog;
+  for (int32_t i = 0; i < model->num_items(); ++i) {
+    const std::string& item = model->items.External(i);
+    catalog[item].categories = {
+        absl::StrCat("cluster-", store->item_cluster[*gen_items.Find(item)])};
+  }
+  {
+    auto catalog_store = CatalogStore::Open(DefaultCatalogPath(cmd.models));
+    if (!catalog_store.ok()) return Fail(catalog_store.status());
+    if (absl::Status s = (*catalog_store)->PutAll(catalog); !s.ok()) return Fail(s);
+  }
+  const std::string& user = model->users.External(0);
+  const int32_t cluster = store->user_cluster[*gen_users.Find(user)];
+  const std::string& item = model->items.External(0);
+  const std::string base = absl::StrCat("http://", cmd.host, ":", cmd.port);
+  std::printf("\nmodel saved in %s (catalogue: each item's category is its cluster)\n",
+              saved->path.c_str());
+  if (cmd.serve) {
+    std::printf("serving it on %s; try:\n", base.c_str());
+  } else {
+    std::printf("serve it with `recloop serve --models %s`, then try:\n", cmd.models.c_str());
+  }
+  std::printf("  curl -s '%s/v1/users/%s/recommendations?n=5'\n", base.c_str(), user.c_str());
+  std::printf("  curl -s '%s/v1/users/%s/recommendations?n=5&category=cluster-%d'\n", base.c_str(),
+              user.c_str(), cluster);
+  std::printf("  curl -s '%s/v1/users/new-customer/recommendations?n=5'   # popular items\n",
+              base.c_str());
+  std::printf("  curl -s '%s/v1/items/%s/similar?n=5'\n", base.c_str(), item.c_str());
+  std::printf("  curl -s '%s/v1/popular?n=5'\n", base.c_str());
+  std::printf("  curl -s -X DELETE '%s/v1/items/%s'   # never recommended again\n", base.c_str(),
+              item.c_str());
+  std::printf("  curl -s '%s/v1/model'\n", base.c_str());
+  std::printf("  curl -s '%s/metrics'\n", base.c_str());
+  std::fflush(stdout);
+  if (!cmd.serve) return 0;
+  ServeCommand serve;
+  serve.serve.model.models_dir = cmd.models;
+  serve.serve.http.host = cmd.host;
+  serve.serve.http.port = cmd.port;
+  return RunServeCommand(std::move(serve));
 }
 
 }  // namespace recloop

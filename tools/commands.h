@@ -61,6 +61,12 @@ struct ModelInfoCommand {
 struct DemoCommand {
   GeneratorOptions generator;
   bool quiet = false;
+  // Saves the model there, with a catalogue whose categories are the planted clusters
+  // ("cluster-3"), and prints curl lines to try against it.
+  std::string models;
+  bool serve = false;  // then serves it (needs models)
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
 };
 
 struct RecommendCommand {

@@ -124,6 +124,12 @@ int main(int argc, char** argv) {
       "demo", "Generate a store, train on it, print metrics and a few recommendations");
   AddGeneratorFlags(demo_cmd, &demo.generator);
   demo_cmd->add_flag("--quiet", demo.quiet, "No progress lines on stderr");
+  demo_cmd->add_option("--models", demo.models,
+                       "Save the model (and a catalogue of the planted clusters) in this models "
+                       "directory and print curl lines to try");
+  demo_cmd->add_flag("--serve", demo.serve, "Then serve it (needs --models)")->needs("--models");
+  demo_cmd->add_option("--host", demo.host, "--serve: address to listen on")->capture_default_str();
+  demo_cmd->add_option("--port", demo.port, "--serve: TCP port")->capture_default_str();
 
   recloop::RecommendCommand recommend;
   auto* recommend_cmd = app.add_subcommand(

@@ -395,6 +395,48 @@ TEST_F(ServerTest, ConcurrentClientsAllGetAnswers) {
   EXPECT_EQ(ok.load(), kClients * kRequests);
 }
 
+// The live model is swapped (new versions, catalogue writes) while clients are reading: no
+// request blocks on the swap or fails, and every answer comes from one whole version.
+TEST_F(ServerTest, ModelSwapsAndCatalogueWritesDuringTrafficNeverFailARequest) {
+  Start();
+  const FactorModel next = test::RandomModel(40, 300, 8, /*explicit_feedback=*/false, 12);
+  ASSERT_OK(SaveModel(next, dir_.File("models")).status());
+  constexpr int kReaders = 4, kRequests = 40, kSwaps = 10;
+  std::atomic<int> ok{0};
+  std::atomic<bool> bad_version{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kReaders; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(port());
+      for (int i = 0; i < kRequests; ++i) {
+        const std::string target =
+            i % 2 == 0 ? "/v1/users/u" + std::to_string((t + i) % 40) + "/recommendations?n=5"
+                       : "/v1/items/i" + std::to_string((t + i) % 300) + "/similar?n=5";
+        const Reply r = c.Get(target);
+        const json j = r.Json();
+        if (r.status == 200 && j["items"].size() == 5) ++ok;
+        const std::string version = j.value("model_version", "");
+        if (version != "v000001" && version != "v000002") bad_version = true;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    Client c(port());
+    for (int i = 0; i < kSwaps; ++i) {
+      // Alternate versions: reload v2 (current), then pin v1 again, and write the catalogue.
+      EXPECT_OK(live_->Reload(i % 2 == 0 ? "" : dir_.File("models/v000001")));
+      const Reply r = c.Send(http::verb::put, "/v1/items/i" + std::to_string(i),
+                             R"({"categories":["swap"],"available":true})");
+      EXPECT_EQ(r.status, 200) << r.body;
+    }
+    EXPECT_OK(live_->Reload());
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kReaders * kRequests);
+  EXPECT_FALSE(bad_version.load());
+  EXPECT_EQ(Client(port()).Get("/v1/model").Json()["model_version"], "v000002");
+}
+
 TEST_F(ServerTest, SlowLorisClientIsCutOffWhileOthersAreServed) {
   HttpServerOptions http;
   http.read_timeout = std::chrono::milliseconds(300);

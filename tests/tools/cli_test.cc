@@ -1,6 +1,16 @@
 // The recloop command run as a data team runs it: real processes, real files, exit codes, stdout
 // and stderr.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <filesystem>
@@ -54,7 +64,8 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, HelpListsEverySubcommand) {
   const Result r = Run("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* sub : {"generate", "train", "eval", "model", "demo", "recommend", "similar"}) {
+  for (const char* sub : {"generate", "train", "eval", "model", "demo", "recommend", "similar",
+                          "serve"}) {
     EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     const Result sr = Run(std::string(sub) + " --help");
     EXPECT_EQ(sr.exit_code, 0) << sub;
@@ -263,6 +274,96 @@ TEST_F(Cli, RecommendAndSimilarFromASavedModel) {
   r = Run("recommend --model " + models + " --all");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+}
+
+// One HTTP/1.1 GET to 127.0.0.1:port over a plain socket; the whole response, "" on failure.
+std::string HttpGet(int port, const std::string& target) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
+// The JSON body of an HTTP response.
+nlohmann::json Body(const std::string& response) {
+  const size_t at = response.find("\r\n\r\n");
+  return nlohmann::json::parse(at == std::string::npos ? "" : response.substr(at + 4), nullptr,
+                               false);
+}
+
+TEST_F(Cli, DemoModelIsServedFromAConfigFileAndSigtermExitsZero) {
+  const std::string models = dir_.File("models");
+  Result r = Run("demo --quiet --users 300 --items 100 --interactions 6000 --clusters 4 --models " +
+                 models);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(models + "/current"));
+  EXPECT_TRUE(std::filesystem::exists(models + "/catalog.db"));
+  // The printed curl lines name a real customer.
+  const size_t at = r.out.find("/v1/users/");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const size_t end = r.out.find("/recommendations", at);
+  const std::string user = r.out.substr(at + 10, end - at - 10);
+  ASSERT_FALSE(user.empty());
+
+  const std::string config = dir_.File("serve.toml");
+  std::ofstream(config) << "[serve]\nmodels = \"" << models << "\"\nport = 0\ndefault-n = 3\n";
+  const std::string log = dir_.File("serve.log");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> args = {RECLOOP_BINARY, "serve", "--config", config};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, RECLOOP_BINARY, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+
+  // Readiness: the log's "listening on" line gives the ephemeral port (bounded wait).
+  int port = 0;
+  for (int i = 0; i < 600 && port == 0; ++i) {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    if (const size_t p = text.find("listening on http://127.0.0.1:"); p != std::string::npos) {
+      port = std::atoi(text.c_str() + p + 30);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ASSERT_GT(port, 0) << "no listening line in " << log;
+
+  const std::string res = HttpGet(port, "/v1/users/" + user + "/recommendations");
+  EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << res;
+  const nlohmann::json recs = Body(res);
+  ASSERT_TRUE(recs.contains("items")) << res;
+  EXPECT_EQ(recs["items"].size(), 3u);  // default-n from the config file
+  // The demo's catalogue gives every item its cluster as category.
+  const std::string item = recs["items"][0]["item"];
+  const nlohmann::json entry = Body(HttpGet(port, "/v1/items/" + item));
+  ASSERT_TRUE(entry.contains("categories")) << entry.dump();
+  ASSERT_EQ(entry["categories"].size(), 1u);
+  EXPECT_EQ(entry["categories"][0].get<std::string>().rfind("cluster-", 0), 0u);
+
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

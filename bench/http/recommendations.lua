@@ -1,0 +1,30 @@
+-- wrk script for bench/run_http.sh: GET /v1/users/u<k>/recommendations?n=10 for a user k drawn
+-- uniformly from 0..USERS-1 (environment variable, default 100000) on every request, so that
+-- the server computes a fresh top-10 each time. With PATH set instead, every request asks for
+-- that fixed path (the nginx ceiling). done() prints one machine-readable line.
+local users = tonumber(os.getenv("USERS") or "100000")
+local fixed = os.getenv("FIXED_PATH")
+local counter = 0
+
+function init(args)
+  -- One seed per wrk thread, so that threads do not replay the same users.
+  counter = tonumber(tostring({}):match("0x(%x+)"), 16) or os.time()
+  math.randomseed(counter)
+end
+
+function request()
+  if fixed then
+    return wrk.format("GET", fixed)
+  end
+  return wrk.format("GET", "/v1/users/u" .. math.random(0, users - 1) .. "/recommendations?n=10")
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
+                 summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    "RESULT requests=%d seconds=%.2f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f errors=%d\n",
+    summary.requests, seconds, summary.requests / seconds, latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000, errors))
+end

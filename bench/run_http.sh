@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# HTTP load benchmark (issue 4): `recloop serve` on a generated catalogue (100K items, K = 64,
+# HNSW index) driven by wrk at concurrency 1, 16 and 64, each request for a random user's top 10;
+# then, in the same run and with the same load generator, nginx serving a static JSON file of the
+# same size, the ceiling of an HTTP server on this machine. Prints throughput and p50/p90/p99 per
+# concurrency and our throughput as a fraction of nginx's.
+# Usage: bench/run_http.sh [OUT_DIR (default /tmp/recloop-http)]
+# Environment: SECONDS_PER_RUN (default 15), INDEX (hnsw|exact, default hnsw), PORT (default
+# 18080; nginx uses PORT+1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/recloop-http}
+seconds=${SECONDS_PER_RUN:-15}
+index=${INDEX:-hnsw}
+port=${PORT:-18080}
+nginx_port=$((port + 1))
+users=100000
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+scripts/setup bench
+scripts/build release --target recloop
+recloop=build/tools/recloop
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Polls url until it answers 200 (bounded: 60 s).
+wait_ready() {
+  for _ in $(seq 1 600); do
+    if curl -fs -o /dev/null "$1"; then return 0; fi
+    sleep 0.1
+  done
+  echo "run_http: $1 did not become ready" >&2
+  exit 1
+}
+
+echo "== $(date -u +%FT%TZ) on $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+if [[ ! -e "$out/models-$index/current" ]]; then
+  $recloop generate --users $users --items 100000 --interactions 5000000 --feedback implicit \
+    --seed 7 --out "$out/store-100k.csv"
+  $recloop train --data "$out/store-100k.csv" --feedback implicit --factors 64 --iterations 10 \
+    --index "$index" --quiet --out "$out/models-$index"
+fi
+$recloop model info "$out/models-$index" | grep -E 'num_users|num_items|factors|version:' || true
+
+$recloop serve --models "$out/models-$index" --port "$port" 2>"$out/serve.log" &
+pids+=($!)
+wait_ready "http://127.0.0.1:$port/readyz"
+
+# The static file for nginx: a real response, so the bytes on the wire match.
+mkdir -p "$out/www"
+chmod 755 "$out" "$out/www"
+curl -fs "http://127.0.0.1:$port/v1/users/u1/recommendations?n=10" >"$out/www/rec.json"
+chmod 644 "$out/www/rec.json"
+echo "response body: $(wc -c <"$out/www/rec.json") bytes"
+sed -e "s|@DIR@|$out|g" -e "s|@PORT@|$nginx_port|g" bench/http/nginx.conf.in >"$out/nginx.conf"
+nginx -c "$out/nginx.conf" -e "$out/nginx-error.log" &
+pids+=($!)
+wait_ready "http://127.0.0.1:$nginx_port/rec.json"
+
+run() {  # run NAME URL CONCURRENCY [FIXED_PATH]
+  local threads=$(( $3 < 2 ? 1 : 2 ))
+  # A short warm-up (page cache, connection setup), then the measured run.
+  USERS=$users FIXED_PATH=${4:-} wrk -t"$threads" -c"$3" -d2s -s bench/http/recommendations.lua \
+    "$2" >/dev/null
+  local line
+  line=$(USERS=$users FIXED_PATH=${4:-} wrk -t"$threads" -c"$3" -d"${seconds}s" \
+    -s bench/http/recommendations.lua "$2" | grep '^RESULT')
+  echo "$1 c=$3 $line" | tee -a "$out/results.txt"
+}
+
+: >"$out/results.txt"
+for c in 1 16 64; do
+  run recloop "http://127.0.0.1:$port" "$c"
+  run nginx "http://127.0.0.1:$nginx_port" "$c" /rec.json
+done
+
+echo
+echo "| concurrency | recloop req/s | p50 ms | p90 ms | p99 ms | nginx req/s | nginx p99 ms | recloop/nginx |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in 1 16 64; do
+  r=$(grep "^recloop c=$c " "$out/results.txt")
+  n=$(grep "^nginx c=$c " "$out/results.txt")
+  get() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$2"; }
+  awk -v c="$c" -v rr="$(get rps "$r")" -v p50="$(get p50_ms "$r")" -v p90="$(get p90_ms "$r")" \
+      -v p99="$(get p99_ms "$r")" -v nr="$(get rps "$n")" -v np99="$(get p99_ms "$n")" \
+      'BEGIN { printf "| %d | %d | %.2f | %.2f | %.2f | %d | %.2f | %.2f |\n", c, rr, p50, p90, p99, nr, np99, rr / nr }'
+done
+errors=$(grep -o 'errors=[0-9]*' "$out/results.txt" | grep -v 'errors=0' || true)
+if [[ -n "$errors" ]]; then echo "run_http: some runs had errors: $errors" >&2; fi
