@@ -163,13 +163,15 @@ void Report(benchmark::State& state, std::vector<double>* micros, double recall_
   if (queries > 0) state.counters["recall@10"] = recall_sum / queries;
 }
 
-// Args: {0 = exact / beam width efSearch of HNSW}. One query at a time, one thread.
+// Args: {0 = exact / beam width efSearch of HNSW, HNSW search loop: 1 = recloop's, 0 = FAISS
+// 1.7.3's (the baseline, same graph)}. One query at a time, one thread.
 void BM_Search(benchmark::State& state) {
   Fixture& f = Get();
   const int ef = static_cast<int>(state.range(0));
   const ItemIndex& index = ef == 0 ? *f.exact : *f.hnsw;
   ItemSearchParams params;  // omp_threads = 1: the serving setting
   params.ef_search = ef;
+  params.native_hnsw_search = state.range(1) != 0;
   const int dim = index.dim();
   std::vector<float> scores(kN);
   std::vector<int64_t> items(kN);
@@ -193,13 +195,16 @@ void BM_Search(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Search)
-    ->ArgName("ef")
-    ->Arg(0)
-    ->Arg(16)
-    ->Arg(32)
-    ->Arg(64)
-    ->Arg(128)
-    ->Arg(256)
+    ->ArgNames({"ef", "native_loop"})
+    ->Args({0, 1})
+    ->Args({16, 1})
+    ->Args({32, 1})
+    ->Args({64, 1})
+    ->Args({64, 0})
+    ->Args({128, 1})
+    ->Args({128, 0})
+    ->Args({256, 1})
+    ->Args({256, 0})
     ->Unit(benchmark::kMicrosecond);
 
 // Through the Recommender with the exclude-seen filter (the storefront's query): the user's

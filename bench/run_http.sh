@@ -42,7 +42,7 @@ if [[ ! -e "$out/models-$index/current" ]]; then
   $recloop train --data "$out/store-100k.csv" --feedback implicit --factors 64 --iterations 10 \
     --index "$index" --quiet --out "$out/models-$index"
 fi
-$recloop model info "$out/models-$index" | grep -E 'num_users|num_items|factors|version:' || true
+$recloop model info "$out/models-$index" | grep -E '^model_version|^  factors' || true
 
 $recloop serve --models "$out/models-$index" --port "$port" 2>"$out/serve.log" &
 pids+=($!)

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "Eigen/Core"
@@ -134,6 +136,139 @@ struct NativeFlatIP final : faiss::IndexFlatIP {
   }
 };
 
+// HNSW search over FAISS's graph with native kernels: greedy descent through the upper layers,
+// then a beam of width ef on layer 0 (Malkov & Yashunin, algorithm 2). FAISS 1.7.3's own loop
+// scores one neighbour at a time, so each score waits on a cache miss (a K = 64 vector is four
+// cache lines, and neighbours are scattered), and its candidate heap pops by linear scan; here
+// the unvisited neighbours of a node are gathered and all their vectors prefetched before any
+// is scored, and both heaps are binary. Larger inner product is better throughout.
+using Scored = std::pair<float, FaissIdx>;
+
+// A search's working memory, kept per thread and reused: the visited table is O(items).
+struct HnswScratch {
+  std::vector<uint32_t> visited;  // visited[v] == generation: seen in this search
+  uint32_t generation = 0;
+  std::vector<Scored> candidates, results;
+  std::vector<FaissIdx> fresh;
+};
+
+class NativeHnswSearcher {
+ public:
+  NativeHnswSearcher(const faiss::HNSW& hnsw, const NativeFlatIP& storage, HnswScratch& scratch)
+      : hnsw_(hnsw), base_(storage.get_xb()), d_(static_cast<int>(storage.d)),
+        ntotal_(storage.ntotal), visited_(scratch.visited), generation_(scratch.generation),
+        candidates_(scratch.candidates), results_(scratch.results), fresh_(scratch.fresh) {}
+
+  // The best min(k, ntotal) items for `query` (sorted, best first); the rest get label -1.
+  void Search(const float* query, int k, int ef, float* scores, FaissIdx* labels) {
+    std::fill_n(labels, k, FaissIdx{-1});
+    std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
+    if (ntotal_ == 0 || hnsw_.entry_point < 0) return;
+    NextGeneration();
+    FaissIdx entry = hnsw_.entry_point;
+    float entry_score = Score(query, entry);
+    for (int level = hnsw_.max_level; level >= 1; --level) {
+      for (bool moved = true; moved;) {  // greedy: move to the best neighbour while it improves
+        moved = false;
+        size_t begin, end;
+        hnsw_.neighbor_range(entry, level, &begin, &end);
+        for (size_t j = begin; j < end; ++j) {
+          const FaissIdx v = hnsw_.neighbors[j];
+          if (v < 0) break;
+          const float s = Score(query, v);
+          if (s > entry_score) {
+            entry = v;
+            entry_score = s;
+            moved = true;
+          }
+        }
+      }
+    }
+    // Layer 0. candidates: best first (max-heap); results: the ef best so far, worst on top.
+    candidates_.clear();
+    results_.clear();
+    auto better = [](const Scored& a, const Scored& b) { return a.first < b.first; };
+    auto worse = [](const Scored& a, const Scored& b) { return a.first > b.first; };
+    candidates_.push_back({entry_score, entry});
+    results_.push_back({entry_score, entry});
+    Visit(entry);
+    while (!candidates_.empty()) {
+      std::pop_heap(candidates_.begin(), candidates_.end(), better);
+      const Scored c = candidates_.back();
+      candidates_.pop_back();
+      if (static_cast<int>(results_.size()) >= ef && c.first < results_.front().first) break;
+      size_t begin, end;
+      hnsw_.neighbor_range(c.second, 0, &begin, &end);
+      fresh_.clear();
+      for (size_t j = begin; j < end; ++j) {
+        const FaissIdx v = hnsw_.neighbors[j];
+        if (v < 0) break;
+        if (!Visit(v)) continue;
+        fresh_.push_back(v);
+        const char* row = reinterpret_cast<const char*>(base_ + v * d_);
+        for (int b = 0; b < d_ * static_cast<int>(sizeof(float)); b += 64) {
+          __builtin_prefetch(row + b);
+        }
+      }
+      for (const FaissIdx v : fresh_) {
+        const float s = Score(query, v);
+        if (static_cast<int>(results_.size()) < ef || s > results_.front().first) {
+          candidates_.push_back({s, v});
+          std::push_heap(candidates_.begin(), candidates_.end(), better);
+          results_.push_back({s, v});
+          std::push_heap(results_.begin(), results_.end(), worse);
+          if (static_cast<int>(results_.size()) > ef) {
+            std::pop_heap(results_.begin(), results_.end(), worse);
+            results_.pop_back();
+          }
+        }
+      }
+    }
+    std::sort_heap(results_.begin(), results_.end(), worse);  // best first
+    const int n = std::min<int>(k, static_cast<int>(results_.size()));
+    for (int r = 0; r < n; ++r) {
+      scores[r] = results_[r].first;
+      labels[r] = results_[r].second;
+    }
+  }
+
+ private:
+  float Score(const float* query, FaissIdx v) const { return Dot(query, base_ + v * d_, d_); }
+
+  // Marks v visited; false if it already was in this search.
+  bool Visit(FaissIdx v) {
+    if (visited_[v] == generation_) return false;
+    visited_[v] = generation_;
+    return true;
+  }
+
+  void NextGeneration() {
+    if (visited_.size() != static_cast<size_t>(ntotal_) || ++generation_ == 0) {
+      visited_.assign(ntotal_, 0);
+      generation_ = 1;
+    }
+  }
+
+  const faiss::HNSW& hnsw_;
+  const float* base_;
+  int d_;
+  FaissIdx ntotal_;
+  std::vector<uint32_t>& visited_;
+  uint32_t& generation_;
+  std::vector<Scored>& candidates_;
+  std::vector<Scored>& results_;
+  std::vector<FaissIdx>& fresh_;
+};
+
+void SearchNativeHnsw(const faiss::IndexHNSW& index, const NativeFlatIP& storage, FaissIdx n,
+                      const float* queries, int k, int ef, float* scores, FaissIdx* labels) {
+  thread_local HnswScratch scratch;
+  NativeHnswSearcher searcher(index.hnsw, storage, scratch);
+  for (FaissIdx q = 0; q < n; ++q) {
+    searcher.Search(queries + q * storage.d, k, ef, scores + q * k, labels + q * k);
+  }
+}
+
 // Moves the vectors of a plain FAISS flat index (as read from disk) into a NativeFlatIP.
 std::unique_ptr<NativeFlatIP> ToNative(faiss::IndexFlat* flat) {
   auto native = std::make_unique<NativeFlatIP>(flat->d);
@@ -233,11 +368,18 @@ struct ItemIndex::Impl {
     }
     ScopedOmpThreads threads(params.omp_threads);
     try {
-      if (TypeOf(index) == IndexType::kHnsw) {
+      const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(&index);
+      const auto* native =
+          hnsw != nullptr ? dynamic_cast<const NativeFlatIP*>(hnsw->storage) : nullptr;
+      // The beam must be at least k to return k results.
+      const int ef = std::max(params.ef_search > 0 ? params.ef_search : hnsw_ef_search, k);
+      if (native != nullptr && params.native_hnsw_search) {
+        SearchNativeHnsw(*hnsw, *native, n, queries, k, ef, scores, items);
+      } else if (hnsw != nullptr) {
         // Per-call parameters rather than mutating hnsw.efSearch, which would race between
-        // concurrent searches. The beam must be at least k to return k results.
+        // concurrent searches.
         faiss::SearchParametersHNSW p;
-        p.efSearch = std::max(params.ef_search > 0 ? params.ef_search : hnsw_ef_search, k);
+        p.efSearch = ef;
         if (p.efSearch == k) {
           index.search(n, queries, k, scores, items, &p);
         } else {

@@ -68,6 +68,11 @@ struct ItemSearchParams {
   int omp_threads = 1;
   // HNSW beam width for this call; 0 = the index's default. Ignored by exact indexes.
   int ef_search = 0;
+  // HNSW only: walk the graph with recloop's search loop (prefetches the vectors of a node's
+  // unvisited neighbours before scoring them, binary heaps) rather than FAISS 1.7.3's (one
+  // distance at a time, linear-scan heaps). The same graph and the same beam either way; false
+  // exists to measure the difference (bench/index_bench). Needs native kernels.
+  bool native_hnsw_search = true;
 };
 
 // Thread safety: immutable after Build/Load. Concurrent const calls (Search, SearchSimilar,
