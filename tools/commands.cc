@@ -355,7 +355,7 @@ int RunTrain(const TrainCommand& cmd) {
       // The FAISS index goes into the same version directory, so it is published atomically
       // with the factors it was built from.
       save_options.write_extra_files = [&](const std::string& version_dir) -> absl::Status {
-        ItemIndexOptions index_options;
+        ItemIndexOptions index_options = cmd.index_options;
         ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
         const auto index_start = Clock::now();
         ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(*model, index_options));

@@ -10,6 +10,7 @@
 
 #include "data/generator.h"
 #include "data/reader.h"
+#include "engine/item_index.h"
 #include "serving/serve.h"
 #include "training/evaluate.h"
 #include "training/train.h"
@@ -41,6 +42,7 @@ struct TrainCommand {
   bool json = false;
   bool quiet = false;
   std::string index = "auto";  // item index saved with the model: auto, exact or hnsw
+  ItemIndexOptions index_options;  // its HNSW settings (type comes from `index`)
   std::string out;  // models directory: a new version is added and `current` points at it
                     // (engine/model_io.h); empty: the model is not saved
 };

@@ -91,6 +91,19 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--index", train.index,
                         "Item index saved with the model: auto (HNSW from 200K items), exact, hnsw")
       ->capture_default_str();
+  train_cmd->add_option("--hnsw-m", train.index_options.hnsw_m,
+                        "HNSW graph degree M (memory ~ 8 M bytes per item; higher recalls more)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 256));
+  train_cmd->add_option("--hnsw-ef-construction", train.index_options.hnsw_ef_construction,
+                        "HNSW beam width while building (higher builds slower, a better graph)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  train_cmd->add_option("--hnsw-ef-search", train.index_options.hnsw_ef_search,
+                        "HNSW default beam width of queries, saved with the index (higher is "
+                        "slower and recalls more)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   train_cmd->add_option("--out", train.out,
                         "Models directory: the model is written as a new version MODELS/vNNNNNN "
                         "and MODELS/current is pointed at it");

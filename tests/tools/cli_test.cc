@@ -90,6 +90,24 @@ TEST_F(Cli, UsageErrorsExitNonZeroWithAMessage) {
   r = Run("train --data " + data + " --factors 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("factors"), std::string::npos) << r.err;
+  r = Run("train --data " + data + " --hnsw-m 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--hnsw-m"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, TrainWithHnswSettingsSavesAServableIndex) {
+  const std::string data = dir_.File("store.csv");
+  ASSERT_EQ(Run("generate --users 200 --items 300 --interactions 5000 --feedback implicit "
+                "--out " + data).exit_code, 0);
+  const std::string models = dir_.File("models");
+  Result r = Run("train --data " + data + " --feedback implicit --factors 8 --iterations 3 "
+                 "--index hnsw --hnsw-m 8 --hnsw-ef-construction 20 --hnsw-ef-search 30 --out " +
+                 models);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("built the hnsw item index"), std::string::npos) << r.err;
+  r = Run("recommend --model " + models + " --user u3 --n 5 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["items"].size(), 5u);
 }
 
 TEST_F(Cli, MalformedFileNamesFileAndLine) {
