@@ -421,6 +421,9 @@ int ItemIndex::factors() const { return impl_->factors; }
 int ItemIndex::dim() const { return impl_->factors + (impl_->has_bias ? 1 : 0); }
 bool ItemIndex::has_bias() const { return impl_->has_bias; }
 IndexType ItemIndex::type() const { return TypeOf(*impl_->ip); }
+int ItemIndex::default_ef_search() const {
+  return type() == IndexType::kHnsw ? impl_->hnsw_ef_search : 0;
+}
 
 absl::StatusOr<ItemIndex> ItemIndex::Build(const FactorModel& model,
                                            const ItemIndexOptions& options) {

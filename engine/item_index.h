@@ -113,6 +113,9 @@ class ItemIndex {
   bool has_bias() const;
   // The type that was actually built (never kAuto).
   IndexType type() const;
+  // HNSW: the default beam width of a search (a search returns up to this many results for the
+  // price of one); 0 for an exact index.
+  int default_ef_search() const;
 
   // Writes the score query for user factors `user` (size factors()) into `query` (size dim()).
   void MakeQuery(std::span<const float> user, std::span<float> query) const;

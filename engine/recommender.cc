@@ -25,13 +25,19 @@ constexpr int64_t kGrowth = 4;
 // suffices; availability and categories reject an unknown share, so k starts wider and grows.
 // `search(k, scores, items)` runs one index search. Returns the results, or std::nullopt once k
 // would reach the brute-force bound (the caller then scores every item exactly).
+// `beam` is the HNSW index's default beam (0 for exact): its searches cost the same for any k up
+// to the beam and grow with k beyond it, so the first search asks for no more than the beam
+// (a user with many seen items usually still has `need` unseen ones among the beam's results)
+// and only widens when the filter leaves too few.
 template <typename FilterT, typename Search, typename Score>
 absl::StatusOr<std::optional<std::vector<Recommendation>>> OverFetch(const FilterT& filter,
                                                                      int need, int64_t num_items,
-                                                                     Search search, Score score,
+                                                                     int beam, Search search,
+                                                                     Score score,
                                                                      RecommendationSource source) {
   int64_t k = need + static_cast<int64_t>(filter.excluded.size());
   if (filter.open_ended()) k *= 2;
+  if (beam > 0) k = std::max<int64_t>(need, std::min<int64_t>(k, beam));
   std::vector<float> scores;
   std::vector<int64_t> items;
   std::vector<Recommendation> out;
@@ -238,7 +244,7 @@ absl::StatusOr<std::vector<Recommendation>> Recommender::Personalized(std::span<
   if (need == 0) return std::vector<Recommendation>{};
   if (index_ != nullptr) {
     auto fetched = OverFetch(
-        filter, need, num_items,
+        filter, need, num_items, index_->default_ef_search(),
         [&](int k, float* scores, int64_t* items) {
           return index_->Search(1, query.data(), k, scores, items);
         },
@@ -262,7 +268,7 @@ absl::StatusOr<std::vector<Recommendation>> Recommender::Cosine(int32_t item, co
   if (index_ != nullptr) {
     const float* q = m.item_factors.row(item).data();
     auto fetched = OverFetch(
-        filter, need, num_items,
+        filter, need, num_items, index_->default_ef_search(),
         [&](int k, float* scores, int64_t* items) {
           return index_->SearchSimilar(1, q, k, scores, items);
         },

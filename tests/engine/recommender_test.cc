@@ -278,6 +278,37 @@ TEST_F(RecommenderTest, HnswIndexWithFiltersReturnsExactlyN) {
   }
 }
 
+// Users who have seen many items: the first HNSW search asks only for the beam's worth of
+// results (no wider beam), widening only when the filter leaves too few. Recall against the
+// exact filtered ranking must hold, and no seen item may come back.
+TEST_F(RecommenderTest, HnswExcludeSeenForHeavyUsersKeepsRecall) {
+  constexpr int kUsers = 60, kN = 10;
+  auto m = std::make_shared<FactorModel>(
+      RandomModel(kUsers, 6000, 16, /*explicit_feedback=*/false, 21, /*seen_per_user=*/400));
+  model_ = m;
+  ItemIndexOptions o;
+  o.type = IndexType::kHnsw;
+  ASSERT_OK_AND_ASSIGN(ItemIndex index, ItemIndex::Build(*m, o));
+  ASSERT_GT(400, index.default_ef_search());  // seen lists longer than the beam
+  index_ = std::make_shared<ItemIndex>(std::move(index));
+  catalog_ = MakeCatalog(6000);
+  ASSERT_OK_AND_ASSIGN(Recommender rec, Recommender::Create(model_, index_, catalog_));
+  int hits = 0;
+  for (int32_t u = 0; u < kUsers; ++u) {
+    RecommendOptions ro;
+    ro.n = kN;
+    ASSERT_OK_AND_ASSIGN(auto got, rec.Recommend(u, ro));
+    ASSERT_EQ(got.size(), static_cast<size_t>(kN));
+    const auto seen = Seen(u);
+    const auto want = Reference(u, kN, seen, /*only_available=*/true);
+    for (const auto& r : got) {
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), r.item), 0) << "user " << u;
+      for (const auto& w : want) hits += r.item == w.item;
+    }
+  }
+  EXPECT_GE(static_cast<double>(hits) / (kUsers * kN), 0.95);
+}
+
 TEST_F(RecommenderTest, WithoutIndexAnswersByBruteForce) {
   Init(true);
   ASSERT_OK_AND_ASSIGN(auto no_index, Recommender::Create(model_, nullptr, catalog_));
