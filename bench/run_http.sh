@@ -5,8 +5,9 @@
 # same size, the ceiling of an HTTP server on this machine. Prints throughput and p50/p90/p99 per
 # concurrency and our throughput as a fraction of nginx's.
 # Usage: bench/run_http.sh [OUT_DIR (default /tmp/recloop-http)]
-# Environment: SECONDS_PER_RUN (default 15), INDEX (hnsw|exact, default hnsw), PORT (default
-# 18080; nginx uses PORT+1).
+# Environment: SECONDS_PER_RUN (default 15), INDEX (hnsw|exact, default hnsw), EF_SEARCH (the
+# server's --ef-search; default 0 = the index's own, 128), PORT (default 18080; nginx uses
+# PORT+1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
@@ -44,7 +45,8 @@ if [[ ! -e "$out/models-$index/current" ]]; then
 fi
 $recloop model info "$out/models-$index" | grep -E '^model_version|^  factors' || true
 
-$recloop serve --models "$out/models-$index" --port "$port" 2>"$out/serve.log" &
+$recloop serve --models "$out/models-$index" --port "$port" --ef-search "${EF_SEARCH:-0}" \
+  2>"$out/serve.log" &
 pids+=($!)
 wait_ready "http://127.0.0.1:$port/readyz"
 

@@ -128,6 +128,7 @@ struct Recommender::Filter {
   const ItemCatalog* catalog = nullptr;
   bool check_available = false;
   std::vector<int32_t> categories;  // sorted, unique; empty = any
+  int ef_search = 0;                // HNSW beam of this query; 0 = the index's default
 
   // True if availability or categories filter, i.e. how many items fail is not known upfront.
   bool open_ended() const { return check_available || !categories.empty(); }
@@ -185,8 +186,13 @@ absl::StatusOr<Recommender::Filter> Recommender::MakeFilter(const RecommendOptio
     return absl::InvalidArgumentError(absl::StrCat("n and offset must be >= 0, got n = ", options.n,
                                                    ", offset = ", options.offset));
   }
+  if (options.ef_search < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ef_search must be >= 0, got ", options.ef_search));
+  }
   const int32_t num_items = model_->num_items();
   Filter f;
+  f.ef_search = options.ef_search;
   f.excluded.reserve(options.exclude.size() + (options.exclude_seen ? seen.size() : 0));
   for (int32_t i : options.exclude) {
     if (i < 0 || i >= num_items) {
@@ -214,6 +220,17 @@ absl::StatusOr<Recommender::Filter> Recommender::MakeFilter(const RecommendOptio
     f.categories.erase(std::unique(f.categories.begin(), f.categories.end()), f.categories.end());
   }
   return f;
+}
+
+int Recommender::Beam(const Filter& filter) const {
+  const int beam = index_->default_ef_search();  // 0 for an exact index
+  return beam > 0 && filter.ef_search > 0 ? filter.ef_search : beam;
+}
+
+ItemSearchParams Recommender::SearchParams(const Filter& filter) {
+  ItemSearchParams p;
+  p.ef_search = filter.ef_search;
+  return p;
 }
 
 std::vector<Recommendation> Recommender::Popular(const Filter& filter, int need) const {
@@ -244,9 +261,9 @@ absl::StatusOr<std::vector<Recommendation>> Recommender::Personalized(std::span<
   if (need == 0) return std::vector<Recommendation>{};
   if (index_ != nullptr) {
     auto fetched = OverFetch(
-        filter, need, num_items, index_->default_ef_search(),
+        filter, need, num_items, Beam(filter),
         [&](int k, float* scores, int64_t* items) {
-          return index_->Search(1, query.data(), k, scores, items);
+          return index_->Search(1, query.data(), k, scores, items, SearchParams(filter));
         },
         to_rating, RecommendationSource::kPersonalized);
     if (!fetched.ok()) return fetched.status();
@@ -268,9 +285,9 @@ absl::StatusOr<std::vector<Recommendation>> Recommender::Cosine(int32_t item, co
   if (index_ != nullptr) {
     const float* q = m.item_factors.row(item).data();
     auto fetched = OverFetch(
-        filter, need, num_items, index_->default_ef_search(),
+        filter, need, num_items, Beam(filter),
         [&](int k, float* scores, int64_t* items) {
-          return index_->SearchSimilar(1, q, k, scores, items);
+          return index_->SearchSimilar(1, q, k, scores, items, SearchParams(filter));
         },
         identity, RecommendationSource::kSimilar);
     if (!fetched.ok()) return fetched.status();

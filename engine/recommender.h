@@ -54,6 +54,9 @@ struct RecommendOptions {
   std::vector<int32_t> categories;
   // Further items never to return (any order, duplicates allowed).
   std::vector<int32_t> exclude;
+  // HNSW beam width for this query (recall against latency); 0 = the index's default. Must be
+  // >= 0; no effect on an exact index.
+  int ef_search = 0;
 };
 
 enum class RecommendationSource {
@@ -122,6 +125,9 @@ class Recommender {
                                                      int need) const;
   absl::StatusOr<Filter> MakeFilter(const RecommendOptions& options,
                                     std::span<const int32_t> seen) const;
+  // The HNSW beam a search with `filter` runs with (0 for an exact index), and its parameters.
+  int Beam(const Filter& filter) const;
+  static ItemSearchParams SearchParams(const Filter& filter);
 
   std::shared_ptr<const FactorModel> model_;
   std::shared_ptr<const ItemIndex> index_;

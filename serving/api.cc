@@ -118,8 +118,10 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_
 
 // Filters of a list request in the snapshot's indices. Unknown category names match no item;
 // unknown excluded items are ignored.
-RecommendOptions ToRecommendOptions(const ListParams& p, const ModelSnapshot& s) {
+RecommendOptions ToRecommendOptions(const ListParams& p, const ModelSnapshot& s,
+                                    int ef_search) {
   RecommendOptions o;
+  o.ef_search = ef_search;
   o.n = p.n;
   o.offset = p.offset;
   for (const auto& name : p.categories) {
@@ -295,7 +297,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     }
     const auto snap = live_->Get();
     if (snap == nullptr) return route(name, NoModel());
-    const RecommendOptions options = ToRecommendOptions(*params, *snap);
+    const RecommendOptions options = ToRecommendOptions(*params, *snap, options_.ef_search);
     json out;
     absl::StatusOr<std::vector<Recommendation>> recs;
     if (is_similar) {

@@ -34,6 +34,9 @@ struct ApiOptions {
   std::string api_key;
   // Also require the key on read routes (everything but /healthz and /readyz).
   bool auth_reads = false;
+  // HNSW beam width of recommendation and similar-item queries; 0 = the one saved with the
+  // model's index. Lower is faster and recalls less (BENCHMARKS.md has the trade-off).
+  int ef_search = 0;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.

@@ -211,6 +211,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--max-n", so.api.max_n, "Largest n a request may ask for")
       ->capture_default_str();
+  serve_cmd->add_option("--ef-search", so.api.ef_search,
+                        "HNSW beam width of queries (lower: faster, recalls less); 0 = the one "
+                        "saved with the index")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   serve_cmd->add_option("--api-key-file", serve.api_key_file,
                         "File whose first line is the API key that write routes require "
                         "(else $RECLOOP_API_KEY; neither: no authentication)");

@@ -307,6 +307,21 @@ TEST_F(RecommenderTest, HnswExcludeSeenForHeavyUsersKeepsRecall) {
     }
   }
   EXPECT_GE(static_cast<double>(hits) / (kUsers * kN), 0.95);
+
+  // A narrow per-query beam (16 results for 10 wanted among 400 seen) must widen, not come
+  // back short; a negative one is refused.
+  for (int32_t u = 0; u < kUsers; ++u) {
+    RecommendOptions ro;
+    ro.n = kN;
+    ro.ef_search = 16;
+    ASSERT_OK_AND_ASSIGN(auto got, rec.Recommend(u, ro));
+    ASSERT_EQ(got.size(), static_cast<size_t>(kN));
+    const auto seen = Seen(u);
+    for (const auto& r : got) EXPECT_EQ(std::count(seen.begin(), seen.end(), r.item), 0);
+  }
+  RecommendOptions bad;
+  bad.ef_search = -1;
+  EXPECT_EQ(rec.Recommend(0, bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(RecommenderTest, WithoutIndexAnswersByBruteForce) {

@@ -337,7 +337,8 @@ TEST_F(Cli, DemoModelIsServedFromAConfigFileAndSigtermExitsZero) {
   ASSERT_FALSE(user.empty());
 
   const std::string config = dir_.File("serve.toml");
-  std::ofstream(config) << "[serve]\nmodels = \"" << models << "\"\nport = 0\ndefault-n = 3\n";
+  std::ofstream(config) << "[serve]\nmodels = \"" << models
+                        << "\"\nport = 0\ndefault-n = 3\nef-search = 32\n";
   const std::string log = dir_.File("serve.log");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
