@@ -565,7 +565,9 @@ class RowParser {
     if (row->user.empty()) return "empty user ID";
     row->item = fields_[layout_.item];
     if (row->item.empty()) return "empty item ID";
-    if (layout_.value >= 0) {
+    // An empty value beside a type column means "the type's weight" (the event store's export
+    // writes events without a value that way).
+    if (layout_.value >= 0 && !(fields_[layout_.value].empty() && layout_.type >= 0)) {
       std::string error = ParseValue(fields_[layout_.value], &row->value);
       if (!error.empty()) return error;
     } else if (layout_.type >= 0) {

@@ -10,8 +10,9 @@
 //    user and item are required; the others are optional. MovieLens ratings.csv is this format.
 //
 // Field rules: IDs are any non-empty string without the separator (surrounding spaces trimmed).
-// value must be a finite number (NaN and inf are errors); when the column is absent the value is
-// the event type's weight (type_weights) or 1. timestamp is integer seconds since the epoch or
+// value must be a finite number (NaN and inf are errors); when the column is absent, or the
+// field is empty in a file with a type column, the value is the event type's weight
+// (type_weights) or 1. timestamp is integer seconds since the epoch or
 // ISO 8601 UTC (2026-01-02T03:04:05Z); when absent it is 0. Blank lines are ignored. Extra
 // columns named in the header are ignored; a row with a different number of fields than the
 // header is malformed.

@@ -1,0 +1,363 @@
+#include "data/event_store.h"
+
+#include <sqlite3.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace recloop {
+namespace {
+
+constexpr int kMaxIdBytes = 256;
+constexpr int kMaxTypeBytes = 32;
+
+absl::Status SqlError(sqlite3* db, const std::string& path, const char* what) {
+  return absl::InternalError(
+      absl::StrCat("event store ", path, ": ", what, ": ", sqlite3_errmsg(db)));
+}
+
+// Finalises a prepared statement when it goes out of scope.
+struct Statement {
+  sqlite3_stmt* stmt = nullptr;
+  ~Statement() { sqlite3_finalize(stmt); }
+};
+
+absl::Status Exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error ? error : sqlite3_errmsg(db);
+    sqlite3_free(error);
+    return absl::InternalError(absl::StrCat("event store ", path, ": ", sql, ": ", message));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("cannot open event store ", path, ": ", message));
+  }
+  sqlite3_busy_timeout(db, 10'000);
+  return db;
+}
+
+// What is wrong with an ID field for the CSV the store exports, or "".
+std::string IdError(const char* what, const std::string& s, int max_bytes) {
+  if (s.empty()) return absl::StrCat("empty ", what);
+  if (static_cast<int>(s.size()) > max_bytes) {
+    return absl::StrCat(what, " longer than ", max_bytes, " bytes");
+  }
+  for (const unsigned char c : s) {
+    if (c < 0x20 || c == ',' || c == 0x7f) {
+      return absl::StrCat(what, " contains a comma or a control character");
+    }
+  }
+  return "";
+}
+
+StoredEvent ReadRow(sqlite3_stmt* s) {
+  auto text = [s](int col) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+    return std::string(p ? p : "", sqlite3_column_bytes(s, col));
+  };
+  StoredEvent e;
+  e.seq = sqlite3_column_int64(s, 0);
+  e.event.user = text(1);
+  e.event.item = text(2);
+  e.event.type = text(3);
+  if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+    e.event.value = static_cast<float>(sqlite3_column_double(s, 4));
+  }
+  e.event.timestamp = sqlite3_column_int64(s, 5);
+  if (sqlite3_column_type(s, 6) != SQLITE_NULL) e.event.id = text(6);
+  return e;
+}
+
+constexpr const char* kColumns = "seq, user, item, type, value, ts, event_id";
+
+}  // namespace
+
+std::string EventError(const Event& e) {
+  if (std::string s = IdError("user", e.user, kMaxIdBytes); !s.empty()) return s;
+  if (std::string s = IdError("item", e.item, kMaxIdBytes); !s.empty()) return s;
+  if (std::string s = IdError("type", e.type, kMaxTypeBytes); !s.empty()) return s;
+  if (!e.id.empty()) {
+    if (std::string s = IdError("id", e.id, kMaxIdBytes); !s.empty()) return s;
+  }
+  if (e.value && !std::isfinite(*e.value)) return "value is not finite";
+  if (e.timestamp < 0) return "timestamp before 1970";
+  return "";
+}
+
+struct EventStore::Write {
+  std::function<absl::Status(sqlite3*)> run;
+  absl::Status status;
+  bool done = false;
+  std::condition_variable done_cv;
+};
+
+EventStore::EventStore(EventStoreOptions options, sqlite3* writer, sqlite3* reader)
+    : options_(std::move(options)), writer_db_(writer), reader_db_(reader) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+EventStore::~EventStore() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  writer_.join();
+  sqlite3_close(reader_db_);
+  sqlite3_close(writer_db_);
+}
+
+absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("the event store needs a path");
+  if (options.max_writes_per_commit < 1) {
+    return absl::InvalidArgumentError("max_writes_per_commit must be >= 1");
+  }
+  auto writer = OpenConnection(options.path);
+  if (!writer.ok()) return writer.status();
+  const char* setup =
+      "PRAGMA journal_mode=WAL;"
+      "PRAGMA synchronous=FULL;"
+      "CREATE TABLE IF NOT EXISTS events ("
+      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"  // never reused, even after deletes
+      "  user TEXT NOT NULL,"
+      "  item TEXT NOT NULL,"
+      "  type TEXT NOT NULL,"
+      "  value REAL,"  // NULL: the type's weight
+      "  ts INTEGER NOT NULL,"
+      "  event_id TEXT UNIQUE);"  // NULLs never collide
+      "CREATE INDEX IF NOT EXISTS events_by_user ON events(user);";
+  if (absl::Status s = Exec(*writer, options.path, setup); !s.ok()) {
+    sqlite3_close(*writer);
+    return absl::UnavailableError(
+        absl::StrCat("event store ", options.path, " is not usable: ", s.message()));
+  }
+  // A database with an `events` table of another shape is not ours.
+  {
+    Statement probe;
+    if (sqlite3_prepare_v2(*writer, absl::StrCat("SELECT ", kColumns, " FROM events LIMIT 0").c_str(),
+                           -1, &probe.stmt, nullptr) != SQLITE_OK) {
+      const std::string message = sqlite3_errmsg(*writer);
+      sqlite3_finalize(probe.stmt);
+      probe.stmt = nullptr;
+      sqlite3_close(*writer);
+      return absl::UnavailableError(
+          absl::StrCat(options.path, " is not a recloop event store: ", message));
+    }
+  }
+  auto reader = OpenConnection(options.path);
+  if (!reader.ok()) {
+    sqlite3_close(*writer);
+    return reader.status();
+  }
+  return std::unique_ptr<EventStore>(new EventStore(options, *writer, *reader));
+}
+
+absl::Status EventStore::Submit(std::function<absl::Status(sqlite3*)> run) {
+  Write w;
+  w.run = std::move(run);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stop_) return absl::UnavailableError("the event store is closing");
+  queue_.push_back(&w);
+  cv_.notify_all();
+  w.done_cv.wait(lock, [&w] { return w.done; });
+  return w.status;
+}
+
+void EventStore::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::vector<Write*> batch;
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left
+    batch.clear();
+    while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_writes_per_commit) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    const std::string& path = options_.path;
+    absl::Status txn = Exec(writer_db_, path, "BEGIN IMMEDIATE");
+    if (txn.ok()) {
+      for (Write* w : batch) {
+        // Each write in its own savepoint: one that fails is undone alone.
+        if (absl::Status s = Exec(writer_db_, path, "SAVEPOINT w"); !s.ok()) {
+          w->status = s;
+          continue;
+        }
+        w->status = w->run(writer_db_);
+        if (!w->status.ok()) Exec(writer_db_, path, "ROLLBACK TO w").IgnoreError();
+        Exec(writer_db_, path, "RELEASE w").IgnoreError();
+      }
+      txn = Exec(writer_db_, path, "COMMIT");  // the one fsync of the group
+      if (!txn.ok()) Exec(writer_db_, path, "ROLLBACK").IgnoreError();
+    }
+    lock.lock();
+    for (Write* w : batch) {
+      if (!txn.ok() && w->status.ok()) w->status = txn;
+      w->done = true;
+      w->done_cv.notify_all();
+    }
+  }
+}
+
+absl::StatusOr<AppendResult> EventStore::Append(std::span<const Event> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (std::string error = EventError(events[i]); !error.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("event ", i, ": ", error));
+    }
+  }
+  AppendResult result;
+  if (events.empty()) return result;
+  const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
+    result = AppendResult{};
+    Statement st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO events(user, item, type, value, ts, event_id) "
+                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING",
+                           -1, &st.stmt, nullptr) != SQLITE_OK) {
+      return SqlError(db, options_.path, "prepare");
+    }
+    for (const Event& e : events) {
+      sqlite3_reset(st.stmt);
+      sqlite3_bind_text(st.stmt, 1, e.user.data(), static_cast<int>(e.user.size()),
+                        SQLITE_STATIC);
+      sqlite3_bind_text(st.stmt, 2, e.item.data(), static_cast<int>(e.item.size()),
+                        SQLITE_STATIC);
+      sqlite3_bind_text(st.stmt, 3, e.type.data(), static_cast<int>(e.type.size()),
+                        SQLITE_STATIC);
+      if (e.value) {
+        sqlite3_bind_double(st.stmt, 4, *e.value);
+      } else {
+        sqlite3_bind_null(st.stmt, 4);
+      }
+      sqlite3_bind_int64(st.stmt, 5, e.timestamp);
+      if (e.id.empty()) {
+        sqlite3_bind_null(st.stmt, 6);
+      } else {
+        sqlite3_bind_text(st.stmt, 6, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
+      }
+      if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, options_.path, "insert");
+      if (sqlite3_changes(db) == 0) {
+        ++result.duplicates;
+      } else {
+        ++result.stored;
+        result.last_seq = sqlite3_last_insert_rowid(db);
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<int64_t> EventStore::DeleteUser(const std::string& user) {
+  int64_t erased = 0;
+  const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
+    Statement st;
+    if (sqlite3_prepare_v2(db, "DELETE FROM events WHERE user = ?1", -1, &st.stmt, nullptr) !=
+        SQLITE_OK) {
+      return SqlError(db, options_.path, "prepare");
+    }
+    sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
+    if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, options_.path, "delete");
+    erased = sqlite3_changes(db);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return erased;
+}
+
+absl::StatusOr<std::vector<StoredEvent>> EventStore::UserEvents(const std::string& user,
+                                                                int64_t limit) const {
+  std::lock_guard<std::mutex> lock(reader_mu_);
+  Statement st;
+  // The most recent `limit`, returned oldest first.
+  const std::string sql = absl::StrCat("SELECT * FROM (SELECT ", kColumns,
+                                       " FROM events WHERE user = ?1 ORDER BY seq DESC LIMIT ?2)"
+                                       " ORDER BY seq");
+  if (sqlite3_prepare_v2(reader_db_, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(reader_db_, options_.path, "prepare");
+  }
+  sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st.stmt, 2, limit > 0 ? limit : -1);  // negative: no limit
+  std::vector<StoredEvent> out;
+  int rc;
+  while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) out.push_back(ReadRow(st.stmt));
+  if (rc != SQLITE_DONE) return SqlError(reader_db_, options_.path, "read");
+  return out;
+}
+
+absl::Status EventStore::ForEach(int64_t after_seq,
+                                 const std::function<bool(const StoredEvent&)>& fn) const {
+  std::lock_guard<std::mutex> lock(reader_mu_);
+  Statement st;
+  const std::string sql =
+      absl::StrCat("SELECT ", kColumns, " FROM events WHERE seq > ?1 ORDER BY seq");
+  if (sqlite3_prepare_v2(reader_db_, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(reader_db_, options_.path, "prepare");
+  }
+  sqlite3_bind_int64(st.stmt, 1, after_seq);
+  int rc;
+  while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
+    if (!fn(ReadRow(st.stmt))) return absl::OkStatus();
+  }
+  if (rc != SQLITE_DONE) return SqlError(reader_db_, options_.path, "read");
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<int64_t> SingleInt(sqlite3* db, const std::string& path, const char* sql) {
+  Statement st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(db, path, "prepare");
+  }
+  if (sqlite3_step(st.stmt) != SQLITE_ROW) return SqlError(db, path, "read");
+  return sqlite3_column_int64(st.stmt, 0);
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> EventStore::Count() const {
+  std::lock_guard<std::mutex> lock(reader_mu_);
+  return SingleInt(reader_db_, options_.path, "SELECT COUNT(*) FROM events");
+}
+
+absl::StatusOr<int64_t> EventStore::LastSeq() const {
+  std::lock_guard<std::mutex> lock(reader_mu_);
+  return SingleInt(reader_db_, options_.path, "SELECT IFNULL(MAX(seq), 0) FROM events");
+}
+
+absl::StatusOr<int64_t> EventStore::ExportCsv(const std::string& path) const {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  out << "user,item,type,value,timestamp\n";
+  int64_t rows = 0;
+  char value[32];
+  const absl::Status s = ForEach(0, [&](const StoredEvent& e) {
+    value[0] = 0;
+    if (e.event.value) std::snprintf(value, sizeof(value), "%.9g", *e.event.value);
+    out << e.event.user << ',' << e.event.item << ',' << e.event.type << ',' << value << ','
+        << e.event.timestamp << '\n';
+    ++rows;
+    return static_cast<bool>(out);
+  });
+  if (!s.ok()) return s;
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("writing ", path, " failed"));
+  return rows;
+}
+
+}  // namespace recloop

@@ -1,0 +1,125 @@
+// EventStore: the durable log of feedback events (views, clicks, purchases, ratings, dislikes)
+// that storefronts send, in an SQLite database in WAL mode with synchronous=FULL, so that data
+// teams can query it with `sqlite3` and an event acknowledged to a client survives a crash.
+//
+// Group commit: every write (Append, DeleteUser) is handed to one writer thread, which runs all
+// the writes waiting at that moment in one transaction and one fsync, then wakes their callers.
+// Under concurrent load many requests share an fsync; alone, a request pays for one.
+//
+// Events may carry a client-chosen `id`: an event whose id is already stored is not stored
+// again (reported as a duplicate), so a client that retries a batch after a lost answer never
+// doubles it.
+#ifndef RECLOOP_DATA_EVENT_STORE_H_
+#define RECLOOP_DATA_EVENT_STORE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct sqlite3;
+
+namespace recloop {
+
+struct Event {
+  std::string user;
+  std::string item;
+  std::string type;             // "view", "click", "cart", "purchase", "rating", "dislike", ...
+  std::optional<float> value;   // none: the type's weight at training time
+  int64_t timestamp = 0;        // seconds since the epoch
+  std::string id;               // optional idempotency key; empty = none
+};
+
+// What is wrong with an event, or "" if nothing: user, item and type must be non-empty, without
+// commas or control characters (the store exports CSV), at most 256 bytes (type: 32), value
+// finite, timestamp not negative.
+std::string EventError(const Event& event);
+
+struct StoredEvent {
+  int64_t seq = 0;  // position in the log, increasing
+  Event event;
+};
+
+struct AppendResult {
+  int64_t stored = 0;      // events written
+  int64_t duplicates = 0;  // events skipped because their id was already stored
+  int64_t last_seq = 0;    // seq of the last event written (0 if none)
+};
+
+struct EventStoreOptions {
+  // The database file; created (with its directory's WAL files) when missing.
+  std::string path;
+  // A writer transaction takes at most this many waiting writes (bounds one commit's latency).
+  int max_writes_per_commit = 1024;
+};
+
+// Thread safety: every method may be called from any number of threads at once.
+class EventStore {
+ public:
+  // Opens or creates the store. Errors: InvalidArgument for bad options; Unavailable naming the
+  // path if it cannot be opened or is not an event store.
+  static absl::StatusOr<std::unique_ptr<EventStore>> Open(const EventStoreOptions& options);
+  ~EventStore();  // finishes the writes already handed over
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  // Stores `events` in order, all or none; durable when it returns OK. Errors: InvalidArgument
+  // naming the first event that EventError refuses; Internal with SQLite's message (nothing of
+  // this call is stored then).
+  absl::StatusOr<AppendResult> Append(std::span<const Event> events);
+
+  // Erases every event of `user`; durable when it returns. Returns how many were erased.
+  absl::StatusOr<int64_t> DeleteUser(const std::string& user);
+
+  // The events of `user` in log order, at most `limit` of the most recent ones (0 = all).
+  absl::StatusOr<std::vector<StoredEvent>> UserEvents(const std::string& user,
+                                                      int64_t limit = 0) const;
+
+  // Calls `fn` for every event with seq > after_seq, in log order, until it returns false.
+  // Writes that commit meanwhile may or may not be seen.
+  absl::Status ForEach(int64_t after_seq,
+                       const std::function<bool(const StoredEvent&)>& fn) const;
+
+  // Number of events stored, and the largest seq (0 for an empty store).
+  absl::StatusOr<int64_t> Count() const;
+  absl::StatusOr<int64_t> LastSeq() const;
+
+  // Writes every event as CSV with header `user,item,type,value,timestamp` (an empty value
+  // where the event has none), the file `recloop train --data` reads. Returns the rows written.
+  // Errors name the file.
+  absl::StatusOr<int64_t> ExportCsv(const std::string& path) const;
+
+  const std::string& path() const { return options_.path; }
+
+ private:
+  struct Write;  // one caller's write, run inside the writer's transaction
+
+  EventStore(EventStoreOptions options, sqlite3* writer, sqlite3* reader);
+  absl::Status Submit(std::function<absl::Status(sqlite3*)> run);
+  void WriterLoop();
+
+  EventStoreOptions options_;
+  sqlite3* writer_db_;   // used by the writer thread only
+  sqlite3* reader_db_;   // guarded by reader_mu_
+  mutable std::mutex reader_mu_;
+
+  std::mutex mu_;  // guards queue_ and stop_
+  std::condition_variable cv_;
+  std::deque<Write*> queue_;
+  bool stop_ = false;
+  std::thread writer_;
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_DATA_EVENT_STORE_H_

@@ -1,0 +1,173 @@
+#include "data/event_store.h"
+
+#include <atomic>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "data/reader.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace recloop {
+namespace {
+
+Event Ev(std::string user, std::string item, std::string type, std::optional<float> value = {},
+         int64_t ts = 1'700'000'000, std::string id = "") {
+  return Event{std::move(user), std::move(item), std::move(type), value, ts, std::move(id)};
+}
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<EventStore> Open() {
+    auto store = EventStore::Open({dir_.File("events.db")});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(EventStoreTest, AppendedEventsSurviveReopeningInOrder) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    const std::vector<Event> batch = {Ev("u1", "i1", "view"), Ev("u1", "i2", "rating", 4.5f),
+                                      Ev("u2", "i1", "purchase", 1.0f)};
+    ASSERT_OK_AND_ASSIGN(const AppendResult r, store->Append(batch));
+    EXPECT_EQ(r.stored, 3);
+    EXPECT_EQ(r.duplicates, 0);
+    EXPECT_EQ(r.last_seq, 3);
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_OK_AND_ASSIGN(const auto u1, store->UserEvents("u1"));
+  ASSERT_EQ(u1.size(), 2u);
+  EXPECT_EQ(u1[0].event.item, "i1");
+  EXPECT_FALSE(u1[0].event.value.has_value());
+  EXPECT_EQ(u1[1].event.type, "rating");
+  EXPECT_FLOAT_EQ(*u1[1].event.value, 4.5f);
+  EXPECT_LT(u1[0].seq, u1[1].seq);
+  ASSERT_OK_AND_ASSIGN(const auto last, store->UserEvents("u1", /*limit=*/1));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].event.item, "i2");
+  EXPECT_EQ(store->Count().value(), 3);
+  EXPECT_EQ(store->LastSeq().value(), 3);
+}
+
+TEST_F(EventStoreTest, EventIdsMakeRetriesIdempotent) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::vector<Event> batch = {Ev("u1", "i1", "click", {}, 1, "a"),
+                                    Ev("u1", "i2", "click", {}, 1, "b"),
+                                    Ev("u1", "i3", "click")};  // no id: always stored
+  ASSERT_OK_AND_ASSIGN(AppendResult r, store->Append(batch));
+  EXPECT_EQ(r.stored, 3);
+  ASSERT_OK_AND_ASSIGN(r, store->Append(batch));  // the client retries
+  EXPECT_EQ(r.stored, 1);
+  EXPECT_EQ(r.duplicates, 2);
+  EXPECT_EQ(store->Count().value(), 4);
+}
+
+TEST_F(EventStoreTest, BadEventRejectsTheWholeBatch) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::vector<Event> batch = {Ev("u1", "i1", "view"), Ev("u,2", "i1", "view")};
+  const auto r = store->Append(batch);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("event 1"), std::string::npos) << r.status();
+  EXPECT_EQ(store->Count().value(), 0);
+  EXPECT_NE(EventError(Ev("u", "i", "view", std::numeric_limits<float>::infinity())), "");
+  EXPECT_NE(EventError(Ev("u", "", "view")), "");
+  EXPECT_NE(EventError(Ev("u", "i", std::string(40, 't'))), "");
+  EXPECT_EQ(EventError(Ev("u", "i", "view")), "");
+}
+
+TEST_F(EventStoreTest, ConcurrentAppendsAreAllStoredOnceWithDistinctSeqs) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  constexpr int kThreads = 8, kBatches = 40, kPerBatch = 5;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<Event> batch;
+        for (int e = 0; e < kPerBatch; ++e) {
+          batch.push_back(Ev("u" + std::to_string(t), "i" + std::to_string(b * kPerBatch + e),
+                             "view", {}, 1, absl::StrCat(t, "-", b, "-", e)));
+        }
+        const auto r = store->Append(batch);
+        if (!r.ok() || r->stored != kPerBatch) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store->Count().value(), kThreads * kBatches * kPerBatch);
+  std::set<int64_t> seqs;
+  std::set<std::string> ids;
+  ASSERT_OK(store->ForEach(0, [&](const StoredEvent& e) {
+    seqs.insert(e.seq);
+    ids.insert(e.event.id);
+    return true;
+  }));
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(kThreads * kBatches * kPerBatch));
+  EXPECT_EQ(ids.size(), seqs.size());
+}
+
+TEST_F(EventStoreTest, DeleteUserErasesOnlyThatUser) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_OK(store->Append(std::vector<Event>{Ev("a", "i1", "view"), Ev("b", "i1", "view"),
+                                             Ev("a", "i2", "cart")})
+                .status());
+  ASSERT_OK_AND_ASSIGN(const int64_t erased, store->DeleteUser("a"));
+  EXPECT_EQ(erased, 2);
+  EXPECT_TRUE(store->UserEvents("a").value().empty());
+  EXPECT_EQ(store->UserEvents("b").value().size(), 1u);
+  // Seqs are never reused after a delete.
+  ASSERT_OK_AND_ASSIGN(const AppendResult r,
+                       store->Append(std::vector<Event>{Ev("c", "i1", "view")}));
+  EXPECT_EQ(r.last_seq, 4);
+}
+
+TEST_F(EventStoreTest, ExportIsTheCsvThatTrainingReads) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_OK(store->Append(std::vector<Event>{Ev("u1", "i1", "purchase"),
+                                             Ev("u1", "i2", "rating", 4.0f, 1'700'000'100),
+                                             Ev("u2", "i1", "view")})
+                .status());
+  const std::string csv = dir_.File("events.csv");
+  ASSERT_OK_AND_ASSIGN(const int64_t rows, store->ExportCsv(csv));
+  EXPECT_EQ(rows, 3);
+  ReadOptions options;
+  ASSERT_OK_AND_ASSIGN(const Interactions data, ReadInteractions(csv, options));
+  ASSERT_EQ(data.size(), 3);
+  std::map<std::string, std::pair<float, int64_t>> got;  // "user/item" -> (value, timestamp)
+  for (int64_t r = 0; r < data.size(); ++r) {
+    got[data.users.External(data.user[r]) + "/" + data.items.External(data.item[r])] = {
+        data.value[r], data.timestamp[r]};
+  }
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_FLOAT_EQ(got["u1/i1"].first, 5.0f);  // no value: the purchase weight
+  EXPECT_FLOAT_EQ(got["u1/i2"].first, 4.0f);
+  EXPECT_EQ(got["u1/i2"].second, 1'700'000'100);
+  EXPECT_FLOAT_EQ(got["u2/i1"].first, 1.0f);  // the view weight
+}
+
+TEST_F(EventStoreTest, AFileThatIsNotAnEventStoreIsRefusedByName) {
+  const std::string path = dir_.Write("other.db", std::string(200, 'x'));
+  const auto store = EventStore::Open({path});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(path), std::string::npos) << store.status();
+  EXPECT_FALSE(EventStore::Open({""}).ok());
+}
+
+}  // namespace
+}  // namespace recloop
