@@ -1,5 +1,7 @@
 #include "tools/commands.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -9,9 +11,11 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "data/event_store.h"
 #include "data/split.h"
 #include "engine/item_index.h"
 #include "engine/model_io.h"
@@ -48,6 +52,40 @@ absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedba
     ASSIGN_OR_RETURN(o.duplicates, ParseDuplicatePolicy(f.duplicates));
   }
   return o;
+}
+
+// A file removed when the object goes.
+class TempFile {
+ public:
+  explicit TempFile(std::string path) : path_(std::move(path)) {}
+  TempFile(TempFile&& other) noexcept : path_(std::exchange(other.path_, "")) {}
+  TempFile& operator=(TempFile&&) = delete;
+  ~TempFile() {
+    if (!path_.empty()) std::filesystem::remove(path_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Exports the event store at `store` to a temporary CSV file.
+absl::StatusOr<TempFile> ExportEvents(const std::string& store_path, bool quiet) {
+  if (!std::filesystem::exists(store_path)) {
+    return absl::NotFoundError("no event store at " + store_path);
+  }
+  ASSIGN_OR_RETURN(auto store, EventStore::Open({store_path}));
+  TempFile file((std::filesystem::temp_directory_path() /
+                 absl::StrCat("recloop-events-", getpid(), "-", Clock::now().time_since_epoch().count(),
+                              ".csv"))
+                    .string());
+  const auto start = Clock::now();
+  ASSIGN_OR_RETURN(const int64_t rows, store->ExportCsv(file.path()));
+  if (!quiet) {
+    std::fprintf(stderr, "exported %lld events from %s (%.2f s)\n", static_cast<long long>(rows),
+                 store_path.c_str(), SecondsSince(start));
+  }
+  return file;
 }
 
 absl::StatusOr<Interactions> Read(const std::string& path, const ReadOptions& options, bool quiet) {
@@ -276,7 +314,20 @@ int RunTrain(const TrainCommand& cmd) {
     spec = *parsed;
   }
 
-  auto data = Read(cmd.data, *read_options, cmd.quiet);
+  if (cmd.data.empty() == cmd.events.empty()) {
+    return Fail(absl::InvalidArgumentError("give exactly one of --data and --events"));
+  }
+  // An event store is trained from its CSV export: the reader's type weights, duplicate policy
+  // and timestamps apply exactly as to a file.
+  std::string data_path = cmd.data;
+  std::optional<TempFile> exported;
+  if (!cmd.events.empty()) {
+    auto file = ExportEvents(cmd.events, cmd.quiet);
+    if (!file.ok()) return Fail(file.status());
+    exported.emplace(std::move(file).value());
+    data_path = exported->path();
+  }
+  auto data = Read(data_path, *read_options, cmd.quiet);
   if (!data.ok()) return Fail(data.status());
   const int64_t data_rows = data->size();
   Interactions train, test;
@@ -328,11 +379,13 @@ int RunTrain(const TrainCommand& cmd) {
   if (!cmd.out.empty()) {
     ModelLineage& lineage = model->lineage;
     // Hashed only when the model is kept: it costs a second read of the data file.
-    auto data_print = FingerprintFile(cmd.data);
+    auto data_print = FingerprintFile(data_path);
     if (!data_print.ok()) return Fail(data_print.status());
     lineage.data = *data_print;
-    // Absolute, so that the lineage still says which file it was when read from elsewhere.
-    lineage.data.path = std::filesystem::absolute(cmd.data).string();
+    // Absolute, so that the lineage still says which file it was when read from elsewhere (for
+    // an event store: the store; the fingerprint is of the events it held).
+    lineage.data.path =
+        std::filesystem::absolute(cmd.events.empty() ? cmd.data : cmd.events).string();
     lineage.data.rows = data_rows;
     if (!cmd.test.empty()) {
       auto test_print = FingerprintFile(cmd.test);
@@ -519,6 +572,18 @@ int RunDemo(const DemoCommand& cmd) {
   serve.serve.http.host = cmd.host;
   serve.serve.http.port = cmd.port;
   return RunServeCommand(std::move(serve));
+}
+
+int RunEventsExport(const EventsExportCommand& cmd) {
+  if (!std::filesystem::exists(cmd.store)) {
+    return Fail(absl::NotFoundError("no event store at " + cmd.store));
+  }
+  auto store = EventStore::Open({cmd.store});
+  if (!store.ok()) return Fail(store.status());
+  auto rows = (*store)->ExportCsv(cmd.out);
+  if (!rows.ok()) return Fail(rows.status());
+  std::fprintf(stderr, "wrote %s: %lld events\n", cmd.out.c_str(), static_cast<long long>(*rows));
+  return 0;
 }
 
 }  // namespace recloop

@@ -31,6 +31,7 @@ struct GenerateCommand {
 
 struct TrainCommand {
   std::string data;
+  std::string events;  // or an event store (data/event_store.h): trains on all its events
   std::string test;   // a held-out file, or
   std::string split;  // a split spec (data/split.h)
   InputFlags input;
@@ -45,6 +46,11 @@ struct TrainCommand {
   ItemIndexOptions index_options;  // its HNSW settings (type comes from `index`)
   std::string out;  // models directory: a new version is added and `current` points at it
                     // (engine/model_io.h); empty: the model is not saved
+};
+
+struct EventsExportCommand {
+  std::string store;  // the event store (`recloop serve --events PATH`)
+  std::string out;    // CSV: user,item,type,value,timestamp
 };
 
 struct EvalCommand {
@@ -100,6 +106,7 @@ int RunServeCommand(ServeCommand cmd);
 int RunSimilar(const SimilarCommand& cmd);
 int RunGenerate(const GenerateCommand& cmd);
 int RunTrain(const TrainCommand& cmd);
+int RunEventsExport(const EventsExportCommand& cmd);
 int RunEval(const EvalCommand& cmd);
 int RunModelInfo(const ModelInfoCommand& cmd);
 int RunDemo(const DemoCommand& cmd);

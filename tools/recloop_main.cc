@@ -55,7 +55,11 @@ int main(int argc, char** argv) {
   recloop::TrainCommand train;
   auto* train_cmd = app.add_subcommand(
       "train", "Train a model on a ratings/events file and print its held-out metrics");
-  train_cmd->add_option("--data", train.data, "Training file (ratings or events)")->required();
+  auto* data_opt =
+      train_cmd->add_option("--data", train.data, "Training file (ratings or events)");
+  train_cmd->add_option("--events", train.events,
+                        "Or an event store (recloop serve --events): trains on all its events")
+      ->excludes(data_opt);
   auto* test_opt = train_cmd->add_option("--test", train.test, "Held-out test file");
   train_cmd->add_option("--split", train.split,
                         "Split --data instead: random:F, user:F, user-last:N or time:F")
@@ -119,6 +123,14 @@ int main(int argc, char** argv) {
   eval_cmd->add_flag("--json", eval.json, "Print the metrics as one JSON object");
 
   recloop::ModelInfoCommand info;
+  recloop::EventsExportCommand events_export;
+  auto* events_cmd = app.add_subcommand("events", "Work with an event store");
+  events_cmd->require_subcommand(1);
+  auto* export_cmd = events_cmd->add_subcommand(
+      "export", "Write every event as CSV (user,item,type,value,timestamp), the file train reads");
+  export_cmd->add_option("--store", events_export.store, "The event store")->required();
+  export_cmd->add_option("--out", events_export.out, "Output CSV file")->required();
+
   auto* model_cmd = app.add_subcommand("model", "Inspect saved models");
   model_cmd->require_subcommand(1);
   auto* info_cmd = model_cmd->add_subcommand(
@@ -237,6 +249,7 @@ int main(int argc, char** argv) {
   if (*eval_cmd) return recloop::RunEval(eval);
   if (*info_cmd) return recloop::RunModelInfo(info);
   if (*demo_cmd) return recloop::RunDemo(demo);
+  if (*export_cmd) return recloop::RunEventsExport(events_export);
   if (*recommend_cmd) return recloop::RunRecommend(recommend);
   if (*similar_cmd) return recloop::RunSimilar(similar);
   if (*serve_cmd) return recloop::RunServeCommand(std::move(serve));

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "data/event_store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "test_util.h"
@@ -383,6 +384,47 @@ TEST_F(Cli, DemoModelIsServedFromAConfigFileAndSigtermExitsZero) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
+  const std::string store_path = dir_.File("events.db");
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, EventStore::Open({store_path}));
+    std::vector<Event> events;
+    const char* types[] = {"view", "click", "purchase"};
+    for (int u = 0; u < 120; ++u) {
+      for (int j = 0; j < 12; ++j) {
+        events.push_back({"u" + std::to_string(u), "i" + std::to_string((u * 7 + j * 3) % 80),
+                          types[(u + j) % 3], std::nullopt, 1'700'000'000 + u * 100 + j, ""});
+      }
+    }
+    ASSERT_OK(store->Append(events).status());
+  }
+  const std::string csv = dir_.File("events.csv");
+  Result r = Run("events export --store " + store_path + " --out " + csv);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "user,item,type,value,timestamp");
+  int rows = 0;
+  while (std::getline(in, line)) ++rows;
+  EXPECT_EQ(rows, 120 * 12);
+
+  const std::string models = dir_.File("models");
+  r = Run("train --events " + store_path + " --feedback implicit --factors 4 --iterations 2 "
+          "--out " + models);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("exported 1440 events"), std::string::npos) << r.err;
+  r = Run("model info " + models + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(store_path), std::string::npos) << r.out;
+
+  r = Run("train --events " + dir_.File("missing.db") + " --feedback implicit");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing.db"), std::string::npos) << r.err;
+  r = Run("train --data " + csv + " --events " + store_path);
+  EXPECT_NE(r.exit_code, 0);
 }
 
 }  // namespace
