@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <uriparser/Uri.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <optional>
 #include <vector>
@@ -12,12 +14,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
 namespace recloop {
 namespace {
 
-using json = nlohmann::ordered_json;
+using json = nlohmann::json;
 
 // Bounds on client-supplied strings, so that one request cannot make the catalogue huge.
 constexpr size_t kMaxIdBytes = 512;
@@ -187,11 +191,12 @@ json EntryJson(const std::string& item, bool in_model, const CatalogEntry& e) {
 }  // namespace
 
 Api::Api(LiveModel* live, Metrics* metrics, ApiOptions options,
-         std::function<int64_t()> connections)
+         std::function<int64_t()> connections, EventStore* events)
     : live_(live),
       metrics_(metrics),
       options_(std::move(options)),
-      connections_(std::move(connections)) {}
+      connections_(std::move(connections)),
+      events_(events) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) const {
   try {
@@ -275,6 +280,38 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     return route("/v1/model", std::move(r));
   }
 
+  // Feedback and users.
+  if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "feedback") {
+    const std::string name = "/v1/feedback";
+    if (method != "POST") return route(name, MethodNotAllowed("POST"));
+    if (needs_key(true)) return route(name, Unauthorized());
+    if (!raw_query.empty()) {
+      return route(name, JsonError(400, "unknown_parameter", "this route takes no parameters"));
+    }
+    return route(name, PostFeedback(request));
+  }
+  if (seg.size() == 4 && seg[0] == "v1" && seg[1] == "users" && seg[3] == "feedback") {
+    const std::string name = "/v1/users/{user}/feedback";
+    if (!is_get) return route(name, MethodNotAllowed("GET"));
+    if (needs_key(false)) return route(name, Unauthorized());
+    if (seg[2].empty() || seg[2].size() > kMaxIdBytes) {
+      return route(name, JsonError(400, "bad_parameter", "the user ID is empty or too long"));
+    }
+    return route(name, UserFeedback(seg[2], raw_query));
+  }
+  if (seg.size() == 3 && seg[0] == "v1" && seg[1] == "users") {
+    const std::string name = "/v1/users/{user}";
+    if (method != "DELETE") return route(name, MethodNotAllowed("DELETE"));
+    if (needs_key(true)) return route(name, Unauthorized());
+    if (seg[2].empty() || seg[2].size() > kMaxIdBytes) {
+      return route(name, JsonError(400, "bad_parameter", "the user ID is empty or too long"));
+    }
+    if (!raw_query.empty()) {
+      return route(name, JsonError(400, "unknown_parameter", "this route takes no parameters"));
+    }
+    return route(name, EraseUser(seg[2]));
+  }
+
   // List routes: recommendations, similar, popular.
   const bool is_recs = seg.size() == 4 && seg[1] == "users" && seg[3] == "recommendations";
   const bool is_similar = seg.size() == 4 && seg[1] == "items" && seg[3] == "similar";
@@ -313,9 +350,16 @@ HttpResponse Api::Route(const HttpRequest& request) const {
       recs = snap->recommender->Similar(*item, options);
       out["item"] = seg[2];
     } else if (is_recs) {
-      // An unknown user is a new customer: popular items, with source "popular".
-      const int32_t user = snap->model->users.Find(seg[2]).value_or(-1);
-      recs = snap->recommender->Recommend(user, options);
+      // A user with fresh feedback is answered from their folded vector; an unknown user is a
+      // new customer: popular items, with source "popular".
+      const auto folded = overlay_->Find(seg[2]);
+      if (folded != nullptr && folded->model_version == snap->version()) {
+        recs = snap->recommender->RecommendForVector(folded->factors, folded->bias,
+                                                     folded->seen, options);
+      } else {
+        const int32_t user = snap->model->users.Find(seg[2]).value_or(-1);
+        recs = snap->recommender->Recommend(user, options);
+      }
       out["user"] = seg[2];
     } else {
       recs = snap->recommender->Recommend(-1, options);
@@ -395,6 +439,134 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     return route(name, JsonResponse(200, EntryJson(item, in_model, *live_->GetItem(item))));
   }
   return JsonError(404, "not_found", "no such route");
+}
+
+HttpResponse Api::PostFeedback(const HttpRequest& request) const {
+  if (events_ == nullptr) {
+    return JsonError(404, "feedback_disabled",
+                     "this server keeps no events (start it with --events PATH)");
+  }
+  if (!request.has_length) {
+    return JsonError(411, "length_required", "a POST needs a Content-Length");
+  }
+  const auto type = request.Header("Content-Type");
+  if (!type || !absl::StartsWithIgnoreCase(absl::string_view(type->data(), type->size()),
+                                           "application/json")) {
+    return JsonError(415, "unsupported_media_type",
+                     "the body must be JSON (Content-Type: application/json)");
+  }
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto parsed = ParseFeedback(request.body, options_.feedback, now);
+  if (!parsed.ok()) return BadRequest(parsed.status(), "bad_body");
+  AppendResult stored;
+  if (!parsed->events.empty()) {
+    auto appended = events_->Append(parsed->events);
+    if (!appended.ok()) {
+      if (absl::IsInvalidArgument(appended.status())) return BadRequest(appended.status(), "bad_body");
+      return JsonError(503, "store_unavailable", std::string(appended.status().message()));
+    }
+    stored = *appended;
+  }
+  metrics_->CountFeedback(stored.stored + stored.duplicates,
+                          static_cast<int64_t>(parsed->rejected.size()));
+  // Durable: now make it visible. Each user of the batch is folded in again.
+  if (!parsed->events.empty()) {
+    const auto durable = absl::Now();
+    std::vector<std::string> users;
+    for (const Event& e : parsed->events) users.push_back(e.user);
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    if (absl::Status s = Refold(users); !s.ok() && !absl::IsFailedPrecondition(s)) {
+      // Stored, so acknowledged; the fold catches up with the user's next event.
+      std::fprintf(stderr, "recloop serve: fold-in failed: %s\n", std::string(s.message()).c_str());
+    }
+    metrics_->ObserveFreshness(absl::ToDoubleSeconds(absl::Now() - durable));
+  }
+  json out;
+  out["accepted"] = stored.stored + stored.duplicates;
+  out["duplicates"] = stored.duplicates;
+  json rejected = json::array();
+  for (const auto& [index, error] : parsed->rejected) {
+    rejected.push_back({{"index", index}, {"error", error}});
+  }
+  out["rejected"] = std::move(rejected);
+  return JsonResponse(200, out);
+}
+
+absl::Status Api::Refold(const std::vector<std::string>& users) const {
+  const auto snap = live_->Get();
+  if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
+  for (const std::string& user : users) {
+    auto history = events_->UserEvents(user);
+    if (!history.ok()) return history.status();
+    const auto previous = overlay_->Find(user);
+    const bool erased = previous != nullptr && previous->erased &&
+                        previous->model_version == snap->version();
+    auto entry = FoldUser(*snap, user, *history, options_.feedback, erased);
+    if (!entry.ok()) return entry.status();
+    overlay_->Put(user, *std::move(entry));
+  }
+  return absl::OkStatus();
+}
+
+HttpResponse Api::UserFeedback(const std::string& user, std::string_view raw_query) const {
+  if (events_ == nullptr) {
+    return JsonError(404, "feedback_disabled",
+                     "this server keeps no events (start it with --events PATH)");
+  }
+  auto query = ParseQuery(raw_query);
+  if (!query.ok()) return BadRequest(query.status());
+  int64_t limit = 1000;
+  for (const auto& [key, value] : *query) {
+    if (key != "limit") {
+      return JsonError(400, "unknown_parameter", absl::StrCat("unknown parameter '", key, "'"));
+    }
+    if (!absl::SimpleAtoi(value, &limit) || limit < 1 || limit > 100'000) {
+      return JsonError(400, "bad_parameter", "limit must be an integer in [1, 100000]");
+    }
+  }
+  auto history = events_->UserEvents(user, limit);
+  if (!history.ok()) return JsonError(503, "store_unavailable", std::string(history.status().message()));
+  json events = json::array();
+  for (const StoredEvent& se : *history) {
+    json e;
+    e["seq"] = se.seq;
+    e["item"] = se.event.item;
+    e["type"] = se.event.type;
+    if (se.event.value) e["value"] = *se.event.value;
+    e["timestamp"] = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(se.event.timestamp),
+                                      absl::UTCTimeZone());
+    if (!se.event.id.empty()) e["id"] = se.event.id;
+    events.push_back(std::move(e));
+  }
+  json out;
+  out["user"] = user;
+  out["events"] = std::move(events);
+  return JsonResponse(200, out);
+}
+
+HttpResponse Api::EraseUser(const std::string& user) const {
+  if (events_ == nullptr) {
+    return JsonError(404, "feedback_disabled",
+                     "this server keeps no events (start it with --events PATH)");
+  }
+  auto erased = events_->DeleteUser(user);
+  if (!erased.ok()) return JsonError(503, "store_unavailable", std::string(erased.status().message()));
+  // The live model forgets the user too: until a model trained without them is live, they are
+  // answered as a new customer (their training interactions no longer count).
+  if (const auto snap = live_->Get(); snap != nullptr) {
+    auto entry = std::make_shared<FoldedUserEntry>();
+    entry->model_version = snap->version();
+    entry->erased = true;
+    auto last = events_->LastSeq();
+    entry->through_seq = last.ok() ? *last : 0;
+    overlay_->Erase(user);
+    overlay_->Put(user, std::move(entry));
+  }
+  json out;
+  out["user"] = user;
+  out["erased_events"] = *erased;
+  return JsonResponse(200, out);
 }
 
 }  // namespace recloop

@@ -8,6 +8,9 @@
 //   PUT    /v1/items/{item}            {"categories":[...],"available":true}   (write)
 //   DELETE /v1/items/{item}            mark unavailable                        (write)
 //   GET    /v1/model                   version and lineage of the live model
+//   POST   /v1/feedback                [{"user","item","type","value"?,"timestamp"?,"id"?}] (write)
+//   GET    /v1/users/{user}/feedback   the user's stored events (?limit=)
+//   DELETE /v1/users/{user}            erase the user's events and folded vector       (write)
 //   GET    /healthz  /readyz  /metrics
 //
 // Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or wrong
@@ -19,6 +22,8 @@
 #include <functional>
 #include <string>
 
+#include "data/event_store.h"
+#include "serving/feedback.h"
 #include "serving/http.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
@@ -37,26 +42,37 @@ struct ApiOptions {
   // HNSW beam width of recommendation and similar-item queries; 0 = the one saved with the
   // model's index. Lower is faster and recalls less (BENCHMARKS.md has the trade-off).
   int ef_search = 0;
+  // Feedback event types and their weights (POST /v1/feedback).
+  FeedbackOptions feedback;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
 class Api {
  public:
-  // `live` and `metrics` must outlive the Api. `connections` (may be null) reports the server's
-  // open connections for /metrics.
+  // `live`, `metrics` and `events` must outlive the Api. `connections` (may be null) reports the
+  // server's open connections for /metrics. `events` (may be null: the feedback routes then
+  // answer 404) is the store that POST /v1/feedback writes to.
   Api(LiveModel* live, Metrics* metrics, ApiOptions options,
-      std::function<int64_t()> connections = nullptr);
+      std::function<int64_t()> connections = nullptr, EventStore* events = nullptr);
 
   // Answers one request. Never throws; a malformed request gets a 4xx JSON error.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
   HttpResponse Route(const HttpRequest& request) const;
+  // POST /v1/feedback, GET /v1/users/{user}/feedback, DELETE /v1/users/{user}.
+  HttpResponse PostFeedback(const HttpRequest& request) const;
+  HttpResponse UserFeedback(const std::string& user, std::string_view raw_query) const;
+  HttpResponse EraseUser(const std::string& user) const;
+  // Folds `users` in again from their stored events and publishes them in the overlay.
+  absl::Status Refold(const std::vector<std::string>& users) const;
 
   LiveModel* live_;
   Metrics* metrics_;
   ApiOptions options_;
   std::function<int64_t()> connections_;
+  EventStore* events_;
+  std::unique_ptr<UserOverlay> overlay_ = std::make_unique<UserOverlay>();
 };
 
 }  // namespace recloop

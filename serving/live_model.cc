@@ -109,7 +109,15 @@ absl::Status LiveModel::Publish(std::shared_ptr<const FactorModel> model,
     catalog = std::make_shared<const ItemCatalog>(BuildCatalog(*model, catalog_, *categories_));
   }
   ASSIGN_OR_RETURN(Recommender recommender, Recommender::Create(model, index, catalog));
+  std::shared_ptr<const FoldIn> fold_in;
+  if (const auto current = Get(); current != nullptr && current->model == model) {
+    fold_in = current->fold_in;  // a catalogue change: same model, same fold-in
+  } else if (model->has_factors()) {
+    ASSIGN_OR_RETURN(FoldIn f, FoldIn::Create(*model));
+    fold_in = std::make_shared<const FoldIn>(std::move(f));
+  }
   auto snapshot = std::make_shared<ModelSnapshot>();
+  snapshot->fold_in = std::move(fold_in);
   snapshot->model = std::move(model);
   snapshot->index = std::move(index);
   snapshot->catalog = std::move(catalog);

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/factor_model.h"
+#include "engine/fold_in.h"
 #include "engine/id_map.h"
 #include "engine/item_index.h"
 #include "engine/recommender.h"
@@ -30,6 +31,8 @@ struct ModelSnapshot {
   std::shared_ptr<const ItemIndex> index;  // null for a popularity-only model
   std::shared_ptr<const ItemCatalog> catalog;
   std::shared_ptr<const Recommender> recommender;
+  // Folds users in against this model (null for a popularity model). Refers to `model`.
+  std::shared_ptr<const FoldIn> fold_in;
   // Category names to the ids the catalogue's category lists use.
   std::shared_ptr<const IdMap> categories;
   std::string metadata_json;  // the version's Protobuf metadata as JSON (GET /v1/model)

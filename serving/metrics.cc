@@ -20,6 +20,29 @@ void Metrics::Observe(std::string_view route, int status, double micros) {
   r.sum_seconds += seconds;
 }
 
+namespace {
+
+void AddToHistogram(double seconds, uint64_t* buckets, uint64_t* count, double* sum) {
+  const size_t bucket = std::lower_bound(Metrics::kBuckets.begin(), Metrics::kBuckets.end(),
+                                         seconds) - Metrics::kBuckets.begin();
+  if (bucket < Metrics::kBuckets.size()) ++buckets[bucket];
+  ++*count;
+  *sum += seconds;
+}
+
+}  // namespace
+
+void Metrics::CountFeedback(int64_t accepted, int64_t rejected) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_accepted_ += accepted;
+  events_rejected_ += rejected;
+}
+
+void Metrics::ObserveFreshness(double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AddToHistogram(seconds, freshness_.buckets.data(), &freshness_.count, &freshness_.sum_seconds);
+}
+
 std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
   std::string out;
   {
@@ -51,6 +74,27 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
       absl::StrAppend(&out, "recloop_http_request_duration_seconds_count{route=\"", route,
                       "\"} ", r.count, "\n");
     }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::StrAppend(&out,
+                    "# HELP recloop_feedback_events_total Feedback events stored (accepted) "
+                    "and refused (rejected).\n# TYPE recloop_feedback_events_total counter\n",
+                    "recloop_feedback_events_total{outcome=\"accepted\"} ", events_accepted_,
+                    "\nrecloop_feedback_events_total{outcome=\"rejected\"} ", events_rejected_,
+                    "\n# HELP recloop_feedback_freshness_seconds From a feedback batch being "
+                    "durable to its users' new vectors being live.\n"
+                    "# TYPE recloop_feedback_freshness_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < kBuckets.size(); ++b) {
+      cumulative += freshness_.buckets[b];
+      absl::StrAppend(&out, "recloop_feedback_freshness_seconds_bucket{le=\"", kBuckets[b],
+                      "\"} ", cumulative, "\n");
+    }
+    absl::StrAppend(&out, "recloop_feedback_freshness_seconds_bucket{le=\"+Inf\"} ",
+                    freshness_.count, "\nrecloop_feedback_freshness_seconds_sum ",
+                    freshness_.sum_seconds, "\nrecloop_feedback_freshness_seconds_count ",
+                    freshness_.count, "\n");
   }
   for (const auto& g : gauges) {
     absl::StrAppend(&out, "# HELP ", g.name, " ", g.help, "\n# TYPE ", g.name, " gauge\n",

@@ -36,6 +36,11 @@ class Metrics {
   };
   std::string Render(const std::vector<Gauge>& gauges) const;
 
+  // Feedback: events stored and rejected, and the freshness lag of one batch (seconds from its
+  // events being durable to its users' new vectors being live).
+  void CountFeedback(int64_t accepted, int64_t rejected);
+  void ObserveFreshness(double seconds);
+
  private:
   struct Route {
     std::map<int, uint64_t> by_status;
@@ -45,6 +50,8 @@ class Metrics {
   };
   mutable std::mutex mu_;
   std::map<std::string, Route, std::less<>> routes_;  // guarded by mu_
+  Route freshness_;                                   // guarded by mu_ (by_status unused)
+  uint64_t events_accepted_ = 0, events_rejected_ = 0;  // guarded by mu_
 };
 
 }  // namespace recloop

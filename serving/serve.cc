@@ -13,9 +13,14 @@ absl::Status RunServe(const ServeOptions& options) {
     return absl::InvalidArgumentError("access_log_every must be >= 0");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Open(options.model));
+  std::unique_ptr<EventStore> events;
+  if (!options.events_path.empty()) {
+    ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
+  }
   Metrics metrics;
   std::unique_ptr<HttpServer> server;
-  Api api(live.get(), &metrics, options.api, [&server] { return server->open_connections(); });
+  Api api(live.get(), &metrics, options.api, [&server] { return server->open_connections(); },
+          events.get());
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();
   const int every = options.access_log_every;

@@ -20,6 +20,9 @@ struct ServeOptions {
   // Access log: one line per request on stderr (method, path, status, microseconds, model
   // version), for every access_log_every-th request; 0 = off (the default).
   int access_log_every = 0;
+  // The event store that POST /v1/feedback writes to (created when missing); empty = no
+  // feedback routes.
+  std::string events_path;
 };
 
 // Serves until a signal (or a fatal start-up error). Errors: the live model's (a corrupted

@@ -223,6 +223,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--max-n", so.api.max_n, "Largest n a request may ask for")
       ->capture_default_str();
+  serve_cmd->add_option("--events", so.events_path,
+                        "Event store of POST /v1/feedback (SQLite, created when missing); without "
+                        "it the feedback routes answer 404");
   serve_cmd->add_option("--ef-search", so.api.ef_search,
                         "HNSW beam width of queries (lower: faster, recalls less); 0 = the one "
                         "saved with the index")

@@ -1,0 +1,255 @@
+// The feedback loop over real sockets: a server on 127.0.0.1 over a model trained on a generated
+// store with planted taste clusters, and an event store. A customer's events are durable, then
+// folded in, so their very next request reflects them.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/event_store.h"
+#include "data/generator.h"
+#include "engine/model_io.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "serving/api.h"
+#include "serving/http_server.h"
+#include "serving/live_model.h"
+#include "tbb/global_control.h"
+#include "tests/serving/test_client.h"
+#include "tests/test_util.h"
+#include "training/train.h"
+
+namespace recloop {
+namespace {
+
+using json = nlohmann::json;
+using test::Client;
+using test::Reply;
+namespace http = boost::beast::http;
+
+constexpr int kClusters = 5;
+
+class FeedbackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // One oneTBB thread for the set-up: the tests are about the server, and ThreadSanitizer
+    // cannot see oneTBB's own synchronisation (libtbb is not instrumented).
+    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+    GeneratorOptions g;
+    g.users = 800;
+    g.items = 400;
+    g.interactions = 40'000;
+    g.clusters = kClusters;
+    g.in_cluster = 0.9;
+    g.feedback = Feedback::kImplicit;
+    g.seed = 5;
+    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
+    TrainOptions t;
+    t.als.feedback = Feedback::kImplicit;
+    t.als.factors = 16;
+    t.als.iterations = 10;
+    ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));
+    ASSERT_OK(SaveModel(model, dir_.File("models")).status());
+    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
+    ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
+    api_ = std::make_unique<Api>(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get());
+    HttpServerOptions http;
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.threads = 2;
+    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(
+                                      http, [this](const HttpRequest& r) { return api_->Handle(r); },
+                                      [this](const HttpRequest&, const HttpResponse& res, double us) {
+                                        metrics_.Observe(res.route, res.status, us);
+                                      }));
+    ASSERT_OK(server_->Start());
+    thread_ = std::thread([this] { server_->Run(); });
+    for (int i = 0; i < 500; ++i) {  // readiness: poll /readyz (bounded)
+      if (Client(server_->port()).Get("/readyz").status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "server never became ready";
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // The planted cluster of a generated item, by external ID.
+  int ClusterOf(const std::string& item) const {
+    return store_.item_cluster[*store_.data.items.Find(item)];
+  }
+
+  // `n` items of `cluster`, the most interacted-with first (the ones a customer finds).
+  std::vector<std::string> ItemsOf(int cluster, int n) const {
+    std::vector<int64_t> counts(store_.data.items.size(), 0);
+    for (int32_t i : store_.data.item) ++counts[i];
+    std::vector<int32_t> items;
+    for (int32_t i = 0; i < store_.data.items.size(); ++i) {
+      if (store_.item_cluster[i] == cluster) items.push_back(i);
+    }
+    std::sort(items.begin(), items.end(), [&](int32_t a, int32_t b) { return counts[a] > counts[b]; });
+    std::vector<std::string> out;
+    for (int j = 0; j < n && j < static_cast<int>(items.size()); ++j) {
+      out.push_back(store_.data.items.External(items[j]));
+    }
+    return out;
+  }
+
+  Reply Post(Client& c, const json& body) {
+    return c.Send(http::verb::post, "/v1/feedback", body.dump());
+  }
+
+  test::TempDir dir_;
+  GeneratedStore store_;
+  Metrics metrics_;
+  std::unique_ptr<LiveModel> live_;
+  std::unique_ptr<EventStore> events_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+};
+
+// Acceptance: a new customer whose events all fall in one planted cluster gets popular items
+// before, and at least 8 of 10 from that cluster after; a purchased item never comes back.
+TEST_F(FeedbackTest, NewCustomersEventsPersonaliseTheirNextRequest) {
+  Client c(server_->port());
+  const std::string recs = "/v1/users/newcomer/recommendations?n=10";
+  Reply r = c.Get(recs);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json before = r.Json();  // named: a loop over a temporary's member dangles
+  for (const auto& item : before["items"]) EXPECT_EQ(item["source"], "popular");
+
+  const int cluster = 2;
+  const std::vector<std::string> bought = ItemsOf(cluster, 6);
+  const std::vector<std::string> viewed = ItemsOf(cluster, 12);
+  json events = json::array();
+  for (const auto& item : bought) {
+    events.push_back({{"user", "newcomer"}, {"item", item}, {"type", "purchase"}});
+  }
+  for (size_t j = 6; j < viewed.size(); ++j) {
+    events.push_back({{"user", "newcomer"}, {"item", viewed[j]}, {"type", "view"},
+                      {"timestamp", "2026-01-02T03:04:05Z"}});
+  }
+  r = Post(c, events);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["accepted"], events.size());
+  EXPECT_TRUE(r.Json()["rejected"].empty());
+
+  r = c.Get(recs);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json items = r.Json()["items"];
+  ASSERT_EQ(items.size(), 10u);
+  int in_cluster = 0;
+  for (const auto& item : items) {
+    const std::string id = item["item"];
+    EXPECT_EQ(item["source"], "personalized");
+    in_cluster += ClusterOf(id) == cluster;
+    EXPECT_EQ(std::count(bought.begin(), bought.end(), id), 0) << id << " was bought";
+    EXPECT_EQ(std::count(viewed.begin(), viewed.end(), id), 0) << id << " was seen";
+  }
+  EXPECT_GE(in_cluster, 8) << r.body;
+
+  // The history, in order, as stored.
+  r = c.Get("/v1/users/newcomer/feedback");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.Json()["events"].size(), events.size());
+  EXPECT_EQ(r.Json()["events"][0]["type"], "purchase");
+  EXPECT_EQ(r.Json()["events"][6]["timestamp"], "2026-01-02T03:04:05Z");
+
+  // Freshness lag and counters on /metrics.
+  const std::string metrics = c.Get("/metrics").body;
+  EXPECT_NE(metrics.find("recloop_feedback_freshness_seconds_count 1"), std::string::npos);
+  EXPECT_NE(metrics.find("recloop_feedback_events_total{outcome=\"accepted\"} 12"),
+            std::string::npos);
+}
+
+TEST_F(FeedbackTest, AKnownCustomersPurchaseDisappearsAtOnce) {
+  Client c(server_->port());
+  const std::string recs = "/v1/users/u7/recommendations?n=5";
+  Reply r = c.Get(recs);
+  ASSERT_EQ(r.status, 200);
+  const std::string top = r.Json()["items"][0]["item"];
+  ASSERT_EQ(r.Json()["items"][0]["source"], "personalized");
+  r = Post(c, json::array({{{"user", "u7"}, {"item", top}, {"type", "purchase"}}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = c.Get(recs);
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(r.Json()["items"].size(), 5u);
+  const json after = r.Json();  // named: a loop over a temporary's member dangles
+  for (const auto& item : after["items"]) EXPECT_NE(item["item"], top);
+}
+
+TEST_F(FeedbackTest, BadEventsAreRejectedOneByOneAndABadBodyStoresNothing) {
+  Client c(server_->port());
+  json events = json::array();
+  events.push_back({{"user", "a"}, {"item", "i1"}, {"type", "click"}});
+  events.push_back({{"user", "a"}, {"item", "i2"}, {"type", "teleport"}});       // unknown type
+  events.push_back({{"user", "a"}, {"item", "i3"}, {"type", "rating"}});         // no value
+  events.push_back({{"user", "a"}, {"type", "view"}});                           // no item
+  events.push_back({{"user", "a"}, {"item", "i4"}, {"type", "view"}, {"timestamp", "yesterday"}});
+  events.push_back({{"user", "a"}, {"item", "brand-new-item"}, {"type", "rating"}, {"value", 4}});
+  Reply r = Post(c, events);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json out = r.Json();
+  EXPECT_EQ(out["accepted"], 2);  // the click, and the rating of an item no model knows yet
+  ASSERT_EQ(out["rejected"].size(), 4u);
+  EXPECT_EQ(out["rejected"][0]["index"], 1);
+  EXPECT_NE(out["rejected"][0]["error"].get<std::string>().find("teleport"), std::string::npos);
+  EXPECT_EQ(out["rejected"][1]["index"], 2);
+  EXPECT_EQ(out["rejected"][2]["index"], 3);
+  EXPECT_EQ(out["rejected"][3]["index"], 4);
+  EXPECT_EQ(events_->Count().value(), 2);
+
+  for (const std::string body : {"{\"user\":\"a\"}", "[{\"user\":", "not json"}) {
+    r = c.Send(http::verb::post, "/v1/feedback", body);
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_EQ(r.Json()["error"]["code"], "bad_body") << r.body;
+  }
+  r = c.Send(http::verb::post, "/v1/feedback", "[]", "text/plain");
+  EXPECT_EQ(r.status, 415);
+  r = c.Get("/v1/feedback");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(events_->Count().value(), 2);
+}
+
+TEST_F(FeedbackTest, RetriedBatchWithIdsIsStoredOnce) {
+  Client c(server_->port());
+  const json events = json::array({{{"user", "b"}, {"item", "i1"}, {"type", "view"}, {"id", "e1"}},
+                                   {{"user", "b"}, {"item", "i2"}, {"type", "view"}, {"id", "e2"}}});
+  ASSERT_EQ(Post(c, events).status, 200);
+  const Reply r = Post(c, events);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json()["accepted"], 2);
+  EXPECT_EQ(r.Json()["duplicates"], 2);
+  EXPECT_EQ(events_->Count().value(), 2);
+}
+
+TEST_F(FeedbackTest, ErasedCustomerIsForgottenByStoreAndLiveModel) {
+  Client c(server_->port());
+  const std::vector<std::string> items = ItemsOf(1, 8);
+  json events = json::array();
+  for (const auto& item : items) events.push_back({{"user", "u3"}, {"item", item}, {"type", "cart"}});
+  ASSERT_EQ(Post(c, events).status, 200);
+  Reply r = c.Send(http::verb::delete_, "/v1/users/u3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["erased_events"], 8);
+  EXPECT_TRUE(events_->UserEvents("u3").value().empty());
+  EXPECT_TRUE(c.Get("/v1/users/u3/feedback").Json()["events"].empty());
+  // u3 was a training user: the live model no longer uses their history either.
+  r = c.Get("/v1/users/u3/recommendations?n=5");
+  ASSERT_EQ(r.status, 200);
+  const json after_erase = r.Json();  // named: a loop over a temporary's member dangles
+  for (const auto& item : after_erase["items"]) EXPECT_EQ(item["source"], "popular");
+  // New events after the erasure count again, from scratch.
+  ASSERT_EQ(Post(c, json::array({{{"user", "u3"}, {"item", items[0]}, {"type", "purchase"}}})).status,
+            200);
+  r = c.Get("/v1/users/u3/recommendations?n=5");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json()["items"][0]["source"], "personalized");
+}
+
+}  // namespace
+}  // namespace recloop
