@@ -21,7 +21,7 @@
 namespace recloop {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // Bounds on client-supplied strings, so that one request cannot make the catalogue huge.
 constexpr size_t kMaxIdBytes = 512;

@@ -563,12 +563,19 @@ int RunDemo(const DemoCommand& cmd) {
   std::printf("  curl -s '%s/v1/popular?n=5'\n", base.c_str());
   std::printf("  curl -s -X DELETE '%s/v1/items/%s'   # never recommended again\n", base.c_str(),
               item.c_str());
+  std::printf("  curl -s -X POST -H 'Content-Type: application/json' -d "
+              "'[{\"user\":\"%s\",\"item\":\"%s\",\"type\":\"purchase\"}]' "
+              "'%s/v1/feedback'   # then ask again\n",
+              user.c_str(), model->items.External(std::min(1, model->num_items() - 1)).c_str(),
+              base.c_str());
+  std::printf("  curl -s '%s/v1/users/%s/feedback'\n", base.c_str(), user.c_str());
   std::printf("  curl -s '%s/v1/model'\n", base.c_str());
   std::printf("  curl -s '%s/metrics'\n", base.c_str());
   std::fflush(stdout);
   if (!cmd.serve) return 0;
   ServeCommand serve;
   serve.serve.model.models_dir = cmd.models;
+  serve.serve.events_path = cmd.models + "/events.db";
   serve.serve.http.host = cmd.host;
   serve.serve.http.port = cmd.port;
   return RunServeCommand(std::move(serve));

@@ -140,6 +140,8 @@ TEST_F(FeedbackTest, NewCustomersEventsPersonaliseTheirNextRequest) {
 
   r = c.Get(recs);
   ASSERT_EQ(r.status, 200) << r.body;
+  // The documented shape, in the documented order.
+  EXPECT_EQ(r.body.rfind(R"({"user":"newcomer","model_version":")", 0), 0u) << r.body;
   const json items = r.Json()["items"];
   ASSERT_EQ(items.size(), 10u);
   int in_cluster = 0;
