@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Durable feedback ingestion (issue 5): `recloop serve --events` on the 100K-item model of
+# bench/run_http.sh (trained there if missing), 16 concurrent wrk connections posting batches of
+# 1, 10 and 100 events to /v1/feedback. Every answered event is in SQLite (WAL, synchronous=FULL)
+# and its user folded in again before the answer. Prints events/s, request latency and the
+# freshness lag (durable -> visible) from /metrics.
+# Usage: bench/run_ingest.sh [OUT_DIR (default /tmp/recloop-http)]
+# Environment: SECONDS_PER_RUN (default 10), PORT (default 18082).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/recloop-http}
+seconds=${SECONDS_PER_RUN:-10}
+port=${PORT:-18082}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+scripts/setup bench
+scripts/build release --target recloop
+recloop=build/tools/recloop
+
+pid=""
+cleanup() { if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+echo "== $(date -u +%FT%TZ) on $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+if [[ ! -e "$out/models-hnsw/current" ]]; then
+  $recloop generate --users 100000 --items 100000 --interactions 5000000 --feedback implicit \
+    --seed 7 --out "$out/store-100k.csv"
+  $recloop train --data "$out/store-100k.csv" --feedback implicit --factors 64 --iterations 10 \
+    --index hnsw --quiet --out "$out/models-hnsw"
+fi
+echo "events on $(df -h "$out" | awk 'NR==2 {print $1}')"
+
+: >"$out/ingest.txt"
+for batch in 1 10 100; do
+  rm -f "$out"/events.db*
+  $recloop serve --models "$out/models-hnsw" --port "$port" --events "$out/events.db" \
+    2>"$out/serve-ingest.log" &
+  pid=$!
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
+    sleep 0.1
+  done
+  line=$(BATCH=$batch wrk -t2 -c16 -d"${seconds}s" -s bench/http/feedback.lua \
+    "http://127.0.0.1:$port" | grep '^RESULT')
+  stored=$(sqlite3 "$out/events.db" 'select count(*) from events' 2>/dev/null ||
+           echo "?")
+  fresh=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '
+    /^recloop_feedback_freshness_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); n++; les[n] = le; cum[n] = $2 }
+    /^recloop_feedback_freshness_seconds_count/ { total = $2 }
+    END { p50 = ""; p99 = "";
+          for (i = 1; i <= n; i++) { if (p50 == "" && cum[i] >= 0.5 * total) p50 = les[i];
+                                     if (p99 == "" && cum[i] >= 0.99 * total) p99 = les[i]; }
+          printf "freshness_p50_le=%ss freshness_p99_le=%ss batches=%d", p50, p99, total }')
+  echo "batch=$batch $line stored=$stored $fresh" | tee -a "$out/ingest.txt"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+done
