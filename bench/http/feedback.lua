@@ -22,12 +22,8 @@ function request()
                     "[" .. table.concat(events, ",") .. "]")
 end
 
+dofile("bench/http/report.lua")
+
 function done(summary, latency, requests)
-  local seconds = summary.duration / 1e6
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
-                 summary.errors.status + summary.errors.timeout
-  io.write(string.format(
-    "RESULT requests=%d seconds=%.2f rps=%.0f events_per_s=%.0f p50_ms=%.3f p99_ms=%.3f errors=%d\n",
-    summary.requests, seconds, summary.requests / seconds, summary.requests * batch / seconds,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
+  report(summary, latency, batch)
 end

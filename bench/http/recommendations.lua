@@ -20,12 +20,8 @@ function request()
   return wrk.format("GET", "/v1/users/u" .. math.random(0, users - 1) .. "/recommendations?n=10")
 end
 
+dofile("bench/http/report.lua")
+
 function done(summary, latency, requests)
-  local seconds = summary.duration / 1e6
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
-                 summary.errors.status + summary.errors.timeout
-  io.write(string.format(
-    "RESULT requests=%d seconds=%.2f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f errors=%d\n",
-    summary.requests, seconds, summary.requests / seconds, latency:percentile(50) / 1000,
-    latency:percentile(90) / 1000, latency:percentile(99) / 1000, errors))
+  report(summary, latency, 1)
 end
