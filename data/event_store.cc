@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "data/sqlite_db.h"
 
 namespace recloop {
 namespace {
@@ -14,38 +15,10 @@ namespace {
 constexpr int kMaxIdBytes = 256;
 constexpr int kMaxTypeBytes = 32;
 
-absl::Status SqlError(sqlite3* db, const std::string& path, const char* what) {
-  return absl::InternalError(
-      absl::StrCat("event store ", path, ": ", what, ": ", sqlite3_errmsg(db)));
-}
-
-// Finalises a prepared statement when it goes out of scope.
-struct Statement {
-  sqlite3_stmt* stmt = nullptr;
-  ~Statement() { sqlite3_finalize(stmt); }
-};
+constexpr const char* kWhat = "event store";
 
 absl::Status Exec(sqlite3* db, const std::string& path, const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    const std::string message = error ? error : sqlite3_errmsg(db);
-    sqlite3_free(error);
-    return absl::InternalError(absl::StrCat("event store ", path, ": ", sql, ": ", message));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    const std::string message = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("cannot open event store ", path, ": ", message));
-  }
-  sqlite3_busy_timeout(db, 10'000);
-  return db;
+  return SqlExec(db, kWhat, path, sql);
 }
 
 // What is wrong with an ID field for the CSV the store exports, or "".
@@ -124,7 +97,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
   if (options.max_writes_per_commit < 1) {
     return absl::InvalidArgumentError("max_writes_per_commit must be >= 1");
   }
-  auto writer = OpenConnection(options.path);
+  auto writer = OpenSqlite(options.path, kWhat, /*serialized=*/false);
   if (!writer.ok()) return writer.status();
   const char* setup =
       "PRAGMA journal_mode=WAL;"
@@ -145,7 +118,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
   }
   // A database with an `events` table of another shape is not ours.
   {
-    Statement probe;
+    SqlStatement probe;
     if (sqlite3_prepare_v2(*writer, absl::StrCat("SELECT ", kColumns, " FROM events LIMIT 0").c_str(),
                            -1, &probe.stmt, nullptr) != SQLITE_OK) {
       const std::string message = sqlite3_errmsg(*writer);
@@ -156,7 +129,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
           absl::StrCat(options.path, " is not a recloop event store: ", message));
     }
   }
-  auto reader = OpenConnection(options.path);
+  auto reader = OpenSqlite(options.path, kWhat, /*serialized=*/false);
   if (!reader.ok()) {
     sqlite3_close(*writer);
     return reader.status();
@@ -222,12 +195,12 @@ absl::StatusOr<AppendResult> EventStore::Append(std::span<const Event> events) {
   if (events.empty()) return result;
   const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
     result = AppendResult{};
-    Statement st;
+    SqlStatement st;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO events(user, item, type, value, ts, event_id) "
                            "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING",
                            -1, &st.stmt, nullptr) != SQLITE_OK) {
-      return SqlError(db, options_.path, "prepare");
+      return SqlError(db, kWhat, options_.path, "prepare");
     }
     for (const Event& e : events) {
       sqlite3_reset(st.stmt);
@@ -248,7 +221,7 @@ absl::StatusOr<AppendResult> EventStore::Append(std::span<const Event> events) {
       } else {
         sqlite3_bind_text(st.stmt, 6, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
       }
-      if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, options_.path, "insert");
+      if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "insert");
       if (sqlite3_changes(db) == 0) {
         ++result.duplicates;
       } else {
@@ -265,13 +238,13 @@ absl::StatusOr<AppendResult> EventStore::Append(std::span<const Event> events) {
 absl::StatusOr<int64_t> EventStore::DeleteUser(const std::string& user) {
   int64_t erased = 0;
   const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
-    Statement st;
+    SqlStatement st;
     if (sqlite3_prepare_v2(db, "DELETE FROM events WHERE user = ?1", -1, &st.stmt, nullptr) !=
         SQLITE_OK) {
-      return SqlError(db, options_.path, "prepare");
+      return SqlError(db, kWhat, options_.path, "prepare");
     }
     sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
-    if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, options_.path, "delete");
+    if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "delete");
     erased = sqlite3_changes(db);
     return absl::OkStatus();
   });
@@ -282,49 +255,49 @@ absl::StatusOr<int64_t> EventStore::DeleteUser(const std::string& user) {
 absl::StatusOr<std::vector<StoredEvent>> EventStore::UserEvents(const std::string& user,
                                                                 int64_t limit) const {
   std::lock_guard<std::mutex> lock(reader_mu_);
-  Statement st;
+  SqlStatement st;
   // The most recent `limit`, returned oldest first.
   const std::string sql = absl::StrCat("SELECT * FROM (SELECT ", kColumns,
                                        " FROM events WHERE user = ?1 ORDER BY seq DESC LIMIT ?2)"
                                        " ORDER BY seq");
   if (sqlite3_prepare_v2(reader_db_, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
-    return SqlError(reader_db_, options_.path, "prepare");
+    return SqlError(reader_db_, kWhat, options_.path, "prepare");
   }
   sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
   sqlite3_bind_int64(st.stmt, 2, limit > 0 ? limit : -1);  // negative: no limit
   std::vector<StoredEvent> out;
   int rc;
   while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) out.push_back(ReadRow(st.stmt));
-  if (rc != SQLITE_DONE) return SqlError(reader_db_, options_.path, "read");
+  if (rc != SQLITE_DONE) return SqlError(reader_db_, kWhat, options_.path, "read");
   return out;
 }
 
 absl::Status EventStore::ForEach(int64_t after_seq,
                                  const std::function<bool(const StoredEvent&)>& fn) const {
   std::lock_guard<std::mutex> lock(reader_mu_);
-  Statement st;
+  SqlStatement st;
   const std::string sql =
       absl::StrCat("SELECT ", kColumns, " FROM events WHERE seq > ?1 ORDER BY seq");
   if (sqlite3_prepare_v2(reader_db_, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
-    return SqlError(reader_db_, options_.path, "prepare");
+    return SqlError(reader_db_, kWhat, options_.path, "prepare");
   }
   sqlite3_bind_int64(st.stmt, 1, after_seq);
   int rc;
   while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
     if (!fn(ReadRow(st.stmt))) return absl::OkStatus();
   }
-  if (rc != SQLITE_DONE) return SqlError(reader_db_, options_.path, "read");
+  if (rc != SQLITE_DONE) return SqlError(reader_db_, kWhat, options_.path, "read");
   return absl::OkStatus();
 }
 
 namespace {
 
 absl::StatusOr<int64_t> SingleInt(sqlite3* db, const std::string& path, const char* sql) {
-  Statement st;
+  SqlStatement st;
   if (sqlite3_prepare_v2(db, sql, -1, &st.stmt, nullptr) != SQLITE_OK) {
-    return SqlError(db, path, "prepare");
+    return SqlError(db, kWhat, path, "prepare");
   }
-  if (sqlite3_step(st.stmt) != SQLITE_ROW) return SqlError(db, path, "read");
+  if (sqlite3_step(st.stmt) != SQLITE_ROW) return SqlError(db, kWhat, path, "read");
   return sqlite3_column_int64(st.stmt, 0);
 }
 

@@ -147,6 +147,26 @@ json ItemsJson(const ModelSnapshot& s, const std::vector<Recommendation>& recs) 
   return items;
 }
 
+// 411 for a write without a length, 415 for a body that is not JSON; nothing for a good one.
+std::optional<HttpResponse> RefuseNonJsonBody(const HttpRequest& request) {
+  if (!request.has_length) {
+    return JsonError(411, "length_required",
+                     absl::StrCat("a ", request.method, " needs a Content-Length"));
+  }
+  const auto type = request.Header("Content-Type");
+  if (!type || !absl::StartsWithIgnoreCase(absl::string_view(type->data(), type->size()),
+                                           "application/json")) {
+    return JsonError(415, "unsupported_media_type",
+                     "the body must be JSON (Content-Type: application/json)");
+  }
+  return std::nullopt;
+}
+
+HttpResponse FeedbackDisabled() {
+  return JsonError(404, "feedback_disabled",
+                   "this server keeps no events (start it with --events PATH)");
+}
+
 HttpResponse BadRequest(const absl::Status& s, std::string_view code = "bad_parameter") {
   return JsonError(400, code, std::string(s.message()));
 }
@@ -399,15 +419,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
       return route(name, JsonResponse(200, EntryJson(item, in_model, entry)));
     }
     // PUT: the body replaces the entry.
-    if (!request.has_length) {
-      return route(name, JsonError(411, "length_required", "a PUT needs a Content-Length"));
-    }
-    const auto type = request.Header("Content-Type");
-    if (!type || !absl::StartsWithIgnoreCase(absl::string_view(type->data(), type->size()),
-                                             "application/json")) {
-      return route(name, JsonError(415, "unsupported_media_type",
-                                   "the body must be JSON (Content-Type: application/json)"));
-    }
+    if (auto refused = RefuseNonJsonBody(request)) return route(name, *std::move(refused));
     const json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || !body.is_object()) {
       return route(name, JsonError(400, "bad_body", "the body must be one JSON object"));
@@ -442,19 +454,8 @@ HttpResponse Api::Route(const HttpRequest& request) const {
 }
 
 HttpResponse Api::PostFeedback(const HttpRequest& request) const {
-  if (events_ == nullptr) {
-    return JsonError(404, "feedback_disabled",
-                     "this server keeps no events (start it with --events PATH)");
-  }
-  if (!request.has_length) {
-    return JsonError(411, "length_required", "a POST needs a Content-Length");
-  }
-  const auto type = request.Header("Content-Type");
-  if (!type || !absl::StartsWithIgnoreCase(absl::string_view(type->data(), type->size()),
-                                           "application/json")) {
-    return JsonError(415, "unsupported_media_type",
-                     "the body must be JSON (Content-Type: application/json)");
-  }
+  if (events_ == nullptr) return FeedbackDisabled();
+  if (auto refused = RefuseNonJsonBody(request)) return *std::move(refused);
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   auto parsed = ParseFeedback(request.body, options_.feedback, now);
   if (!parsed.ok()) return BadRequest(parsed.status(), "bad_body");
@@ -510,10 +511,7 @@ absl::Status Api::Refold(const std::vector<std::string>& users) const {
 }
 
 HttpResponse Api::UserFeedback(const std::string& user, std::string_view raw_query) const {
-  if (events_ == nullptr) {
-    return JsonError(404, "feedback_disabled",
-                     "this server keeps no events (start it with --events PATH)");
-  }
+  if (events_ == nullptr) return FeedbackDisabled();
   auto query = ParseQuery(raw_query);
   if (!query.ok()) return BadRequest(query.status());
   int64_t limit = 1000;
@@ -546,10 +544,7 @@ HttpResponse Api::UserFeedback(const std::string& user, std::string_view raw_que
 }
 
 HttpResponse Api::EraseUser(const std::string& user) const {
-  if (events_ == nullptr) {
-    return JsonError(404, "feedback_disabled",
-                     "this server keeps no events (start it with --events PATH)");
-  }
+  if (events_ == nullptr) return FeedbackDisabled();
   auto erased = events_->DeleteUser(user);
   if (!erased.ok()) return JsonError(503, "store_unavailable", std::string(erased.status().message()));
   // The live model forgets the user too: until a model trained without them is live, they are

@@ -3,20 +3,14 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
+#include "data/sqlite_db.h"
+#include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace recloop {
 namespace {
 
-absl::Status SqlError(sqlite3* db, const std::string& path, const char* what) {
-  return absl::InternalError(absl::StrCat("catalogue ", path, ": ", what, ": ", sqlite3_errmsg(db)));
-}
-
-// Finalises a prepared statement when it goes out of scope.
-struct Statement {
-  sqlite3_stmt* stmt = nullptr;
-  ~Statement() { sqlite3_finalize(stmt); }
-};
+constexpr const char* kWhat = "catalogue";
 
 }  // namespace
 
@@ -24,16 +18,10 @@ CatalogStore::CatalogStore(sqlite3* db, std::string path) : db_(db), path_(std::
 CatalogStore::~CatalogStore() { sqlite3_close(db_); }
 
 absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    const std::string message = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("cannot open catalogue ", path, ": ", message));
-  }
+  auto opened = OpenSqlite(path, kWhat, /*serialized=*/true);
+  if (!opened.ok()) return opened.status();
+  sqlite3* db = *opened;
   std::unique_ptr<CatalogStore> store(new CatalogStore(db, path));
-  sqlite3_busy_timeout(db, 5000);
   const char* setup =
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=FULL;"
@@ -41,12 +29,8 @@ absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::stri
       "  item TEXT PRIMARY KEY NOT NULL,"
       "  categories TEXT NOT NULL,"  // JSON array of strings
       "  available INTEGER NOT NULL);";
-  char* error = nullptr;
-  if (sqlite3_exec(db, setup, nullptr, nullptr, &error) != SQLITE_OK) {
-    const std::string message = error ? error : "unknown error";
-    sqlite3_free(error);
-    return absl::UnavailableError(
-        absl::StrCat("catalogue ", path, " is not usable: ", message));
+  if (absl::Status st = SqlExec(db, kWhat, path, setup); !st.ok()) {
+    return absl::UnavailableError(absl::StrCat("catalogue ", path, " is not usable: ", st.message()));
   }
   return store;
 }
@@ -57,16 +41,14 @@ absl::Status CatalogStore::Put(const std::string& item, const CatalogEntry& entr
 
 absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return SqlError(db_, path_, "begin");
-  }
+  RETURN_IF_ERROR(SqlExec(db_, kWhat, path_, "BEGIN IMMEDIATE"));
   absl::Status status = [&]() -> absl::Status {
-    Statement s;
+    SqlStatement s;
     if (sqlite3_prepare_v2(db_,
                            "INSERT OR REPLACE INTO items(item, categories, available) "
                            "VALUES(?1, ?2, ?3)",
                            -1, &s.stmt, nullptr) != SQLITE_OK) {
-      return SqlError(db_, path_, "prepare");
+      return SqlError(db_, kWhat, path_, "prepare");
     }
     for (const auto& [item, entry] : entries) {
       const std::string categories = nlohmann::json(entry.categories).dump(
@@ -76,23 +58,21 @@ absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
       sqlite3_bind_text(s.stmt, 2, categories.data(), static_cast<int>(categories.size()),
                         SQLITE_TRANSIENT);
       sqlite3_bind_int(s.stmt, 3, entry.available ? 1 : 0);
-      if (sqlite3_step(s.stmt) != SQLITE_DONE) return SqlError(db_, path_, "write");
+      if (sqlite3_step(s.stmt) != SQLITE_DONE) return SqlError(db_, kWhat, path_, "write");
     }
     return absl::OkStatus();
   }();
-  if (status.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    status = SqlError(db_, path_, "commit");
-  }
-  if (!status.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (status.ok()) status = SqlExec(db_, kWhat, path_, "COMMIT");
+  if (!status.ok()) SqlExec(db_, kWhat, path_, "ROLLBACK").IgnoreError();
   return status;
 }
 
 absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s;
+  SqlStatement s;
   if (sqlite3_prepare_v2(db_, "SELECT item, categories, available FROM items", -1, &s.stmt,
                          nullptr) != SQLITE_OK) {
-    return SqlError(db_, path_, "prepare");
+    return SqlError(db_, kWhat, path_, "prepare");
   }
   CatalogMap out;
   int rc;
@@ -110,7 +90,7 @@ absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {
     }
     out[item] = std::move(entry);
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, path_, "read");
+  if (rc != SQLITE_DONE) return SqlError(db_, kWhat, path_, "read");
   return out;
 }
 

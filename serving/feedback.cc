@@ -1,8 +1,10 @@
 #include "serving/feedback.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/fold_in.h"
@@ -133,14 +135,14 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   }
   const bool explicit_model = m.params.feedback == Feedback::kExplicit;
   absl::flat_hash_map<int32_t, float> values;  // item -> value of the fold
-  absl::flat_hash_map<int32_t, bool> seen;
+  absl::flat_hash_set<int32_t> seen;
   const auto u = erased ? std::nullopt : m.users.Find(user);
   if (u && *u < m.seen.rows()) {
     const auto items = m.seen.RowIndices(*u);
     const auto vals = m.seen.RowValues(*u);
     for (size_t j = 0; j < items.size(); ++j) {
       values[items[j]] = vals[j];
-      seen[items[j]] = true;
+      seen.insert(items[j]);
     }
   }
   auto entry = std::make_shared<FoldedUserEntry>();
@@ -151,7 +153,7 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const Event& e = se.event;
     const auto item = m.items.Find(e.item);
     if (!item) continue;  // an item the model does not know yet
-    seen[*item] = true;
+    seen.insert(*item);
     if (explicit_model) {
       if (e.type == "rating" && e.value) values[*item] = *e.value;
       continue;
@@ -164,9 +166,12 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     }
     values[*item] += w;
   }
+  // In item order: the fold's sums must not depend on the hash map's iteration order.
+  std::vector<std::pair<int32_t, float>> history(values.begin(), values.end());
+  std::sort(history.begin(), history.end());
   std::vector<int32_t> items;
   std::vector<float> vals;
-  for (const auto& [item, value] : values) {
+  for (const auto& [item, value] : history) {
     items.push_back(item);
     vals.push_back(value);
   }
@@ -176,7 +181,7 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     entry->factors.assign(folded->factors.data(), folded->factors.data() + folded->factors.size());
     entry->bias = folded->bias;
   }
-  for (const auto& [item, unused] : seen) entry->seen.push_back(item);
+  entry->seen.assign(seen.begin(), seen.end());
   std::sort(entry->seen.begin(), entry->seen.end());
   return std::shared_ptr<const FoldedUserEntry>(std::move(entry));
 }

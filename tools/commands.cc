@@ -70,11 +70,14 @@ class TempFile {
 };
 
 // Exports the event store at `store` to a temporary CSV file.
+// Opens an event store that must exist already (EventStore::Open would create an empty one).
+absl::StatusOr<std::unique_ptr<EventStore>> OpenExistingEventStore(const std::string& path) {
+  if (!std::filesystem::exists(path)) return absl::NotFoundError("no event store at " + path);
+  return EventStore::Open({path});
+}
+
 absl::StatusOr<TempFile> ExportEvents(const std::string& store_path, bool quiet) {
-  if (!std::filesystem::exists(store_path)) {
-    return absl::NotFoundError("no event store at " + store_path);
-  }
-  ASSIGN_OR_RETURN(auto store, EventStore::Open({store_path}));
+  ASSIGN_OR_RETURN(auto store, OpenExistingEventStore(store_path));
   TempFile file((std::filesystem::temp_directory_path() /
                  absl::StrCat("recloop-events-", getpid(), "-", Clock::now().time_since_epoch().count(),
                               ".csv"))
@@ -582,10 +585,7 @@ int RunDemo(const DemoCommand& cmd) {
 }
 
 int RunEventsExport(const EventsExportCommand& cmd) {
-  if (!std::filesystem::exists(cmd.store)) {
-    return Fail(absl::NotFoundError("no event store at " + cmd.store));
-  }
-  auto store = EventStore::Open({cmd.store});
+  auto store = OpenExistingEventStore(cmd.store);
   if (!store.ok()) return Fail(store.status());
   auto rows = (*store)->ExportCsv(cmd.out);
   if (!rows.ok()) return Fail(rows.status());

@@ -230,6 +230,9 @@ TEST_F(ServerTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
   expect_error(c.Get("/v1/users/u1/recommendations?offset=x"), 400, "bad_parameter");
   expect_error(c.Get("/v1/nothing"), 404, "not_found");
   expect_error(c.Get("/v2/popular"), 404, "not_found");
+  // Without --events the feedback routes exist but are off.
+  expect_error(c.Send(http::verb::post, "/v1/feedback", "[]"), 404, "feedback_disabled");
+  expect_error(c.Get("/v1/users/u1/feedback"), 404, "feedback_disabled");
   expect_error(c.Get("/v1/items/no-such-item/similar"), 404, "unknown_item");
   expect_error(c.Get("/v1/items/no-such-item"), 404, "unknown_item");
   Reply r = c.Send(http::verb::post, "/v1/popular", "{}");
