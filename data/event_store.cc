@@ -57,6 +57,10 @@ constexpr const char* kColumns = "seq, user, item, type, value, ts, event_id";
 
 }  // namespace
 
+TypeWeights DefaultTypeWeights() {
+  return {{"view", 1.0f}, {"click", 2.0f}, {"cart", 3.0f}, {"purchase", 5.0f}, {"dislike", -5.0f}};
+}
+
 std::string EventError(const Event& e) {
   if (std::string s = IdError("user", e.user, kMaxIdBytes); !s.empty()) return s;
   if (std::string s = IdError("item", e.item, kMaxIdBytes); !s.empty()) return s;
@@ -76,10 +80,36 @@ struct EventStore::Write {
   std::condition_variable done_cv;
 };
 
-EventStore::EventStore(EventStoreOptions options, sqlite3* writer, sqlite3* reader)
-    : options_(std::move(options)), writer_db_(writer), reader_db_(reader) {
+EventStore::EventStore(EventStoreOptions options, sqlite3* writer, std::vector<sqlite3*> readers)
+    : options_(std::move(options)), writer_db_(writer), readers_(std::move(readers)) {
+  free_readers_ = readers_;
   writer_ = std::thread([this] { WriterLoop(); });
 }
+
+// A reader connection borrowed from the pool for one read; returned when it goes.
+class EventStore::Reader {
+ public:
+  explicit Reader(const EventStore& store) : store_(store) {
+    std::unique_lock<std::mutex> lock(store_.readers_mu_);
+    store_.readers_cv_.wait(lock, [this] { return !store_.free_readers_.empty(); });
+    db_ = store_.free_readers_.back();
+    store_.free_readers_.pop_back();
+  }
+  ~Reader() {
+    {
+      std::lock_guard<std::mutex> lock(store_.readers_mu_);
+      store_.free_readers_.push_back(db_);
+    }
+    store_.readers_cv_.notify_one();
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  sqlite3* db() const { return db_; }
+
+ private:
+  const EventStore& store_;
+  sqlite3* db_;
+};
 
 EventStore::~EventStore() {
   {
@@ -88,7 +118,7 @@ EventStore::~EventStore() {
   }
   cv_.notify_all();
   writer_.join();
-  sqlite3_close(reader_db_);
+  for (sqlite3* db : readers_) sqlite3_close(db);
   sqlite3_close(writer_db_);
 }
 
@@ -97,6 +127,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
   if (options.max_writes_per_commit < 1) {
     return absl::InvalidArgumentError("max_writes_per_commit must be >= 1");
   }
+  if (options.readers < 1) return absl::InvalidArgumentError("readers must be >= 1");
   auto writer = OpenSqlite(options.path, kWhat, /*serialized=*/false);
   if (!writer.ok()) return writer.status();
   const char* setup =
@@ -110,7 +141,12 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
       "  value REAL,"  // NULL: the type's weight
       "  ts INTEGER NOT NULL,"
       "  event_id TEXT UNIQUE);"  // NULLs never collide
-      "CREATE INDEX IF NOT EXISTS events_by_user ON events(user);";
+      "CREATE INDEX IF NOT EXISTS events_by_user ON events(user);"
+      // Users erased by DeleteUser, with the store's high-water seq at that moment: models
+      // trained on events up to an earlier seq still hold the user's old interactions.
+      "CREATE TABLE IF NOT EXISTS erasures ("
+      "  user TEXT PRIMARY KEY,"
+      "  seq INTEGER NOT NULL);";
   if (absl::Status s = Exec(*writer, options.path, setup); !s.ok()) {
     sqlite3_close(*writer);
     return absl::UnavailableError(
@@ -129,12 +165,17 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
           absl::StrCat(options.path, " is not a recloop event store: ", message));
     }
   }
-  auto reader = OpenSqlite(options.path, kWhat, /*serialized=*/false);
-  if (!reader.ok()) {
-    sqlite3_close(*writer);
-    return reader.status();
+  std::vector<sqlite3*> readers;
+  for (int i = 0; i < options.readers; ++i) {
+    auto reader = OpenSqlite(options.path, kWhat, /*serialized=*/false);
+    if (!reader.ok()) {
+      for (sqlite3* db : readers) sqlite3_close(db);
+      sqlite3_close(*writer);
+      return reader.status();
+    }
+    readers.push_back(*reader);
   }
-  return std::unique_ptr<EventStore>(new EventStore(options, *writer, *reader));
+  return std::unique_ptr<EventStore>(new EventStore(options, *writer, std::move(readers)));
 }
 
 absl::Status EventStore::Submit(std::function<absl::Status(sqlite3*)> run) {
@@ -246,6 +287,15 @@ absl::StatusOr<int64_t> EventStore::DeleteUser(const std::string& user) {
     sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
     if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "delete");
     erased = sqlite3_changes(db);
+    SqlStatement mark;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO erasures(user, seq) VALUES(?1, (SELECT "
+                           "IFNULL(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'))",
+                           -1, &mark.stmt, nullptr) != SQLITE_OK) {
+      return SqlError(db, kWhat, options_.path, "prepare");
+    }
+    sqlite3_bind_text(mark.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
+    if (sqlite3_step(mark.stmt) != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "erase");
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -253,40 +303,82 @@ absl::StatusOr<int64_t> EventStore::DeleteUser(const std::string& user) {
 }
 
 absl::StatusOr<std::vector<StoredEvent>> EventStore::UserEvents(const std::string& user,
-                                                                int64_t limit) const {
-  std::lock_guard<std::mutex> lock(reader_mu_);
+                                                                int64_t limit,
+                                                                int64_t after_seq) const {
+  Reader reader(*this);
+  sqlite3* db = reader.db();
   SqlStatement st;
   // The most recent `limit`, returned oldest first.
-  const std::string sql = absl::StrCat("SELECT * FROM (SELECT ", kColumns,
-                                       " FROM events WHERE user = ?1 ORDER BY seq DESC LIMIT ?2)"
-                                       " ORDER BY seq");
-  if (sqlite3_prepare_v2(reader_db_, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
-    return SqlError(reader_db_, kWhat, options_.path, "prepare");
+  const std::string sql = absl::StrCat(
+      "SELECT * FROM (SELECT ", kColumns,
+      " FROM events WHERE user = ?1 AND seq > ?3 ORDER BY seq DESC LIMIT ?2) ORDER BY seq");
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(db, kWhat, options_.path, "prepare");
   }
   sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
   sqlite3_bind_int64(st.stmt, 2, limit > 0 ? limit : -1);  // negative: no limit
+  sqlite3_bind_int64(st.stmt, 3, after_seq);
   std::vector<StoredEvent> out;
   int rc;
   while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) out.push_back(ReadRow(st.stmt));
-  if (rc != SQLITE_DONE) return SqlError(reader_db_, kWhat, options_.path, "read");
+  if (rc != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "read");
+  return out;
+}
+
+absl::StatusOr<int64_t> EventStore::ErasedAt(const std::string& user) const {
+  Reader reader(*this);
+  sqlite3* db = reader.db();
+  SqlStatement st;
+  if (sqlite3_prepare_v2(db, "SELECT seq FROM erasures WHERE user = ?1", -1, &st.stmt, nullptr) !=
+      SQLITE_OK) {
+    return SqlError(db, kWhat, options_.path, "prepare");
+  }
+  sqlite3_bind_text(st.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
+  const int rc = sqlite3_step(st.stmt);
+  if (rc == SQLITE_ROW) return sqlite3_column_int64(st.stmt, 0);
+  if (rc != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "read");
+  return -1;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> EventStore::Erasures(
+    int64_t after_seq) const {
+  Reader reader(*this);
+  sqlite3* db = reader.db();
+  SqlStatement st;
+  if (sqlite3_prepare_v2(db, "SELECT user, seq FROM erasures WHERE seq >= ?1 ORDER BY user", -1,
+                         &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(db, kWhat, options_.path, "prepare");
+  }
+  sqlite3_bind_int64(st.stmt, 1, after_seq);
+  std::vector<std::pair<std::string, int64_t>> out;
+  int rc;
+  while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st.stmt, 0));
+    out.emplace_back(std::string(p ? p : "", sqlite3_column_bytes(st.stmt, 0)),
+                     sqlite3_column_int64(st.stmt, 1));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "read");
   return out;
 }
 
 absl::Status EventStore::ForEach(int64_t after_seq,
-                                 const std::function<bool(const StoredEvent&)>& fn) const {
-  std::lock_guard<std::mutex> lock(reader_mu_);
+                                 const std::function<bool(const StoredEvent&)>& fn,
+                                 int64_t through_seq) const {
+  Reader reader(*this);
+  sqlite3* db = reader.db();
   SqlStatement st;
   const std::string sql =
-      absl::StrCat("SELECT ", kColumns, " FROM events WHERE seq > ?1 ORDER BY seq");
-  if (sqlite3_prepare_v2(reader_db_, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
-    return SqlError(reader_db_, kWhat, options_.path, "prepare");
+      absl::StrCat("SELECT ", kColumns, " FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq");
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(db, kWhat, options_.path, "prepare");
   }
   sqlite3_bind_int64(st.stmt, 1, after_seq);
+  sqlite3_bind_int64(st.stmt, 2, through_seq > 0 ? through_seq : INT64_MAX);
   int rc;
   while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
     if (!fn(ReadRow(st.stmt))) return absl::OkStatus();
   }
-  if (rc != SQLITE_DONE) return SqlError(reader_db_, kWhat, options_.path, "read");
+  if (rc != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "read");
   return absl::OkStatus();
 }
 
@@ -304,13 +396,16 @@ absl::StatusOr<int64_t> SingleInt(sqlite3* db, const std::string& path, const ch
 }  // namespace
 
 absl::StatusOr<int64_t> EventStore::Count() const {
-  std::lock_guard<std::mutex> lock(reader_mu_);
-  return SingleInt(reader_db_, options_.path, "SELECT COUNT(*) FROM events");
+  Reader reader(*this);
+  return SingleInt(reader.db(), options_.path, "SELECT COUNT(*) FROM events");
 }
 
 absl::StatusOr<int64_t> EventStore::LastSeq() const {
-  std::lock_guard<std::mutex> lock(reader_mu_);
-  return SingleInt(reader_db_, options_.path, "SELECT IFNULL(MAX(seq), 0) FROM events");
+  Reader reader(*this);
+  // The high-water mark: with AUTOINCREMENT a seq is never reused, even after its event is
+  // erased, so this never goes down.
+  return SingleInt(reader.db(), options_.path,
+                   "SELECT IFNULL(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'");
 }
 
 absl::StatusOr<int64_t> EventStore::ExportCsv(const std::string& path) const {

@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -30,6 +32,13 @@
 struct sqlite3;
 
 namespace recloop {
+
+// Event types and the weight an event of the type counts for in implicit models when it has no
+// value (data/event_interactions.h). A negative weight is negative feedback.
+using TypeWeights = std::map<std::string, float, std::less<>>;
+
+// view 1, click 2, cart 3, purchase 5, dislike -5.
+TypeWeights DefaultTypeWeights();
 
 struct Event {
   std::string user;
@@ -61,6 +70,8 @@ struct EventStoreOptions {
   std::string path;
   // A writer transaction takes at most this many waiting writes (bounds one commit's latency).
   int max_writes_per_commit = 1024;
+  // Read connections (reads run concurrently with each other and with the writer, WAL mode).
+  int readers = 4;
 };
 
 // Thread safety: every method may be called from any number of threads at once.
@@ -78,19 +89,29 @@ class EventStore {
   // this call is stored then).
   absl::StatusOr<AppendResult> Append(std::span<const Event> events);
 
-  // Erases every event of `user`; durable when it returns. Returns how many were erased.
+  // Erases every event of `user` and records the erasure (ErasedAt); durable when it returns.
+  // Returns how many events were erased.
   absl::StatusOr<int64_t> DeleteUser(const std::string& user);
 
-  // The events of `user` in log order, at most `limit` of the most recent ones (0 = all).
-  absl::StatusOr<std::vector<StoredEvent>> UserEvents(const std::string& user,
-                                                      int64_t limit = 0) const;
+  // The events of `user` with seq > after_seq in log order, at most `limit` of the most recent
+  // ones (0 = all).
+  absl::StatusOr<std::vector<StoredEvent>> UserEvents(const std::string& user, int64_t limit = 0,
+                                                      int64_t after_seq = 0) const;
 
-  // Calls `fn` for every event with seq > after_seq, in log order, until it returns false.
-  // Writes that commit meanwhile may or may not be seen.
-  absl::Status ForEach(int64_t after_seq,
-                       const std::function<bool(const StoredEvent&)>& fn) const;
+  // The LastSeq() at the user's latest erasure, or -1 if the user was never erased. A model
+  // trained on events up to seq S may hold the user's erased interactions if ErasedAt >= S (at
+  // equality it may not, but then it holds no row of the user to ignore).
+  absl::StatusOr<int64_t> ErasedAt(const std::string& user) const;
+  // Every (user, ErasedAt) with ErasedAt >= after_seq, by user.
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> Erasures(int64_t after_seq) const;
 
-  // Number of events stored, and the largest seq (0 for an empty store).
+  // Calls `fn` for every event with after_seq < seq <= through_seq (0: no upper bound), in log
+  // order, until it returns false. Writes that commit meanwhile may or may not be seen.
+  absl::Status ForEach(int64_t after_seq, const std::function<bool(const StoredEvent&)>& fn,
+                       int64_t through_seq = 0) const;
+
+  // Number of events stored, and the largest seq ever assigned (0 for an empty store; it does
+  // not go down when events are erased).
   absl::StatusOr<int64_t> Count() const;
   absl::StatusOr<int64_t> LastSeq() const;
 
@@ -104,14 +125,18 @@ class EventStore {
  private:
   struct Write;  // one caller's write, run inside the writer's transaction
 
-  EventStore(EventStoreOptions options, sqlite3* writer, sqlite3* reader);
+  class Reader;  // a pooled read connection, borrowed for one read
+
+  EventStore(EventStoreOptions options, sqlite3* writer, std::vector<sqlite3*> readers);
   absl::Status Submit(std::function<absl::Status(sqlite3*)> run);
   void WriterLoop();
 
   EventStoreOptions options_;
-  sqlite3* writer_db_;   // used by the writer thread only
-  sqlite3* reader_db_;   // guarded by reader_mu_
-  mutable std::mutex reader_mu_;
+  sqlite3* writer_db_;  // used by the writer thread only
+  std::vector<sqlite3*> readers_;  // owned; each used by one Reader at a time
+  mutable std::mutex readers_mu_;  // guards free_readers_
+  mutable std::condition_variable readers_cv_;
+  mutable std::vector<sqlite3*> free_readers_;
 
   std::mutex mu_;  // guards queue_ and stop_
   std::condition_variable cv_;

@@ -65,6 +65,11 @@ struct ModelLineage {
   int64_t train_interactions = 0;
   int64_t test_interactions = 0;
   std::map<std::string, double> metrics;  // held-out metrics, e.g. "ndcg@10"
+  // Trained on an event store: the last event seq it includes (0: none). Serving folds in only
+  // the events after it, so that none counts twice.
+  int64_t events_through_seq = 0;
+  std::string parent_version;  // the live version a retrain started from, if any
+  std::string gate;            // "passed", "skipped" or "forced" for a retrained model
 };
 
 // Plain data; concurrent const calls are safe.

@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include <bit>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -223,6 +224,9 @@ pb::ModelMetadata MetadataOf(const FactorModel& m) {
   pl->set_split(l.split);
   pl->set_train_interactions(l.train_interactions);
   pl->set_test_interactions(l.test_interactions);
+  pl->set_events_through_seq(l.events_through_seq);
+  pl->set_parent_version(l.parent_version);
+  pl->set_gate(l.gate);
   for (const auto& [k, v] : l.metrics) (*pl->mutable_metrics())[k] = v;
   return meta;
 }
@@ -421,9 +425,9 @@ absl::StatusOr<IdMap> ReadIdsFile(const fs::path& dir, const pb::ModelMetadata& 
   return map;
 }
 
-// Highest version number among the entries of `dir` named v<digits>; 0 if none.
-absl::StatusOr<int64_t> HighestVersion(const fs::path& dir) {
-  int64_t highest = 0;
+// The numbers of the entries of `dir` named v<digits>, ascending.
+absl::StatusOr<std::vector<int64_t>> VersionNumbers(const fs::path& dir) {
+  std::vector<int64_t> out;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -434,10 +438,17 @@ absl::StatusOr<int64_t> HighestVersion(const fs::path& dir) {
       digits = name[i] >= '0' && name[i] <= '9';
       n = n * 10 + (name[i] - '0');
     }
-    if (digits && n > highest) highest = n;
+    if (digits) out.push_back(n);
   }
   if (ec) return absl::InternalError(absl::StrCat(dir.string(), ": ", ec.message()));
-  return highest;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Highest version number among the entries of `dir` named v<digits>; 0 if none.
+absl::StatusOr<int64_t> HighestVersion(const fs::path& dir) {
+  ASSIGN_OR_RETURN(const std::vector<int64_t> numbers, VersionNumbers(dir));
+  return numbers.empty() ? 0 : numbers.back();
 }
 
 std::string VersionName(int64_t n) {
@@ -554,11 +565,54 @@ absl::StatusOr<SavedModel> SaveModel(const FactorModel& model, const std::string
           absl::InternalError(ErrnoMessage(absl::StrCat(final_dir.string(), ": rename"), err)));
     }
     RETURN_IF_ERROR(FsyncPath(dir));
-    RETURN_IF_ERROR(SwapCurrent(dir, version));
+    if (options.make_current) RETURN_IF_ERROR(SwapCurrent(dir, version));
     return SavedModel{version, final_dir.string()};
   }
   return fail(absl::InternalError(
       absl::StrCat(models_dir, ": could not claim a version name after 100 attempts")));
+}
+
+absl::StatusOr<std::vector<std::string>> ListVersions(const std::string& models_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(models_dir, ec)) return std::vector<std::string>{};
+  ASSIGN_OR_RETURN(const std::vector<int64_t> numbers, VersionNumbers(models_dir));
+  std::vector<std::string> out;
+  for (const int64_t n : numbers) {
+    const std::string name = VersionName(n);
+    if (fs::exists(fs::path(models_dir) / name / kMetadataFile, ec)) out.push_back(name);
+  }
+  return out;
+}
+
+absl::Status SetCurrentVersion(const std::string& models_dir, const std::string& version) {
+  std::error_code ec;
+  if (version.find('/') != std::string::npos ||
+      !fs::exists(fs::path(models_dir) / version / kMetadataFile, ec)) {
+    return absl::NotFoundError(absl::StrCat(models_dir, ": no model version '", version, "'"));
+  }
+  return SwapCurrent(models_dir, version);
+}
+
+absl::StatusOr<std::vector<std::string>> PruneVersions(const std::string& models_dir, int keep) {
+  if (keep < 1) return absl::InvalidArgumentError("keep at least one version");
+  ASSIGN_OR_RETURN(const std::vector<std::string> versions, ListVersions(models_dir));
+  std::string current;
+  if (auto dir = ResolveModelDir(models_dir); dir.ok()) {
+    current = fs::path(*dir).filename().string();
+  }
+  std::vector<std::string> removed;
+  const int64_t excess = static_cast<int64_t>(versions.size()) - keep;
+  for (int64_t i = 0; i < excess; ++i) {
+    if (versions[i] == current) continue;
+    std::error_code ec;
+    fs::remove_all(fs::path(models_dir) / versions[i], ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat(models_dir, "/", versions[i], ": cannot remove: ", ec.message()));
+    }
+    removed.push_back(versions[i]);
+  }
+  return removed;
 }
 
 absl::StatusOr<std::string> ResolveModelDir(const std::string& path) {
@@ -626,6 +680,9 @@ absl::StatusOr<FactorModel> LoadModel(const std::string& path) {
   l.split = meta.lineage().split();
   l.train_interactions = meta.lineage().train_interactions();
   l.test_interactions = meta.lineage().test_interactions();
+  l.events_through_seq = meta.lineage().events_through_seq();
+  l.parent_version = meta.lineage().parent_version();
+  l.gate = meta.lineage().gate();
   for (const auto& [k, v] : meta.lineage().metrics()) l.metrics[k] = v;
 
   const int64_t users = meta.users(), items = meta.items(), nnz = meta.seen_nnz();

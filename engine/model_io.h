@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -59,6 +60,9 @@ struct SaveModelOptions {
   // search index) to the same atomic version. Files it writes should be fsync'ed by it. An
   // error aborts the save (the temporary directory is removed). Default: none.
   std::function<absl::Status(const std::string& version_dir)> write_extra_files;
+  // Point `current` at the new version. False keeps it on disk without serving it (e.g. a
+  // retrained model the promotion gate refused).
+  bool make_current = true;
 };
 
 struct SavedModel {
@@ -80,6 +84,18 @@ absl::StatusOr<SavedModel> SaveModel(const FactorModel& model, const std::string
 // The version directory that `path` designates: `path` itself if it holds model.pb, else the
 // target of `path/current`. Returns NotFound if neither exists.
 absl::StatusOr<std::string> ResolveModelDir(const std::string& path);
+
+// The complete versions of `models_dir` (those holding model.pb), oldest first; empty if the
+// directory does not exist.
+absl::StatusOr<std::vector<std::string>> ListVersions(const std::string& models_dir);
+
+// Points `models_dir/current` at `version` atomically (as SaveModel does). Errors: NotFound if
+// there is no such complete version; Internal naming the path on an I/O failure.
+absl::Status SetCurrentVersion(const std::string& models_dir, const std::string& version);
+
+// Removes the oldest versions of `models_dir` so that `keep` remain, never the current one.
+// Returns the versions removed. Errors: InvalidArgument for keep < 1; Internal naming the path.
+absl::StatusOr<std::vector<std::string>> PruneVersions(const std::string& models_dir, int keep);
 
 // Loads the model at `path` (a models directory, via its `current`, or one version directory),
 // with model.lineage filled from the metadata. Verifies the header, format version, shapes,

@@ -211,12 +211,16 @@ json EntryJson(const std::string& item, bool in_model, const CatalogEntry& e) {
 }  // namespace
 
 Api::Api(LiveModel* live, Metrics* metrics, ApiOptions options,
-         std::function<int64_t()> connections, EventStore* events)
+         std::function<int64_t()> connections, EventStore* events, UserOverlay* overlay,
+         Retrainer* retrainer)
     : live_(live),
       metrics_(metrics),
       options_(std::move(options)),
       connections_(std::move(connections)),
-      events_(events) {}
+      events_(events),
+      own_overlay_(overlay == nullptr ? std::make_unique<UserOverlay>() : nullptr),
+      overlay_(overlay == nullptr ? own_overlay_.get() : overlay),
+      retrainer_(retrainer) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) const {
   try {
@@ -283,6 +287,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics_->Render(gauges);
+    if (retrainer_ != nullptr) r.body += retrainer_->RenderMetrics();
     return route("/metrics", std::move(r));
   }
   if (seg.empty() || seg[0] != "v1") return JsonError(404, "not_found", "no such route");
@@ -298,6 +303,20 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     HttpResponse r;
     r.body = snap->metadata_json;
     return route("/v1/model", std::move(r));
+  }
+
+  if (seg.size() == 3 && seg[1] == "admin" && (seg[2] == "retrain" || seg[2] == "rollback")) {
+    const std::string name = "/v1/admin/" + seg[2];
+    const bool can_get = seg[2] == "retrain";
+    if (method != "POST" && !(can_get && is_get)) {
+      return route(name, MethodNotAllowed(can_get ? "GET, POST" : "POST"));
+    }
+    if (options_.api_key.empty()) {
+      return route(name, JsonError(403, "admin_disabled",
+                                   "admin routes need the server to be started with an API key"));
+    }
+    if (!KeyMatches(request, options_.api_key)) return route(name, Unauthorized());
+    return route(name, Admin(request, seg[2], raw_query));
   }
 
   // Feedback and users.
@@ -372,8 +391,8 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     } else if (is_recs) {
       // A user with fresh feedback is answered from their folded vector; an unknown user is a
       // new customer: popular items, with source "popular".
-      const auto folded = overlay_->Find(seg[2]);
-      if (folded != nullptr && folded->model_version == snap->version()) {
+      const auto folded = overlay_->Find(seg[2], snap->version());
+      if (folded != nullptr) {
         recs = snap->recommender->RecommendForVector(folded->factors, folded->bias,
                                                      folded->seen, options);
       } else {
@@ -470,6 +489,7 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
   }
   metrics_->CountFeedback(stored.stored + stored.duplicates,
                           static_cast<int64_t>(parsed->rejected.size()));
+  if (retrainer_ != nullptr) retrainer_->NoteEvents(stored.stored);
   // Durable: now make it visible. Each user of the batch is folded in again.
   if (!parsed->events.empty()) {
     const auto durable = absl::Now();
@@ -497,17 +517,80 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
 absl::Status Api::Refold(const std::vector<std::string>& users) const {
   const auto snap = live_->Get();
   if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
+  const int64_t through = snap->model->lineage.events_through_seq;
   for (const std::string& user : users) {
-    auto history = events_->UserEvents(user);
+    auto history = events_->UserEvents(user, 0, through);
     if (!history.ok()) return history.status();
-    const auto previous = overlay_->Find(user);
-    const bool erased = previous != nullptr && previous->erased &&
-                        previous->model_version == snap->version();
-    auto entry = FoldUser(*snap, user, *history, options_.feedback, erased);
+    auto erased_at = events_->ErasedAt(user);
+    if (!erased_at.ok()) return erased_at.status();
+    auto entry = FoldUser(*snap, user, *history, options_.feedback, *erased_at >= through);
     if (!entry.ok()) return entry.status();
     overlay_->Put(user, *std::move(entry));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+json OutcomeJson(const RetrainOutcome& o) {
+  json out;
+  out["outcome"] = o.outcome;
+  if (!o.version.empty()) out["version"] = o.version;
+  out["parent_version"] = o.parent_version;
+  out["message"] = o.message;
+  out["new_events"] = o.new_events;
+  out["seconds"] = o.seconds;
+  out["finished"] = o.finished_utc;
+  if (!o.gate.metric.empty()) {
+    out["gate"] = {{"metric", o.gate.metric},   {"candidate", o.gate.candidate},
+                   {"live", o.gate.live},       {"skipped", o.gate.skipped},
+                   {"passed", o.gate.passed}};
+  }
+  return out;
+}
+
+}  // namespace
+
+HttpResponse Api::Admin(const HttpRequest& request, const std::string& action,
+                        std::string_view raw_query) const {
+  if (retrainer_ == nullptr) {
+    return JsonError(404, "retraining_disabled",
+                     "this server has no retrainer (start it with --events)");
+  }
+  auto query = ParseQuery(raw_query);
+  if (!query.ok()) return BadRequest(query.status());
+  bool wait = false;
+  for (const auto& [key, value] : *query) {
+    if (action != "retrain" || request.method != "POST" || key != "wait") {
+      return JsonError(400, "unknown_parameter", absl::StrCat("unknown parameter '", key, "'"));
+    }
+    if (value != "true" && value != "false") {
+      return JsonError(400, "bad_parameter", "wait must be true or false");
+    }
+    wait = value == "true";
+  }
+  if (action == "rollback") {
+    auto version = retrainer_->Rollback();
+    if (absl::IsFailedPrecondition(version.status())) {
+      return JsonError(409, "no_earlier_version", std::string(version.status().message()));
+    }
+    if (!version.ok()) return Internal(version.status());
+    return JsonResponse(200, {{"model_version", *version}});
+  }
+  if (request.method == "GET") {
+    const auto last = retrainer_->Last();
+    json out;
+    out["running"] = retrainer_->running();
+    out["last"] = last ? OutcomeJson(*last) : json(nullptr);
+    return JsonResponse(200, out);
+  }
+  auto outcome = retrainer_->RetrainNow(wait);
+  if (absl::IsAlreadyExists(outcome.status())) {
+    return JsonError(409, "retrain_running", std::string(outcome.status().message()));
+  }
+  if (!outcome.ok()) return JsonError(503, "stopping", std::string(outcome.status().message()));
+  if (!outcome->has_value()) return JsonResponse(202, {{"status", "started"}});
+  return JsonResponse(200, OutcomeJson(**outcome));
 }
 
 HttpResponse Api::UserFeedback(const std::string& user, std::string_view raw_query) const {

@@ -11,11 +11,16 @@
 //   POST   /v1/feedback                [{"user","item","type","value"?,"timestamp"?,"id"?}] (write)
 //   GET    /v1/users/{user}/feedback   the user's stored events (?limit=)
 //   DELETE /v1/users/{user}            erase the user's events and folded vector       (write)
+//   POST   /v1/admin/retrain           retrain now (?wait=true: answer with the outcome) (admin)
+//   GET    /v1/admin/retrain           the last retrain's outcome                         (admin)
+//   POST   /v1/admin/rollback          swap the version before the live one back in       (admin)
 //   GET    /healthz  /readyz  /metrics
 //
 // Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or wrong
-// API key, 404 unknown route/item, 405 wrong method (with Allow), 411 write without a length,
-// 413/431 (from the server) oversized body/header, 415 non-JSON body, 503 no model loaded yet.
+// API key, 403 admin route without a configured API key, 404 unknown route/item, 405 wrong
+// method (with Allow), 409 a retrain already running / nothing to roll back to, 411 write
+// without a length, 413/431 (from the server) oversized body/header, 415 non-JSON body, 503 no
+// model loaded yet. Admin routes always need the API key (and answer 403 when none is set).
 #ifndef RECLOOP_SERVING_API_H_
 #define RECLOOP_SERVING_API_H_
 
@@ -27,6 +32,7 @@
 #include "serving/http.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
+#include "serving/retrainer.h"
 
 namespace recloop {
 
@@ -49,11 +55,14 @@ struct ApiOptions {
 // Thread safety: Handle is const and may be called from any number of threads at once.
 class Api {
  public:
-  // `live`, `metrics` and `events` must outlive the Api. `connections` (may be null) reports the
-  // server's open connections for /metrics. `events` (may be null: the feedback routes then
-  // answer 404) is the store that POST /v1/feedback writes to.
+  // Every pointer must outlive the Api. `connections` (may be null) reports the server's open
+  // connections for /metrics. `events` (may be null: the feedback routes then answer 404) is
+  // the store that POST /v1/feedback writes to. `overlay` holds the folded-in users (null: the
+  // Api keeps its own). `retrainer` (may be null: the admin routes then answer 404) retrains
+  // and swaps versions.
   Api(LiveModel* live, Metrics* metrics, ApiOptions options,
-      std::function<int64_t()> connections = nullptr, EventStore* events = nullptr);
+      std::function<int64_t()> connections = nullptr, EventStore* events = nullptr,
+      UserOverlay* overlay = nullptr, Retrainer* retrainer = nullptr);
 
   // Answers one request. Never throws; a malformed request gets a 4xx JSON error.
   HttpResponse Handle(const HttpRequest& request) const;
@@ -66,13 +75,18 @@ class Api {
   HttpResponse EraseUser(const std::string& user) const;
   // Folds `users` in again from their stored events and publishes them in the overlay.
   absl::Status Refold(const std::vector<std::string>& users) const;
+  // /v1/admin/{retrain,rollback}.
+  HttpResponse Admin(const HttpRequest& request, const std::string& action,
+                     std::string_view raw_query) const;
 
   LiveModel* live_;
   Metrics* metrics_;
   ApiOptions options_;
   std::function<int64_t()> connections_;
   EventStore* events_;
-  std::unique_ptr<UserOverlay> overlay_ = std::make_unique<UserOverlay>();
+  std::unique_ptr<UserOverlay> own_overlay_;
+  UserOverlay* overlay_;
+  Retrainer* retrainer_;
 };
 
 }  // namespace recloop

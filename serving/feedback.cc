@@ -93,22 +93,29 @@ UserOverlay::Shard& UserOverlay::ShardOf(const std::string& user) const {
   return shards_[std::hash<std::string>{}(user) % shards_.size()];
 }
 
-std::shared_ptr<const FoldedUserEntry> UserOverlay::Find(const std::string& user) const {
+std::shared_ptr<const FoldedUserEntry> UserOverlay::Find(const std::string& user,
+                                                         const std::string& model_version) const {
   Shard& s = ShardOf(user);
   std::lock_guard<std::mutex> lock(s.mu);
   const auto it = s.users.find(user);
-  return it == s.users.end() ? nullptr : it->second;
+  if (it == s.users.end()) return nullptr;
+  for (const auto& entry : it->second) {
+    if (entry->model_version == model_version) return entry;
+  }
+  return nullptr;
 }
 
 void UserOverlay::Put(const std::string& user, std::shared_ptr<const FoldedUserEntry> entry) {
   Shard& s = ShardOf(user);
   std::lock_guard<std::mutex> lock(s.mu);
-  auto& slot = s.users[user];
-  if (slot != nullptr && slot->model_version == entry->model_version &&
-      slot->through_seq > entry->through_seq) {
+  Entries& entries = s.users[user];
+  for (auto& slot : entries) {
+    if (slot->model_version != entry->model_version) continue;
+    if (slot->through_seq <= entry->through_seq) slot = std::move(entry);
     return;
   }
-  slot = std::move(entry);
+  if (entries.size() >= 2) entries.erase(entries.begin());
+  entries.push_back(std::move(entry));
 }
 
 void UserOverlay::Erase(const std::string& user) {
@@ -117,11 +124,26 @@ void UserOverlay::Erase(const std::string& user) {
   s.users.erase(user);
 }
 
+void UserOverlay::KeepOnly(const std::string& model_version) {
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (auto it = s.users.begin(); it != s.users.end();) {
+      Entries& entries = it->second;
+      std::erase_if(entries, [&](const auto& e) { return e->model_version != model_version; });
+      if (entries.empty()) {
+        s.users.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
 int64_t UserOverlay::size() const {
   int64_t n = 0;
   for (const Shard& s : shards_) {
     std::lock_guard<std::mutex> lock(s.mu);
-    n += static_cast<int64_t>(s.users.size());
+    for (const auto& [user, entries] : s.users) n += static_cast<int64_t>(entries.size());
   }
   return n;
 }
@@ -133,7 +155,6 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   if (!m.has_factors() || snap.fold_in == nullptr) {
     return absl::FailedPreconditionError("the live model has no factors to fold users into");
   }
-  const bool explicit_model = m.params.feedback == Feedback::kExplicit;
   absl::flat_hash_map<int32_t, float> values;  // item -> value of the fold
   absl::flat_hash_set<int32_t> seen;
   const auto u = erased ? std::nullopt : m.users.Find(user);
@@ -148,23 +169,22 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   auto entry = std::make_shared<FoldedUserEntry>();
   entry->model_version = snap.version();
   entry->erased = erased;
+  entry->through_seq = m.lineage.events_through_seq;
+  const bool sum = EventDuplicatePolicy(m.params.feedback) == DuplicatePolicy::kSum;
   for (const StoredEvent& se : events) {
     entry->through_seq = std::max(entry->through_seq, se.seq);
+    if (se.seq <= m.lineage.events_through_seq) continue;  // in the training row already
     const Event& e = se.event;
     const auto item = m.items.Find(e.item);
     if (!item) continue;  // an item the model does not know yet
     seen.insert(*item);
-    if (explicit_model) {
-      if (e.type == "rating" && e.value) values[*item] = *e.value;
-      continue;
+    const auto value = EventValue(e, m.params.feedback, options.type_weights);
+    if (!value) continue;
+    if (sum) {
+      values[*item] += *value;
+    } else {
+      values[*item] = *value;
     }
-    float w = 1.0f;
-    if (e.value) {
-      w = *e.value;
-    } else if (const auto it = options.type_weights.find(e.type); it != options.type_weights.end()) {
-      w = it->second;
-    }
-    values[*item] += w;
   }
   // In item order: the fold's sums must not depend on the hash map's iteration order.
   std::vector<std::pair<int32_t, float>> history(values.begin(), values.end());

@@ -21,6 +21,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "data/event_interactions.h"
 #include "data/event_store.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
@@ -32,8 +33,7 @@ struct FeedbackOptions {
   // 1 + alpha * |w|, preference [w > 0]). A negative weight is negative feedback: it pushes the
   // item and the items near it down. "rating" is the explicit type and must carry a value.
   // Types not listed here are refused.
-  std::map<std::string, float, std::less<>> type_weights = {
-      {"view", 1.0f}, {"click", 2.0f}, {"cart", 3.0f}, {"purchase", 5.0f}, {"dislike", -5.0f}};
+  TypeWeights type_weights = DefaultTypeWeights();
   // Events one POST may carry.
   int max_events_per_request = 10'000;
 };
@@ -63,30 +63,43 @@ struct FoldedUserEntry {
   bool erased = false;
 };
 
+// A user holds entries for at most two model versions at once: while a new version is being
+// swapped in, its entries are prepared beside the live version's (serving/retrainer.h).
+//
 // Thread safety: every method may be called concurrently. A lookup copies one shared pointer
 // under the mutex of one of 16 shards; it never waits on a fold.
 class UserOverlay {
  public:
-  std::shared_ptr<const FoldedUserEntry> Find(const std::string& user) const;
+  // The user's entry for `model_version`, or null.
+  std::shared_ptr<const FoldedUserEntry> Find(const std::string& user,
+                                              const std::string& model_version) const;
   // Stores `entry` unless the user already has one for the same model version that saw a later
-  // event (two folds of one user racing: the one that saw more wins).
+  // event (two folds of one user racing: the one that saw more wins). An entry of a third
+  // version replaces the user's older one.
   void Put(const std::string& user, std::shared_ptr<const FoldedUserEntry> entry);
   void Erase(const std::string& user);
-  int64_t size() const;
+  // Drops every entry of a version other than `model_version` (after a swap).
+  void KeepOnly(const std::string& model_version);
+  int64_t size() const;  // entries
 
  private:
+  using Entries = std::vector<std::shared_ptr<const FoldedUserEntry>>;  // oldest first, <= 2
   struct Shard {
     mutable std::mutex mu;
-    absl::flat_hash_map<std::string, std::shared_ptr<const FoldedUserEntry>> users;
+    absl::flat_hash_map<std::string, Entries> users;
   };
   Shard& ShardOf(const std::string& user) const;
   mutable std::array<Shard, 16> shards_;
 };
 
 // Folds `user` in against `snap` from the model's training row (if the model knows the user and
-// `erased` is false) and `events` (the user's stored events, log order). Explicit models use "rating" events (the
-// latest per item wins); implicit models sum each item's event weights. Items the model does not
-// know are skipped. Errors: FailedPrecondition for a model without factors.
+// `erased` is false) and `events`: the user's stored events after the model's last trained event
+// (lineage.events_through_seq; older ones are in the training row already), in log order. Events
+// count as in training (data/event_interactions.h): explicit models take "rating" events (the
+// latest per item wins), implicit models add up each item's event weights. Items the model does
+// not know are skipped. Pass erased = true if the user was erased after the model's last event
+// (EventStore::ErasedAt): their training row then no longer counts. Errors: FailedPrecondition
+// for a model without factors.
 absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const ModelSnapshot& snap, const std::string& user, const std::vector<StoredEvent>& events,
     const FeedbackOptions& options, bool erased = false);

@@ -92,29 +92,57 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Open(const LiveModelOption
 }
 
 absl::Status LiveModel::Reload(const std::string& version_dir) {
+  ASSIGN_OR_RETURN(auto prepared, Prepare(version_dir));
+  return Activate(std::move(prepared));
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::Prepare(
+    const std::string& version_dir) {
   ASSIGN_OR_RETURN(std::string dir,
                    ResolveModelDir(version_dir.empty() ? options_.models_dir : version_dir));
   ASSIGN_OR_RETURN(FactorModel loaded, LoadModel(dir));
   ASSIGN_OR_RETURN(std::string metadata, DescribeModel(dir, /*json=*/true));
   auto model = std::make_shared<const FactorModel>(std::move(loaded));
   ASSIGN_OR_RETURN(auto index, LoadOrBuildItemIndex(*model, dir));
+  std::shared_ptr<const FoldIn> fold_in;
+  if (model->has_factors()) {  // outside the lock: O(items * K^2) for implicit models
+    ASSIGN_OR_RETURN(FoldIn f, FoldIn::Create(*model));
+    fold_in = std::make_shared<const FoldIn>(std::move(f));
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  return Publish(std::move(model), std::move(index), std::move(metadata), nullptr);
+  ASSIGN_OR_RETURN(auto snapshot, MakeSnapshot(std::move(model), std::move(index),
+                                               std::move(metadata), nullptr, std::move(fold_in)));
+  return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
-absl::Status LiveModel::Publish(std::shared_ptr<const FactorModel> model,
-                                std::shared_ptr<const ItemIndex> index, std::string metadata_json,
-                                std::shared_ptr<const ItemCatalog> catalog) {
+absl::Status LiveModel::Activate(std::shared_ptr<const ModelSnapshot> prepared) {
+  if (prepared == nullptr) return absl::InvalidArgumentError("no snapshot to activate");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (prepared->catalog_changes != catalog_changes_) {
+    // The catalogue changed since Prepare: rebuild the filters from the current one.
+    ASSIGN_OR_RETURN(auto fresh, MakeSnapshot(prepared->model, prepared->index,
+                                              prepared->metadata_json, nullptr, prepared->fold_in));
+    prepared = std::move(fresh);
+  }
+  snapshot_.store(std::move(prepared), std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
+    std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
+    std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,
+    std::shared_ptr<const FoldIn> fold_in) const {
   if (catalog == nullptr) {
     catalog = std::make_shared<const ItemCatalog>(BuildCatalog(*model, catalog_, *categories_));
   }
   ASSIGN_OR_RETURN(Recommender recommender, Recommender::Create(model, index, catalog));
-  std::shared_ptr<const FoldIn> fold_in;
-  if (const auto current = Get(); current != nullptr && current->model == model) {
-    fold_in = current->fold_in;  // a catalogue change: same model, same fold-in
-  } else if (model->has_factors()) {
-    ASSIGN_OR_RETURN(FoldIn f, FoldIn::Create(*model));
-    fold_in = std::make_shared<const FoldIn>(std::move(f));
+  if (fold_in == nullptr) {
+    if (const auto current = Get(); current != nullptr && current->model == model) {
+      fold_in = current->fold_in;  // a catalogue change: same model, same fold-in
+    } else if (model->has_factors()) {
+      ASSIGN_OR_RETURN(FoldIn f, FoldIn::Create(*model));
+      fold_in = std::make_shared<const FoldIn>(std::move(f));
+    }
   }
   auto snapshot = std::make_shared<ModelSnapshot>();
   snapshot->fold_in = std::move(fold_in);
@@ -124,8 +152,8 @@ absl::Status LiveModel::Publish(std::shared_ptr<const FactorModel> model,
   snapshot->recommender = std::make_shared<const Recommender>(std::move(recommender));
   snapshot->categories = categories_;
   snapshot->metadata_json = std::move(metadata_json);
-  snapshot_.store(std::move(snapshot), std::memory_order_release);
-  return absl::OkStatus();
+  snapshot->catalog_changes = catalog_changes_;
+  return snapshot;
 }
 
 absl::Status LiveModel::SetItem(const std::string& item, CatalogEntry entry) {
@@ -136,13 +164,17 @@ absl::Status LiveModel::SetItem(const std::string& item, CatalogEntry entry) {
   RETURN_IF_ERROR(store_->Put(item, entry));  // durable before it is visible
   AddCategories(entry, &categories_);
   catalog_[item] = entry;
+  ++catalog_changes_;
   const auto current = Get();
   if (current == nullptr) return absl::OkStatus();
   const auto index = current->model->items.Find(item);
   if (!index) return absl::OkStatus();  // waits for a model that knows the item
   auto catalog = std::make_shared<const ItemCatalog>(
       PatchCatalog(*current->catalog, *index, entry, *categories_));
-  return Publish(current->model, current->index, current->metadata_json, std::move(catalog));
+  ASSIGN_OR_RETURN(auto snapshot, MakeSnapshot(current->model, current->index,
+                                               current->metadata_json, std::move(catalog)));
+  snapshot_.store(std::move(snapshot), std::memory_order_release);
+  return absl::OkStatus();
 }
 
 std::optional<CatalogEntry> LiveModel::GetItem(const std::string& item) const {

@@ -36,6 +36,7 @@ struct ModelSnapshot {
   // Category names to the ids the catalogue's category lists use.
   std::shared_ptr<const IdMap> categories;
   std::string metadata_json;  // the version's Protobuf metadata as JSON (GET /v1/model)
+  uint64_t catalog_changes = 0;  // LiveModel's count of catalogue changes when it was built
 
   const std::string& version() const { return model->lineage.version; }
 };
@@ -67,6 +68,15 @@ class LiveModel {
   // loader's errors otherwise.
   absl::Status Reload(const std::string& version_dir = "");
 
+  // Reload in two steps, for a swap that must prepare state against the new model before it
+  // goes live (serving/retrainer.h): Prepare loads a version (as Reload) into a snapshot that is
+  // not published; Activate publishes it, with the catalogue as it is at that moment. Errors:
+  // as Reload.
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Prepare(const std::string& version_dir);
+  absl::Status Activate(std::shared_ptr<const ModelSnapshot> prepared);
+
+  const std::string& models_dir() const { return options_.models_dir; }
+
   // Stores `entry` for `item` durably, then publishes a snapshot whose filters use it (the item
   // may be unknown to the model: the entry waits for a model that knows it). Errors: the
   // catalogue store's.
@@ -77,16 +87,20 @@ class LiveModel {
 
  private:
   LiveModel() = default;
-  // Publishes a snapshot of `model` + `index` with the catalogue in catalog_. Requires mu_.
-  absl::Status Publish(std::shared_ptr<const FactorModel> model,
-                       std::shared_ptr<const ItemIndex> index, std::string metadata_json,
-                       std::shared_ptr<const ItemCatalog> catalog);
+  // A snapshot of `model` + `index` with `catalog` (null: built from catalog_) and `fold_in`
+  // (null: made for the model unless the live snapshot has the same model). Requires mu_.
+  absl::StatusOr<std::shared_ptr<ModelSnapshot>> MakeSnapshot(
+      std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
+      std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,
+      std::shared_ptr<const FoldIn> fold_in = nullptr) const;
 
   LiveModelOptions options_;
   std::unique_ptr<CatalogStore> store_;
   std::atomic<std::shared_ptr<const ModelSnapshot>> snapshot_;
-  mutable std::mutex mu_;  // serialises writers; guards catalog_ and categories_
+  mutable std::mutex mu_;  // serialises writers; guards catalog_, categories_, catalog_changes_
   CatalogMap catalog_;
+  uint64_t catalog_changes_ = 0;  // SetItem calls so far: a prepared snapshot's catalogue is stale
+                                  // if it changed since
   std::shared_ptr<const IdMap> categories_ = std::make_shared<IdMap>();
 };
 

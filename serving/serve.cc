@@ -18,9 +18,15 @@ absl::Status RunServe(const ServeOptions& options) {
     ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
   }
   Metrics metrics;
+  UserOverlay overlay;
+  std::unique_ptr<Retrainer> retrainer;
+  if (events != nullptr) {
+    retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &overlay,
+                                            options.api.feedback, options.retrain);
+  }
   std::unique_ptr<HttpServer> server;
   Api api(live.get(), &metrics, options.api, [&server] { return server->open_connections(); },
-          events.get());
+          events.get(), &overlay, retrainer.get());
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();
   const int every = options.access_log_every;

@@ -10,6 +10,7 @@
 #include "serving/api.h"
 #include "serving/http_server.h"
 #include "serving/live_model.h"
+#include "serving/retrainer.h"
 
 namespace recloop {
 
@@ -23,6 +24,8 @@ struct ServeOptions {
   // The event store that POST /v1/feedback writes to (created when missing); empty = no
   // feedback routes.
   std::string events_path;
+  // Background retraining from the event store (needs events_path).
+  RetrainerOptions retrain;
 };
 
 // Serves until a signal (or a fatal start-up error). Errors: the live model's (a corrupted

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "data/event_interactions.h"
 #include "data/event_store.h"
 #include "data/split.h"
 #include "engine/item_index.h"
@@ -54,41 +55,10 @@ absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedba
   return o;
 }
 
-// A file removed when the object goes.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {}
-  TempFile(TempFile&& other) noexcept : path_(std::exchange(other.path_, "")) {}
-  TempFile& operator=(TempFile&&) = delete;
-  ~TempFile() {
-    if (!path_.empty()) std::filesystem::remove(path_);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Exports the event store at `store` to a temporary CSV file.
 // Opens an event store that must exist already (EventStore::Open would create an empty one).
 absl::StatusOr<std::unique_ptr<EventStore>> OpenExistingEventStore(const std::string& path) {
   if (!std::filesystem::exists(path)) return absl::NotFoundError("no event store at " + path);
   return EventStore::Open({path});
-}
-
-absl::StatusOr<TempFile> ExportEvents(const std::string& store_path, bool quiet) {
-  ASSIGN_OR_RETURN(auto store, OpenExistingEventStore(store_path));
-  TempFile file((std::filesystem::temp_directory_path() /
-                 absl::StrCat("recloop-events-", getpid(), "-", Clock::now().time_since_epoch().count(),
-                              ".csv"))
-                    .string());
-  const auto start = Clock::now();
-  ASSIGN_OR_RETURN(const int64_t rows, store->ExportCsv(file.path()));
-  if (!quiet) {
-    std::fprintf(stderr, "exported %lld events from %s (%.2f s)\n", static_cast<long long>(rows),
-                 store_path.c_str(), SecondsSince(start));
-  }
-  return file;
 }
 
 absl::StatusOr<Interactions> Read(const std::string& path, const ReadOptions& options, bool quiet) {
@@ -320,17 +290,32 @@ int RunTrain(const TrainCommand& cmd) {
   if (cmd.data.empty() == cmd.events.empty()) {
     return Fail(absl::InvalidArgumentError("give exactly one of --data and --events"));
   }
-  // An event store is trained from its CSV export: the reader's type weights, duplicate policy
-  // and timestamps apply exactly as to a file.
-  std::string data_path = cmd.data;
-  std::optional<TempFile> exported;
+  // An event store is read as the server's retrainer reads it (data/event_interactions.h):
+  // the same event values, so that a model trained here and one retrained in the server agree.
+  absl::StatusOr<Interactions> data;
+  int64_t events_through_seq = 0;
   if (!cmd.events.empty()) {
-    auto file = ExportEvents(cmd.events, cmd.quiet);
-    if (!file.ok()) return Fail(file.status());
-    exported.emplace(std::move(file).value());
-    data_path = exported->path();
+    auto store = OpenExistingEventStore(cmd.events);
+    if (!store.ok()) return Fail(store.status());
+    auto last = (*store)->LastSeq();
+    if (!last.ok()) return Fail(last.status());
+    EventDataOptions event_options;
+    event_options.feedback = *feedback;
+    event_options.through_seq = events_through_seq = *last;
+    const auto read_start = Clock::now();
+    EventDataStats stats;
+    data = EventInteractions(**store, event_options, &stats);
+    if (data.ok() && !cmd.quiet) {
+      std::fprintf(stderr,
+                   "read %s: %lld events (%lld used), %lld interactions, %d users, %d items "
+                   "(%.2f s)\n",
+                   cmd.events.c_str(), static_cast<long long>(stats.events_read),
+                   static_cast<long long>(stats.events_used), static_cast<long long>(data->size()),
+                   data->users.size(), data->items.size(), SecondsSince(read_start));
+    }
+  } else {
+    data = Read(cmd.data, *read_options, cmd.quiet);
   }
-  auto data = Read(data_path, *read_options, cmd.quiet);
   if (!data.ok()) return Fail(data.status());
   const int64_t data_rows = data->size();
   Interactions train, test;
@@ -381,12 +366,16 @@ int RunTrain(const TrainCommand& cmd) {
   std::optional<SavedModel> saved;
   if (!cmd.out.empty()) {
     ModelLineage& lineage = model->lineage;
-    // Hashed only when the model is kept: it costs a second read of the data file.
-    auto data_print = FingerprintFile(data_path);
-    if (!data_print.ok()) return Fail(data_print.status());
-    lineage.data = *data_print;
-    // Absolute, so that the lineage still says which file it was when read from elsewhere (for
-    // an event store: the store; the fingerprint is of the events it held).
+    if (cmd.events.empty()) {
+      // Hashed only when the model is kept: it costs a second read of the data file.
+      auto data_print = FingerprintFile(cmd.data);
+      if (!data_print.ok()) return Fail(data_print.status());
+      lineage.data = *data_print;
+    }
+    // An event store is identified by its path and the last event read (events_through_seq):
+    // the store keeps growing, so a hash of its file would name nothing reproducible.
+    lineage.events_through_seq = events_through_seq;
+    // Absolute, so that the lineage still says which file it was when read from elsewhere.
     lineage.data.path =
         std::filesystem::absolute(cmd.events.empty() ? cmd.data : cmd.events).string();
     lineage.data.rows = data_rows;

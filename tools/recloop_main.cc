@@ -226,6 +226,40 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--events", so.events_path,
                         "Event store of POST /v1/feedback (SQLite, created when missing); without "
                         "it the feedback routes answer 404");
+  recloop::RetrainerOptions& ro = so.retrain;
+  serve_cmd->add_option("--retrain-events", ro.every_events,
+                        "Retrain in the background after this many new events (0: not by count)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve_cmd->add_option("--retrain-minutes", ro.every_minutes,
+                        "Or this many minutes after the last retrain, if there are new events "
+                        "(0: not by time)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve_cmd->add_option("--retrain-iterations", ro.iterations,
+                        "ALS iterations of a retrain (warm-started from the live model)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  serve_cmd->add_option("--retrain-threads", ro.threads,
+                        "Threads of a retrain (it runs at nice 19 beside serving)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  serve_cmd->add_option("--retrain-regularization", ro.regularization,
+                        "Regularisation of retrained models (negative: the live model's)")
+      ->capture_default_str();
+  serve_cmd->add_option("--holdout-fraction", ro.gate.holdout_fraction,
+                        "Newest share of the new events held out to gate a retrained model")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
+  serve_cmd->add_option("--gate-tolerance", ro.gate.tolerance,
+                        "Promote a retrained model unless it is worse than the live one on the "
+                        "holdout by more than this fraction (RMSE, or NDCG@10 for implicit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  serve_cmd->add_option("--keep-versions", ro.keep_versions,
+                        "Model versions kept in the models directory (older ones are removed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   serve_cmd->add_option("--ef-search", so.api.ef_search,
                         "HNSW beam width of queries (lower: faster, recalls less); 0 = the one "
                         "saved with the index")

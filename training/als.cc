@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "Eigen/Cholesky"
+#include "engine/status_macros.h"
 #include "absl/strings/str_cat.h"
 #include "tbb/parallel_for.h"
 
@@ -328,6 +329,36 @@ absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user, const Cs
   return t;
 }
 
+absl::Status AlsTrainer::WarmStart(const AlsWarmStart& w) {
+  FactorModel& m = model_;
+  const int k = options_.factors;
+  auto copy_rows = [k](const FactorMatrix& from, const std::vector<uint8_t>& known,
+                       FactorMatrix* to, const char* side) -> absl::Status {
+    if (from.size() == 0) return absl::OkStatus();
+    if (from.rows() != to->rows() || from.cols() != k ||
+        known.size() != static_cast<size_t>(to->rows())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("warm start ", side, " factors are ", from.rows(), "x", from.cols(),
+                       ", expected ", to->rows(), "x", k));
+    }
+    for (Eigen::Index r = 0; r < to->rows(); ++r) {
+      if (known[r]) to->row(r) = from.row(r);
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(copy_rows(w.user_factors, w.user_known, &m.user_factors, "user"));
+  RETURN_IF_ERROR(copy_rows(w.item_factors, w.item_known, &m.item_factors, "item"));
+  if (options_.feedback == Feedback::kExplicit && w.item_bias.size() > 0) {
+    if (w.item_bias.size() != m.item_bias.size()) {
+      return absl::InvalidArgumentError("warm start item biases have the wrong length");
+    }
+    for (Eigen::Index r = 0; r < m.item_bias.size(); ++r) {
+      if (w.item_known[r]) m.item_bias[r] = w.item_bias[r];
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AlsTrainer::Iterate() {
   const AlsOptions& o = options_;
   FactorModel& m = model_;
@@ -360,9 +391,13 @@ double AlsTrainer::TrainRmse() const {
 }
 
 absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                     const AlsOptions& o, const IterationCallback& on_iteration) {
+                                     const AlsOptions& o, const IterationCallback& on_iteration,
+                                     const AlsWarmStart* warm) {
   auto trainer = AlsTrainer::Create(by_user, by_item, o);
   if (!trainer.ok()) return trainer.status();
+  if (warm != nullptr) {
+    if (absl::Status s = trainer->WarmStart(*warm); !s.ok()) return s;
+  }
   for (int it = 1; it <= o.iterations; ++it) {
     const auto start = Clock::now();
     if (absl::Status s = trainer->Iterate(); !s.ok()) return s;

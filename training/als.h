@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,6 +56,17 @@ struct IterationStats {
 
 using IterationCallback = std::function<void(const IterationStats&)>;
 
+// Initial factors for a warm start (e.g. a retrain from the live model): row r of each side
+// replaces the random initial row r where known[r] is nonzero; unknown rows (new users and
+// items) keep their random start. Explicit models also take the item biases of known items.
+struct AlsWarmStart {
+  FactorMatrix user_factors;  // by_user.rows() x factors (or empty: users start at random)
+  std::vector<uint8_t> user_known;
+  FactorMatrix item_factors;  // by_item.rows() x factors
+  Eigen::VectorXf item_bias;  // explicit: by_item.rows(); else empty
+  std::vector<uint8_t> item_known;
+};
+
 // Step-by-step training, for callers that drive iterations themselves (benchmarks, warm starts).
 // Keeps references to both matrices, which must outlive it. Not thread-safe; each call uses the
 // oneTBB arena of the caller.
@@ -63,6 +75,10 @@ class AlsTrainer {
   // Validates options and shapes and draws the initial factors from options.seed.
   static absl::StatusOr<AlsTrainer> Create(const CsrMatrix& by_user, const CsrMatrix& by_item,
                                            const AlsOptions& options);
+
+  // Replaces the initial factors of known rows (before the first Iterate). Returns
+  // InvalidArgument if a shape does not match.
+  absl::Status WarmStart(const AlsWarmStart& warm);
 
   // One full alternation: the user half-step, then the item half-step. Returns Internal if the
   // factors stop being finite.
@@ -92,7 +108,8 @@ class AlsTrainer {
 // training/train.h). Thread-safe; uses the oneTBB arena of the caller.
 absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
                                      const AlsOptions& options,
-                                     const IterationCallback& on_iteration = nullptr);
+                                     const IterationCallback& on_iteration = nullptr,
+                                     const AlsWarmStart* warm = nullptr);
 
 // The objective that TrainAls minimises, evaluated for `model` (exposed for tests).
 double AlsLoss(const CsrMatrix& by_user, const FactorModel& model, const AlsOptions& options);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <utility>
 
 #include "engine/status_macros.h"
@@ -20,6 +21,31 @@ void FillCommon(const Interactions& train, CsrMatrix by_user, Eigen::VectorXf po
   m->min_value = *lo;
   m->max_value = *hi;
   m->seen = std::move(by_user);
+}
+
+// The rows of `from` for the users and items of `train` that it knows.
+AlsWarmStart WarmStartFrom(const FactorModel& from, const Interactions& train, Feedback feedback) {
+  const int k = from.params.factors;
+  AlsWarmStart w;
+  w.user_factors.setZero(train.users.size(), k);
+  w.user_known.assign(train.users.size(), 0);
+  for (int32_t u = 0; u < train.users.size(); ++u) {
+    if (const auto r = from.users.Find(train.users.External(u)); r) {
+      w.user_factors.row(u) = from.user_factors.row(*r);
+      w.user_known[u] = 1;
+    }
+  }
+  w.item_factors.setZero(train.items.size(), k);
+  w.item_known.assign(train.items.size(), 0);
+  if (feedback == Feedback::kExplicit) w.item_bias.setZero(train.items.size());
+  for (int32_t i = 0; i < train.items.size(); ++i) {
+    if (const auto r = from.items.Find(train.items.External(i)); r) {
+      w.item_factors.row(i) = from.item_factors.row(*r);
+      if (feedback == Feedback::kExplicit) w.item_bias[i] = from.item_bias[*r];
+      w.item_known[i] = 1;
+    }
+  }
+  return w;
 }
 
 }  // namespace
@@ -57,7 +83,14 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
   ASSIGN_OR_RETURN(Eigen::VectorXf popularity, ItemPopularity(train, options.popularity));
   CsrMatrix by_user = train.ToUserItemMatrix();
   const CsrMatrix by_item = by_user.Transpose();
-  ASSIGN_OR_RETURN(FactorModel m, TrainAls(by_user, by_item, options.als, on_iteration));
+  std::optional<AlsWarmStart> warm;
+  if (const FactorModel* w = options.warm_start;
+      w != nullptr && w->has_factors() && w->params.factors == options.als.factors &&
+      w->params.feedback == options.als.feedback) {
+    warm = WarmStartFrom(*w, train, options.als.feedback);
+  }
+  ASSIGN_OR_RETURN(FactorModel m, TrainAls(by_user, by_item, options.als, on_iteration,
+                                           warm ? &*warm : nullptr));
   FillCommon(train, std::move(by_user), std::move(popularity), &m);
   m.params.popularity_half_life_days = options.popularity.half_life_days;
   return m;

@@ -17,6 +17,10 @@ struct TrainOptions {
   // How FactorModel::item_popularity is computed, for every algorithm (it is the popularity
   // model's score and every model's cold-start fallback). Default: plain counts.
   PopularityOptions popularity;
+  // ALS only: start from this model's factors for every user and item it knows (matched by
+  // external ID; it must have the same factors and feedback kind, else it is ignored), so that
+  // a retrain converges in a few iterations. Null: random start.
+  const FactorModel* warm_start = nullptr;
 };
 
 // Trains on `train` (deduplicated). Returns InvalidArgument for bad options or empty data.

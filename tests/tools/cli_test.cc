@@ -415,10 +415,13 @@ TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
   r = Run("train --events " + store_path + " --feedback implicit --factors 4 --iterations 2 "
           "--out " + models);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("exported 1440 events"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1440 events (1440 used)"), std::string::npos) << r.err;
   r = Run("model info " + models + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(store_path), std::string::npos) << r.out;
+  // The last event it trained on, so that serving folds in only later ones.
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["lineage"]["events_through_seq"], "1440") << r.out;
 
   r = Run("train --events " + dir_.File("missing.db") + " --feedback implicit");
   EXPECT_EQ(r.exit_code, 1);

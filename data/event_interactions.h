@@ -1,0 +1,62 @@
+// Event interactions: the events of an event store (data/event_store.h) turned into the
+// interactions a model trains on. One conversion shared by `recloop train --events`, the
+// server's background retrainer and its real-time fold-in, so that an event means the same
+// thing everywhere:
+//   explicit models: "rating" events with their value (the latest rating of an item wins);
+//                    other event types carry no rating and are left out;
+//   implicit models: the event's value if it has one, else its type's weight; the weights of
+//                    one user's events on one item add up (negative weights are negative
+//                    feedback).
+#ifndef RECLOOP_DATA_EVENT_INTERACTIONS_H_
+#define RECLOOP_DATA_EVENT_INTERACTIONS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "data/event_store.h"
+#include "data/interactions.h"
+#include "engine/factor_model.h"
+
+namespace recloop {
+
+// The value an event contributes to a model of kind `feedback`, or nullopt if it contributes
+// nothing (explicit models: every type but "rating").
+std::optional<float> EventValue(const Event& event, Feedback feedback,
+                                const TypeWeights& type_weights);
+
+// How interactions of one (user, item) pair combine for `feedback`: kLast for explicit, kSum
+// for implicit.
+DuplicatePolicy EventDuplicatePolicy(Feedback feedback);
+
+struct EventDataOptions {
+  Feedback feedback = Feedback::kImplicit;
+  TypeWeights type_weights = DefaultTypeWeights();
+  // The events read: after_seq < seq <= through_seq (through_seq 0 = up to the last one).
+  int64_t after_seq = 0;
+  int64_t through_seq = 0;
+  // Carried forward: the training interactions of this model (its seen matrix), as if they
+  // came before every event read, except those of the users in `dropped_users` (erased since
+  // the model was trained). Null: events only.
+  const FactorModel* base = nullptr;
+  std::vector<std::string> dropped_users;
+};
+
+struct EventDataStats {
+  int64_t events_read = 0;     // events in the seq range
+  int64_t events_used = 0;     // of those, events that contributed a value
+  int64_t base_interactions = 0;
+  int64_t last_seq = 0;        // the largest seq read (0 if none)
+};
+
+// The interactions of `options`, deduplicated by EventDuplicatePolicy, with timestamps (base
+// interactions have timestamp 0, so a later event's rating replaces them). Errors: the store's.
+absl::StatusOr<Interactions> EventInteractions(const EventStore& store,
+                                               const EventDataOptions& options,
+                                               EventDataStats* stats = nullptr);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_DATA_EVENT_INTERACTIONS_H_

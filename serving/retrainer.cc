@@ -1,0 +1,304 @@
+#include "serving/retrainer.h"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/item_index.h"
+#include "engine/model_io.h"
+#include "engine/status_macros.h"
+#include "tbb/task_arena.h"
+
+namespace recloop {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kOutcomes[] = {"promoted", "refused", "skipped", "discarded", "failed"};
+
+std::string RefusedDir(const std::string& models_dir) { return models_dir + "/refused"; }
+
+}  // namespace
+
+Retrainer::Retrainer(LiveModel* live, EventStore* events, UserOverlay* overlay,
+                     FeedbackOptions feedback, RetrainerOptions options)
+    : live_(live),
+      events_(events),
+      overlay_(overlay),
+      feedback_(std::move(feedback)),
+      options_(std::move(options)) {
+  // Events stored before this process started and not yet in the live model count as pending.
+  if (const auto snap = live_->Get(); snap != nullptr) {
+    if (auto last = events_->LastSeq(); last.ok()) {
+      pending_events_ = std::max<int64_t>(0, *last - snap->model->lineage.events_through_seq);
+    }
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Retrainer::~Retrainer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Retrainer::NoteEvents(int64_t n) {
+  if (n <= 0) return;
+  bool due;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_events_ += n;
+    due = options_.every_events > 0 && pending_events_ >= options_.every_events;
+  }
+  if (due) cv_.notify_all();
+}
+
+absl::StatusOr<std::optional<RetrainOutcome>> Retrainer::RetrainNow(bool wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (running_.load() || requested_) {
+    return absl::AlreadyExistsError("a retrain is already running");
+  }
+  requested_ = true;
+  const uint64_t target = runs_started_ + 1;
+  cv_.notify_all();
+  if (!wait) return std::nullopt;
+  done_cv_.wait(lock, [&] { return runs_finished_ >= target || stop_; });
+  if (runs_finished_ < target) return absl::CancelledError("the server is stopping");
+  return last_;
+}
+
+std::optional<RetrainOutcome> Retrainer::Last() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_;
+}
+
+void Retrainer::Loop() {
+  // This thread (and threads it starts, which inherit it) runs at low priority.
+  if (options_.nice > 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), options_.nice);
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  auto last_run = Clock::now();
+  const auto period = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double, std::ratio<60>>(options_.every_minutes));
+  while (true) {
+    auto due = [&] {
+      return stop_ || requested_ ||
+             (options_.every_events > 0 && pending_events_ >= options_.every_events) ||
+             (options_.every_minutes > 0 && pending_events_ > 0 &&
+              Clock::now() - last_run >= period);
+    };
+    if (options_.every_minutes > 0) {
+      cv_.wait_until(lock, last_run + period, due);
+    } else {
+      cv_.wait(lock, due);
+    }
+    if (stop_) break;
+    if (!due()) continue;
+    requested_ = false;
+    pending_events_ = 0;
+    ++runs_started_;
+    running_ = true;
+    lock.unlock();
+    RetrainOutcome outcome = RunOnce();
+    lock.lock();
+    running_ = false;
+    ++outcomes_[outcome.outcome];
+    last_ = std::move(outcome);
+    ++runs_finished_;
+    last_run = Clock::now();
+    done_cv_.notify_all();
+  }
+  done_cv_.notify_all();
+}
+
+RetrainOutcome Retrainer::RunOnce() {
+  const auto start = Clock::now();
+  RetrainOutcome o;
+  auto finish = [&](std::string outcome, std::string message) {
+    o.outcome = std::move(outcome);
+    o.message = std::move(message);
+    o.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    o.finished_utc = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
+    std::fprintf(stderr, "recloop serve: retrain %s%s%s (%.1f s): %s\n", o.outcome.c_str(),
+                 o.version.empty() ? "" : " ", o.version.c_str(), o.seconds, o.message.c_str());
+    return o;
+  };
+  const auto snap = live_->Get();
+  if (snap == nullptr) return finish("failed", "no model is loaded");
+  o.parent_version = snap->version();
+  const FactorModel& live = *snap->model;
+
+  RetrainOptions r = options_.gate;
+  r.train = TrainOptionsFor(live, options_.iterations);
+  if (options_.regularization >= 0) r.train.als.regularization = options_.regularization;
+  r.type_weights = feedback_.type_weights;
+  tbb::task_arena arena(std::max(1, options_.threads));
+  absl::StatusOr<RetrainResult> result = absl::UnknownError("not run");
+  arena.execute([&] { result = Retrain(*events_, &live, r); });
+  if (!result.ok()) {
+    if (absl::IsFailedPrecondition(result.status())) {
+      return finish("skipped", std::string(result.status().message()));
+    }
+    return finish("failed", std::string(result.status().message()));
+  }
+  o.gate = result->gate;
+  o.new_events = result->new_events;
+
+  SaveModelOptions save;
+  save.make_current = result->gate.passed;
+  if (result->model.has_factors()) {
+    ItemIndexOptions index_options;
+    index_options.type = snap->index != nullptr ? snap->index->type() : IndexType::kAuto;
+    if (snap->index != nullptr && snap->index->type() == IndexType::kHnsw) {
+      index_options.hnsw_ef_search = snap->index->default_ef_search();
+    }
+    index_options.build_threads = std::max(1, options_.threads);
+    const FactorModel& model = result->model;
+    save.write_extra_files = [&model, index_options](const std::string& dir) -> absl::Status {
+      ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(model, index_options));
+      return index.Save(dir + "/" + kItemIndexFileName);
+    };
+  }
+  const std::string& models_dir = live_->models_dir();
+  std::lock_guard<std::mutex> swap_lock(swap_mu_);
+  if (const auto now = live_->Get(); now == nullptr || now->version() != o.parent_version) {
+    return finish("discarded", absl::StrCat("the live model changed during the retrain (from ",
+                                            o.parent_version, ")"));
+  }
+  if (!result->gate.passed) {
+    auto saved = SaveModel(result->model, RefusedDir(models_dir), save);
+    if (saved.ok()) o.version = "refused/" + saved->version;
+    PruneVersions(RefusedDir(models_dir), options_.keep_versions).IgnoreError();
+    return finish("refused", absl::StrCat("the gate refused the candidate: ", result->gate.reason,
+                                          saved.ok() ? "" : "; not kept: ",
+                                          saved.ok() ? "" : saved.status().message()));
+  }
+  auto saved = SaveModel(result->model, models_dir, save);
+  if (!saved.ok()) return finish("failed", std::string(saved.status().message()));
+  o.version = saved->version;
+  if (absl::Status s = SwapInLocked(saved->path); !s.ok()) {
+    // Keep serving the parent, and point `current` back at it for the next start.
+    SetCurrentVersion(models_dir, o.parent_version).IgnoreError();
+    return finish("failed", absl::StrCat("could not swap ", saved->version, " in: ", s.message()));
+  }
+  if (auto pruned = PruneVersions(models_dir, options_.keep_versions); !pruned.ok()) {
+    std::fprintf(stderr, "recloop serve: pruning old versions: %s\n",
+                 std::string(pruned.status().message()).c_str());
+  }
+  return finish("promoted", result->gate.reason);
+}
+
+absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_t after_seq) {
+  const int64_t through = snap.model->lineage.events_through_seq;
+  std::set<std::string> users;
+  int64_t last = after_seq;
+  RETURN_IF_ERROR(events_->ForEach(after_seq, [&](const StoredEvent& e) {
+    users.insert(e.event.user);
+    last = e.seq;
+    return true;
+  }));
+  ASSIGN_OR_RETURN(const auto erasures, events_->Erasures(through));
+  for (const auto& [user, seq] : erasures) users.insert(user);
+  for (const std::string& user : users) {
+    ASSIGN_OR_RETURN(const auto history, events_->UserEvents(user, 0, through));
+    ASSIGN_OR_RETURN(const int64_t erased_at, events_->ErasedAt(user));
+    ASSIGN_OR_RETURN(auto entry, FoldUser(snap, user, history, feedback_, erased_at >= through));
+    overlay_->Put(user, std::move(entry));
+  }
+  return last;
+}
+
+absl::Status Retrainer::SwapInLocked(const std::string& version_dir) {
+  ASSIGN_OR_RETURN(auto prepared, live_->Prepare(version_dir));
+  const bool folds = prepared->fold_in != nullptr;
+  int64_t seen = 0;
+  if (folds) {
+    ASSIGN_OR_RETURN(seen, RefoldAfter(*prepared, prepared->model->lineage.events_through_seq));
+  }
+  RETURN_IF_ERROR(live_->Activate(prepared));
+  if (folds) {
+    // Events that arrived while the first pass ran were folded against the old version.
+    RETURN_IF_ERROR(RefoldAfter(*prepared, seen).status());
+  }
+  overlay_->KeepOnly(prepared->version());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Retrainer::Rollback() {
+  std::lock_guard<std::mutex> swap_lock(swap_mu_);
+  const auto snap = live_->Get();
+  if (snap == nullptr) return absl::FailedPreconditionError("no model is loaded");
+  const std::string& models_dir = live_->models_dir();
+  ASSIGN_OR_RETURN(const std::vector<std::string> versions, ListVersions(models_dir));
+  std::string previous;
+  for (const std::string& v : versions) {
+    if (v < snap->version()) previous = v;  // names sort in creation order
+  }
+  if (previous.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no version before ", snap->version(), " to roll back to"));
+  }
+  RETURN_IF_ERROR(SwapInLocked(models_dir + "/" + previous));
+  RETURN_IF_ERROR(SetCurrentVersion(models_dir, previous));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++rollbacks_;
+  }
+  std::fprintf(stderr, "recloop serve: rolled back from %s to %s\n", snap->version().c_str(),
+               previous.c_str());
+  return previous;
+}
+
+std::string Retrainer::RenderMetrics() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out =
+      "# HELP recloop_retrain_total Background retrains by outcome (refused: the promotion gate "
+      "refused the candidate).\n# TYPE recloop_retrain_total counter\n";
+  for (const char* outcome : kOutcomes) {
+    const auto it = outcomes_.find(outcome);
+    absl::StrAppend(&out, "recloop_retrain_total{outcome=\"", outcome, "\"} ",
+                    it == outcomes_.end() ? 0 : it->second, "\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP recloop_retrain_running 1 while a retrain runs.\n"
+                  "# TYPE recloop_retrain_running gauge\nrecloop_retrain_running ",
+                  running_.load() ? 1 : 0,
+                  "\n# HELP recloop_retrain_pending_events Events stored since the last retrain "
+                  "started.\n# TYPE recloop_retrain_pending_events gauge\n"
+                  "recloop_retrain_pending_events ",
+                  pending_events_,
+                  "\n# HELP recloop_model_rollbacks_total Rollbacks to an earlier version.\n"
+                  "# TYPE recloop_model_rollbacks_total counter\nrecloop_model_rollbacks_total ",
+                  rollbacks_, "\n");
+  if (last_ && !last_->gate.metric.empty() && !last_->gate.skipped) {
+    absl::StrAppend(&out,
+                    "# HELP recloop_retrain_gate_metric The last gate's metric on the holdout.\n"
+                    "# TYPE recloop_retrain_gate_metric gauge\n"
+                    "recloop_retrain_gate_metric{model=\"candidate\",metric=\"",
+                    last_->gate.metric, "\"} ", last_->gate.candidate,
+                    "\nrecloop_retrain_gate_metric{model=\"live\",metric=\"", last_->gate.metric,
+                    "\"} ", last_->gate.live, "\n");
+  }
+  if (last_) {
+    absl::StrAppend(&out,
+                    "# HELP recloop_retrain_last_seconds Wall time of the last retrain.\n"
+                    "# TYPE recloop_retrain_last_seconds gauge\nrecloop_retrain_last_seconds ",
+                    last_->seconds, "\n");
+  }
+  return out;
+}
+
+}  // namespace recloop

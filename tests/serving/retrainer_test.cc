@@ -1,0 +1,388 @@
+// Continuous retraining over real sockets: a server on 127.0.0.1 with an event store and a
+// retrainer, over a model trained on a generated store with planted taste clusters. A retrain
+// is promoted under constant load without a failed request, a deliberately worse model is
+// refused by the gate, users' fresh feedback survives the swap, and rollback restores the
+// previous version.
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/event_store.h"
+#include "data/generator.h"
+#include "engine/model_io.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "serving/api.h"
+#include "serving/http_server.h"
+#include "serving/live_model.h"
+#include "serving/retrainer.h"
+#include "tests/serving/test_client.h"
+#include "tests/test_util.h"
+#include "training/train.h"
+
+namespace recloop {
+namespace {
+
+using json = nlohmann::json;
+using test::Client;
+using test::Reply;
+namespace http = boost::beast::http;
+
+constexpr int kClusters = 5;
+constexpr const char* kKey = "test-key";
+constexpr const char* kAuth = "Bearer test-key";
+
+class RetrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GeneratorOptions g;
+    g.users = 800;
+    g.items = 400;
+    g.interactions = 40'000;
+    g.clusters = kClusters;
+    g.in_cluster = 0.9;
+    g.feedback = Feedback::kImplicit;
+    g.seed = 5;
+    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
+    TrainOptions t;
+    t.als.feedback = Feedback::kImplicit;
+    t.als.factors = 16;
+    t.als.iterations = 10;
+    ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));
+    ASSERT_OK(SaveModel(model, dir_.File("models")).status());
+  }
+
+  void Start(RetrainerOptions options = {}) {
+    options.every_events = options.every_events == 10'000 ? 0 : options.every_events;
+    options.every_minutes = 0;
+    options.iterations = 3;
+    // Warm-started candidates land within about 1% of the live model here; 5% keeps the tests
+    // that need a promotion off that edge (the refused model is 60% worse).
+    options.gate.tolerance = std::max(options.gate.tolerance, 0.05);
+    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
+    ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
+    retrainer_ = std::make_unique<Retrainer>(live_.get(), events_.get(), &overlay_,
+                                             FeedbackOptions{}, options);
+    ApiOptions api;
+    api.api_key = kKey;
+    api_ = std::make_unique<Api>(live_.get(), &metrics_, api, nullptr, events_.get(), &overlay_,
+                                 retrainer_.get());
+    HttpServerOptions http;
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.threads = 2;
+    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(
+                                      http, [this](const HttpRequest& r) { return api_->Handle(r); },
+                                      [this](const HttpRequest&, const HttpResponse& res, double us) {
+                                        metrics_.Observe(res.route, res.status, us);
+                                      }));
+    ASSERT_OK(server_->Start());
+    thread_ = std::thread([this] { server_->Run(); });
+    for (int i = 0; i < 500; ++i) {  // readiness: poll /readyz (bounded)
+      if (Client(server_->port()).Get("/readyz").status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "server never became ready";
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+    retrainer_.reset();  // before the store and the live model it uses
+  }
+
+  int ClusterOf(const std::string& item) const {
+    return store_.item_cluster[*store_.data.items.Find(item)];
+  }
+
+  // `n` items of `cluster`, the most interacted-with first.
+  std::vector<std::string> ItemsOf(int cluster, int n) const {
+    std::vector<int64_t> counts(store_.data.items.size(), 0);
+    for (int32_t i : store_.data.item) ++counts[i];
+    std::vector<int32_t> items;
+    for (int32_t i = 0; i < store_.data.items.size(); ++i) {
+      if (store_.item_cluster[i] == cluster) items.push_back(i);
+    }
+    std::sort(items.begin(), items.end(), [&](int32_t a, int32_t b) { return counts[a] > counts[b]; });
+    std::vector<std::string> out;
+    for (int j = 0; j < n && j < static_cast<int>(items.size()); ++j) {
+      out.push_back(store_.data.items.External(items[j]));
+    }
+    return out;
+  }
+
+  // Posts `users` new customers ("new-<prefix>-<u>"), each with 10 events in one cluster, in
+  // batches of 100 events, interleaved (each round, one event per customer) as customers'
+  // sessions are.
+  void PostNewCustomers(const std::string& prefix, int users, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    Client c(server_->port());
+    json batch = json::array();
+    const char* types[] = {"view", "click", "purchase"};
+    std::vector<std::vector<std::string>> cluster_items;
+    for (int c = 0; c < kClusters; ++c) cluster_items.push_back(ItemsOf(c, 40));
+    for (int j = 0; j < 10; ++j) {
+      for (int u = 0; u < users; ++u) {
+        const std::vector<std::string>& items = cluster_items[u % kClusters];
+        batch.push_back({{"user", "new-" + prefix + "-" + std::to_string(u)},
+                         {"item", items[rng() % items.size()]},
+                         {"type", types[rng() % 3]}});
+        if (batch.size() == 100) {
+          const Reply r = c.Send(http::verb::post, "/v1/feedback", batch.dump(), "application/json", kAuth);
+          ASSERT_EQ(r.status, 200) << r.body;
+          batch = json::array();
+        }
+      }
+    }
+    if (!batch.empty()) {
+      ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", batch.dump(), "application/json", kAuth).status, 200);
+    }
+  }
+
+  json Admin(const std::string& target, http::verb verb = http::verb::post) {
+    Client c(server_->port());
+    const Reply r = c.Send(verb, target, "", "application/json", kAuth);
+    json j = r.Json();
+    j["http_status"] = r.status;
+    return j;
+  }
+
+  std::string LiveVersion() {
+    return Client(server_->port()).Get("/v1/model").Json()["model_version"];
+  }
+
+  test::TempDir dir_;
+  GeneratedStore store_;
+  Metrics metrics_;
+  UserOverlay overlay_;
+  std::unique_ptr<LiveModel> live_;
+  std::unique_ptr<EventStore> events_;
+  std::unique_ptr<Retrainer> retrainer_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+};
+
+// Acceptance: a retrain and its promotion under a constant client loop: no non-2xx answer, no
+// dropped connection; the new version is live; a customer whose events came after the
+// retrain's training data keeps their personalised list, without what they bought.
+TEST_F(RetrainerTest, PromotionUnderLoadDropsNothingAndKeepsFreshFeedback) {
+  Start();
+  PostNewCustomers("a", 200, 1);
+  // A customer whose purchases are the newest events: held out from the retrain, so they reach
+  // the new version only by being folded in again at the swap.
+  const int cluster = 3;
+  const std::vector<std::string> bought = ItemsOf(cluster, 8);
+  {
+    json events = json::array();
+    for (const auto& item : bought) {
+      events.push_back({{"user", "late"}, {"item", item}, {"type", "purchase"}});
+    }
+    ASSERT_EQ(Client(server_->port()).Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth).status,
+              200);
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> ok{0}, non_2xx{0}, dropped{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 3; ++t) {
+    load.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      auto c = std::make_unique<Client>(server_->port());
+      for (int i = 0; i < 200'000 && !stop.load(); ++i) {  // bounded
+        Reply r;
+        if (i % 10 == 9) {
+          const json e = json::array({{{"user", "load-" + std::to_string(t)},
+                                       {"item", store_.data.items.External(rng() % 400)},
+                                       {"type", "view"}}});
+          r = c->Send(http::verb::post, "/v1/feedback", e.dump(), "application/json", kAuth);
+        } else {
+          const std::string user = i % 2 ? "u" + std::to_string(rng() % 800)
+                                         : "new-a-" + std::to_string(rng() % 200);
+          r = c->Get("/v1/users/" + user + "/recommendations?n=10");
+        }
+        if (r.status == 0) {
+          ++dropped;
+          c = std::make_unique<Client>(server_->port());
+        } else if (r.status < 200 || r.status > 299) {
+          ++non_2xx;
+        } else {
+          ++ok;
+        }
+      }
+    });
+  }
+  const json outcome = Admin("/v1/admin/retrain?wait=true");
+  // Some load after the swap too.
+  const int64_t at_swap = ok.load();
+  for (int i = 0; i < 500 && ok.load() < at_swap + 300; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop = true;
+  for (auto& t : load) t.join();
+
+  ASSERT_EQ(outcome["http_status"], 200) << outcome.dump();
+  EXPECT_EQ(outcome["outcome"], "promoted") << outcome.dump();
+  EXPECT_EQ(outcome["version"], "v000002");
+  EXPECT_EQ(outcome["gate"]["metric"], "ndcg@10");
+  EXPECT_FALSE(outcome["gate"]["skipped"].get<bool>()) << outcome.dump();
+  EXPECT_EQ(non_2xx.load(), 0);
+  EXPECT_EQ(dropped.load(), 0);
+  EXPECT_GT(ok.load(), at_swap);
+  EXPECT_EQ(LiveVersion(), "v000002");
+
+  // The lineage: the parent, and the last event trained on (the holdout's events come after).
+  const json model = Client(server_->port()).Get("/v1/model").Json();
+  EXPECT_EQ(model["lineage"]["parent_version"], "v000001") << model.dump();
+  EXPECT_EQ(model["lineage"]["gate"], "passed");
+  ASSERT_OK_AND_ASSIGN(const int64_t last_seq, events_->LastSeq());
+  const int64_t through = std::stoll(model["lineage"]["events_through_seq"].get<std::string>());
+  EXPECT_GT(through, 0);
+  EXPECT_LT(through, last_seq);
+
+  // The late customer: personalised on the new version, nothing bought comes back.
+  const Reply r = Client(server_->port()).Get("/v1/users/late/recommendations?n=10");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json items = r.Json()["items"];
+  EXPECT_EQ(r.Json()["model_version"], "v000002");
+  int in_cluster = 0;
+  for (const auto& item : items) {
+    const std::string id = item["item"];
+    EXPECT_EQ(item["source"], "personalized") << r.body;
+    in_cluster += ClusterOf(id) == cluster;
+    EXPECT_EQ(std::count(bought.begin(), bought.end(), id), 0) << id << " was bought";
+  }
+  EXPECT_GE(in_cluster, 8) << r.body;
+
+  // Customers the retrain trained on are in the new model itself.
+  ASSERT_OK_AND_ASSIGN(const FactorModel v2, LoadModel(dir_.File("models")));
+  EXPECT_TRUE(v2.users.Find("new-a-0").has_value());
+  EXPECT_FALSE(v2.users.Find("late").has_value());
+
+  const std::string metrics = Client(server_->port()).Get("/metrics").body;
+  EXPECT_NE(metrics.find("recloop_retrain_total{outcome=\"promoted\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("recloop_retrain_gate_metric{model=\"candidate\",metric=\"ndcg@10\"}"),
+            std::string::npos);
+}
+
+// Acceptance: a model trained with absurd regularisation is refused by the gate: the live
+// version stays, the candidate is kept on disk under refused/, and the refusal is counted.
+TEST_F(RetrainerTest, GateRefusesADeliberatelyWorseModel) {
+  RetrainerOptions options;
+  options.regularization = 1e7f;
+  Start(options);
+  PostNewCustomers("b", 200, 2);
+  const json outcome = Admin("/v1/admin/retrain?wait=true");
+  ASSERT_EQ(outcome["http_status"], 200) << outcome.dump();
+  EXPECT_EQ(outcome["outcome"], "refused") << outcome.dump();
+  EXPECT_LT(outcome["gate"]["candidate"].get<double>(), outcome["gate"]["live"].get<double>());
+  EXPECT_EQ(outcome["version"], "refused/v000001");
+  EXPECT_TRUE(std::filesystem::exists(dir_.File("models/refused/v000001/model.pb")));
+  EXPECT_EQ(LiveVersion(), "v000001");
+  ASSERT_OK_AND_ASSIGN(const std::vector<std::string> versions, ListVersions(dir_.File("models")));
+  EXPECT_EQ(versions, std::vector<std::string>{"v000001"});
+  const std::string metrics = Client(server_->port()).Get("/metrics").body;
+  EXPECT_NE(metrics.find("recloop_retrain_total{outcome=\"refused\"} 1"), std::string::npos)
+      << metrics;
+  // The last outcome is there for operators.
+  const json last = Admin("/v1/admin/retrain", http::verb::get);
+  EXPECT_EQ(last["last"]["outcome"], "refused") << last.dump();
+}
+
+// Rollback swaps the previous version back in (and `current` with it); with nothing earlier it
+// is a 409. Old versions beyond keep_versions are removed.
+TEST_F(RetrainerTest, RollbackRestoresThePreviousVersionAndOldVersionsArePruned) {
+  RetrainerOptions options;
+  options.keep_versions = 2;
+  Start(options);
+  PostNewCustomers("c", 120, 3);
+  json outcome = Admin("/v1/admin/retrain?wait=true");
+  ASSERT_EQ(outcome["outcome"], "promoted") << outcome.dump();
+  PostNewCustomers("d", 120, 4);
+  outcome = Admin("/v1/admin/retrain?wait=true");
+  ASSERT_EQ(outcome["outcome"], "promoted") << outcome.dump();
+  EXPECT_EQ(LiveVersion(), "v000003");
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> versions, ListVersions(dir_.File("models")));
+  EXPECT_EQ(versions, (std::vector<std::string>{"v000002", "v000003"}));
+
+  // A customer of the second batch, folded in on every version they are served from.
+  const std::string user = "new-d-7";
+  json r = Admin("/v1/admin/rollback");
+  ASSERT_EQ(r["http_status"], 200) << r.dump();
+  EXPECT_EQ(r["model_version"], "v000002");
+  EXPECT_EQ(LiveVersion(), "v000002");
+  ASSERT_OK_AND_ASSIGN(const std::string current, ResolveModelDir(dir_.File("models")));
+  EXPECT_EQ(std::filesystem::path(current).filename(), "v000002");
+  const Reply recs = Client(server_->port()).Get("/v1/users/" + user + "/recommendations?n=5");
+  ASSERT_EQ(recs.status, 200);
+  EXPECT_EQ(recs.Json()["items"][0]["source"], "personalized") << recs.body;
+
+  r = Admin("/v1/admin/rollback");
+  EXPECT_EQ(r["http_status"], 409) << r.dump();
+  EXPECT_EQ(r["error"]["code"], "no_earlier_version");
+  EXPECT_NE(Client(server_->port()).Get("/metrics").body.find("recloop_model_rollbacks_total 1"),
+            std::string::npos);
+}
+
+// The retrainer starts by itself after every_events new events.
+TEST_F(RetrainerTest, RetrainsAfterEnoughNewEvents) {
+  RetrainerOptions options;
+  options.every_events = 1000;
+  Start(options);
+  PostNewCustomers("e", 150, 5);  // 1,500 events
+  std::optional<RetrainOutcome> last;
+  for (int i = 0; i < 6000 && !(last = retrainer_->Last()); ++i) {  // at most 60 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(last.has_value()) << "no retrain started after 1,500 events";
+  EXPECT_TRUE(last->outcome == "promoted" || last->outcome == "refused") << last->message;
+}
+
+// An erased customer is not in the next trained model, though the live one was trained on them.
+TEST_F(RetrainerTest, ErasedCustomersAreNotInTheNextModel) {
+  Start();
+  ASSERT_TRUE(live_->Get()->model->users.Find("u7").has_value());
+  Client c(server_->port());
+  ASSERT_EQ(c.Send(http::verb::delete_, "/v1/users/u7", "", "", kAuth).status, 200);
+  PostNewCustomers("f", 120, 6);
+  const json outcome = Admin("/v1/admin/retrain?wait=true");
+  ASSERT_EQ(outcome["outcome"], "promoted") << outcome.dump();
+  ASSERT_OK_AND_ASSIGN(const FactorModel v2, LoadModel(dir_.File("models")));
+  EXPECT_FALSE(v2.users.Find("u7").has_value());
+  EXPECT_TRUE(v2.users.Find("u8").has_value());
+  const Reply r = c.Get("/v1/users/u7/recommendations?n=3");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json()["items"][0]["source"], "popular") << r.body;
+}
+
+// Admin routes need the key: 401 without or with a wrong one, 403 on a server without a key.
+TEST_F(RetrainerTest, AdminRoutesNeedTheApiKey) {
+  Start();
+  Client c(server_->port());
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/admin/retrain").status, 401);
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/admin/rollback", "", "", "Bearer nope").status, 401);
+  EXPECT_EQ(c.Send(http::verb::get, "/v1/admin/rollback", "", "", kAuth).status, 405);
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/admin/retrain?wait=maybe", "", "", kAuth).status, 400);
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/admin/retrain?now=1", "", "", kAuth).status, 400);
+  // No new events: nothing to retrain, said so.
+  const json outcome = Admin("/v1/admin/retrain?wait=true");
+  EXPECT_EQ(outcome["outcome"], "skipped") << outcome.dump();
+
+  Api keyless(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get(), &overlay_,
+              retrainer_.get());
+  HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1/admin/retrain";
+  const HttpResponse res = keyless.Handle(req);
+  EXPECT_EQ(res.status, 403);
+  EXPECT_NE(res.body.find("admin_disabled"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace recloop

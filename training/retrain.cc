@@ -1,0 +1,256 @@
+#include "training/retrain.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "data/event_interactions.h"
+#include "engine/fold_in.h"
+#include "engine/status_macros.h"
+#include "tbb/parallel_for.h"
+#include "training/evaluate.h"
+
+namespace recloop {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// `holdout` restricted to at most `max_users` users, chosen by a hash of their ID (the same
+// users for the same IDs, whatever the order they arrived in).
+Interactions SampleUsers(const Interactions& holdout, int64_t max_users) {
+  if (holdout.users.size() <= max_users) return holdout;
+  std::vector<std::pair<size_t, int32_t>> keyed;
+  for (int32_t u = 0; u < holdout.users.size(); ++u) {
+    keyed.emplace_back(std::hash<std::string>{}(holdout.users.External(u)), u);
+  }
+  std::nth_element(keyed.begin(), keyed.begin() + max_users, keyed.end());
+  std::vector<uint8_t> keep(holdout.users.size(), 0);
+  for (int64_t j = 0; j < max_users; ++j) keep[keyed[j].second] = 1;
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < holdout.size(); ++r) {
+    if (keep[holdout.user[r]]) rows.push_back(r);
+  }
+  Interactions out = holdout.Subset(rows);
+  out.Compact();
+  return out;
+}
+
+// The live model as the server answers with it for the users of `holdout`: its item side, and
+// each user folded in from their history in `train` (the live model's training interactions
+// carried forward plus the events before the holdout). Users without history on the live
+// model's items are left out (unknown: the evaluator skips them, as for the candidate).
+absl::StatusOr<FactorModel> LiveAsServed(const FactorModel& live, const Interactions& train,
+                                         const Interactions& holdout) {
+  ASSIGN_OR_RETURN(const FoldIn fold_in, FoldIn::Create(live));
+  std::vector<int32_t> live_item(train.items.size());
+  for (int32_t i = 0; i < train.items.size(); ++i) {
+    live_item[i] = live.items.Find(train.items.External(i)).value_or(-1);
+  }
+  // Rows of train by user (train is deduplicated, so sorted by user).
+  std::vector<int64_t> begin(train.users.size() + 1, 0);
+  for (int64_t r = 0; r < train.size(); ++r) ++begin[train.user[r] + 1];
+  for (size_t u = 1; u < begin.size(); ++u) begin[u] += begin[u - 1];
+
+  Interactions hist;
+  hist.items = live.items;
+  std::vector<std::vector<int32_t>> items;
+  std::vector<std::vector<float>> values;
+  for (int32_t h = 0; h < holdout.users.size(); ++h) {
+    const auto u = train.users.Find(holdout.users.External(h));
+    if (!u) continue;
+    std::vector<int32_t> its;
+    std::vector<float> vals;
+    for (int64_t r = begin[*u]; r < begin[*u + 1]; ++r) {
+      if (live_item[train.item[r]] < 0) continue;
+      its.push_back(live_item[train.item[r]]);
+      vals.push_back(train.value[r]);
+    }
+    if (its.empty()) continue;
+    const int32_t du = hist.users.GetOrAdd(holdout.users.External(h));
+    for (size_t j = 0; j < its.size(); ++j) hist.Add(du, its[j], vals[j], 0);
+    items.push_back(std::move(its));
+    values.push_back(std::move(vals));
+  }
+  FactorModel m;
+  m.params = live.params;
+  m.users = hist.users;
+  m.items = live.items;
+  m.item_factors = live.item_factors;
+  m.item_bias = live.item_bias;
+  m.global_mean = live.global_mean;
+  m.min_value = live.min_value;
+  m.max_value = live.max_value;
+  m.item_popularity = live.item_popularity;
+  const int32_t n = hist.users.size();
+  m.user_factors.setZero(n, live.item_factors.cols());
+  if (live.has_biases()) m.user_bias.setZero(n);
+  std::vector<absl::Status> errors(n);
+  tbb::parallel_for(0, n, [&](int32_t u) {
+    auto folded = fold_in.Fold(items[u], values[u]);
+    if (!folded.ok()) {
+      errors[u] = folded.status();
+      return;
+    }
+    m.user_factors.row(u) = folded->factors.transpose();
+    if (live.has_biases()) m.user_bias[u] = folded->bias;
+  });
+  for (const absl::Status& s : errors) RETURN_IF_ERROR(s);
+  RETURN_IF_ERROR(hist.Deduplicate(DuplicatePolicy::kLast).status());
+  m.seen = hist.ToUserItemMatrix();
+  return m;
+}
+
+}  // namespace
+
+TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
+  TrainOptions t;
+  const ModelParams& p = live.params;
+  t.algorithm = p.algorithm;
+  t.als.feedback = p.feedback;
+  t.popularity.half_life_days = p.popularity_half_life_days;
+  if (p.algorithm == Algorithm::kAls) {
+    t.als.factors = p.factors;
+    t.als.iterations = iterations;
+    t.als.regularization = p.regularization;
+    t.als.bias_regularization = p.bias_regularization > 0 ? p.bias_regularization
+                                                          : t.als.bias_regularization;
+    if (p.alpha > 0) t.als.alpha = p.alpha;
+    if (p.cg_steps > 0) t.als.cg_steps = p.cg_steps;
+    t.als.cholesky = p.cholesky;
+    t.als.seed = p.seed;
+  }
+  return t;
+}
+
+absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel* live,
+                                      const RetrainOptions& options) {
+  if (!(options.holdout_fraction >= 0 && options.holdout_fraction < 1)) {
+    return absl::InvalidArgumentError("holdout_fraction must be in [0, 1)");
+  }
+  if (!(options.tolerance >= 0) || options.k < 1) {
+    return absl::InvalidArgumentError("tolerance must be >= 0 and k >= 1");
+  }
+  const Feedback feedback = options.train.als.feedback;
+  const int64_t after = live != nullptr ? live->lineage.events_through_seq : 0;
+  int64_t through = options.through_seq;
+  if (through <= 0) {
+    ASSIGN_OR_RETURN(through, store.LastSeq());
+  }
+  if (through <= after) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no new events since the live model (which includes events up to seq ",
+                     after, ")"));
+  }
+  // The holdout: the newest events by log order (seq gaps left by erasures make this a count of
+  // seqs, close to a count of events).
+  const int64_t span = through - after;
+  int64_t holdout_n = 0;
+  if (live != nullptr && span >= 2 * options.min_holdout_events) {
+    holdout_n = std::clamp<int64_t>(
+        static_cast<int64_t>(std::llround(options.holdout_fraction * static_cast<double>(span))),
+        options.min_holdout_events, options.max_holdout_events);
+  }
+  const int64_t cut = through - holdout_n;
+
+  RetrainResult result;
+  result.new_events = span;
+  EventDataOptions data_options;
+  data_options.feedback = feedback;
+  data_options.type_weights = options.type_weights;
+  data_options.after_seq = after;
+  data_options.through_seq = cut;
+  data_options.base = live;
+  if (live != nullptr) {
+    ASSIGN_OR_RETURN(const auto erasures, store.Erasures(after));
+    for (const auto& [user, seq] : erasures) data_options.dropped_users.push_back(user);
+  }
+  EventDataStats stats;
+  ASSIGN_OR_RETURN(Interactions train, EventInteractions(store, data_options, &stats));
+  if (train.empty()) return absl::FailedPreconditionError("no interactions to train on");
+
+  TrainOptions train_options = options.train;
+  train_options.warm_start = live;
+  const auto train_start = Clock::now();
+  ASSIGN_OR_RETURN(result.model, TrainModel(train, train_options));
+  result.train_seconds = SecondsSince(train_start);
+  result.train_interactions = train.size();
+  ModelLineage& lineage = result.model.lineage;
+  lineage.data.path = store.path();
+  lineage.data.rows = train.size();
+  lineage.train_interactions = train.size();
+  lineage.events_through_seq = cut;
+  if (live != nullptr) lineage.parent_version = live->lineage.version;
+
+  GateResult& gate = result.gate;
+  gate.higher_is_better = feedback == Feedback::kImplicit;
+  gate.metric = gate.higher_is_better ? absl::StrCat("ndcg@", options.k) : "rmse";
+  Interactions holdout;
+  if (holdout_n > 0) {
+    EventDataOptions h;
+    h.feedback = feedback;
+    h.type_weights = options.type_weights;
+    h.after_seq = cut;
+    h.through_seq = through;
+    ASSIGN_OR_RETURN(holdout, EventInteractions(store, h));
+    holdout = SampleUsers(holdout, /*max_users=*/2000);
+  }
+  result.holdout_events = holdout.size();
+  if (live == nullptr || holdout.empty()) {
+    gate.skipped = true;
+    gate.passed = true;
+    gate.reason = live == nullptr ? "no live model to compare with"
+                                  : absl::StrCat("too few new events for a holdout (", span,
+                                                 ", need ", 2 * options.min_holdout_events, ")");
+    lineage.gate = "skipped";
+    return result;
+  }
+  const auto eval_start = Clock::now();
+  EvalOptions eval;
+  eval.k = options.k;
+  if (gate.higher_is_better) eval.relevance_threshold = 1e-6f;  // negative feedback is not relevant
+  ASSIGN_OR_RETURN(const EvalResult candidate, Evaluate(result.model, holdout, eval));
+  EvalResult current;
+  if (live->has_factors()) {
+    ASSIGN_OR_RETURN(const FactorModel served, LiveAsServed(*live, train, holdout));
+    ASSIGN_OR_RETURN(current, Evaluate(served, holdout, eval));
+  } else {
+    ASSIGN_OR_RETURN(current, Evaluate(*live, holdout, eval));
+  }
+  result.eval_seconds = SecondsSince(eval_start);
+  if (gate.higher_is_better && candidate.users == 0 && current.users == 0) {
+    gate.skipped = true;
+    gate.passed = true;
+    gate.reason = absl::StrCat("no user of the ", holdout.size(),
+                               " held-out events has history before them to rank from");
+    lineage.gate = "skipped";
+    return result;
+  }
+  if (gate.higher_is_better) {
+    gate.candidate = candidate.ndcg;
+    gate.live = current.ndcg;
+    gate.passed = gate.candidate >= gate.live * (1.0 - options.tolerance);
+  } else {
+    gate.candidate = candidate.rmse.value_or(INFINITY);
+    gate.live = current.rmse.value_or(INFINITY);
+    gate.passed = gate.candidate <= gate.live * (1.0 + options.tolerance);
+  }
+  if (!std::isfinite(gate.candidate)) gate.passed = false;
+  gate.reason = absl::StrFormat("%s on %d held-out events: candidate %.4f, live %s %.4f (tolerance %.1f%%)",
+                                gate.metric, holdout.size(), gate.candidate, live->lineage.version,
+                                gate.live, 100.0 * options.tolerance);
+  lineage.gate = gate.passed ? "passed" : "refused";
+  lineage.metrics[absl::StrCat("gate_", gate.metric)] = gate.candidate;
+  lineage.test_interactions = holdout.size();
+  return result;
+}
+
+}  // namespace recloop
