@@ -220,7 +220,12 @@ Api::Api(LiveModel* live, Metrics* metrics, ApiOptions options,
       events_(events),
       own_overlay_(overlay == nullptr ? std::make_unique<UserOverlay>() : nullptr),
       overlay_(overlay == nullptr ? own_overlay_.get() : overlay),
-      retrainer_(retrainer) {}
+      retrainer_(retrainer) {
+  if (events_ != nullptr) {
+    folds_ = std::make_unique<FoldQueue>([this](const std::string& user) { return FoldOne(user); },
+                                         metrics_, options_.fold_threads);
+  }
+}
 
 HttpResponse Api::Handle(const HttpRequest& request) const {
   try {
@@ -371,6 +376,8 @@ HttpResponse Api::Route(const HttpRequest& request) const {
       const bool unknown = absl::IsNotFound(params.status());
       return route(name, BadRequest(params.status(), unknown ? "unknown_parameter" : "bad_parameter"));
     }
+    // Read-your-writes: the user's acknowledged feedback is folded in before answering.
+    if (is_recs && folds_ != nullptr) folds_->EnsureFresh(seg[2]);
     const auto snap = live_->Get();
     if (snap == nullptr) return route(name, NoModel());
     const RecommendOptions options = ToRecommendOptions(*params, *snap, options_.ef_search);
@@ -490,18 +497,14 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
   metrics_->CountFeedback(stored.stored + stored.duplicates,
                           static_cast<int64_t>(parsed->rejected.size()));
   if (retrainer_ != nullptr) retrainer_->NoteEvents(stored.stored);
-  // Durable: now make it visible. Each user of the batch is folded in again.
+  // Durable: acknowledged. Each user of the batch is folded in again off this thread; their
+  // next recommendation request waits for it if it has not happened yet.
   if (!parsed->events.empty()) {
-    const auto durable = absl::Now();
     std::vector<std::string> users;
     for (const Event& e : parsed->events) users.push_back(e.user);
     std::sort(users.begin(), users.end());
     users.erase(std::unique(users.begin(), users.end()), users.end());
-    if (absl::Status s = Refold(users); !s.ok() && !absl::IsFailedPrecondition(s)) {
-      // Stored, so acknowledged; the fold catches up with the user's next event.
-      std::fprintf(stderr, "recloop serve: fold-in failed: %s\n", std::string(s.message()).c_str());
-    }
-    metrics_->ObserveFreshness(absl::ToDoubleSeconds(absl::Now() - durable));
+    folds_->Enqueue(users, FoldQueue::Clock::now());
   }
   json out;
   out["accepted"] = stored.stored + stored.duplicates;
@@ -514,19 +517,17 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
   return JsonResponse(200, out);
 }
 
-absl::Status Api::Refold(const std::vector<std::string>& users) const {
+absl::Status Api::FoldOne(const std::string& user) const {
   const auto snap = live_->Get();
   if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
   const int64_t through = snap->model->lineage.events_through_seq;
-  for (const std::string& user : users) {
-    auto history = events_->UserEvents(user, 0, through);
-    if (!history.ok()) return history.status();
-    auto erased_at = events_->ErasedAt(user);
-    if (!erased_at.ok()) return erased_at.status();
-    auto entry = FoldUser(*snap, user, *history, options_.feedback, *erased_at >= through);
-    if (!entry.ok()) return entry.status();
-    overlay_->Put(user, *std::move(entry));
-  }
+  auto history = events_->UserEvents(user, 0, through);
+  if (!history.ok()) return history.status();
+  auto erased_at = events_->ErasedAt(user);
+  if (!erased_at.ok()) return erased_at.status();
+  auto entry = FoldUser(*snap, user, *history, options_.feedback, *erased_at >= through);
+  if (!entry.ok()) return entry.status();
+  overlay_->Put(user, *std::move(entry));
   return absl::OkStatus();
 }
 

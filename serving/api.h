@@ -29,6 +29,7 @@
 
 #include "data/event_store.h"
 #include "serving/feedback.h"
+#include "serving/fold_queue.h"
 #include "serving/http.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
@@ -50,6 +51,8 @@ struct ApiOptions {
   int ef_search = 0;
   // Feedback event types and their weights (POST /v1/feedback).
   FeedbackOptions feedback;
+  // Threads folding users in after their feedback is acknowledged (serving/fold_queue.h).
+  int fold_threads = 1;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
@@ -73,8 +76,9 @@ class Api {
   HttpResponse PostFeedback(const HttpRequest& request) const;
   HttpResponse UserFeedback(const std::string& user, std::string_view raw_query) const;
   HttpResponse EraseUser(const std::string& user) const;
-  // Folds `users` in again from their stored events and publishes them in the overlay.
-  absl::Status Refold(const std::vector<std::string>& users) const;
+  // Folds `user` in again from their stored events against the live model and publishes the
+  // result in the overlay.
+  absl::Status FoldOne(const std::string& user) const;
   // /v1/admin/{retrain,rollback}.
   HttpResponse Admin(const HttpRequest& request, const std::string& action,
                      std::string_view raw_query) const;
@@ -87,6 +91,8 @@ class Api {
   std::unique_ptr<UserOverlay> own_overlay_;
   UserOverlay* overlay_;
   Retrainer* retrainer_;
+  // Last: its threads call FoldOne, so it stops before the members above go.
+  std::unique_ptr<FoldQueue> folds_;
 };
 
 }  // namespace recloop

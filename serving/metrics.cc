@@ -82,8 +82,8 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
                     "and refused (rejected).\n# TYPE recloop_feedback_events_total counter\n",
                     "recloop_feedback_events_total{outcome=\"accepted\"} ", events_accepted_,
                     "\nrecloop_feedback_events_total{outcome=\"rejected\"} ", events_rejected_,
-                    "\n# HELP recloop_feedback_freshness_seconds From a feedback batch being "
-                    "durable to its users' new vectors being live.\n"
+                    "\n# HELP recloop_feedback_freshness_seconds From a user's feedback being "
+                    "acknowledged (durable) to their new vector being live, per fold.\n"
                     "# TYPE recloop_feedback_freshness_seconds histogram\n");
     uint64_t cumulative = 0;
     for (size_t b = 0; b < kBuckets.size(); ++b) {

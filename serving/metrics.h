@@ -36,8 +36,8 @@ class Metrics {
   };
   std::string Render(const std::vector<Gauge>& gauges) const;
 
-  // Feedback: events stored and rejected, and the freshness lag of one batch (seconds from its
-  // events being durable to its users' new vectors being live).
+  // Feedback: events stored and rejected, and the freshness lag of one user's fold (seconds
+  // from their events being acknowledged to their new vector being live).
   void CountFeedback(int64_t accepted, int64_t rejected);
   void ObserveFreshness(double seconds);
 

@@ -201,7 +201,18 @@ RetrainOutcome Retrainer::RunOnce() {
   return finish("promoted", result->gate.reason);
 }
 
-absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_t after_seq) {
+absl::StatusOr<int64_t> Retrainer::RestoreFolds() {
+  std::lock_guard<std::mutex> swap_lock(swap_mu_);
+  const auto snap = live_->Get();
+  if (snap == nullptr || snap->fold_in == nullptr) return 0;
+  int64_t users = 0;
+  RETURN_IF_ERROR(
+      RefoldAfter(*snap, snap->model->lineage.events_through_seq, &users).status());
+  return users;
+}
+
+absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_t after_seq,
+                                               int64_t* folded) {
   const int64_t through = snap.model->lineage.events_through_seq;
   std::set<std::string> users;
   int64_t last = after_seq;
@@ -218,6 +229,7 @@ absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_
     ASSIGN_OR_RETURN(auto entry, FoldUser(snap, user, history, feedback_, erased_at >= through));
     overlay_->Put(user, std::move(entry));
   }
+  if (folded != nullptr) *folded = static_cast<int64_t>(users.size());
   return last;
 }
 

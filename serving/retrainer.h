@@ -92,6 +92,11 @@ class Retrainer {
   // no earlier version; the loader's errors.
   absl::StatusOr<std::string> Rollback();
 
+  // Folds in every user with events after the live model's last trained event (the overlay is
+  // in memory: a restarted server calls this before serving, so that no customer's feedback is
+  // forgotten). Returns the number of users folded.
+  absl::StatusOr<int64_t> RestoreFolds();
+
   bool running() const { return running_.load(); }
   std::optional<RetrainOutcome> Last() const;
 
@@ -104,8 +109,9 @@ class Retrainer {
   // Swaps `version_dir` in (steps 1-4 above). Requires swap_mu_.
   absl::Status SwapInLocked(const std::string& version_dir);
   // Folds in again every user with events after `after_seq` (and every user erased after it)
-  // against `snap`. Returns the largest seq seen.
-  absl::StatusOr<int64_t> RefoldAfter(const ModelSnapshot& snap, int64_t after_seq);
+  // against `snap`. Returns the largest seq seen; counts the users in *users if given.
+  absl::StatusOr<int64_t> RefoldAfter(const ModelSnapshot& snap, int64_t after_seq,
+                                      int64_t* users = nullptr);
 
   LiveModel* live_;
   EventStore* events_;

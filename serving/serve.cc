@@ -23,6 +23,12 @@ absl::Status RunServe(const ServeOptions& options) {
   if (events != nullptr) {
     retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &overlay,
                                             options.api.feedback, options.retrain);
+    // The overlay lives in memory: fold in again everyone with feedback newer than the model.
+    ASSIGN_OR_RETURN(const int64_t restored, retrainer->RestoreFolds());
+    if (restored > 0) {
+      std::fprintf(stderr, "recloop serve: folded in %lld users with feedback newer than the model\n",
+                   static_cast<long long>(restored));
+    }
   }
   std::unique_ptr<HttpServer> server;
   Api api(live.get(), &metrics, options.api, [&server] { return server->open_connections(); },

@@ -361,6 +361,30 @@ TEST_F(RetrainerTest, ErasedCustomersAreNotInTheNextModel) {
   EXPECT_EQ(r.Json()["items"][0]["source"], "popular") << r.body;
 }
 
+// The overlay is in memory: a restarted server folds in again everyone whose feedback is newer
+// than the model, so no customer's feedback is forgotten.
+TEST_F(RetrainerTest, FeedbackNewerThanTheModelIsFoldedInAgainAfterARestart) {
+  Start();
+  const std::vector<std::string> bought = ItemsOf(1, 6);
+  json events = json::array();
+  for (const auto& item : bought) {
+    events.push_back({{"user", "returning"}, {"item", item}, {"type", "purchase"}});
+  }
+  ASSERT_EQ(Client(server_->port())
+                .Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
+                .status,
+            200);
+  // What a new process has: the same model and store, an empty overlay.
+  UserOverlay fresh;
+  Retrainer restarted(live_.get(), events_.get(), &fresh, FeedbackOptions{}, RetrainerOptions{});
+  ASSERT_OK_AND_ASSIGN(const int64_t restored, restarted.RestoreFolds());
+  EXPECT_EQ(restored, 1);
+  const auto entry = fresh.Find("returning", "v000001");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_FALSE(entry->factors.empty());
+  EXPECT_EQ(entry->seen.size(), bought.size());
+}
+
 // Admin routes need the key: 401 without or with a wrong one, 403 on a server without a key.
 TEST_F(RetrainerTest, AdminRoutesNeedTheApiKey) {
   Start();

@@ -1,0 +1,80 @@
+// FoldQueue: real-time fold-in off the ingestion path. POST /v1/feedback answers as soon as its
+// events are durable and hands its users to this queue; folder threads fold each user in again
+// (serving/feedback.h) and publish the result. A user with several batches waiting is folded
+// once (coalescing). A recommendation request for a user whose fold is still waiting folds them
+// on the spot (or waits for the fold in flight), so a customer's next request always reflects
+// every event they were acknowledged for: read-your-writes without making ingestion wait.
+//
+// Freshness lag (the /metrics histogram) is measured from a user's first waiting
+// acknowledgement to their fold being published.
+#ifndef RECLOOP_SERVING_FOLD_QUEUE_H_
+#define RECLOOP_SERVING_FOLD_QUEUE_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "serving/metrics.h"
+
+namespace recloop {
+
+// Thread safety: every public method may be called from any thread.
+class FoldQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Folds one user in again from the store and publishes the result. Errors are logged; the
+  // user's next event (or the next model swap) folds them again.
+  using FoldFn = std::function<absl::Status(const std::string& user)>;
+
+  // `metrics` (may be null) receives the freshness lag. Starts `threads` folder threads (>= 1).
+  FoldQueue(FoldFn fold, Metrics* metrics, int threads);
+  ~FoldQueue();  // folds what is waiting, then stops
+  FoldQueue(const FoldQueue&) = delete;
+  FoldQueue& operator=(const FoldQueue&) = delete;
+
+  // `users` have new durable events, acknowledged at `acked`.
+  void Enqueue(std::span<const std::string> users, Clock::time_point acked);
+
+  // Returns once every event of `user` enqueued before the call is folded in: at once if none
+  // waits, else after folding the user on this thread or waiting for the fold in flight.
+  void EnsureFresh(const std::string& user);
+
+  // Users waiting or being folded.
+  int64_t backlog() const { return backlog_.load(std::memory_order_relaxed); }
+
+ private:
+  struct State {
+    bool pending = false;    // events acknowledged that no fold has started on yet
+    bool in_flight = false;  // a fold is running
+    Clock::time_point acked;  // of the first pending acknowledgement
+  };
+  void Work();
+  // Runs the fold of `user` whose state was just switched to in flight; `lock` is held on
+  // entry and on return.
+  void FoldLocked(const std::string& user, std::unique_lock<std::mutex>& lock);
+
+  FoldFn fold_;
+  Metrics* metrics_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  absl::flat_hash_map<std::string, State> users_;  // guarded by mu_
+  std::deque<std::string> queue_;                  // guarded by mu_; may hold stale names
+  bool stop_ = false;                              // guarded by mu_
+  std::atomic<int64_t> backlog_{0};                // users_.size(), readable without mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_FOLD_QUEUE_H_
