@@ -36,13 +36,9 @@ wait_ready() {
   exit 1
 }
 
-echo "== $(date -u +%FT%TZ) on $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-if [[ ! -e "$out/models-$index/current" ]]; then
-  $recloop generate --users $users --items 100000 --interactions 5000000 --feedback implicit \
-    --seed 7 --out "$out/store-100k.csv"
-  $recloop train --data "$out/store-100k.csv" --feedback implicit --factors 64 --iterations 10 \
-    --index "$index" --quiet --out "$out/models-$index"
-fi
+source bench/http/common.sh
+bench_machine_line
+bench_model "$out" "$index"
 $recloop model info "$out/models-$index" | grep -E '^model_version|^  factors' || true
 
 $recloop serve --models "$out/models-$index" --port "$port" --ef-search "${EF_SEARCH:-0}" \

@@ -17,17 +17,11 @@ scripts/setup bench
 scripts/build release --target recloop
 recloop=build/tools/recloop
 
-pid=""
-cleanup() { if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; }
-trap cleanup EXIT
+source bench/http/common.sh
+trap bench_stop_server EXIT
 
-echo "== $(date -u +%FT%TZ) on $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-if [[ ! -e "$out/models-hnsw/current" ]]; then
-  $recloop generate --users 100000 --items 100000 --interactions 5000000 --feedback implicit \
-    --seed 7 --out "$out/store-100k.csv"
-  $recloop train --data "$out/store-100k.csv" --feedback implicit --factors 64 --iterations 10 \
-    --index hnsw --quiet --out "$out/models-hnsw"
-fi
+bench_machine_line
+bench_model "$out" hnsw
 echo "events on $(df -h "$out" | awk 'NR==2 {print $1}')"
 
 : >"$out/ingest.txt"
@@ -52,5 +46,5 @@ for batch in 1 10 100; do
                                      if (p99 == "" && cum[i] >= 0.99 * total) p99 = les[i]; }
           printf "freshness_p50_le=%ss freshness_p99_le=%ss batches=%d", p50, p99, total }')
   echo "batch=$batch $line stored=$stored $fresh" | tee -a "$out/ingest.txt"
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  bench_stop_server
 done

@@ -6,6 +6,12 @@ local batch = tonumber(os.getenv("BATCH") or "10")
 local users = tonumber(os.getenv("USERS") or "100000")
 local items = tonumber(os.getenv("ITEMS") or "100000")
 local types = {"view", "click", "cart", "purchase"}
+-- AUTH: an Authorization header value (a server with an API key). MAX_REQUESTS: stop after about
+-- this many answered requests in all (split over WRK_THREADS threads, default 2); 0 = no limit.
+local auth = os.getenv("AUTH")
+local per_thread = math.ceil(tonumber(os.getenv("MAX_REQUESTS") or "0") /
+                             tonumber(os.getenv("WRK_THREADS") or "2"))
+local answered = 0
 
 function init(args)
   math.randomseed(tonumber(tostring({}):match("0x(%x+)"), 16) or os.time())
@@ -18,8 +24,14 @@ function request()
                               math.random(0, users - 1), math.random(0, items - 1),
                               types[math.random(1, #types)])
   end
-  return wrk.format("POST", "/v1/feedback", {["Content-Type"] = "application/json"},
-                    "[" .. table.concat(events, ",") .. "]")
+  local headers = {["Content-Type"] = "application/json"}
+  if auth then headers["Authorization"] = auth end
+  return wrk.format("POST", "/v1/feedback", headers, "[" .. table.concat(events, ",") .. "]")
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if per_thread > 0 and answered >= per_thread then wrk.thread:stop() end
 end
 
 dofile("bench/http/report.lua")

@@ -16,6 +16,7 @@
 #include "serving/http_server.h"
 #include "serving/live_model.h"
 #include "tbb/global_control.h"
+#include "tests/serving/planted_store_server.h"
 #include "tests/serving/test_client.h"
 #include "tests/test_util.h"
 #include "training/train.h"
@@ -28,88 +29,29 @@ using test::Client;
 using test::Reply;
 namespace http = boost::beast::http;
 
-constexpr int kClusters = 5;
-
-class FeedbackTest : public ::testing::Test {
+class FeedbackTest : public test::PlantedStoreServer {
  protected:
   void SetUp() override {
-    // One oneTBB thread for the set-up: the tests are about the server, and ThreadSanitizer
-    // cannot see oneTBB's own synchronisation (libtbb is not instrumented).
-    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
-    GeneratorOptions g;
-    g.users = 800;
-    g.items = 400;
-    g.interactions = 40'000;
-    g.clusters = kClusters;
-    g.in_cluster = 0.9;
-    g.feedback = Feedback::kImplicit;
-    g.seed = 5;
-    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
-    TrainOptions t;
-    t.als.feedback = Feedback::kImplicit;
-    t.als.factors = 16;
-    t.als.iterations = 10;
-    ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));
-    ASSERT_OK(SaveModel(model, dir_.File("models")).status());
-    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
+    PlantedStoreServer::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
     api_ = std::make_unique<Api>(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get());
-    HttpServerOptions http;
-    http.host = "127.0.0.1";
-    http.port = 0;
-    http.threads = 2;
-    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(
-                                      http, [this](const HttpRequest& r) { return api_->Handle(r); },
-                                      [this](const HttpRequest&, const HttpResponse& res, double us) {
-                                        metrics_.Observe(res.route, res.status, us);
-                                      }));
-    ASSERT_OK(server_->Start());
-    thread_ = std::thread([this] { server_->Run(); });
-    for (int i = 0; i < 500; ++i) {  // readiness: poll /readyz (bounded)
-      if (Client(server_->port()).Get("/readyz").status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "server never became ready";
+    StartServer([this](const HttpRequest& r) { return api_->Handle(r); });
   }
 
   void TearDown() override {
-    if (server_) server_->Stop();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  // The planted cluster of a generated item, by external ID.
-  int ClusterOf(const std::string& item) const {
-    return store_.item_cluster[*store_.data.items.Find(item)];
-  }
-
-  // `n` items of `cluster`, the most interacted-with first (the ones a customer finds).
-  std::vector<std::string> ItemsOf(int cluster, int n) const {
-    std::vector<int64_t> counts(store_.data.items.size(), 0);
-    for (int32_t i : store_.data.item) ++counts[i];
-    std::vector<int32_t> items;
-    for (int32_t i = 0; i < store_.data.items.size(); ++i) {
-      if (store_.item_cluster[i] == cluster) items.push_back(i);
-    }
-    std::sort(items.begin(), items.end(), [&](int32_t a, int32_t b) { return counts[a] > counts[b]; });
-    std::vector<std::string> out;
-    for (int j = 0; j < n && j < static_cast<int>(items.size()); ++j) {
-      out.push_back(store_.data.items.External(items[j]));
-    }
-    return out;
+    PlantedStoreServer::TearDown();  // the server first: its handler uses the members below
+    api_.reset();
   }
 
   Reply Post(Client& c, const json& body) {
     return c.Send(http::verb::post, "/v1/feedback", body.dump());
   }
 
-  test::TempDir dir_;
-  GeneratedStore store_;
-  Metrics metrics_;
   std::unique_ptr<LiveModel> live_;
   std::unique_ptr<EventStore> events_;
   std::unique_ptr<Api> api_;
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
 };
 
 // Acceptance: a new customer whose events all fall in one planted cluster gets popular items

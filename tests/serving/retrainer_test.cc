@@ -21,6 +21,7 @@
 #include "serving/http_server.h"
 #include "serving/live_model.h"
 #include "serving/retrainer.h"
+#include "tests/serving/planted_store_server.h"
 #include "tests/serving/test_client.h"
 #include "tests/test_util.h"
 #include "training/train.h"
@@ -33,30 +34,11 @@ using test::Client;
 using test::Reply;
 namespace http = boost::beast::http;
 
-constexpr int kClusters = 5;
 constexpr const char* kKey = "test-key";
 constexpr const char* kAuth = "Bearer test-key";
 
-class RetrainerTest : public ::testing::Test {
+class RetrainerTest : public test::PlantedStoreServer {
  protected:
-  void SetUp() override {
-    GeneratorOptions g;
-    g.users = 800;
-    g.items = 400;
-    g.interactions = 40'000;
-    g.clusters = kClusters;
-    g.in_cluster = 0.9;
-    g.feedback = Feedback::kImplicit;
-    g.seed = 5;
-    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
-    TrainOptions t;
-    t.als.feedback = Feedback::kImplicit;
-    t.als.factors = 16;
-    t.als.iterations = 10;
-    ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));
-    ASSERT_OK(SaveModel(model, dir_.File("models")).status());
-  }
-
   void Start(RetrainerOptions options = {}) {
     options.every_events = options.every_events == 10'000 ? 0 : options.every_events;
     options.every_minutes = 0;
@@ -64,7 +46,7 @@ class RetrainerTest : public ::testing::Test {
     // Warm-started candidates land within about 1% of the live model here; 5% keeps the tests
     // that need a promotion off that edge (the refused model is 60% worse).
     options.gate.tolerance = std::max(options.gate.tolerance, 0.05);
-    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
+    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
     retrainer_ = std::make_unique<Retrainer>(live_.get(), events_.get(), &overlay_,
                                              FeedbackOptions{}, options);
@@ -72,48 +54,13 @@ class RetrainerTest : public ::testing::Test {
     api.api_key = kKey;
     api_ = std::make_unique<Api>(live_.get(), &metrics_, api, nullptr, events_.get(), &overlay_,
                                  retrainer_.get());
-    HttpServerOptions http;
-    http.host = "127.0.0.1";
-    http.port = 0;
-    http.threads = 2;
-    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(
-                                      http, [this](const HttpRequest& r) { return api_->Handle(r); },
-                                      [this](const HttpRequest&, const HttpResponse& res, double us) {
-                                        metrics_.Observe(res.route, res.status, us);
-                                      }));
-    ASSERT_OK(server_->Start());
-    thread_ = std::thread([this] { server_->Run(); });
-    for (int i = 0; i < 500; ++i) {  // readiness: poll /readyz (bounded)
-      if (Client(server_->port()).Get("/readyz").status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "server never became ready";
+    StartServer([this](const HttpRequest& r) { return api_->Handle(r); });
   }
 
   void TearDown() override {
-    if (server_) server_->Stop();
-    if (thread_.joinable()) thread_.join();
+    PlantedStoreServer::TearDown();  // the server first: its handler uses the members below
+    api_.reset();
     retrainer_.reset();  // before the store and the live model it uses
-  }
-
-  int ClusterOf(const std::string& item) const {
-    return store_.item_cluster[*store_.data.items.Find(item)];
-  }
-
-  // `n` items of `cluster`, the most interacted-with first.
-  std::vector<std::string> ItemsOf(int cluster, int n) const {
-    std::vector<int64_t> counts(store_.data.items.size(), 0);
-    for (int32_t i : store_.data.item) ++counts[i];
-    std::vector<int32_t> items;
-    for (int32_t i = 0; i < store_.data.items.size(); ++i) {
-      if (store_.item_cluster[i] == cluster) items.push_back(i);
-    }
-    std::sort(items.begin(), items.end(), [&](int32_t a, int32_t b) { return counts[a] > counts[b]; });
-    std::vector<std::string> out;
-    for (int j = 0; j < n && j < static_cast<int>(items.size()); ++j) {
-      out.push_back(store_.data.items.External(items[j]));
-    }
-    return out;
   }
 
   // Posts `users` new customers ("new-<prefix>-<u>"), each with 10 events in one cluster, in
@@ -156,16 +103,11 @@ class RetrainerTest : public ::testing::Test {
     return Client(server_->port()).Get("/v1/model").Json()["model_version"];
   }
 
-  test::TempDir dir_;
-  GeneratedStore store_;
-  Metrics metrics_;
   UserOverlay overlay_;
   std::unique_ptr<LiveModel> live_;
   std::unique_ptr<EventStore> events_;
   std::unique_ptr<Retrainer> retrainer_;
   std::unique_ptr<Api> api_;
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
 };
 
 // Acceptance: a retrain and its promotion under a constant client loop: no non-2xx answer, no
