@@ -285,6 +285,11 @@ HttpResponse Api::Route(const HttpRequest& request) const {
       gauges.push_back({"recloop_model_items", "Items of the live model",
                         static_cast<double>(snap->model->num_items()), ""});
     }
+    if (folds_ != nullptr) {
+      gauges.push_back({"recloop_feedback_fold_backlog",
+                        "Users with acknowledged feedback not yet folded in",
+                        static_cast<double>(folds_->backlog()), ""});
+    }
     if (connections_) {
       gauges.push_back({"recloop_http_connections", "Open client connections",
                         static_cast<double>(connections_()), ""});
