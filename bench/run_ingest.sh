@@ -33,6 +33,7 @@ for run in 16:1 16:10 16:100 2:10; do
   batch=${run##*:}
   rm -f "$out"/events.db*
   $recloop serve --models "$out/models-hnsw" --port "$port" --events "$out/events.db" \
+    --retrain-events 0 --retrain-minutes 0 \
     2>"$out/serve-ingest.log" &
   pid=$!
   for _ in $(seq 1 600); do

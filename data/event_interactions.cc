@@ -17,6 +17,10 @@ std::optional<float> EventValue(const Event& e, Feedback feedback,
   return it == type_weights.end() ? 1.0f : it->second;
 }
 
+int64_t EventsThroughSeq(const FactorModel& model, const EventStore& store) {
+  return model.lineage.events_store_id == store.id() ? model.lineage.events_through_seq : 0;
+}
+
 DuplicatePolicy EventDuplicatePolicy(Feedback feedback) {
   return feedback == Feedback::kExplicit ? DuplicatePolicy::kLast : DuplicatePolicy::kSum;
 }

@@ -31,6 +31,10 @@ std::optional<float> EventValue(const Event& event, Feedback feedback,
 // for implicit.
 DuplicatePolicy EventDuplicatePolicy(Feedback feedback);
 
+// The last seq of `store` that `model` trained on: its lineage's events_through_seq if it was
+// trained on this very store (EventStore::id()), else 0 (none of this store's events is in it).
+int64_t EventsThroughSeq(const FactorModel& model, const EventStore& store);
+
 struct EventDataOptions {
   Feedback feedback = Feedback::kImplicit;
   TypeWeights type_weights = DefaultTypeWeights();

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "data/sqlite_db.h"
 
 namespace recloop {
@@ -146,7 +148,10 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
       // trained on events up to an earlier seq still hold the user's old interactions.
       "CREATE TABLE IF NOT EXISTS erasures ("
       "  user TEXT PRIMARY KEY,"
-      "  seq INTEGER NOT NULL);";
+      "  seq INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS meta ("
+      "  key TEXT PRIMARY KEY,"
+      "  value TEXT NOT NULL);";
   if (absl::Status s = Exec(*writer, options.path, setup); !s.ok()) {
     sqlite3_close(*writer);
     return absl::UnavailableError(
@@ -165,6 +170,28 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
           absl::StrCat(options.path, " is not a recloop event store: ", message));
     }
   }
+  // The store's ID, chosen once when the store is created.
+  std::string id;
+  {
+    std::random_device rd;
+    const std::string fresh = absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+    SqlStatement put, get;
+    const bool ok =
+        sqlite3_prepare_v2(*writer, "INSERT OR IGNORE INTO meta(key, value) VALUES('store_id', ?1)",
+                           -1, &put.stmt, nullptr) == SQLITE_OK &&
+        sqlite3_bind_text(put.stmt, 1, fresh.data(), static_cast<int>(fresh.size()),
+                          SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(put.stmt) == SQLITE_DONE &&
+        sqlite3_prepare_v2(*writer, "SELECT value FROM meta WHERE key = 'store_id'", -1, &get.stmt,
+                           nullptr) == SQLITE_OK &&
+        sqlite3_step(get.stmt) == SQLITE_ROW;
+    if (!ok) {
+      const absl::Status s = SqlError(*writer, kWhat, options.path, "store id");
+      sqlite3_close(*writer);
+      return s;
+    }
+    id = reinterpret_cast<const char*>(sqlite3_column_text(get.stmt, 0));
+  }
   std::vector<sqlite3*> readers;
   for (int i = 0; i < options.readers; ++i) {
     auto reader = OpenSqlite(options.path, kWhat, /*serialized=*/false);
@@ -175,7 +202,9 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
     }
     readers.push_back(*reader);
   }
-  return std::unique_ptr<EventStore>(new EventStore(options, *writer, std::move(readers)));
+  auto store = std::unique_ptr<EventStore>(new EventStore(options, *writer, std::move(readers)));
+  store->id_ = std::move(id);
+  return store;
 }
 
 absl::Status EventStore::Submit(std::function<absl::Status(sqlite3*)> run) {

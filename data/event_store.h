@@ -121,6 +121,9 @@ class EventStore {
   absl::StatusOr<int64_t> ExportCsv(const std::string& path) const;
 
   const std::string& path() const { return options_.path; }
+  // A random ID given to the store when it was created: a model records it beside the last seq
+  // it trained on, so that a model is never matched against the seqs of another store.
+  const std::string& id() const { return id_; }
 
  private:
   struct Write;  // one caller's write, run inside the writer's transaction
@@ -132,6 +135,7 @@ class EventStore {
   void WriterLoop();
 
   EventStoreOptions options_;
+  std::string id_;
   sqlite3* writer_db_;  // used by the writer thread only
   std::vector<sqlite3*> readers_;  // owned; each used by one Reader at a time
   mutable std::mutex readers_mu_;  // guards free_readers_

@@ -68,6 +68,8 @@ struct ModelLineage {
   // Trained on an event store: the last event seq it includes (0: none). Serving folds in only
   // the events after it, so that none counts twice.
   int64_t events_through_seq = 0;
+  // The event store those seqs belong to (EventStore::id()): seqs of another store mean nothing.
+  std::string events_store_id;
   std::string parent_version;  // the live version a retrain started from, if any
   std::string gate;            // "passed", "skipped" or "forced" for a retrained model
 };

@@ -227,6 +227,7 @@ pb::ModelMetadata MetadataOf(const FactorModel& m) {
   pl->set_events_through_seq(l.events_through_seq);
   pl->set_parent_version(l.parent_version);
   pl->set_gate(l.gate);
+  pl->set_events_store_id(l.events_store_id);
   for (const auto& [k, v] : l.metrics) (*pl->mutable_metrics())[k] = v;
   return meta;
 }
@@ -683,6 +684,7 @@ absl::StatusOr<FactorModel> LoadModel(const std::string& path) {
   l.events_through_seq = meta.lineage().events_through_seq();
   l.parent_version = meta.lineage().parent_version();
   l.gate = meta.lineage().gate();
+  l.events_store_id = meta.lineage().events_store_id();
   for (const auto& [k, v] : meta.lineage().metrics()) l.metrics[k] = v;
 
   const int64_t users = meta.users(), items = meta.items(), nnz = meta.seen_nnz();

@@ -525,12 +525,13 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
 absl::Status Api::FoldOne(const std::string& user) const {
   const auto snap = live_->Get();
   if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
-  const int64_t through = snap->model->lineage.events_through_seq;
+  const int64_t through = EventsThroughSeq(*snap->model, *events_);
   auto history = events_->UserEvents(user, 0, through);
   if (!history.ok()) return history.status();
   auto erased_at = events_->ErasedAt(user);
   if (!erased_at.ok()) return erased_at.status();
-  auto entry = FoldUser(*snap, user, *history, options_.feedback, *erased_at >= through);
+  auto entry =
+      FoldUser(*snap, user, *history, options_.feedback, through, *erased_at >= through);
   if (!entry.ok()) return entry.status();
   overlay_->Put(user, *std::move(entry));
   return absl::OkStatus();

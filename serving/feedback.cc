@@ -150,7 +150,7 @@ int64_t UserOverlay::size() const {
 
 absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const ModelSnapshot& snap, const std::string& user, const std::vector<StoredEvent>& events,
-    const FeedbackOptions& options, bool erased) {
+    const FeedbackOptions& options, int64_t through_seq, bool erased) {
   const FactorModel& m = *snap.model;
   if (!m.has_factors() || snap.fold_in == nullptr) {
     return absl::FailedPreconditionError("the live model has no factors to fold users into");
@@ -169,11 +169,11 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   auto entry = std::make_shared<FoldedUserEntry>();
   entry->model_version = snap.version();
   entry->erased = erased;
-  entry->through_seq = m.lineage.events_through_seq;
+  entry->through_seq = through_seq;
   const bool sum = EventDuplicatePolicy(m.params.feedback) == DuplicatePolicy::kSum;
   for (const StoredEvent& se : events) {
     entry->through_seq = std::max(entry->through_seq, se.seq);
-    if (se.seq <= m.lineage.events_through_seq) continue;  // in the training row already
+    if (se.seq <= through_seq) continue;  // in the training row already
     const Event& e = se.event;
     const auto item = m.items.Find(e.item);
     if (!item) continue;  // an item the model does not know yet

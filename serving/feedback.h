@@ -93,8 +93,9 @@ class UserOverlay {
 };
 
 // Folds `user` in against `snap` from the model's training row (if the model knows the user and
-// `erased` is false) and `events`: the user's stored events after the model's last trained event
-// (lineage.events_through_seq; older ones are in the training row already), in log order. Events
+// `erased` is false) and `events`: the user's stored events after `through_seq`, the model's last
+// trained event of this store (EventsThroughSeq; older ones are in the training row already),
+// in log order. Events
 // count as in training (data/event_interactions.h): explicit models take "rating" events (the
 // latest per item wins), implicit models add up each item's event weights. Items the model does
 // not know are skipped. Pass erased = true if the user was erased after the model's last event
@@ -102,7 +103,7 @@ class UserOverlay {
 // for a model without factors.
 absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const ModelSnapshot& snap, const std::string& user, const std::vector<StoredEvent>& events,
-    const FeedbackOptions& options, bool erased = false);
+    const FeedbackOptions& options, int64_t through_seq, bool erased = false);
 
 }  // namespace recloop
 

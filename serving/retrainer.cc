@@ -39,7 +39,7 @@ Retrainer::Retrainer(LiveModel* live, EventStore* events, UserOverlay* overlay,
   // Events stored before this process started and not yet in the live model count as pending.
   if (const auto snap = live_->Get(); snap != nullptr) {
     if (auto last = events_->LastSeq(); last.ok()) {
-      pending_events_ = std::max<int64_t>(0, *last - snap->model->lineage.events_through_seq);
+      pending_events_ = std::max<int64_t>(0, *last - EventsThroughSeq(*snap->model, *events_));
     }
   }
   thread_ = std::thread([this] { Loop(); });
@@ -207,13 +207,13 @@ absl::StatusOr<int64_t> Retrainer::RestoreFolds() {
   if (snap == nullptr || snap->fold_in == nullptr) return 0;
   int64_t users = 0;
   RETURN_IF_ERROR(
-      RefoldAfter(*snap, snap->model->lineage.events_through_seq, &users).status());
+      RefoldAfter(*snap, EventsThroughSeq(*snap->model, *events_), &users).status());
   return users;
 }
 
 absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_t after_seq,
                                                int64_t* folded) {
-  const int64_t through = snap.model->lineage.events_through_seq;
+  const int64_t through = EventsThroughSeq(*snap.model, *events_);
   std::set<std::string> users;
   int64_t last = after_seq;
   RETURN_IF_ERROR(events_->ForEach(after_seq, [&](const StoredEvent& e) {
@@ -226,7 +226,8 @@ absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_
   for (const std::string& user : users) {
     ASSIGN_OR_RETURN(const auto history, events_->UserEvents(user, 0, through));
     ASSIGN_OR_RETURN(const int64_t erased_at, events_->ErasedAt(user));
-    ASSIGN_OR_RETURN(auto entry, FoldUser(snap, user, history, feedback_, erased_at >= through));
+    ASSIGN_OR_RETURN(auto entry,
+                     FoldUser(snap, user, history, feedback_, through, erased_at >= through));
     overlay_->Put(user, std::move(entry));
   }
   if (folded != nullptr) *folded = static_cast<int64_t>(users.size());
@@ -238,7 +239,7 @@ absl::Status Retrainer::SwapInLocked(const std::string& version_dir) {
   const bool folds = prepared->fold_in != nullptr;
   int64_t seen = 0;
   if (folds) {
-    ASSIGN_OR_RETURN(seen, RefoldAfter(*prepared, prepared->model->lineage.events_through_seq));
+    ASSIGN_OR_RETURN(seen, RefoldAfter(*prepared, EventsThroughSeq(*prepared->model, *events_)));
   }
   RETURN_IF_ERROR(live_->Activate(prepared));
   if (folds) {

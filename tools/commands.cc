@@ -294,6 +294,7 @@ int RunTrain(const TrainCommand& cmd) {
   // the same event values, so that a model trained here and one retrained in the server agree.
   absl::StatusOr<Interactions> data;
   int64_t events_through_seq = 0;
+  std::string events_store_id;
   if (!cmd.events.empty()) {
     auto store = OpenExistingEventStore(cmd.events);
     if (!store.ok()) return Fail(store.status());
@@ -302,6 +303,7 @@ int RunTrain(const TrainCommand& cmd) {
     EventDataOptions event_options;
     event_options.feedback = *feedback;
     event_options.through_seq = events_through_seq = *last;
+    events_store_id = (*store)->id();
     const auto read_start = Clock::now();
     EventDataStats stats;
     data = EventInteractions(**store, event_options, &stats);
@@ -375,6 +377,7 @@ int RunTrain(const TrainCommand& cmd) {
     // An event store is identified by its path and the last event read (events_through_seq):
     // the store keeps growing, so a hash of its file would name nothing reproducible.
     lineage.events_through_seq = events_through_seq;
+    lineage.events_store_id = events_store_id;
     // Absolute, so that the lineage still says which file it was when read from elsewhere.
     lineage.data.path =
         std::filesystem::absolute(cmd.events.empty() ? cmd.data : cmd.events).string();

@@ -140,7 +140,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
     return absl::InvalidArgumentError("tolerance must be >= 0 and k >= 1");
   }
   const Feedback feedback = options.train.als.feedback;
-  const int64_t after = live != nullptr ? live->lineage.events_through_seq : 0;
+  const int64_t after = live != nullptr ? EventsThroughSeq(*live, store) : 0;
   int64_t through = options.through_seq;
   if (through <= 0) {
     ASSIGN_OR_RETURN(through, store.LastSeq());
@@ -188,6 +188,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   lineage.data.rows = train.size();
   lineage.train_interactions = train.size();
   lineage.events_through_seq = cut;
+  lineage.events_store_id = store.id();
   if (live != nullptr) lineage.parent_version = live->lineage.version;
 
   GateResult& gate = result.gate;

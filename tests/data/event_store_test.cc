@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "data/event_interactions.h"
 #include "data/reader.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -134,6 +135,40 @@ TEST_F(EventStoreTest, DeleteUserErasesOnlyThatUser) {
   ASSERT_OK_AND_ASSIGN(const AppendResult r,
                        store->Append(std::vector<Event>{Ev("c", "i1", "view")}));
   EXPECT_EQ(r.last_seq, 4);
+  // The erasure is recorded with the high-water seq at that moment, and survives reopening.
+  EXPECT_EQ(store->ErasedAt("a").value(), 3);
+  EXPECT_EQ(store->ErasedAt("b").value(), -1);
+  ASSERT_OK(store->DeleteUser("b").status());
+  store.reset();
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->ErasedAt("b").value(), 4);
+  ASSERT_OK_AND_ASSIGN(const auto after_3, store->Erasures(4));
+  ASSERT_EQ(after_3.size(), 1u);
+  EXPECT_EQ(after_3[0].first, "b");
+  EXPECT_EQ(store->Erasures(0).value().size(), 2u);
+  // LastSeq is the high-water mark: it does not go down when the newest events are erased.
+  ASSERT_OK(store->DeleteUser("c").status());
+  EXPECT_EQ(store->LastSeq().value(), 4);
+}
+
+// A model's last trained seq counts only in the store it was trained on: a model matched with
+// another store (a fresh one, whose seqs restart at 1) has none of its events.
+TEST_F(EventStoreTest, AModelsLastSeqCountsOnlyInItsOwnStore) {
+  auto a = Open();
+  ASSERT_NE(a, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto b, EventStore::Open({dir_.File("other.db")}));
+  EXPECT_EQ(a->id().size(), 32u);
+  EXPECT_NE(a->id(), b->id());
+  const std::string id = a->id();
+  a.reset();
+  a = Open();
+  EXPECT_EQ(a->id(), id);  // kept across reopening
+  FactorModel model;
+  model.lineage.events_through_seq = 100;
+  model.lineage.events_store_id = id;
+  EXPECT_EQ(EventsThroughSeq(model, *a), 100);
+  EXPECT_EQ(EventsThroughSeq(model, *b), 0);
 }
 
 TEST_F(EventStoreTest, ExportIsTheCsvThatTrainingReads) {
