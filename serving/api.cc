@@ -501,7 +501,7 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
   }
   metrics_->CountFeedback(stored.stored + stored.duplicates,
                           static_cast<int64_t>(parsed->rejected.size()));
-  if (retrainer_ != nullptr) retrainer_->NoteEvents(stored.stored);
+  if (retrainer_ != nullptr && stored.stored > 0) retrainer_->NoteEvents(parsed->events);
   // Durable: acknowledged. Each user of the batch is folded in again off this thread; their
   // next recommendation request waits for it if it has not happened yet.
   if (!parsed->events.empty()) {

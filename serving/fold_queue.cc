@@ -64,7 +64,7 @@ void FoldQueue::Work() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping with nothing waiting
+    if (stop_) return;
     const std::string user = std::move(queue_.front());
     queue_.pop_front();
     const auto it = users_.find(user);

@@ -38,7 +38,10 @@ class FoldQueue {
 
   // `metrics` (may be null) receives the freshness lag. Starts `threads` folder threads (>= 1).
   FoldQueue(FoldFn fold, Metrics* metrics, int threads);
-  ~FoldQueue();  // folds what is waiting, then stops
+  // Stops after the folds in flight; folds still waiting are dropped (their events are durable:
+  // a restarted server folds in everyone with events newer than its model before serving,
+  // Retrainer::RestoreFolds).
+  ~FoldQueue();
   FoldQueue(const FoldQueue&) = delete;
   FoldQueue& operator=(const FoldQueue&) = delete;
 

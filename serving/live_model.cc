@@ -128,6 +128,22 @@ absl::Status LiveModel::Activate(std::shared_ptr<const ModelSnapshot> prepared) 
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::PrepareExtension(
+    std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index) {
+  std::shared_ptr<const FoldIn> fold_in;
+  if (model->has_factors()) {
+    ASSIGN_OR_RETURN(FoldIn f, FoldIn::Create(*model));
+    fold_in = std::make_shared<const FoldIn>(std::move(f));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto current = Get();
+  ASSIGN_OR_RETURN(auto snapshot,
+                   MakeSnapshot(std::move(model), std::move(index),
+                                current != nullptr ? current->metadata_json : std::string(),
+                                nullptr, std::move(fold_in)));
+  return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
+}
+
 absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
     std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
     std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,

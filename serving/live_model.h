@@ -75,6 +75,12 @@ class LiveModel {
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Prepare(const std::string& version_dir);
   absl::Status Activate(std::shared_ptr<const ModelSnapshot> prepared);
 
+  // A snapshot of `model` (an in-memory extension of the live version, e.g. with new items
+  // appended: same version, same user side, item indices of existing items unchanged) with
+  // `index`, for Activate. Errors: the snapshot's (Recommender, FoldIn).
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> PrepareExtension(
+      std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index);
+
   const std::string& models_dir() const { return options_.models_dir; }
 
   // Stores `entry` for `item` durably, then publishes a snapshot whose filters use it (the item

@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "data/event_interactions.h"
+#include "engine/fold_in.h"
 #include "engine/item_index.h"
 #include "engine/model_io.h"
 #include "engine/status_macros.h"
@@ -54,13 +56,33 @@ Retrainer::~Retrainer() {
   thread_.join();
 }
 
-void Retrainer::NoteEvents(int64_t n) {
-  if (n <= 0) return;
+void Retrainer::NoteEvents(std::span<const Event> events) {
+  if (events.empty()) return;
+  const auto snap = live_->Get();
   bool due;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_events_ += n;
+    pending_events_ += static_cast<int64_t>(events.size());
     due = options_.every_events > 0 && pending_events_ >= options_.every_events;
+    if (options_.new_item_min_events > 0 && snap != nullptr && snap->model->has_factors()) {
+      const FactorModel& m = *snap->model;
+      for (const Event& e : events) {
+        if (m.items.Find(e.item).has_value()) continue;
+        const auto value = EventValue(e, m.params.feedback, feedback_.type_weights);
+        if (!value || !m.users.Find(e.user).has_value()) continue;
+        // Bounded memory: at most 10,000 items tracked, 1,000 events each.
+        auto it = new_item_events_.find(e.item);
+        if (it == new_item_events_.end()) {
+          if (new_item_events_.size() >= 10'000) continue;
+          it = new_item_events_.emplace(e.item, std::vector<std::pair<std::string, float>>()).first;
+        }
+        if (it->second.size() < 1000) it->second.emplace_back(e.user, *value);
+        if (static_cast<int>(it->second.size()) >= options_.new_item_min_events &&
+            due_items_.insert(e.item).second) {
+          due = true;
+        }
+      }
+    }
   }
   if (due) cv_.notify_all();
 }
@@ -95,7 +117,7 @@ void Retrainer::Loop() {
       std::chrono::duration<double, std::ratio<60>>(options_.every_minutes));
   while (true) {
     auto due = [&] {
-      return stop_ || requested_ ||
+      return stop_ || requested_ || !due_items_.empty() ||
              (options_.every_events > 0 && pending_events_ >= options_.every_events) ||
              (options_.every_minutes > 0 && pending_events_ > 0 &&
               Clock::now() - last_run >= period);
@@ -107,6 +129,21 @@ void Retrainer::Loop() {
     }
     if (stop_) break;
     if (!due()) continue;
+    const bool retrain_due =
+        requested_ || (options_.every_events > 0 && pending_events_ >= options_.every_events) ||
+        (options_.every_minutes > 0 && pending_events_ > 0 && Clock::now() - last_run >= period);
+    if (!retrain_due) {  // new items only
+      std::map<std::string, std::vector<std::pair<std::string, float>>> items;
+      for (const std::string& item : due_items_) {
+        items[item] = std::move(new_item_events_[item]);
+        new_item_events_.erase(item);
+      }
+      due_items_.clear();
+      lock.unlock();
+      AddNewItems(std::move(items));
+      lock.lock();
+      continue;
+    }
     requested_ = false;
     pending_events_ = 0;
     ++runs_started_;
@@ -223,6 +260,14 @@ absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_
   }));
   ASSIGN_OR_RETURN(const auto erasures, events_->Erasures(through));
   for (const auto& [user, seq] : erasures) users.insert(user);
+  RETURN_IF_ERROR(RefoldUsers(snap, users));
+  if (folded != nullptr) *folded = static_cast<int64_t>(users.size());
+  return last;
+}
+
+absl::Status Retrainer::RefoldUsers(const ModelSnapshot& snap,
+                                    const std::set<std::string>& users) {
+  const int64_t through = EventsThroughSeq(*snap.model, *events_);
   for (const std::string& user : users) {
     ASSIGN_OR_RETURN(const auto history, events_->UserEvents(user, 0, through));
     ASSIGN_OR_RETURN(const int64_t erased_at, events_->ErasedAt(user));
@@ -230,9 +275,107 @@ absl::StatusOr<int64_t> Retrainer::RefoldAfter(const ModelSnapshot& snap, int64_
                      FoldUser(snap, user, history, feedback_, through, erased_at >= through));
     overlay_->Put(user, std::move(entry));
   }
-  if (folded != nullptr) *folded = static_cast<int64_t>(users.size());
-  return last;
+  return absl::OkStatus();
 }
+
+void Retrainer::AddNewItems(
+    std::map<std::string, std::vector<std::pair<std::string, float>>> items) {
+  std::lock_guard<std::mutex> swap_lock(swap_mu_);
+  const auto snap = live_->Get();
+  if (snap == nullptr || !snap->model->has_factors()) return;
+  const FactorModel& m = *snap->model;
+  auto fail = [](const absl::Status& s) {
+    std::fprintf(stderr, "recloop serve: adding new items failed: %s\n",
+                 std::string(s.message()).c_str());
+  };
+  // The user side as a model whose "items" are the users: folding an item in is then exactly a
+  // user fold-in of that model (one ALS item half-step, against the Gram matrix of all users).
+  if (item_fold_version_ != snap->version() || item_fold_ == nullptr) {
+    auto side = std::make_unique<FactorModel>();
+    side->params = m.params;
+    side->items = m.users;
+    side->users = m.items;
+    side->item_factors = m.user_factors;
+    side->item_bias = m.user_bias;
+    side->user_bias = m.item_bias;
+    side->global_mean = m.global_mean;
+    side->min_value = m.min_value;
+    side->max_value = m.max_value;
+    auto fold = FoldIn::Create(*side);
+    if (!fold.ok()) return fail(fold.status());
+    user_side_ = std::move(side);
+    item_fold_ = std::make_unique<FoldIn>(*std::move(fold));
+    item_fold_version_ = snap->version();
+  }
+  const bool sum = EventDuplicatePolicy(m.params.feedback) == DuplicatePolicy::kSum;
+  std::vector<std::string> names;
+  std::vector<FoldedUser> folded;
+  std::vector<float> popularity;
+  std::set<std::string> users;
+  for (const auto& [item, events] : items) {
+    if (m.items.Find(item).has_value()) continue;  // a retrain brought it in meanwhile
+    std::map<int32_t, float> by_user;
+    for (const auto& [user, value] : events) {
+      users.insert(user);
+      const auto u = m.users.Find(user);
+      if (!u) continue;
+      if (sum) {
+        by_user[*u] += value;
+      } else {
+        by_user[*u] = value;
+      }
+    }
+    std::vector<int32_t> rows;
+    std::vector<float> values;
+    for (const auto& [u, v] : by_user) {
+      rows.push_back(u);
+      values.push_back(v);
+    }
+    auto f = item_fold_->Fold(rows, values);
+    if (!f.ok()) return fail(f.status());
+    if (f->cold_start) continue;
+    names.push_back(item);
+    folded.push_back(*std::move(f));
+    popularity.push_back(static_cast<float>(by_user.size()));
+  }
+  if (names.empty()) return;
+  auto next = std::make_shared<FactorModel>(m);
+  const int32_t old_items = m.num_items();
+  const int32_t added = static_cast<int32_t>(names.size());
+  next->item_factors.conservativeResize(old_items + added, Eigen::NoChange);
+  if (next->has_biases()) next->item_bias.conservativeResize(old_items + added);
+  next->item_popularity.conservativeResize(old_items + added);
+  for (int32_t j = 0; j < added; ++j) {
+    next->items.GetOrAdd(names[j]);
+    next->item_factors.row(old_items + j) = folded[j].factors.transpose();
+    if (next->has_biases()) next->item_bias[old_items + j] = folded[j].bias;
+    next->item_popularity[old_items + j] = popularity[j];
+  }
+  next->seen = CsrMatrix::FromArrays(m.seen.rows(), old_items + added, m.seen.indptr(),
+                                     m.seen.indices(), m.seen.values());
+  ItemIndexOptions index_options;
+  index_options.type = snap->index != nullptr ? snap->index->type() : IndexType::kAuto;
+  if (snap->index != nullptr && snap->index->type() == IndexType::kHnsw) {
+    index_options.hnsw_ef_search = snap->index->default_ef_search();
+  }
+  index_options.build_threads = std::max(1, options_.threads);
+  auto index = ItemIndex::Build(*next, index_options);
+  if (!index.ok()) return fail(index.status());
+  auto prepared =
+      live_->PrepareExtension(next, std::make_shared<const ItemIndex>(*std::move(index)));
+  if (!prepared.ok()) return fail(prepared.status());
+  // Their users are folded in again first, so that nobody is shown a new item they just bought
+  // (the same version: the live snapshot ignores the new items' indices in these entries).
+  if (absl::Status s = RefoldUsers(**prepared, users); !s.ok()) return fail(s);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    new_items_added_ += static_cast<uint64_t>(added);
+  }
+  if (absl::Status s = live_->Activate(*std::move(prepared)); !s.ok()) return fail(s);
+  std::fprintf(stderr, "recloop serve: %d new item(s) folded in and indexed (%s%s)\n", added,
+               names[0].c_str(), added > 1 ? ", ..." : "");
+}
+
 
 absl::Status Retrainer::SwapInLocked(const std::string& version_dir) {
   ASSIGN_OR_RETURN(auto prepared, live_->Prepare(version_dir));
@@ -293,6 +436,9 @@ std::string Retrainer::RenderMetrics() const {
                   "started.\n# TYPE recloop_retrain_pending_events gauge\n"
                   "recloop_retrain_pending_events ",
                   pending_events_,
+                  "\n# HELP recloop_new_items_total New items folded in and indexed before a "
+                  "retrain.\n# TYPE recloop_new_items_total counter\nrecloop_new_items_total ",
+                  new_items_added_,
                   "\n# HELP recloop_model_rollbacks_total Rollbacks to an earlier version.\n"
                   "# TYPE recloop_model_rollbacks_total counter\nrecloop_model_rollbacks_total ",
                   rollbacks_, "\n");

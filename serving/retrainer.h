@@ -26,6 +26,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <span>
+#include <utility>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -54,6 +58,9 @@ struct RetrainerOptions {
   float regularization = -1.0f;
   // Holdout and gate (RetrainOptions::train and type_weights are filled by the retrainer).
   RetrainOptions gate;
+  // A new item (unknown to the live model) with this many events from users the model knows
+  // gets a folded-in item vector and enters the item index before the next retrain; 0 = never.
+  int new_item_min_events = 5;
 };
 
 // The outcome of one retrain.
@@ -79,8 +86,9 @@ class Retrainer {
   Retrainer(const Retrainer&) = delete;
   Retrainer& operator=(const Retrainer&) = delete;
 
-  // Tells the retrainer that `n` events were stored (counts towards every_events).
-  void NoteEvents(int64_t n);
+  // Tells the retrainer that `events` were stored (they count towards every_events, and those
+  // of items the live model does not know towards new_item_min_events).
+  void NoteEvents(std::span<const Event> events);
 
   // Starts a retrain now. With `wait`, blocks until it finishes and returns its outcome;
   // otherwise returns nullopt at once. Errors: AlreadyExists if one is already running (its
@@ -112,6 +120,12 @@ class Retrainer {
   // against `snap`. Returns the largest seq seen; counts the users in *users if given.
   absl::StatusOr<int64_t> RefoldAfter(const ModelSnapshot& snap, int64_t after_seq,
                                       int64_t* users = nullptr);
+  // Folds `users` in again against `snap` and publishes them in the overlay.
+  absl::Status RefoldUsers(const ModelSnapshot& snap, const std::set<std::string>& users);
+  // Folds each of `items` (item -> its (user, value) events) in against the live model's user
+  // side, appends those it can to a copy of the live model, rebuilds the item index and
+  // publishes it under the same version; then folds the items' users in again.
+  void AddNewItems(std::map<std::string, std::vector<std::pair<std::string, float>>> items);
 
   LiveModel* live_;
   EventStore* events_;
@@ -131,6 +145,14 @@ class Retrainer {
   std::optional<RetrainOutcome> last_;
   std::map<std::string, uint64_t> outcomes_;  // outcome -> count
   uint64_t rollbacks_ = 0;
+  // New items: their events so far, and those that reached new_item_min_events.
+  std::map<std::string, std::vector<std::pair<std::string, float>>> new_item_events_;
+  std::set<std::string> due_items_;
+  uint64_t new_items_added_ = 0;
+  // The live version's user side as a FoldIn over users (folds items in), built on first use.
+  std::string item_fold_version_;
+  std::unique_ptr<FactorModel> user_side_;
+  std::unique_ptr<FoldIn> item_fold_;
   std::atomic<bool> running_{false};
   std::thread thread_;
 };

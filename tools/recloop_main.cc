@@ -256,6 +256,11 @@ int main(int argc, char** argv) {
                         "holdout by more than this fraction (RMSE, or NDCG@10 for implicit)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  serve_cmd->add_option("--new-item-min-events", ro.new_item_min_events,
+                        "A new item with this many events from known customers is folded in and "
+                        "indexed before the next retrain (0: wait for the retrain)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve_cmd->add_option("--keep-versions", ro.keep_versions,
                         "Model versions kept in the models directory (older ones are removed)")
       ->capture_default_str()

@@ -303,6 +303,49 @@ TEST_F(RetrainerTest, ErasedCustomersAreNotInTheNextModel) {
   EXPECT_EQ(r.Json()["items"][0]["source"], "popular") << r.body;
 }
 
+// A new item bought by enough customers the model knows enters the item index before any
+// retrain: its similar items are its buyers' taste, and its buyers are not shown it again. An
+// item below the threshold stays out.
+TEST_F(RetrainerTest, ANewItemWithEnoughInteractionsEntersTheIndexBeforeARetrain) {
+  RetrainerOptions options;
+  options.new_item_min_events = 5;
+  Start(options);
+  const int cluster = 2;
+  std::vector<std::string> buyers;
+  for (int32_t u = 0; u < store_.data.users.size() && buyers.size() < 12; ++u) {
+    if (store_.user_cluster[u] == cluster) buyers.push_back(store_.data.users.External(u));
+  }
+  json events = json::array();
+  for (int j = 0; j < 3; ++j) {
+    events.push_back({{"user", buyers[j]}, {"item", "rare-item"}, {"type", "purchase"}});
+  }
+  for (const auto& buyer : buyers) {
+    events.push_back({{"user", buyer}, {"item", "brand-new"}, {"type", "purchase"}});
+  }
+  Client c(server_->port());
+  ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
+                .status,
+            200);
+  Reply similar;
+  for (int i = 0; i < 3000; ++i) {  // bounded: 30 s
+    similar = c.Get("/v1/items/brand-new/similar?n=10");
+    if (similar.status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(similar.status, 200) << similar.body;
+  const json items = similar.Json()["items"];
+  ASSERT_EQ(items.size(), 10u);
+  int in_cluster = 0;
+  for (const auto& item : items) in_cluster += ClusterOf(item["item"]) == cluster;
+  EXPECT_GE(in_cluster, 7) << similar.body;
+  EXPECT_EQ(similar.Json()["model_version"], "v000001");  // no retrain happened
+  EXPECT_EQ(c.Get("/v1/items/rare-item/similar?n=10").status, 404);
+  const Reply recs = c.Get("/v1/users/" + buyers[0] + "/recommendations?n=100");
+  ASSERT_EQ(recs.status, 200);
+  EXPECT_EQ(recs.body.find("\"brand-new\""), std::string::npos) << "shown to a buyer";
+  EXPECT_NE(c.Get("/metrics").body.find("recloop_new_items_total 1"), std::string::npos);
+}
+
 // The overlay is in memory: a restarted server folds in again everyone whose feedback is newer
 // than the model, so no customer's feedback is forgotten.
 TEST_F(RetrainerTest, FeedbackNewerThanTheModelIsFoldedInAgainAfterARestart) {
