@@ -27,6 +27,7 @@
 #include "serving/catalog_store.h"
 #include "serving/live_model.h"
 #include "tbb/parallel_for.h"
+#include "training/retrain.h"
 
 namespace recloop {
 namespace {
@@ -263,7 +264,64 @@ int RunGenerate(const GenerateCommand& cmd) {
   return 0;
 }
 
+namespace {
+
+// Builds the item index of `model` with the command's settings into a version directory.
+absl::Status WriteIndex(const TrainCommand& cmd, const FactorModel& model,
+                        const std::string& version_dir) {
+  ItemIndexOptions index_options = cmd.index_options;
+  ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
+  const auto index_start = Clock::now();
+  ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(model, index_options));
+  if (!cmd.quiet) {
+    std::fprintf(stderr, "built the %s item index of %d items in %.2f s\n",
+                 std::string(ToString(index.type())).c_str(), index.num_items(),
+                 SecondsSince(index_start));
+  }
+  return index.Save(version_dir + "/" + kItemIndexFileName);
+}
+
+// `train --events STORE --base MODELS`: the server's retrain (training/retrain.h), offline.
+int RunRetrainFromBase(const TrainCommand& cmd) {
+  if (cmd.events.empty()) return Fail(absl::InvalidArgumentError("--base needs --events"));
+  auto store = OpenExistingEventStore(cmd.events);
+  if (!store.ok()) return Fail(store.status());
+  auto base = LoadModel(cmd.base);
+  if (!base.ok()) return Fail(base.status());
+  RetrainOptions options;
+  options.train = TrainOptionsFor(*base, cmd.als.iterations);
+  const auto start = Clock::now();
+  auto result = Retrain(**store, &*base, options);
+  if (!result.ok()) return Fail(result.status());
+  const GateResult& gate = result->gate;
+  if (!cmd.quiet) {
+    std::fprintf(stderr, "retrained from %s on %lld interactions (%lld new events) in %.2f s\n",
+                 base->lineage.version.c_str(), static_cast<long long>(result->train_interactions),
+                 static_cast<long long>(result->new_events), SecondsSince(start));
+  }
+  std::fprintf(stderr, "gate %s: %s\n",
+               gate.skipped ? "skipped" : (gate.passed ? "passed" : "refused"),
+               gate.reason.c_str());
+  if (cmd.out.empty()) return gate.passed ? 0 : 3;
+  SaveModelOptions save;
+  save.make_current = gate.passed;
+  if (result->model.has_factors()) {
+    save.write_extra_files = [&](const std::string& dir) {
+      return WriteIndex(cmd, result->model, dir);
+    };
+  }
+  const std::string dir = gate.passed ? cmd.out : cmd.out + "/refused";
+  auto saved = SaveModel(result->model, dir, save);
+  if (!saved.ok()) return Fail(saved.status());
+  std::fprintf(stderr, "model %s written to %s%s\n", saved->version.c_str(), saved->path.c_str(),
+               gate.passed ? "" : " (not current: the gate refused it)");
+  return gate.passed ? 0 : 3;
+}
+
+}  // namespace
+
 int RunTrain(const TrainCommand& cmd) {
+  if (!cmd.base.empty()) return RunRetrainFromBase(cmd);
   TrainOptions options;
   auto algorithm = ParseAlgorithm(cmd.algorithm);
   if (!algorithm.ok()) return Fail(algorithm.status());
@@ -402,17 +460,8 @@ int RunTrain(const TrainCommand& cmd) {
     if (model->has_factors()) {
       // The FAISS index goes into the same version directory, so it is published atomically
       // with the factors it was built from.
-      save_options.write_extra_files = [&](const std::string& version_dir) -> absl::Status {
-        ItemIndexOptions index_options = cmd.index_options;
-        ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
-        const auto index_start = Clock::now();
-        ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(*model, index_options));
-        if (!cmd.quiet) {
-          std::fprintf(stderr, "built the %s item index of %d items in %.2f s\n",
-                       std::string(ToString(index.type())).c_str(), index.num_items(),
-                       SecondsSince(index_start));
-        }
-        return index.Save(version_dir + "/" + kItemIndexFileName);
+      save_options.write_extra_files = [&](const std::string& version_dir) {
+        return WriteIndex(cmd, *model, version_dir);
       };
     }
     auto s = SaveModel(*model, cmd.out, save_options);

@@ -32,6 +32,10 @@ struct GenerateCommand {
 struct TrainCommand {
   std::string data;
   std::string events;  // or an event store (data/event_store.h): trains on all its events
+  // With events: retrain as the server does (training/retrain.h) from the current model of this
+  // models directory: its training interactions plus the newer events, warm-started, gated on
+  // a temporal holdout; written to `out` (under out/refused/ if the gate refuses it).
+  std::string base;
   std::string test;   // a held-out file, or
   std::string split;  // a split spec (data/split.h)
   InputFlags input;

@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--events", train.events,
                         "Or an event store (recloop serve --events): trains on all its events")
       ->excludes(data_opt);
+  train_cmd->add_option("--base", train.base,
+                        "With --events: retrain as the server does from this models directory's "
+                        "current model (carried forward, warm-started, gated; --iterations "
+                        "warm iterations)");
   auto* test_opt = train_cmd->add_option("--test", train.test, "Held-out test file");
   train_cmd->add_option("--split", train.split,
                         "Split --data instead: random:F, user:F, user-last:N or time:F")

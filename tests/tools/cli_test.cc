@@ -386,20 +386,25 @@ TEST_F(Cli, DemoModelIsServedFromAConfigFileAndSigtermExitsZero) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// Appends 120 users x 12 events (view/click/purchase on 80 items) to the store at `path`, with
+// the pattern shifted by `shift`.
+void AppendEvents(const std::string& path, int shift) {
+  ASSERT_OK_AND_ASSIGN(auto store, EventStore::Open({path}));
+  std::vector<Event> events;
+  const char* types[] = {"view", "click", "purchase"};
+  for (int u = 0; u < 120; ++u) {
+    for (int j = 0; j < 12; ++j) {
+      events.push_back({"u" + std::to_string(u),
+                        "i" + std::to_string((u * 7 + j * 3 + shift) % 80), types[(u + j) % 3],
+                        std::nullopt, 1'700'000'000 + u * 100 + j, ""});
+    }
+  }
+  ASSERT_OK(store->Append(events).status());
+}
+
 TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
   const std::string store_path = dir_.File("events.db");
-  {
-    ASSERT_OK_AND_ASSIGN(auto store, EventStore::Open({store_path}));
-    std::vector<Event> events;
-    const char* types[] = {"view", "click", "purchase"};
-    for (int u = 0; u < 120; ++u) {
-      for (int j = 0; j < 12; ++j) {
-        events.push_back({"u" + std::to_string(u), "i" + std::to_string((u * 7 + j * 3) % 80),
-                          types[(u + j) % 3], std::nullopt, 1'700'000'000 + u * 100 + j, ""});
-      }
-    }
-    ASSERT_OK(store->Append(events).status());
-  }
+  ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 0));
   const std::string csv = dir_.File("events.csv");
   Result r = Run("events export --store " + store_path + " --out " + csv);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -428,6 +433,34 @@ TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
   EXPECT_NE(r.err.find("missing.db"), std::string::npos) << r.err;
   r = Run("train --data " + csv + " --events " + store_path);
   EXPECT_NE(r.exit_code, 0);
+}
+
+// `train --events --base`: the server's retrain, offline: the base model's interactions carried
+// forward plus the newer events, gated on a temporal holdout; the result names its parent.
+TEST_F(Cli, TrainWithABaseRetrainsAsTheServerDoes) {
+  const std::string store_path = dir_.File("events.db");
+  ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 0));
+  const std::string models = dir_.File("models");
+  Result r = Run("train --events " + store_path +
+                 " --feedback implicit --factors 4 --iterations 2 --quiet --out " + models);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 1));
+  r = Run("train --events " + store_path + " --base " + models + " --iterations 2 --out " + models);
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 3) << r.err;  // promoted or refused
+  EXPECT_NE(r.err.find("1440 new events"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("held-out events"), std::string::npos) << r.err;
+  const std::string written =
+      r.exit_code == 0 ? models + "/v000002" : models + "/refused/v000001";
+  r = Run("model info " + written + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["lineage"]["parent_version"], "v000001") << r.out;
+  // Trained through the newest events but the holdout (10% of the 1,440 new ones).
+  EXPECT_EQ(info["lineage"]["events_through_seq"], "2736") << r.out;
+
+  r = Run("train --data " + store_path + " --base " + models);  // --base needs --events
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--base needs --events"), std::string::npos) << r.err;
 }
 
 }  // namespace
