@@ -26,8 +26,8 @@ bench_model "$out" hnsw
 echo "events on $(df -h "$out" | awk 'NR==2 {print $1}')"
 
 : >"$out/ingest.txt"
-# connections:batch. The last run is a light load (2 connections), where folding keeps up: its
-# freshness lag is the lag of a server that is not saturated.
+# connections:batch. The last run has 2 connections, to show whether fewer clients leave the
+# folder thread room to keep up (with batches of 10 they do not: see BENCHMARKS.md).
 for run in 16:1 16:10 16:100 2:10; do
   conns=${run%%:*}
   batch=${run##*:}

@@ -58,29 +58,35 @@ Retrainer::~Retrainer() {
 
 void Retrainer::NoteEvents(std::span<const Event> events) {
   if (events.empty()) return;
-  const auto snap = live_->Get();
+  // Events of items the live model does not know, from users it knows (looked up before
+  // taking the lock: this runs on every POST).
+  std::vector<std::pair<const Event*, float>> unknown_items;
+  if (const auto snap = live_->Get();
+      options_.new_item_min_events > 0 && snap != nullptr && snap->model->has_factors()) {
+    const FactorModel& m = *snap->model;
+    for (const Event& e : events) {
+      if (m.items.Find(e.item).has_value()) continue;
+      const auto value = EventValue(e, m.params.feedback, feedback_.type_weights);
+      if (value && m.users.Find(e.user).has_value()) unknown_items.emplace_back(&e, *value);
+    }
+  }
   bool due;
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_events_ += static_cast<int64_t>(events.size());
     due = options_.every_events > 0 && pending_events_ >= options_.every_events;
-    if (options_.new_item_min_events > 0 && snap != nullptr && snap->model->has_factors()) {
-      const FactorModel& m = *snap->model;
-      for (const Event& e : events) {
-        if (m.items.Find(e.item).has_value()) continue;
-        const auto value = EventValue(e, m.params.feedback, feedback_.type_weights);
-        if (!value || !m.users.Find(e.user).has_value()) continue;
-        // Bounded memory: at most 10,000 items tracked, 1,000 events each.
-        auto it = new_item_events_.find(e.item);
-        if (it == new_item_events_.end()) {
-          if (new_item_events_.size() >= 10'000) continue;
-          it = new_item_events_.emplace(e.item, std::vector<std::pair<std::string, float>>()).first;
-        }
-        if (it->second.size() < 1000) it->second.emplace_back(e.user, *value);
-        if (static_cast<int>(it->second.size()) >= options_.new_item_min_events &&
-            due_items_.insert(e.item).second) {
-          due = true;
-        }
+    for (const auto& [event, value] : unknown_items) {
+      const Event& e = *event;
+      // Bounded memory: at most 10,000 items tracked, 1,000 events each.
+      auto it = new_item_events_.find(e.item);
+      if (it == new_item_events_.end()) {
+        if (new_item_events_.size() >= 10'000) continue;
+        it = new_item_events_.emplace(e.item, std::vector<std::pair<std::string, float>>()).first;
+      }
+      if (it->second.size() < 1000) it->second.emplace_back(e.user, value);
+      if (static_cast<int>(it->second.size()) >= options_.new_item_min_events &&
+          due_items_.insert(e.item).second) {
+        due = true;
       }
     }
   }

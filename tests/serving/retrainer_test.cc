@@ -39,9 +39,15 @@ constexpr const char* kAuth = "Bearer test-key";
 
 class RetrainerTest : public test::PlantedStoreServer {
  protected:
-  void Start(RetrainerOptions options = {}) {
-    options.every_events = options.every_events == 10'000 ? 0 : options.every_events;
+  // Retrains only when asked (tests that want a trigger set it on the result).
+  static RetrainerOptions OnRequest() {
+    RetrainerOptions options;
+    options.every_events = 0;
     options.every_minutes = 0;
+    return options;
+  }
+
+  void Start(RetrainerOptions options = OnRequest()) {
     options.iterations = 3;
     // Warm-started candidates land within about 1% of the live model here; 5% keeps the tests
     // that need a promotion off that edge (the refused model is 60% worse).
@@ -216,7 +222,7 @@ TEST_F(RetrainerTest, PromotionUnderLoadDropsNothingAndKeepsFreshFeedback) {
 // Acceptance: a model trained with absurd regularisation is refused by the gate: the live
 // version stays, the candidate is kept on disk under refused/, and the refusal is counted.
 TEST_F(RetrainerTest, GateRefusesADeliberatelyWorseModel) {
-  RetrainerOptions options;
+  RetrainerOptions options = OnRequest();
   options.regularization = 1e7f;
   Start(options);
   PostNewCustomers("b", 200, 2);
@@ -240,7 +246,7 @@ TEST_F(RetrainerTest, GateRefusesADeliberatelyWorseModel) {
 // Rollback swaps the previous version back in (and `current` with it); with nothing earlier it
 // is a 409. Old versions beyond keep_versions are removed.
 TEST_F(RetrainerTest, RollbackRestoresThePreviousVersionAndOldVersionsArePruned) {
-  RetrainerOptions options;
+  RetrainerOptions options = OnRequest();
   options.keep_versions = 2;
   Start(options);
   PostNewCustomers("c", 120, 3);
@@ -274,7 +280,7 @@ TEST_F(RetrainerTest, RollbackRestoresThePreviousVersionAndOldVersionsArePruned)
 
 // The retrainer starts by itself after every_events new events.
 TEST_F(RetrainerTest, RetrainsAfterEnoughNewEvents) {
-  RetrainerOptions options;
+  RetrainerOptions options = OnRequest();
   options.every_events = 1000;
   Start(options);
   PostNewCustomers("e", 150, 5);  // 1,500 events
@@ -307,7 +313,7 @@ TEST_F(RetrainerTest, ErasedCustomersAreNotInTheNextModel) {
 // retrain: its similar items are its buyers' taste, and its buyers are not shown it again. An
 // item below the threshold stays out.
 TEST_F(RetrainerTest, ANewItemWithEnoughInteractionsEntersTheIndexBeforeARetrain) {
-  RetrainerOptions options;
+  RetrainerOptions options = OnRequest();
   options.new_item_min_events = 5;
   Start(options);
   const int cluster = 2;
