@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The container recipe (docker/recipe) without a Docker engine: installs this build tree's
+# `recloop` as the image's build stage does, verifies its libraries against the runtime package
+# list, checks that the Dockerfile runs nothing but the recipe, then serves from the installed
+# binary as the image does and checks the image's health check against it, up and down.
+# Usage: recipe_test.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+
+src=$1
+build=$2
+recipe=$src/docker/recipe
+dockerfile=$src/docker/Dockerfile
+tmp=$(mktemp -d)
+server_pid=
+
+cleanup() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+step "the Dockerfile runs only recipe subcommands"
+# Continuation lines joined, so that a RUN split over lines is read whole.
+dockerfile_text=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$dockerfile")
+known=(setup build install runtime-packages install-runtime verify healthcheck)
+used=()
+while IFS= read -r line; do
+  # The recipe and its arguments, nothing chained to it.
+  [[ $line =~ ^RUN[[:space:]]+([^[:space:]]*/)?recipe[[:space:]]+([a-z-]+)([[:space:]]+[^\;\&\|\<\>\`\$]*)?$ ]] ||
+    fail "a RUN line does not go through docker/recipe alone: $line"
+  used+=("${BASH_REMATCH[2]}")
+done < <(grep -E '^RUN[[:space:]]' <<<"$dockerfile_text")
+grep -Eq '^HEALTHCHECK .*recipe", "healthcheck"' <<<"$dockerfile_text" ||
+  fail "the HEALTHCHECK does not run the recipe's healthcheck"
+used+=(healthcheck)
+for sub in "${used[@]}"; do
+  [[ " ${known[*]} " == *" $sub "* ]] || fail "the Dockerfile runs an unknown recipe step '$sub'"
+done
+for sub in setup build install-runtime verify; do
+  [[ " ${used[*]} " == *" $sub "* ]] || fail "the Dockerfile never runs recipe $sub"
+done
+grep -Eq '^FROM debian:12 AS build' <<<"$dockerfile_text" || fail "build stage is not debian:12"
+grep -Eq '^FROM debian:12-slim' <<<"$dockerfile_text" || fail "runtime stage is not debian:12-slim"
+
+step "recipe install: cmake --install of $build (no rebuild)"
+prefix=$tmp/opt/recloop
+"$recipe" install "$build" "$prefix"
+bin=$prefix/bin/recloop
+
+step "recipe verify: every library found, all from the runtime packages"
+"$recipe" verify "$prefix"
+# And it refuses a binary with a library outside the list (ls loads libselinux).
+mkdir -p "$tmp/other/bin"
+cp /usr/bin/ls "$tmp/other/bin/recloop"
+if "$recipe" verify "$tmp/other" 2>"$tmp/verify.err"; then
+  fail "recipe verify accepted a binary with libraries outside the runtime packages"
+fi
+grep -q "not in the runtime packages" "$tmp/verify.err" || fail "unexpected verify error: $(cat "$tmp/verify.err")"
+
+# Starts `recloop serve` as the image's CMD does (but on 127.0.0.1 and a free port) and sets
+# $port from its "listening on" line.
+start_server() {
+  "$bin" --threads 2 serve --models "$tmp/data/models" --events "$tmp/data/events.db" \
+    --host 127.0.0.1 --port 0 --io-threads 2 --drain-timeout-ms 2000 2>"$tmp/serve.err" &
+  server_pid=$!
+  local i
+  for ((i = 0; i < 300; i++)); do
+    if grep -q 'listening on' "$tmp/serve.err"; then break; fi
+    kill -0 "$server_pid" 2>/dev/null || fail "recloop serve exited: $(cat "$tmp/serve.err")"
+    sleep 0.1
+  done
+  port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/serve.err")
+  [[ -n $port ]] || fail "recloop serve did not listen within 30 s: $(cat "$tmp/serve.err")"
+}
+
+# SIGTERM, as `docker stop` sends: the server drains and exits 0.
+stop_server() {
+  kill -TERM "$server_pid"
+  local status=0
+  wait "$server_pid" || status=$?
+  server_pid=
+  ((status == 0)) || fail "recloop serve exited $status on SIGTERM: $(cat "$tmp/serve.err")"
+}
+
+step "a first start on an empty volume: healthy, not ready"
+start_server
+"$recipe" healthcheck "http://127.0.0.1:$port/healthz" || fail "healthcheck failed without a model"
+if "$recipe" healthcheck "http://127.0.0.1:$port/readyz" 2>/dev/null; then
+  fail "/readyz answered 200 without a model"
+fi
+stop_server
+
+step "a model in the volume (recloop demo, small)"
+"$bin" --threads 2 demo --users 300 --items 100 --interactions 6000 --quiet \
+  --models "$tmp/data/models" >/dev/null
+
+step "serving it: the health check passes"
+start_server
+"$recipe" healthcheck "http://127.0.0.1:$port/healthz" || fail "healthcheck failed on a live server"
+"$recipe" healthcheck "http://127.0.0.1:$port/readyz" || fail "/readyz failed with a model"
+if "$recipe" healthcheck "http://127.0.0.1:$port/no-such-route" 2>/dev/null; then
+  fail "healthcheck passed on a 404"
+fi
+down_port=$port
+stop_server
+
+step "the server down: the health check fails"
+if "$recipe" healthcheck "http://127.0.0.1:$down_port/healthz"; then
+  fail "healthcheck passed with the server stopped"
+fi
+echo "PASS"
