@@ -2,13 +2,22 @@
 // (138K users x 27K items) with 10M and 20M interactions, at K = 64 and 128.
 //
 //   build/bench/als_bench --benchmark_filter=Implicit  (see BENCHMARKS.md, bench/run_training.sh)
+//   build/bench/als_bench --sizes=1,5,20 --factors=64 --repetitions=3 --baseline_size=5
+//       (bench/run-all: other sizes in millions of interactions, factor counts, repetitions and
+//       the size of the exact-solve baseline, 0 = none; the defaults are the first line's)
 //
 // GFLOP/s counts the arithmetic of the algorithm, not of our implementation:
 //   explicit: per half-step Σ_rows [n_r (K+1)² + (K+1)³/3]  (Gram of the row's design matrix,
 //             counted as nK² multiply-adds = 2 flop each over the symmetric half, and Cholesky)
 //   implicit CG: per half-step (steps + 1) · (4 K nnz + 2 K² rows)
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "benchmark/benchmark.h"
 #include "data/generator.h"
@@ -101,31 +110,95 @@ void BM_ImplicitAlsIterationCholesky(benchmark::State& state) {
   RunIterations(state, Feedback::kImplicit, /*cholesky=*/true);
 }
 
-// Args: {interactions in millions, K}. Each repetition times one iteration after an untimed
-// warm-up iteration; the report gives the median of three repetitions.
-#define RECLOOP_ALS_SIZES(b)            \
-  b->ArgNames({"Minteractions", "K"})   \
-      ->Args({10, 64})                  \
-      ->Args({10, 128})                 \
-      ->Args({20, 64})                  \
-      ->Args({20, 128})                 \
-      ->Unit(benchmark::kSecond)        \
-      ->Iterations(1)                   \
-      ->Repetitions(3)                  \
-      ->ReportAggregatesOnly(true)      \
-      ->UseRealTime()
-RECLOOP_ALS_SIZES(BENCHMARK(BM_ImplicitAlsIteration));
-RECLOOP_ALS_SIZES(BENCHMARK(BM_ExplicitAlsIteration));
-BENCHMARK(BM_ImplicitAlsIterationCholesky)
-    ->ArgNames({"Minteractions", "K"})
-    ->Args({10, 64})
-    ->Unit(benchmark::kSecond)
-    ->Iterations(1)
-    ->Repetitions(3)
-    ->ReportAggregatesOnly(true)
-    ->UseRealTime();
+// What is measured: every (size, K) pair, in that order, for both models, and the exact-solve
+// baseline at (baseline_size, the first K). Each repetition times one iteration after an
+// untimed warm-up iteration; the report gives the median of the repetitions.
+struct Sweep {
+  std::vector<int64_t> sizes = {10, 20};   // millions of interactions
+  std::vector<int64_t> factors = {64, 128};
+  int repetitions = 3;
+  int64_t baseline_size = 10;  // 0 = no baseline
+};
+
+void Configure(benchmark::internal::Benchmark* b, const Sweep& sweep,
+               const std::vector<int64_t>& sizes) {
+  b->ArgNames({"Minteractions", "K"});
+  for (const int64_t size : sizes) {
+    for (const int64_t k : sweep.factors) b->Args({size, k});
+  }
+  b->Unit(benchmark::kSecond)
+      ->Iterations(1)
+      ->Repetitions(sweep.repetitions)
+      ->ReportAggregatesOnly(true)
+      ->UseRealTime();
+}
+
+void Register(const Sweep& sweep) {
+  Configure(benchmark::RegisterBenchmark("BM_ImplicitAlsIteration", BM_ImplicitAlsIteration),
+            sweep, sweep.sizes);
+  Configure(benchmark::RegisterBenchmark("BM_ExplicitAlsIteration", BM_ExplicitAlsIteration),
+            sweep, sweep.sizes);
+  if (sweep.baseline_size > 0) {
+    Sweep baseline = sweep;
+    baseline.factors = {sweep.factors.front()};
+    Configure(benchmark::RegisterBenchmark("BM_ImplicitAlsIterationCholesky",
+                                           BM_ImplicitAlsIterationCholesky),
+              baseline, {sweep.baseline_size});
+  }
+}
+
+// "1,5,20" -> {1, 5, 20}; false if any entry is not a positive integer.
+bool ParseList(const char* text, std::vector<int64_t>* out) {
+  out->clear();
+  std::string s = text;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    char* stop = nullptr;
+    const std::string part = s.substr(start, end - start);
+    const long long v = std::strtoll(part.c_str(), &stop, 10);
+    if (part.empty() || *stop != '\0' || v <= 0) return false;
+    out->push_back(v);
+    start = end + 1;
+  }
+  return true;
+}
 
 }  // namespace
 }  // namespace recloop
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // Our flags first; the rest goes to Google Benchmark.
+  recloop::Sweep sweep;
+  std::vector<char*> rest;
+  bool ok = true;
+  for (int i = 0; i < argc; ++i) {
+    const char* a = argv[i];
+    if (std::strncmp(a, "--sizes=", 8) == 0) {
+      ok = ok && recloop::ParseList(a + 8, &sweep.sizes);
+    } else if (std::strncmp(a, "--factors=", 10) == 0) {
+      ok = ok && recloop::ParseList(a + 10, &sweep.factors);
+    } else if (std::strncmp(a, "--repetitions=", 14) == 0) {
+      sweep.repetitions = std::atoi(a + 14);
+      ok = ok && sweep.repetitions > 0;
+    } else if (std::strncmp(a, "--baseline_size=", 16) == 0) {
+      sweep.baseline_size = std::atoll(a + 16);
+      ok = ok && sweep.baseline_size >= 0;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (!ok) {
+    std::fprintf(stderr,
+                 "usage: als_bench [--sizes=M,...] [--factors=K,...] [--repetitions=N] "
+                 "[--baseline_size=M (0 = none)] [benchmark flags]\n");
+    return 2;
+  }
+  recloop::Register(sweep);
+  int rest_argc = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_argc, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

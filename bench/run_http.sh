@@ -3,40 +3,31 @@
 # HNSW index) driven by wrk at concurrency 1, 16 and 64, each request for a random user's top 10;
 # then, in the same run and with the same load generator, nginx serving a static JSON file of the
 # same size, the ceiling of an HTTP server on this machine. Prints throughput and p50/p90/p99 per
-# concurrency and our throughput as a fraction of nginx's.
+# concurrency and our throughput as a fraction of nginx's; OUT_DIR/results.txt has one RESULT line
+# per run (bench/http/report.lua).
 # Usage: bench/run_http.sh [OUT_DIR (default /tmp/recloop-http)]
-# Environment: SECONDS_PER_RUN (default 15), INDEX (hnsw|exact, default hnsw), EF_SEARCH (the
-# server's --ef-search; default 0 = the index's own, 128), PORT (default 18080; nginx uses
-# PORT+1).
+# Environment: SECONDS_PER_RUN (default 15), WARMUP_SECONDS (default 2), CONCURRENCY (default
+# "1 16 64"), INDEX (hnsw|exact, default hnsw), EF_SEARCH (the server's --ef-search; default 0 =
+# the index's own, 128), PORT (default 18080; nginx uses PORT+1), and those of bench/http/common.sh
+# (the model's shape, BENCH_NO_BUILD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
 seconds=${SECONDS_PER_RUN:-15}
+warmup=${WARMUP_SECONDS:-2}
+concurrency=${CONCURRENCY:-1 16 64}
 index=${INDEX:-hnsw}
 port=${PORT:-18080}
 nginx_port=$((port + 1))
-users=100000
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-scripts/setup bench
-scripts/build release --target recloop
-recloop=build/tools/recloop
+source bench/http/common.sh
+bench_prepare recloop
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-# Polls url until it answers 200 (bounded: 60 s).
-wait_ready() {
-  for _ in $(seq 1 600); do
-    if curl -fs -o /dev/null "$1"; then return 0; fi
-    sleep 0.1
-  done
-  echo "run_http: $1 did not become ready" >&2
-  exit 1
-}
-
-source bench/http/common.sh
 bench_machine_line
 bench_model "$out" "$index"
 $recloop model info "$out/models-$index" | grep -E '^model_version|^  factors' || true
@@ -44,7 +35,7 @@ $recloop model info "$out/models-$index" | grep -E '^model_version|^  factors' |
 $recloop serve --models "$out/models-$index" --port "$port" --ef-search "${EF_SEARCH:-0}" \
   2>"$out/serve.log" &
 pids+=($!)
-wait_ready "http://127.0.0.1:$port/readyz"
+bench_wait_ready "http://127.0.0.1:$port/readyz"
 
 # The static file for nginx: a real response, so the bytes on the wire match.
 mkdir -p "$out/www"
@@ -55,21 +46,21 @@ echo "response body: $(wc -c <"$out/www/rec.json") bytes"
 sed -e "s|@DIR@|$out|g" -e "s|@PORT@|$nginx_port|g" bench/http/nginx.conf.in >"$out/nginx.conf"
 nginx -c "$out/nginx.conf" -e "$out/nginx-error.log" &
 pids+=($!)
-wait_ready "http://127.0.0.1:$nginx_port/rec.json"
+bench_wait_ready "http://127.0.0.1:$nginx_port/rec.json"
 
 run() {  # run NAME URL CONCURRENCY [FIXED_PATH]
   local threads=$(( $3 < 2 ? 1 : 2 ))
   # A short warm-up (page cache, connection setup), then the measured run.
-  USERS=$users FIXED_PATH=${4:-} wrk -t"$threads" -c"$3" -d2s -s bench/http/recommendations.lua \
-    "$2" >/dev/null
+  USERS=$bench_users FIXED_PATH=${4:-} wrk -t"$threads" -c"$3" -d"${warmup}s" \
+    -s bench/http/recommendations.lua "$2" >/dev/null
   local line
-  line=$(USERS=$users FIXED_PATH=${4:-} wrk -t"$threads" -c"$3" -d"${seconds}s" \
+  line=$(USERS=$bench_users FIXED_PATH=${4:-} wrk -t"$threads" -c"$3" -d"${seconds}s" \
     -s bench/http/recommendations.lua "$2" | grep '^RESULT')
   echo "$1 c=$3 $line" | tee -a "$out/results.txt"
 }
 
 : >"$out/results.txt"
-for c in 1 16 64; do
+for c in $concurrency; do
   run recloop "http://127.0.0.1:$port" "$c"
   run nginx "http://127.0.0.1:$nginx_port" "$c" /rec.json
 done
@@ -77,7 +68,7 @@ done
 echo
 echo "| concurrency | recloop req/s | p50 ms | p90 ms | p99 ms | nginx req/s | nginx p99 ms | recloop/nginx |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-for c in 1 16 64; do
+for c in $concurrency; do
   r=$(grep "^recloop c=$c " "$out/results.txt")
   n=$(grep "^nginx c=$c " "$out/results.txt")
   get() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$2"; }

@@ -6,19 +6,19 @@
 # Prints events/s, request latency and the freshness lag (acknowledged -> visible, upper bounds
 # of the /metrics histogram buckets holding p50 and p99).
 # Usage: bench/run_ingest.sh [OUT_DIR (default /tmp/recloop-http)]
-# Environment: SECONDS_PER_RUN (default 10), PORT (default 18082).
+# OUT_DIR/ingest.txt has one line per run.
+# Environment: SECONDS_PER_RUN (default 10), RUNS (connections:batch pairs, default
+# "16:1 16:10 16:100 2:10"), PORT (default 18082), and those of bench/http/common.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
 seconds=${SECONDS_PER_RUN:-10}
+runs=${RUNS:-16:1 16:10 16:100 2:10}
 port=${PORT:-18082}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-scripts/setup bench
-scripts/build release --target recloop
-recloop=build/tools/recloop
-
 source bench/http/common.sh
+bench_prepare recloop
 trap bench_stop_server EXIT
 
 bench_machine_line
@@ -28,7 +28,7 @@ echo "events on $(df -h "$out" | awk 'NR==2 {print $1}')"
 : >"$out/ingest.txt"
 # connections:batch. The last run has 2 connections, to show whether fewer clients leave the
 # folder thread room to keep up (with batches of 10 they do not: see BENCHMARKS.md).
-for run in 16:1 16:10 16:100 2:10; do
+for run in $runs; do
   conns=${run%%:*}
   batch=${run##*:}
   rm -f "$out"/events.db*
@@ -36,12 +36,9 @@ for run in 16:1 16:10 16:100 2:10; do
     --retrain-events 0 --retrain-minutes 0 \
     2>"$out/serve-ingest.log" &
   pid=$!
-  for _ in $(seq 1 600); do
-    curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
-    sleep 0.1
-  done
-  line=$(BATCH=$batch wrk -t2 -c"$conns" -d"${seconds}s" -s bench/http/feedback.lua \
-    "http://127.0.0.1:$port" | grep '^RESULT')
+  bench_wait_ready "http://127.0.0.1:$port/readyz"
+  line=$(BATCH=$batch USERS=$bench_users ITEMS=$bench_items wrk -t2 -c"$conns" -d"${seconds}s" \
+    -s bench/http/feedback.lua "http://127.0.0.1:$port" | grep '^RESULT')
   stored=$(sqlite3 "$out/events.db" 'select count(*) from events' 2>/dev/null ||
            echo "?")
   fresh=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '
