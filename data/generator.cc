@@ -1,7 +1,9 @@
 #include "data/generator.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdlib>
 #include <numbers>
 #include <numeric>
 #include <string>
@@ -480,6 +482,57 @@ absl::StatusOr<GeneratedStore> GenerateStore(const GeneratorOptions& options) {
         }
       });
   return store;
+}
+
+namespace {
+
+struct Department {
+  const char* name;
+  std::array<const char*, 6> nouns;
+};
+
+constexpr std::array<Department, 20> kDepartments = {{
+    {"Kitchen", {"Teapot", "Skillet", "Cutting Board", "Espresso Cup", "Whisk", "Salad Bowl"}},
+    {"Garden", {"Trowel", "Planter", "Watering Can", "Hammock", "Seed Kit", "Lantern"}},
+    {"Books", {"Atlas", "Cookbook", "Novel", "Field Guide", "Poetry Collection", "Sketchbook"}},
+    {"Music", {"Ukulele", "Vinyl Record", "Harmonica", "Metronome", "Headphones", "Songbook"}},
+    {"Outdoor", {"Tent", "Backpack", "Compass", "Sleeping Bag", "Water Bottle", "Camp Stove"}},
+    {"Toys", {"Puzzle", "Kite", "Building Set", "Yo-yo", "Plush Fox", "Spinning Top"}},
+    {"Games", {"Chess Set", "Card Deck", "Board Game", "Dice Tower", "Domino Set", "Quiz Box"}},
+    {"Tools", {"Hammer", "Screwdriver Set", "Tape Measure", "Spirit Level", "Wrench", "Toolbox"}},
+    {"Beauty", {"Soap", "Hand Cream", "Comb", "Bath Salts", "Lip Balm", "Face Mask"}},
+    {"Sports", {"Yoga Mat", "Football", "Jump Rope", "Tennis Racket", "Dumbbell", "Bike Bell"}},
+    {"Office", {"Notebook", "Fountain Pen", "Desk Lamp", "Stapler", "Planner", "Paper Tray"}},
+    {"Pets", {"Dog Bowl", "Cat Toy", "Leash", "Pet Bed", "Bird Feeder", "Aquarium Plant"}},
+    {"Baby", {"Rattle", "Blanket", "Bib", "Mobile", "Teether", "Storybook"}},
+    {"Travel", {"Suitcase", "Neck Pillow", "Passport Wallet", "Packing Cube", "Travel Mug",
+                "Luggage Tag"}},
+    {"Home", {"Candle", "Cushion", "Vase", "Picture Frame", "Throw Blanket", "Wall Clock"}},
+    {"Grocery", {"Olive Oil", "Tea Blend", "Coffee Beans", "Honey", "Spice Mix", "Granola"}},
+    {"Art", {"Watercolour Set", "Easel", "Brush Set", "Canvas", "Charcoal Pencils", "Clay"}},
+    {"Electronics", {"Charger", "Speaker", "Keyboard", "Webcam", "Power Bank", "Smart Plug"}},
+    {"Fashion", {"Scarf", "Wool Hat", "Sneakers", "Belt", "Sunglasses", "Tote Bag"}},
+    {"Film", {"Documentary", "Thriller", "Comedy", "Western", "Musical", "Animated Feature"}},
+}};
+
+constexpr std::array<const char*, 16> kAdjectives = {
+    "Amber", "Brass", "Cedar", "Copper", "Crimson", "Dusky", "Golden", "Indigo",
+    "Ivory", "Linen", "Maple", "Olive",  "Silver", "Slate",  "Walnut", "Willow"};
+
+}  // namespace
+
+std::string GeneratedDepartment(int32_t cluster) {
+  if (cluster >= 0 && cluster < static_cast<int32_t>(kDepartments.size())) {
+    return kDepartments[cluster].name;
+  }
+  return absl::StrCat("Department ", cluster);
+}
+
+std::string GeneratedItemTitle(int32_t item, int32_t cluster) {
+  const auto& nouns = kDepartments[static_cast<size_t>(std::abs(cluster)) % kDepartments.size()].nouns;
+  const auto i = static_cast<uint32_t>(item);
+  return absl::StrCat(kAdjectives[i % kAdjectives.size()], " ",
+                      nouns[(i / kAdjectives.size()) % nouns.size()]);
 }
 
 }  // namespace recloop

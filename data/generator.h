@@ -39,6 +39,12 @@ struct GeneratedStore {
 // Generates a store. Deterministic for a seed, whatever the thread count; parallel (oneTBB).
 absl::StatusOr<GeneratedStore> GenerateStore(const GeneratorOptions& options);
 
+// Display names for a generated store (the demo's catalogue): each planted cluster is a
+// department ("Kitchen"; clusters past the named ones are "Department N"), each item an adjective
+// and one of its department's nouns ("Copper Teapot"). Deterministic in (item index, cluster).
+std::string GeneratedDepartment(int32_t cluster);
+std::string GeneratedItemTitle(int32_t item, int32_t cluster);
+
 }  // namespace recloop
 
 #endif  // RECLOOP_DATA_GENERATOR_H_

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "serving/storefront.h"
 
 namespace recloop {
 namespace {
@@ -26,6 +27,7 @@ using json = nlohmann::ordered_json;
 // Bounds on client-supplied strings, so that one request cannot make the catalogue huge.
 constexpr size_t kMaxIdBytes = 512;
 constexpr size_t kMaxCategories = 100;
+constexpr size_t kMaxTitleBytes = 1024;
 constexpr int kMaxOffset = 100'000;
 
 std::string Dump(const json& j) {
@@ -78,13 +80,14 @@ struct ListParams {
   int offset = 0;
   std::vector<std::string> categories;
   std::vector<std::string> exclude;
+  bool details = false;  // each item's title and categories from the catalogue
 };
 
 absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_exclude,
                                            const ApiOptions& options) {
   ListParams p;
   p.n = options.default_n;
-  bool seen_n = false, seen_offset = false;
+  bool seen_n = false, seen_offset = false, seen_details = false;
   auto parse_int = [](const std::string& key, const std::string& value, int lo, int hi,
                       int* out) -> absl::Status {
     int v = 0;
@@ -108,6 +111,14 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_
     } else if (key == "category") {
       if (value.empty()) return absl::InvalidArgumentError("parameter 'category' is empty");
       p.categories.push_back(value);
+    } else if (key == "details") {
+      if (seen_details) return absl::InvalidArgumentError("parameter 'details' given twice");
+      seen_details = true;
+      if (value != "true" && value != "false") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter 'details' must be true or false, got '", value, "'"));
+      }
+      p.details = value == "true";
     } else if (key == "exclude" && allow_exclude) {
       for (absl::string_view id : absl::StrSplit(value, ',', absl::SkipEmpty())) {
         p.exclude.emplace_back(id);
@@ -137,12 +148,19 @@ RecommendOptions ToRecommendOptions(const ListParams& p, const ModelSnapshot& s,
   return o;
 }
 
-json ItemsJson(const ModelSnapshot& s, const std::vector<Recommendation>& recs) {
+// With `live`, each item also carries its catalogue title and categories (?details=true).
+json ItemsJson(const ModelSnapshot& s, const std::vector<Recommendation>& recs,
+               const LiveModel* live) {
   json items = json::array();
   for (const auto& r : recs) {
-    items.push_back({{"item", s.model->items.External(r.item)},
-                     {"score", r.score},
-                     {"source", std::string(ToString(r.source))}});
+    const std::string& id = s.model->items.External(r.item);
+    json item = {{"item", id}, {"score", r.score}, {"source", std::string(ToString(r.source))}};
+    if (live != nullptr) {
+      const std::optional<CatalogEntry> entry = live->GetItem(id);
+      item["title"] = entry ? entry->title : "";
+      item["categories"] = entry ? entry->categories : std::vector<std::string>{};
+    }
+    items.push_back(std::move(item));
   }
   return items;
 }
@@ -204,6 +222,7 @@ HttpResponse Unauthorized() {
 json EntryJson(const std::string& item, bool in_model, const CatalogEntry& e) {
   return {{"item", item},
           {"in_model", in_model},
+          {"title", e.title},
           {"categories", e.categories},
           {"available", e.available}};
 }
@@ -262,6 +281,20 @@ HttpResponse Api::Route(const HttpRequest& request) const {
            !KeyMatches(request, options_.api_key);
   };
 
+  // The storefront page: static, public (it asks for a key itself when the API needs one).
+  if (const std::optional<StaticFile> file = StorefrontFile(path)) {
+    const std::string name = path == "/" ? "/" : "/{static}";
+    if (!is_get) return route(name, MethodNotAllowed("GET"));
+    HttpResponse r;
+    r.content_type = std::string(file->content_type);
+    r.body = std::string(file->body);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    return route(name, std::move(r));
+  }
+
   // Routes without parameters in the path.
   if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
     const std::string name = "/" + seg[0];
@@ -301,6 +334,31 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     return route("/metrics", std::move(r));
   }
   if (seg.empty() || seg[0] != "v1") return JsonError(404, "not_found", "no such route");
+
+  // A page of the live model's customer IDs (for pickers such as the storefront page's).
+  if (seg.size() == 2 && seg[1] == "users") {
+    const std::string name = "/v1/users";
+    if (!is_get) return route(name, MethodNotAllowed("GET"));
+    if (needs_key(false)) return route(name, Unauthorized());
+    const auto query = ParseQuery(raw_query);
+    if (!query.ok()) return route(name, BadRequest(query.status()));
+    auto params = ParseListParams(*query, /*allow_exclude=*/false, options_);
+    if (!params.ok()) {
+      const bool unknown = absl::IsNotFound(params.status());
+      return route(name, BadRequest(params.status(), unknown ? "unknown_parameter" : "bad_parameter"));
+    }
+    if (!params->categories.empty() || params->details) {
+      return route(name, JsonError(400, "unknown_parameter", "/v1/users takes n and offset only"));
+    }
+    const auto snap = live_->Get();
+    if (snap == nullptr) return route(name, NoModel());
+    const int64_t total = snap->model->num_users();
+    json users = json::array();
+    for (int64_t u = params->offset; u < std::min<int64_t>(total, params->offset + params->n); ++u) {
+      users.push_back(snap->model->users.External(static_cast<int32_t>(u)));
+    }
+    return route(name, JsonResponse(200, {{"users", std::move(users)}, {"total", total}}));
+  }
 
   if (seg.size() == 2 && seg[1] == "model") {
     if (!is_get) return route("/v1/model", MethodNotAllowed("GET"));
@@ -417,7 +475,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     }
     if (!recs.ok()) return route(name, Internal(recs.status()));
     out["model_version"] = snap->version();
-    out["items"] = ItemsJson(*snap, *recs);
+    out["items"] = ItemsJson(*snap, *recs, params->details ? live_ : nullptr);
     return route(name, JsonResponse(200, out));
   }
 
@@ -471,6 +529,15 @@ HttpResponse Api::Route(const HttpRequest& request) const {
         }
         entry.categories.push_back(v.get<std::string>());
       }
+    }
+    if (body.contains("title")) {
+      const json& t = body["title"];
+      if (!t.is_string() || t.get_ref<const std::string&>().size() > kMaxTitleBytes) {
+        return route(name, JsonError(400, "bad_body",
+                                     absl::StrCat("'title' must be a string of at most ",
+                                                  kMaxTitleBytes, " bytes")));
+      }
+      entry.title = t.get<std::string>();
     }
     if (body.contains("available")) {
       if (!body["available"].is_boolean()) {

@@ -1,12 +1,13 @@
 // Api: the router of the HTTP API. A pure function of the request and the live model (no socket,
 // no Beast): the server calls it on its I/O threads, tests and the fuzz target call it directly.
 //
-//   GET    /v1/users/{user}/recommendations?n=&offset=&category=&exclude=
-//   GET    /v1/items/{item}/similar?n=&offset=&category=&exclude=
-//   GET    /v1/popular?n=&offset=&category=
+//   GET    /v1/users/{user}/recommendations?n=&offset=&category=&exclude=&details=
+//   GET    /v1/items/{item}/similar?n=&offset=&category=&exclude=&details=
+//   GET    /v1/popular?n=&offset=&category=&details=
 //   GET    /v1/items/{item}            the item's catalogue entry
-//   PUT    /v1/items/{item}            {"categories":[...],"available":true}   (write)
+//   PUT    /v1/items/{item}            {"title":"...","categories":[...],"available":true} (write)
 //   DELETE /v1/items/{item}            mark unavailable                        (write)
+//   GET    /v1/users?n=&offset=        a page of the live model's customer IDs, {"users","total"}
 //   GET    /v1/model                   version and lineage of the live model
 //   POST   /v1/feedback                [{"user","item","type","value"?,"timestamp"?,"id"?}] (write)
 //   GET    /v1/users/{user}/feedback   the user's stored events (?limit=)
@@ -15,6 +16,7 @@
 //   GET    /v1/admin/retrain           the last retrain's outcome                         (admin)
 //   POST   /v1/admin/rollback          swap the version before the live one back in       (admin)
 //   GET    /healthz  /readyz  /metrics
+//   GET    /  (and /storefront.js, /storefront.css)  the demo storefront page (serving/storefront.h)
 //
 // Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or wrong
 // API key, 403 admin route without a configured API key, 404 unknown route/item, 405 wrong

@@ -28,9 +28,21 @@ absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::stri
       "CREATE TABLE IF NOT EXISTS items ("
       "  item TEXT PRIMARY KEY NOT NULL,"
       "  categories TEXT NOT NULL,"  // JSON array of strings
-      "  available INTEGER NOT NULL);";
+      "  available INTEGER NOT NULL,"
+      "  title TEXT NOT NULL DEFAULT '');";
   if (absl::Status st = SqlExec(db, kWhat, path, setup); !st.ok()) {
     return absl::UnavailableError(absl::StrCat("catalogue ", path, " is not usable: ", st.message()));
+  }
+  // Catalogues written before titles existed gain the column (existing rows: no title).
+  SqlStatement probe;
+  if (sqlite3_prepare_v2(db, "SELECT title FROM items LIMIT 0", -1, &probe.stmt, nullptr) !=
+      SQLITE_OK) {
+    if (absl::Status st = SqlExec(db, kWhat, path,
+                                  "ALTER TABLE items ADD COLUMN title TEXT NOT NULL DEFAULT ''");
+        !st.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("catalogue ", path, " is not usable: ", st.message()));
+    }
   }
   return store;
 }
@@ -45,8 +57,8 @@ absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
   absl::Status status = [&]() -> absl::Status {
     SqlStatement s;
     if (sqlite3_prepare_v2(db_,
-                           "INSERT OR REPLACE INTO items(item, categories, available) "
-                           "VALUES(?1, ?2, ?3)",
+                           "INSERT OR REPLACE INTO items(item, categories, available, title) "
+                           "VALUES(?1, ?2, ?3, ?4)",
                            -1, &s.stmt, nullptr) != SQLITE_OK) {
       return SqlError(db_, kWhat, path_, "prepare");
     }
@@ -58,6 +70,8 @@ absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
       sqlite3_bind_text(s.stmt, 2, categories.data(), static_cast<int>(categories.size()),
                         SQLITE_TRANSIENT);
       sqlite3_bind_int(s.stmt, 3, entry.available ? 1 : 0);
+      sqlite3_bind_text(s.stmt, 4, entry.title.data(), static_cast<int>(entry.title.size()),
+                        SQLITE_TRANSIENT);
       if (sqlite3_step(s.stmt) != SQLITE_DONE) return SqlError(db_, kWhat, path_, "write");
     }
     return absl::OkStatus();
@@ -70,7 +84,7 @@ absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
 absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {
   std::lock_guard<std::mutex> lock(mu_);
   SqlStatement s;
-  if (sqlite3_prepare_v2(db_, "SELECT item, categories, available FROM items", -1, &s.stmt,
+  if (sqlite3_prepare_v2(db_, "SELECT item, categories, available, title FROM items", -1, &s.stmt,
                          nullptr) != SQLITE_OK) {
     return SqlError(db_, kWhat, path_, "prepare");
   }
@@ -81,6 +95,9 @@ absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {
     const auto* categories = reinterpret_cast<const char*>(sqlite3_column_text(s.stmt, 1));
     CatalogEntry entry;
     entry.available = sqlite3_column_int(s.stmt, 2) != 0;
+    if (const auto* title = reinterpret_cast<const char*>(sqlite3_column_text(s.stmt, 3))) {
+      entry.title = title;
+    }
     const auto parsed = nlohmann::json::parse(categories ? categories : "", nullptr, false);
     if (item == nullptr || parsed.is_discarded() || !parsed.is_array()) {
       return absl::DataLossError(absl::StrCat("catalogue ", path_, ": a row does not parse"));

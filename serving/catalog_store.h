@@ -1,5 +1,5 @@
 // CatalogStore: what the storefront has told the server about its items (categories, whether
-// each may be recommended), kept durably in an SQLite database (WAL mode, synchronous FULL) so
+// each may be recommended, a display title), kept durably in an SQLite database (WAL mode, synchronous FULL) so
 // that an item marked unavailable stays so across restarts and model versions. Items are keyed
 // by external ID, so an entry also applies to items that only a later model knows.
 #ifndef RECLOOP_SERVING_CATALOG_STORE_H_
@@ -21,6 +21,7 @@ namespace recloop {
 struct CatalogEntry {
   std::vector<std::string> categories;  // any order, no duplicates
   bool available = true;
+  std::string title;  // for people (the demo storefront); may be empty
   friend bool operator==(const CatalogEntry&, const CatalogEntry&) = default;
 };
 

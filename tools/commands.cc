@@ -579,8 +579,11 @@ int RunDemo(const DemoCommand& cmd) {
   CatalogMap catalog;
   for (int32_t i = 0; i < model->num_items(); ++i) {
     const std::string& item = model->items.External(i);
-    catalog[item].categories = {
-        absl::StrCat("cluster-", store->item_cluster[*gen_items.Find(item)])};
+    const int32_t generated = *gen_items.Find(item);
+    const int32_t cluster = store->item_cluster[generated];
+    CatalogEntry& entry = catalog[item];
+    entry.categories = {absl::StrCat("cluster-", cluster), GeneratedDepartment(cluster)};
+    entry.title = GeneratedItemTitle(generated, cluster);
   }
   {
     auto catalog_store = CatalogStore::Open(DefaultCatalogPath(cmd.models));
@@ -591,10 +594,12 @@ int RunDemo(const DemoCommand& cmd) {
   const int32_t cluster = store->user_cluster[*gen_users.Find(user)];
   const std::string& item = model->items.External(0);
   const std::string base = absl::StrCat("http://", cmd.host, ":", cmd.port);
-  std::printf("\nmodel saved in %s (catalogue: each item's category is its cluster)\n",
+  std::printf("\nmodel saved in %s (catalogue: each item's categories are its cluster and "
+              "that cluster's department, with a generated title)\n",
               saved->path.c_str());
   if (cmd.serve) {
-    std::printf("serving it on %s; try:\n", base.c_str());
+    std::printf("serving it on %s\n  open %s/ in a browser: the demo storefront page\nor try:\n",
+                base.c_str(), base.c_str());
   } else {
     std::printf("serve it with `recloop serve --models %s`, then try:\n", cmd.models.c_str());
   }

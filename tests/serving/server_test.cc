@@ -208,6 +208,66 @@ TEST_F(ServerTest, CatalogueWritesDriveTheFiltersAndSurviveARestart) {
   EXPECT_EQ(reopened->GetItem("i5")->categories, (std::vector<std::string>{"red", "shoes"}));
 }
 
+// The storefront page's needs: titles in the catalogue, ?details=true on the list routes, a
+// page of customer IDs, and the page itself.
+TEST_F(ServerTest, TitlesDetailsCustomerPagesAndTheStorefrontPage) {
+  Start();
+  Client c(port());
+  Reply r = c.Send(http::verb::put, "/v1/items/i5",
+                   R"({"title":"Caf\u00e9 \"Noir\"","categories":["drinks"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["title"], "Caf\u00e9 \"Noir\"");
+  EXPECT_EQ(c.Get("/v1/items/i5").Json()["title"], "Caf\u00e9 \"Noir\"");
+
+  // Without details the list keeps its lean shape; with them every item has both keys.
+  json j = c.Get("/v1/popular?n=300").Json();
+  EXPECT_FALSE(j["items"][0].contains("title"));
+  j = c.Get("/v1/popular?n=300&details=true").Json();
+  int titled = 0;
+  for (const auto& item : j["items"]) {
+    ASSERT_TRUE(item.contains("title") && item.contains("categories")) << item;
+    if (item["item"] == "i5") {
+      ++titled;
+      EXPECT_EQ(item["title"], "Caf\u00e9 \"Noir\"");
+      EXPECT_EQ(item["categories"], json::array({"drinks"}));
+    } else {
+      EXPECT_EQ(item["title"], "");
+    }
+  }
+  EXPECT_EQ(titled, 1);
+  j = c.Get("/v1/items/i7/similar?n=300&details=true&category=drinks").Json();
+  ASSERT_EQ(j["items"].size(), 1u) << j;
+  EXPECT_EQ(j["items"][0]["title"], "Caf\u00e9 \"Noir\"");
+  EXPECT_EQ(c.Get("/v1/popular?details=yes").status, 400);
+  EXPECT_EQ(c.Get("/v1/popular?details=true&details=false").status, 400);
+  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i6", R"({"title":7})").status, 400);
+  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i6",
+                   R"({"title":")" + std::string(1025, 'x') + R"("})")
+                .status,
+            400);
+
+  // Customer IDs, paged in model order.
+  j = c.Get("/v1/users?n=3&offset=38").Json();
+  EXPECT_EQ(j["total"], 40);
+  EXPECT_EQ(j["users"], json::array({"u38", "u39"}));
+  EXPECT_EQ(c.Get("/v1/users").Json()["users"].size(), 10u);  // the default n
+  EXPECT_EQ(c.Get("/v1/users?category=a").Json()["error"]["code"], "unknown_parameter");
+  EXPECT_EQ(c.Get("/v1/users?n=0").status, 400);
+
+  // The page and its two files, typed, with a content security policy; nothing else is static.
+  r = c.Get("/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(r.body.find("<script src=\"/storefront.js\""), std::string::npos);
+  r = c.Get("/storefront.js");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/javascript; charset=utf-8");
+  EXPECT_NE(r.body.find("/v1/feedback"), std::string::npos);
+  EXPECT_EQ(c.Get("/storefront.css").content_type, "text/css; charset=utf-8");
+  EXPECT_EQ(c.Get("/storefront.html").status, 404);
+  EXPECT_EQ(c.Send(http::verb::post, "/", "{}").status, 405);
+}
+
 TEST_F(ServerTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
   HttpServerOptions http;
   http.max_body_bytes = 1000;

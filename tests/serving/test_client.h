@@ -27,6 +27,7 @@ struct Reply {
   int status = 0;
   std::string body;
   std::string allow;
+  std::string content_type;
   bool keep_alive = false;
   nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
@@ -83,6 +84,7 @@ class Client {
     r.status = res.result_int();
     r.body = res.body();
     r.allow = std::string(res[http::field::allow]);
+    r.content_type = std::string(res[http::field::content_type]);
     r.keep_alive = res.keep_alive();
     return r;
   }
