@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "data/event_interactions.h"
 #include "data/event_store.h"
+#include "data/item_reader.h"
 #include "data/split.h"
 #include "engine/item_index.h"
 #include "engine/model_io.h"
@@ -636,6 +637,29 @@ int RunEventsExport(const EventsExportCommand& cmd) {
   auto rows = (*store)->ExportCsv(cmd.out);
   if (!rows.ok()) return Fail(rows.status());
   std::fprintf(stderr, "wrote %s: %lld events\n", cmd.out.c_str(), static_cast<long long>(*rows));
+  return 0;
+}
+
+int RunCatalog(const CatalogCommand& cmd) {
+  auto records = ReadMovieLensItems(cmd.movielens_items);
+  if (!records.ok()) return Fail(records.status());
+  const std::string path = cmd.catalog.empty() ? DefaultCatalogPath(cmd.models) : cmd.catalog;
+  auto store = CatalogStore::Open(path);
+  if (!store.ok()) return Fail(store.status());
+  auto existing = (*store)->LoadAll();
+  if (!existing.ok()) return Fail(existing.status());
+  CatalogMap entries;
+  for (ItemRecord& r : *records) {
+    CatalogEntry& e = entries[r.item];
+    const auto old = existing->find(r.item);
+    e.available = old == existing->end() || old->second.available;
+    e.title = std::move(r.title);
+    e.categories = std::move(r.categories);
+  }
+  if (absl::Status s = (*store)->PutAll(entries); !s.ok()) return Fail(s);
+  std::fprintf(stderr, "catalogue %s: %zu items with titles and categories from %s "
+               "(a running server reads it when it starts)\n",
+               path.c_str(), entries.size(), cmd.movielens_items.c_str());
   return 0;
 }
 

@@ -57,6 +57,14 @@ struct EventsExportCommand {
   std::string out;    // CSV: user,item,type,value,timestamp
 };
 
+// Loads item titles and categories into a models directory's catalogue (MODELS/catalog.db, the
+// one `recloop serve --models MODELS` reads at start), keeping each item's availability.
+struct CatalogCommand {
+  std::string models;
+  std::string catalog;           // or this catalogue file (serve --catalog)
+  std::string movielens_items;   // MovieLens 100K u.item
+};
+
 struct EvalCommand {
   std::string model;  // a models directory (its `current`) or one version directory
   std::string test;
@@ -111,6 +119,7 @@ int RunSimilar(const SimilarCommand& cmd);
 int RunGenerate(const GenerateCommand& cmd);
 int RunTrain(const TrainCommand& cmd);
 int RunEventsExport(const EventsExportCommand& cmd);
+int RunCatalog(const CatalogCommand& cmd);
 int RunEval(const EvalCommand& cmd);
 int RunModelInfo(const ModelInfoCommand& cmd);
 int RunDemo(const DemoCommand& cmd);

@@ -135,6 +135,17 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--store", events_export.store, "The event store")->required();
   export_cmd->add_option("--out", events_export.out, "Output CSV file")->required();
 
+  recloop::CatalogCommand catalog;
+  auto* catalog_cmd = app.add_subcommand(
+      "catalog", "Load item titles and categories into a models directory's catalogue");
+  auto* catalog_models = catalog_cmd->add_option(
+      "--models", catalog.models, "Models directory: its catalogue MODELS/catalog.db");
+  catalog_cmd->add_option("--catalog", catalog.catalog, "Or this catalogue file (serve --catalog)")
+      ->excludes(catalog_models);
+  catalog_cmd->add_option("--movielens-items", catalog.movielens_items,
+                          "MovieLens 100K u.item: titles, and genres as categories")
+      ->required();
+
   auto* model_cmd = app.add_subcommand("model", "Inspect saved models");
   model_cmd->require_subcommand(1);
   auto* info_cmd = model_cmd->add_subcommand(
@@ -296,6 +307,13 @@ int main(int argc, char** argv) {
   if (*info_cmd) return recloop::RunModelInfo(info);
   if (*demo_cmd) return recloop::RunDemo(demo);
   if (*export_cmd) return recloop::RunEventsExport(events_export);
+  if (*catalog_cmd) {
+    if (catalog.models.empty() && catalog.catalog.empty()) {
+      std::fprintf(stderr, "recloop catalog: give --models DIR or --catalog FILE\n");
+      return 2;
+    }
+    return recloop::RunCatalog(catalog);
+  }
   if (*recommend_cmd) return recloop::RunRecommend(recommend);
   if (*similar_cmd) return recloop::RunSimilar(similar);
   if (*serve_cmd) return recloop::RunServeCommand(std::move(serve));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <sstream>
 
 #include "data/event_store.h"
+#include "serving/catalog_store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "test_util.h"
@@ -109,6 +111,33 @@ TEST_F(Cli, TrainWithHnswSettingsSavesAServableIndex) {
   r = Run("recommend --model " + models + " --user u3 --n 5 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["items"].size(), 5u);
+}
+
+// ML-100K's movie titles and genres into a models directory's catalogue, keeping availability.
+TEST_F(Cli, CatalogLoadsMovieLensTitlesAndGenres) {
+  REQUIRE_ML100K(ml);
+  const std::string models = dir_.File("models");
+  std::filesystem::create_directories(models);
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, CatalogStore::Open(models + "/catalog.db"));
+    ASSERT_OK(store->Put("50", CatalogEntry{{}, false, ""}));
+  }
+  Result r = Run("catalog --models " + models + " --movielens-items " + ml + "/u.item");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("1682 items"), std::string::npos) << r.err;
+  ASSERT_OK_AND_ASSIGN(auto store, CatalogStore::Open(models + "/catalog.db"));
+  ASSERT_OK_AND_ASSIGN(const CatalogMap catalog, store->LoadAll());
+  ASSERT_EQ(catalog.size(), 1682u);
+  EXPECT_EQ(catalog.at("1"), (CatalogEntry{{"Animation", "Children's", "Comedy"}, true,
+                                           "Toy Story (1995)"}));
+  EXPECT_EQ(catalog.at("543").title, "Mis\u00e9rables, Les (1995)");  // Latin-1 in the file
+  EXPECT_EQ(catalog.at("50").title, "Star Wars (1977)");
+  EXPECT_FALSE(catalog.at("50").available);
+
+  r = Run("catalog --models " + models + " --movielens-items " + ml + "/u.data");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("u.data:1: expected 24"), std::string::npos) << r.err;
+  EXPECT_NE(Run("catalog --movielens-items " + ml + "/u.item").exit_code, 0);
 }
 
 TEST_F(Cli, MalformedFileNamesFileAndLine) {
@@ -372,12 +401,15 @@ TEST_F(Cli, DemoModelIsServedFromAConfigFileAndSigtermExitsZero) {
   const nlohmann::json recs = Body(res);
   ASSERT_TRUE(recs.contains("items")) << res;
   EXPECT_EQ(recs["items"].size(), 3u);  // default-n from the config file
-  // The demo's catalogue gives every item its cluster as category.
+  // The demo's catalogue gives every item a title, and its cluster and that cluster's
+  // department as categories.
   const std::string item = recs["items"][0]["item"];
   const nlohmann::json entry = Body(HttpGet(port, "/v1/items/" + item));
   ASSERT_TRUE(entry.contains("categories")) << entry.dump();
-  ASSERT_EQ(entry["categories"].size(), 1u);
+  ASSERT_EQ(entry["categories"].size(), 2u);
   EXPECT_EQ(entry["categories"][0].get<std::string>().rfind("cluster-", 0), 0u);
+  EXPECT_FALSE(entry["categories"][1].get<std::string>().empty());
+  EXPECT_FALSE(entry["title"].get<std::string>().empty());
 
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
