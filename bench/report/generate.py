@@ -140,11 +140,11 @@ class Report:
         return (f"_Machine: {self.machine_words()}. Measured {began} by `bench/run-all` "
                 f"({command})._")
 
-    def opening(self, title, stage, results, what, command):
+    def opening(self, title, stage, results, what, command, level=3):
         """A section's first lines: its heading (when TITLE), then the stamp line of STAGE's
         COMMAND, or instead a note when STAGE did not finish or left no RESULTS (falsy) of WHAT.
         Returns (lines, whether the section has figures to show)."""
-        out = [f"### {title}", ""] if title else []
+        out = [f"{'#' * level} {title}", ""] if title else []
         s = self.stages.get(stage)
         if s is None:
             note = f"_Stage `{stage}` did not run._"
@@ -301,8 +301,10 @@ class Report:
                           r"\+(\d+) MB resident", log)
         index = re.search(r"saved index \S+ \((\w+)\): load ([\d.]+) s, \+(\d+) MB resident", log)
         info = self.model_info()
-        out, ok = self.opening(None, "index", model, "model load figures",
-                               "`recloop train`, then `build/bench/index_bench --model=DIR`")
+        out, ok = self.opening("The serving model: training, index build, load", "index", model,
+                               "model load figures",
+                               "`recloop train`, then `build/bench/index_bench --model=DIR`",
+                               level=4)
         if not ok:
             return out
         users, items, k = model.group(1), model.group(2), model.group(3)
