@@ -590,6 +590,7 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
 }
 
 absl::Status Api::FoldOne(const std::string& user) const {
+  std::shared_lock<std::shared_mutex> no_erasure(overlay_->erasure_mutex());
   const auto snap = live_->Get();
   if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
   const int64_t through = EventsThroughSeq(*snap->model, *events_);
@@ -702,6 +703,9 @@ HttpResponse Api::UserFeedback(const std::string& user, std::string_view raw_que
 
 HttpResponse Api::EraseUser(const std::string& user) const {
   if (events_ == nullptr) return FeedbackDisabled();
+  // Waits for folds in flight: one that read the user's events before the deletion must not
+  // publish its vector after the erasure below.
+  std::unique_lock<std::shared_mutex> erasing(overlay_->erasure_mutex());
   auto erased = events_->DeleteUser(user);
   if (!erased.ok()) return JsonError(503, "store_unavailable", std::string(erased.status().message()));
   // The live model forgets the user too: until a model trained without them is live, they are

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,6 +83,11 @@ class UserOverlay {
   void KeepOnly(const std::string& model_version);
   int64_t size() const;  // entries
 
+  // Folds against erasures: a fold holds it shared from reading a user's events to its Put, an
+  // erasure exclusively from deleting them to its Put, so a fold that read the history before
+  // an erasure cannot publish its vector after it.
+  std::shared_mutex& erasure_mutex() const { return erasure_mu_; }
+
  private:
   using Entries = std::vector<std::shared_ptr<const FoldedUserEntry>>;  // oldest first, <= 2
   struct Shard {
@@ -90,6 +96,7 @@ class UserOverlay {
   };
   Shard& ShardOf(const std::string& user) const;
   mutable std::array<Shard, 16> shards_;
+  mutable std::shared_mutex erasure_mu_;
 };
 
 // Folds `user` in against `snap` from the model's training row (if the model knows the user and

@@ -275,6 +275,7 @@ absl::Status Retrainer::RefoldUsers(const ModelSnapshot& snap,
                                     const std::set<std::string>& users) {
   const int64_t through = EventsThroughSeq(*snap.model, *events_);
   for (const std::string& user : users) {
+    std::shared_lock<std::shared_mutex> no_erasure(overlay_->erasure_mutex());
     ASSIGN_OR_RETURN(const auto history, events_->UserEvents(user, 0, through));
     ASSIGN_OR_RETURN(const int64_t erased_at, events_->ErasedAt(user));
     ASSIGN_OR_RETURN(auto entry,

@@ -171,6 +171,27 @@ TEST_F(FeedbackTest, RetriedBatchWithIdsIsStoredOnce) {
   EXPECT_EQ(events_->Count().value(), 2);
 }
 
+// An erasure right after a POST races that POST's fold (which runs on the fold queue's thread):
+// a fold that read the history before the erasure must not publish its vector after it.
+TEST_F(FeedbackTest, ErasureRightAfterFeedbackIsNeverUndoneByItsFold) {
+  Client c(server_->port());
+  const std::vector<std::string> items = ItemsOf(2, 8);
+  for (int u = 10; u < 50; ++u) {  // 40 training users
+    const std::string user = "u" + std::to_string(u);
+    json events = json::array();
+    for (const auto& item : items) events.push_back({{"user", user}, {"item", item}, {"type", "cart"}});
+    ASSERT_EQ(Post(c, events).status, 200);
+    ASSERT_EQ(c.Send(http::verb::delete_, "/v1/users/" + user).status, 200);
+  }
+  for (int u = 10; u < 50; ++u) {
+    const std::string user = "u" + std::to_string(u);
+    const Reply r = c.Get("/v1/users/" + user + "/recommendations?n=3");
+    ASSERT_EQ(r.status, 200);
+    const json j = r.Json();
+    for (const auto& item : j["items"]) EXPECT_EQ(item["source"], "popular") << user;
+  }
+}
+
 TEST_F(FeedbackTest, ErasedCustomerIsForgottenByStoreAndLiveModel) {
   Client c(server_->port());
   const std::vector<std::string> items = ItemsOf(1, 8);
