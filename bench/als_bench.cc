@@ -1,4 +1,4 @@
-// Per-iteration cost of explicit and implicit ALS on generated stores of the MovieLens-20M shape
+// Per-iteration cost of explicit and implicit ALS, and per-sweep cost of BPMF, on generated stores of the MovieLens-20M shape
 // (138K users x 27K items) with 10M and 20M interactions, at K = 64 and 128.
 //
 //   build/bench/als_bench --benchmark_filter=Implicit  (see BENCHMARKS.md, bench/run_training.sh)
@@ -22,6 +22,7 @@
 #include "benchmark/benchmark.h"
 #include "data/generator.h"
 #include "training/als.h"
+#include "training/bpmf.h"
 
 namespace recloop {
 namespace {
@@ -110,6 +111,36 @@ void BM_ImplicitAlsIterationCholesky(benchmark::State& state) {
   RunIterations(state, Feedback::kImplicit, /*cholesky=*/true);
 }
 
+// One BPMF Gibbs sweep (hyper-parameters, every user, every item, the noise) on explicit
+// ratings: a short chain of 1 + 3 sweeps, timed per sweep through the callback; the reported
+// time is the median of the three sweeps after the first (manual time). The explicit ALS
+// iteration at the same (size, K) is the in-run baseline: a sweep does the same per-row
+// Cholesky, plus drawing the noise, the hyper-parameters and the residuals.
+void BM_BpmfSweep(benchmark::State& state) {
+  const int64_t interactions = state.range(0) * 1000000;
+  const Matrices& m = Store(interactions, Feedback::kExplicit);
+  BpmfOptions o;
+  o.factors = static_cast<int>(state.range(1));
+  o.burn_in = 1;
+  o.samples = 3;
+  o.served_samples = 1;
+  for (auto _ : state) {
+    std::vector<double> seconds;
+    auto model = TrainBpmf(m.by_user, m.by_item, o, [&](const BpmfSweepStats& s) {
+      if (s.sweep > 1) seconds.push_back(s.seconds);
+    });
+    if (!model.ok()) {
+      state.SkipWithError(std::string(model.status().message()).c_str());
+      return;
+    }
+    std::sort(seconds.begin(), seconds.end());
+    state.SetIterationTime(seconds[seconds.size() / 2]);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(ExplicitFlops(m, o.factors) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["nnz"] = static_cast<double>(m.by_user.nnz());
+}
+
 // What is measured: every (size, K) pair, in that order, for both models, and the exact-solve
 // baseline at (baseline_size, the first K). Each repetition times one iteration after an
 // untimed warm-up iteration; the report gives the median of the repetitions.
@@ -138,6 +169,9 @@ void Register(const Sweep& sweep) {
             sweep, sweep.sizes);
   Configure(benchmark::RegisterBenchmark("BM_ExplicitAlsIteration", BM_ExplicitAlsIteration),
             sweep, sweep.sizes);
+  auto* bpmf = benchmark::RegisterBenchmark("BM_BpmfSweep", BM_BpmfSweep);
+  Configure(bpmf, sweep, sweep.sizes);
+  bpmf->UseManualTime();
   if (sweep.baseline_size > 0) {
     Sweep baseline = sweep;
     baseline.factors = {sweep.factors.front()};

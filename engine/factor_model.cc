@@ -14,6 +14,8 @@ std::string_view ToString(Algorithm a) {
       return "als";
     case Algorithm::kPopular:
       return "popular";
+    case Algorithm::kBpmf:
+      return "bpmf";
   }
   return "unknown";
 }
@@ -23,8 +25,9 @@ std::string_view ToString(Feedback f) { return f == Feedback::kExplicit ? "expli
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s) {
   if (s == "als") return Algorithm::kAls;
   if (s == "popular") return Algorithm::kPopular;
+  if (s == "bpmf") return Algorithm::kBpmf;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown algorithm '", std::string(s), "' (expected als or popular)"));
+      absl::StrCat("unknown algorithm '", std::string(s), "' (expected als, bpmf or popular)"));
 }
 
 absl::StatusOr<Feedback> ParseFeedback(std::string_view s) {

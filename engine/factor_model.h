@@ -19,7 +19,7 @@ namespace recloop {
 
 using FactorMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-enum class Algorithm { kAls, kPopular };
+enum class Algorithm { kAls, kPopular, kBpmf };
 enum class Feedback { kExplicit, kImplicit };
 
 std::string_view ToString(Algorithm a);
@@ -41,6 +41,14 @@ struct ModelParams {
   uint64_t seed = 0;
   // Half-life of the time decay of item_popularity in days; 0 = plain interaction counts.
   double popularity_half_life_days = 0.0;
+  // BPMF (training/bpmf.h): factors is K of one sample; the factor matrices hold served_samples
+  // samples side by side (K * served_samples columns).
+  int burn_in = 0;
+  int samples = 0;
+  int served_samples = 0;
+  float noise_precision = 0.0f;  // fixed α, or 0: sampled
+  float user_noise_dof = 0.0f;   // Student-t noise per user (0: Gaussian)
+  float item_noise_dof = 0.0f;
 };
 
 // Which file a model was trained (or tested) on, and its content when it was read.
@@ -89,6 +97,10 @@ struct FactorModel {
   Eigen::VectorXf item_popularity;  // items.size(): training interactions per item (time-decayed
                                     // when trained with a popularity half-life)
   CsrMatrix seen;                   // users x items: the training interactions
+  // BPMF only (else empty): per served sample s, the draw its user (item) factors were sampled
+  // under, for fold-in: row s = [α, τ, μ (K), Λ (K×K, row-major)] (training/bpmf.h).
+  FactorMatrix user_prior;
+  FactorMatrix item_prior;
   ModelLineage lineage;             // metadata only: never affects predictions
 
   int32_t num_users() const { return users.size(); }

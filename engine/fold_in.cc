@@ -36,7 +36,21 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
     return absl::InvalidArgumentError(absl::StrCat("model has ", model.num_items(), " items but ",
                                                    model.item_factors.rows(), " item factor rows"));
   }
-  if (model.params.factors != 0 && model.params.factors != k) {
+  const bool bpmf = model.params.algorithm == Algorithm::kBpmf;
+  if (bpmf) {
+    const ModelParams& p = model.params;
+    const int64_t width = 2 + int64_t{p.factors} + int64_t{p.factors} * p.factors;
+    if (p.factors < 1 || p.served_samples < 1 || int64_t{p.factors} * p.served_samples != k ||
+        model.user_prior.rows() != p.served_samples || model.user_prior.cols() != width) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "BPMF model: ", k, " factor columns and a ", model.user_prior.rows(), "x",
+          model.user_prior.cols(), " prior do not match ", p.factors, " factors x ",
+          p.served_samples, " served samples"));
+    }
+    if (!model.user_prior.allFinite()) {
+      return absl::InvalidArgumentError("BPMF model: the user prior is not finite");
+    }
+  } else if (model.params.factors != 0 && model.params.factors != k) {
     return absl::InvalidArgumentError(
         absl::StrCat("model params say ", model.params.factors, " factors, item factors have ", k));
   }
@@ -44,6 +58,26 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
     return s;
   }
   FoldIn f(model);
+  if (bpmf) {
+    // Per served sample: the prior precision P0 = diag(Λ, τ) and P0·m0 of [factors, bias].
+    const int kk = model.params.factors;
+    for (int s = 0; s < model.params.served_samples; ++s) {
+      const auto row = model.user_prior.row(s);
+      BpmfPrior prior;
+      prior.alpha = row[0];
+      prior.precision = Matrix::Zero(kk + 1, kk + 1);
+      for (int i = 0; i < kk; ++i) {
+        prior.precision.row(i).head(kk) = row.segment(2 + kk + i * kk, kk);
+      }
+      prior.precision(kk, kk) = row[1];
+      prior.b = Vector::Zero(kk + 1);
+      prior.b.head(kk) = prior.precision.topLeftCorner(kk, kk) * row.segment(2, kk).transpose();
+      if (!(prior.alpha > 0) || !(row[1] > 0)) {
+        return absl::InvalidArgumentError("BPMF model: a prior precision is not positive");
+      }
+      f.bpmf_.push_back(std::move(prior));
+    }
+  }
   if (model.params.feedback == Feedback::kExplicit) {
     if (model.item_bias.size() != model.num_items()) {
       return absl::InvalidArgumentError(
@@ -88,8 +122,52 @@ absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
     u.cold_start = true;
     return u;
   }
+  if (model_->params.algorithm == Algorithm::kBpmf) return FoldBpmf(items, values);
   return model_->params.feedback == Feedback::kExplicit ? FoldExplicit(items, values)
                                                         : FoldImplicit(items, values);
+}
+
+// For each served sample s: the posterior mean of [p_s, b] given the sample's item factors
+// (stored scaled by 1/√S, so multiplied back here) and its prior, the (K+1)-dimensional
+// Gaussian conditional that training/bpmf.cc samples rows from. The user's vector is the
+// samples' means side by side, scaled as the trained users are; the bias is their average.
+// The item biases are the model's (averaged) ones, not each sample's.
+absl::StatusOr<FoldedUser> FoldIn::FoldBpmf(std::span<const int32_t> items,
+                                            std::span<const float> values) const {
+  const FactorMatrix& q = model_->item_factors;
+  const int k = model_->params.factors;
+  const int served = model_->params.served_samples;
+  const float root = std::sqrt(static_cast<float>(served));
+  const int64_t n = static_cast<int64_t>(items.size());
+  RowBlock z(n, k + 1);  // [√S q_s, 1]
+  Vector t(n);           // v − μ − b_i
+  for (int64_t j = 0; j < n; ++j) {
+    t[j] = values[j] - model_->global_mean - model_->item_bias[items[j]];
+  }
+  FoldedUser u;
+  u.factors.resize(q.cols());
+  Matrix a;
+  Vector b;
+  for (int s = 0; s < served; ++s) {
+    const BpmfPrior& prior = bpmf_[s];
+    for (int64_t j = 0; j < n; ++j) {
+      z.row(j).head(k) = q.row(items[j]).segment(int64_t{s} * k, k) * root;
+      z(j, k) = 1.0f;
+    }
+    a = prior.precision;
+    a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose(), prior.alpha);
+    b = prior.b;
+    b.noalias() += prior.alpha * (z.transpose() * t);
+    Eigen::LLT<Matrix, Eigen::Lower> llt(a);
+    if (llt.info() != Eigen::Success) {
+      return absl::InternalError("BPMF fold-in: the posterior precision is not positive definite");
+    }
+    const Vector x = llt.solve(b);
+    u.factors.segment(int64_t{s} * k, k) = x.head(k) / root;
+    u.bias += x[k] / static_cast<float>(served);
+  }
+  if (!u.factors.allFinite()) return absl::InternalError("fold-in produced non-finite factors");
+  return u;
 }
 
 // Mirrors ExplicitHalfStep in training/als.cc line for line (same operation order, float

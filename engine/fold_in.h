@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "Eigen/Core"
 #include "absl/status/statusor.h"
@@ -31,6 +32,10 @@ struct FoldedUser {
 //   explicit: min Σ_j (v_j − μ − b_i(j) − b − x·q_i(j))² + λ·n·|x|² + λ_b·n·b²
 //             (weighted-λ, n = number of interactions), solved as the (K+1)×(K+1) normal
 //             equations in [b, x] by Cholesky;
+//   BPMF (training/bpmf.h): per served sample, the posterior mean of [x_s, b] under that
+//             sample's prior and noise precision, given its item factors; x is the samples'
+//             means side by side and b their average. Unlike ALS, this is not the trained row
+//             (training draws rows at random; fold-in takes their mean).
 //   implicit: min Σ_all items c_i (p_i − x·y_i)² + λ|x|² with c = 1 + α|v|, p = [v > 0] on the
 //             given items and c = 1, p = 0 elsewhere, i.e. the exact Cholesky solve of
 //             (YᵀY + λI + Σ (c−1) y yᵀ) x = Σ c·p·y. YᵀY + λI is computed once, in Create.
@@ -75,10 +80,20 @@ class FoldIn {
                                           std::span<const float> values) const;
   absl::StatusOr<FoldedUser> FoldImplicit(std::span<const int32_t> items,
                                           std::span<const float> values) const;
+  absl::StatusOr<FoldedUser> FoldBpmf(std::span<const int32_t> items,
+                                      std::span<const float> values) const;
+
+  // BPMF models: one served sample's prior of [factors, bias] and noise precision.
+  struct BpmfPrior {
+    Eigen::MatrixXf precision;  // (K+1)×(K+1): diag(Λ, τ)
+    Eigen::VectorXf b;          // precision · [μ, 0]
+    float alpha = 0.0f;
+  };
 
   const FactorModel* model_;  // not owned
   // Implicit models: YᵀY + λI (K×K, column-major as the solver wants it). Empty for explicit.
   Eigen::MatrixXf gram_;
+  std::vector<BpmfPrior> bpmf_;  // BPMF models: one per served sample
 };
 
 }  // namespace recloop

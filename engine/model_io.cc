@@ -209,6 +209,12 @@ pb::ModelMetadata MetadataOf(const FactorModel& m) {
   hp->set_cholesky(p.cholesky);
   hp->set_seed(p.seed);
   hp->set_popularity_half_life_days(p.popularity_half_life_days);
+  hp->set_burn_in(p.burn_in);
+  hp->set_samples(p.samples);
+  hp->set_served_samples(p.served_samples);
+  hp->set_noise_precision(p.noise_precision);
+  hp->set_user_noise_dof(p.user_noise_dof);
+  hp->set_item_noise_dof(p.item_noise_dof);
   meta.set_users(m.num_users());
   meta.set_items(m.num_items());
   meta.set_seen_nnz(m.seen.nnz());
@@ -240,6 +246,16 @@ absl::Status CheckShapes(const FactorModel& m) {
   }
   if (m.has_biases() && (m.user_bias.size() != users || m.item_bias.size() != items)) {
     return absl::InvalidArgumentError("model biases do not match its user/item counts");
+  }
+  if (m.params.algorithm == Algorithm::kBpmf) {
+    const ModelParams& p = m.params;
+    const int64_t width = 2 + int64_t{p.factors} + int64_t{p.factors} * p.factors;
+    if (m.user_factors.cols() != int64_t{p.factors} * p.served_samples ||
+        m.user_prior.rows() != p.served_samples || m.user_prior.cols() != width ||
+        m.item_prior.rows() != p.served_samples || m.item_prior.cols() != width) {
+      return absl::InvalidArgumentError(
+          "BPMF model: factor or prior matrices do not match factors x served_samples");
+    }
   }
   if (m.item_popularity.size() != 0 && m.item_popularity.size() != items) {
     return absl::InvalidArgumentError("model item popularity does not match its item count");
@@ -477,6 +493,13 @@ absl::StatusOr<pb::ModelMetadata> WriteArrays(const FactorModel& m, const fs::pa
     RETURN_IF_ERROR(WriteArray(dir, "item_factors.f32", "f32", {items, k},
                                AsBytes(m.item_factors.data(), m.item_factors.size()), &meta));
   }
+  if (m.params.algorithm == Algorithm::kBpmf) {
+    for (const auto& [name, prior] : {std::pair{"bpmf_user_prior.f32", &m.user_prior},
+                                      std::pair{"bpmf_item_prior.f32", &m.item_prior}}) {
+      RETURN_IF_ERROR(WriteArray(dir, name, "f32", {prior->rows(), prior->cols()},
+                                 AsBytes(prior->data(), prior->size()), &meta));
+    }
+  }
   if (m.has_biases()) {
     RETURN_IF_ERROR(WriteArray(dir, "user_bias.f32", "f32", {users},
                                AsBytes(m.user_bias.data(), m.user_bias.size()), &meta));
@@ -667,6 +690,12 @@ absl::StatusOr<FactorModel> LoadModel(const std::string& path) {
   p.cholesky = hp.cholesky();
   p.seed = hp.seed();
   p.popularity_half_life_days = hp.popularity_half_life_days();
+  p.burn_in = hp.burn_in();
+  p.samples = hp.samples();
+  p.served_samples = hp.served_samples();
+  p.noise_precision = hp.noise_precision();
+  p.user_noise_dof = hp.user_noise_dof();
+  p.item_noise_dof = hp.item_noise_dof();
   m.global_mean = meta.global_mean();
   m.min_value = meta.min_value();
   m.max_value = meta.max_value();
@@ -693,12 +722,21 @@ absl::StatusOr<FactorModel> LoadModel(const std::string& path) {
   if (meta.has_factors()) {
     const pb::ArrayFile* uf = FindFile(meta, "user_factors.f32");
     const int64_t k = uf != nullptr && uf->shape_size() == 2 ? uf->shape(1) : p.factors;
-    if (k <= 0 || (p.algorithm == Algorithm::kAls && k != p.factors)) {
+    const int64_t expected =
+        p.algorithm == Algorithm::kBpmf ? int64_t{p.factors} * p.served_samples : p.factors;
+    if (k <= 0 || (p.algorithm != Algorithm::kPopular && k != expected)) {
       return absl::DataLossError(absl::StrCat(meta_path, ": factor matrices have ", k,
-                                              " columns, hyper-parameters say ", p.factors));
+                                              " columns, hyper-parameters say ", expected));
     }
     ASSIGN_OR_RETURN(m.user_factors, ReadMatrixFile(dir, meta, "user_factors.f32", users, k));
     ASSIGN_OR_RETURN(m.item_factors, ReadMatrixFile(dir, meta, "item_factors.f32", items, k));
+    if (p.algorithm == Algorithm::kBpmf) {
+      const int64_t width = 2 + int64_t{p.factors} + int64_t{p.factors} * p.factors;
+      ASSIGN_OR_RETURN(m.user_prior, ReadMatrixFile(dir, meta, "bpmf_user_prior.f32",
+                                                    p.served_samples, width));
+      ASSIGN_OR_RETURN(m.item_prior, ReadMatrixFile(dir, meta, "bpmf_item_prior.f32",
+                                                    p.served_samples, width));
+    }
   }
   if (meta.has_biases()) {
     ASSIGN_OR_RETURN(m.user_bias, ReadFloatVector(dir, meta, "user_bias.f32", users));

@@ -305,6 +305,8 @@ void Retrainer::AddNewItems(
     side->item_factors = m.user_factors;
     side->item_bias = m.user_bias;
     side->user_bias = m.item_bias;
+    side->user_prior = m.item_prior;  // BPMF: an item is folded in under the items' prior
+    side->item_prior = m.user_prior;
     side->global_mean = m.global_mean;
     side->min_value = m.min_value;
     side->max_value = m.max_value;

@@ -94,4 +94,14 @@ inline std::string Ml100kDir() {
                     "ml-100k/ (e.g. ../shared/datasets)";                                    \
   }
 
+// Skips an accuracy-figure test in sanitizer builds: the same code runs there in the small
+// tests, and the full figure (minutes under ASan) is checked in the Release stage.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS()                                              \
+  GTEST_SKIP() << "accuracy figure on a full data set: checked in the Release build, too "   \
+                  "slow under sanitizers (their code paths run in the small tests)"
+#else
+#define SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS() static_cast<void>(0)
+#endif
+
 #endif  // RECLOOP_TESTS_TEST_UTIL_H_

@@ -31,18 +31,21 @@
 #include "training/retrain.h"
 
 namespace recloop {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 int Fail(const absl::Status& s) {
   std::cerr << "recloop: " << s.message() << "\n";
   return 1;
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
 
 absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedback) {
   ReadOptions o;
@@ -57,13 +60,18 @@ absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedba
   return o;
 }
 
+namespace {
+
 // Opens an event store that must exist already (EventStore::Open would create an empty one).
 absl::StatusOr<std::unique_ptr<EventStore>> OpenExistingEventStore(const std::string& path) {
   if (!std::filesystem::exists(path)) return absl::NotFoundError("no event store at " + path);
   return EventStore::Open({path});
 }
 
-absl::StatusOr<Interactions> Read(const std::string& path, const ReadOptions& options, bool quiet) {
+}  // namespace
+
+absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOptions& options,
+                                          bool quiet) {
   const auto start = Clock::now();
   ReadStats stats;
   ASSIGN_OR_RETURN(Interactions data, ReadInteractions(path, options, &stats));
@@ -83,6 +91,8 @@ absl::StatusOr<Interactions> Read(const std::string& path, const ReadOptions& op
   }
   return data;
 }
+
+namespace {
 
 void PrintProgress(const IterationStats& s, int total, Feedback feedback) {
   if (feedback == Feedback::kExplicit) {
@@ -324,17 +334,26 @@ int RunRetrainFromBase(const TrainCommand& cmd) {
 int RunTrain(const TrainCommand& cmd) {
   if (!cmd.base.empty()) return RunRetrainFromBase(cmd);
   TrainOptions options;
-  auto algorithm = ParseAlgorithm(cmd.algorithm);
-  if (!algorithm.ok()) return Fail(algorithm.status());
   auto feedback = ParseFeedback(cmd.feedback);
   if (!feedback.ok()) return Fail(feedback.status());
+  const std::string algorithm_name = AlgorithmOrDefault(cmd.algorithm, *feedback);
+  auto algorithm = ParseAlgorithm(algorithm_name);
+  if (!algorithm.ok()) return Fail(algorithm.status());
   options.algorithm = *algorithm;
   options.als = cmd.als;
   options.als.feedback = *feedback;
+  options.bpmf = cmd.bpmf;
   options.popularity = cmd.popularity;
   if (absl::Status s = ValidatePopularityOptions(options.popularity); !s.ok()) return Fail(s);
   if (options.algorithm == Algorithm::kAls) {
     if (absl::Status s = ValidateAlsOptions(options.als); !s.ok()) return Fail(s);
+  }
+  if (options.algorithm == Algorithm::kBpmf) {
+    if (*feedback != Feedback::kExplicit) {
+      return Fail(absl::InvalidArgumentError(
+          "bpmf models explicit ratings: use --algorithm als for implicit feedback"));
+    }
+    if (absl::Status s = ValidateBpmfOptions(options.bpmf); !s.ok()) return Fail(s);
   }
   if (cmd.k < 1) return Fail(absl::InvalidArgumentError("--k must be >= 1"));
   auto read_options = MakeReadOptions(cmd.input, *feedback);
@@ -375,7 +394,7 @@ int RunTrain(const TrainCommand& cmd) {
                    data->users.size(), data->items.size(), SecondsSince(read_start));
     }
   } else {
-    data = Read(cmd.data, *read_options, cmd.quiet);
+    data = ReadDataFile(cmd.data, *read_options, cmd.quiet);
   }
   if (!data.ok()) return Fail(data.status());
   const int64_t data_rows = data->size();
@@ -392,7 +411,7 @@ int RunTrain(const TrainCommand& cmd) {
   } else {
     train = std::move(*data);
     if (!cmd.test.empty()) {
-      auto t = Read(cmd.test, *read_options, cmd.quiet);
+      auto t = ReadDataFile(cmd.test, *read_options, cmd.quiet);
       if (!t.ok()) return Fail(t.status());
       test = std::move(*t);
     }
@@ -405,11 +424,38 @@ int RunTrain(const TrainCommand& cmd) {
       PrintProgress(s, options.als.iterations, options.als.feedback);
     };
   }
+  BpmfReport bpmf_report;
+  BpmfCallback sweep_progress;
+  if (options.algorithm == Algorithm::kBpmf) {
+    const int sweeps = options.bpmf.burn_in + options.bpmf.samples;
+    if (!cmd.quiet) {
+      options.on_sweep = &sweep_progress;
+      sweep_progress = [sweeps](const BpmfSweepStats& s) {
+        if (s.sweep % 10 != 0 && s.sweep != sweeps) return;
+        std::fprintf(stderr, "sweep %3d/%d%s  alpha %.3f  train_rmse %.4f", s.sweep, sweeps,
+                     s.burn_in ? " (burn-in)" : "", s.alpha, s.train_rmse);
+        if (s.probe_rmse > 0) std::fprintf(stderr, "  test_rmse (average so far) %.4f", s.probe_rmse);
+        std::fprintf(stderr, "  %.3f s\n", s.seconds);
+      };
+    }
+    if (!test.empty()) {
+      options.probe = &test;
+      options.bpmf_report = &bpmf_report;
+    }
+  }
   auto model = TrainModel(train, options, progress);
   if (!model.ok()) return Fail(model.status());
   const double train_seconds = SecondsSince(start);
   if (!cmd.quiet)
-    std::fprintf(stderr, "trained %s in %.2f s\n", cmd.algorithm.c_str(), train_seconds);
+    std::fprintf(stderr, "trained %s in %.2f s\n", algorithm_name.c_str(), train_seconds);
+  if (options.bpmf_report != nullptr && !cmd.quiet) {
+    std::fprintf(stderr,
+                 "thinning: test rmse %.4f averaging all %d samples, %.4f served (%d samples, "
+                 "%d dimensions)\n",
+                 bpmf_report.probe_rmse_all_samples, options.bpmf.samples,
+                 bpmf_report.probe_rmse_served, options.bpmf.served_samples,
+                 static_cast<int>(model->item_factors.cols()));
+  }
 
   // Evaluate before saving, so that the held-out metrics go into the model's metadata.
   std::optional<EvalResult> result, baseline;
@@ -478,7 +524,10 @@ int RunTrain(const TrainCommand& cmd) {
   }
   if (cmd.json) {
     nlohmann::json out = result->ToJson();
-    out["algorithm"] = cmd.algorithm;
+    out["algorithm"] = algorithm_name;
+    if (options.bpmf_report != nullptr) {
+      out["bpmf_rmse_all_samples"] = bpmf_report.probe_rmse_all_samples;
+    }
     out["feedback"] = cmd.feedback;
     out["train_seconds"] = train_seconds;
     out["baseline"] = baseline->ToJson();
@@ -488,7 +537,7 @@ int RunTrain(const TrainCommand& cmd) {
     }
     std::cout << out.dump() << std::endl;
   } else {
-    PrintTable(cmd.algorithm, *result, *baseline);
+    PrintTable(algorithm_name, *result, *baseline);
   }
   return 0;
 }
@@ -499,7 +548,7 @@ int RunEval(const EvalCommand& cmd) {
   if (!model.ok()) return Fail(model.status());
   auto read_options = MakeReadOptions(cmd.input, model->params.feedback);
   if (!read_options.ok()) return Fail(read_options.status());
-  auto test = Read(cmd.test, *read_options, /*quiet=*/cmd.json);
+  auto test = ReadDataFile(cmd.test, *read_options, /*quiet=*/cmd.json);
   if (!test.ok()) return Fail(test.status());
   EvalOptions eval_options;
   eval_options.k = cmd.k;

@@ -4,6 +4,7 @@
 #ifndef RECLOOP_TOOLS_COMMANDS_H_
 #define RECLOOP_TOOLS_COMMANDS_H_
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,28 @@ struct InputFlags {
   std::string duplicates;           // last|sum|error; empty: last (explicit) or sum (implicit)
 };
 
+// The reader settings of the input flags; an empty `duplicates` takes the feedback kind's
+// default. Returns InvalidArgument for an unknown format or policy.
+absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedback);
+
+// Reads an interactions file, reporting its size on stderr unless `quiet` (skipped rows are
+// reported even then: they are data the user asked us to drop).
+absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOptions& options,
+                                          bool quiet);
+
+// Prints "recloop: MESSAGE" on stderr; returns 1, the exit code of a failed command.
+int Fail(const absl::Status& s);
+
+// Wall seconds since `start`.
+double SecondsSince(std::chrono::steady_clock::time_point start);
+
+// The algorithm a command trains when none is named: the most accurate for the feedback kind
+// (BENCHMARKS.md): bpmf for explicit ratings, als for implicit feedback.
+inline std::string AlgorithmOrDefault(const std::string& given, Feedback feedback) {
+  if (!given.empty()) return given;
+  return feedback == Feedback::kExplicit ? "bpmf" : "als";
+}
+
 struct GenerateCommand {
   GeneratorOptions generator;
   std::string feedback = "explicit";
@@ -39,9 +62,12 @@ struct TrainCommand {
   std::string test;   // a held-out file, or
   std::string split;  // a split spec (data/split.h)
   InputFlags input;
-  std::string algorithm = "als";
+  // als, bpmf or popular; empty: bpmf for explicit feedback (the most accurate), als for
+  // implicit.
+  std::string algorithm;
   std::string feedback = "explicit";
   AlsOptions als;
+  BpmfOptions bpmf;  // bpmf: factors and seed come from als (--factors, --seed) when given
   PopularityOptions popularity;  // cold-start / popular-items scores (time decay)
   int k = 10;
   bool json = false;

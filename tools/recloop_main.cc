@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "tbb/global_control.h"
 #include "tools/commands.h"
+#include "tools/tune.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   recloop::TrainCommand train;
   auto* train_cmd = app.add_subcommand(
       "train", "Train a model on a ratings/events file and print its held-out metrics");
+  train_cmd->fallthrough();  // --config (a root option, see serve) after `train`: [train] table
   auto* data_opt =
       train_cmd->add_option("--data", train.data, "Training file (ratings or events)");
   train_cmd->add_option("--events", train.events,
@@ -69,10 +71,33 @@ int main(int argc, char** argv) {
                         "Split --data instead: random:F, user:F, user-last:N or time:F")
       ->excludes(test_opt);
   AddInputFlags(train_cmd, &train.input);
-  train_cmd->add_option("--algorithm", train.algorithm, "als or popular")->capture_default_str();
+  train_cmd->add_option("--algorithm", train.algorithm,
+                        "als, bpmf or popular (default: bpmf for explicit feedback, als for "
+                        "implicit)");
   train_cmd->add_option("--feedback", train.feedback, "explicit (ratings) or implicit (events)")
       ->capture_default_str();
-  train_cmd->add_option("--factors", train.als.factors, "Latent factors K")->capture_default_str();
+  auto* factors_opt = train_cmd->add_option(
+      "--factors", train.als.factors,
+      "Latent factors K (default: 64 for als; 10 per sample for bpmf)");
+  train_cmd->add_option("--burn-in", train.bpmf.burn_in, "bpmf: Gibbs sweeps discarded first")
+      ->capture_default_str();
+  train_cmd->add_option("--samples", train.bpmf.samples,
+                        "bpmf: Gibbs sweeps after the burn-in, averaged into the prediction")
+      ->capture_default_str();
+  train_cmd->add_option("--served-samples", train.bpmf.served_samples,
+                        "bpmf: samples (evenly spaced) side by side in the served vectors, which "
+                        "have factors x served-samples entries")
+      ->capture_default_str();
+  train_cmd->add_option("--user-noise-dof", train.bpmf.user_noise_dof,
+                        "bpmf: degrees of freedom of each user's Student-t rating noise (erratic "
+                        "raters weigh less); 0 = Gaussian")
+      ->capture_default_str();
+  train_cmd->add_option("--item-noise-dof", train.bpmf.item_noise_dof,
+                        "bpmf: the same per item; 0 = Gaussian")
+      ->capture_default_str();
+  train_cmd->add_option("--noise-precision", train.bpmf.noise_precision,
+                        "bpmf: fixed precision of the rating noise; 0 = sampled")
+      ->capture_default_str();
   train_cmd->add_option("--iterations", train.als.iterations, "ALS iterations")
       ->capture_default_str();
   train_cmd->add_option("--regularization", train.als.regularization,
@@ -115,6 +140,44 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--out", train.out,
                         "Models directory: the model is written as a new version MODELS/vNNNNNN "
                         "and MODELS/current is pointed at it");
+
+  recloop::TuneCommand tune;
+  auto* tune_cmd = app.add_subcommand(
+      "tune", "Search hyper-parameters on a validation split of --data; write the best as a "
+              "`train --config` file");
+  tune_cmd->fallthrough();  // --threads after `tune` too
+  tune_cmd->add_option("--data", tune.data, "Training file; validation is split off it")
+      ->required();
+  tune_cmd->add_option("--split", tune.split,
+                       "How validation is split off --data: random:F, user:F, user-last:N or "
+                       "time:F")
+      ->capture_default_str();
+  tune_cmd->add_option("--test", tune.test,
+                       "After the search, retrain the best configuration and the defaults on all "
+                       "of --data and report both on this file (never used to choose)");
+  AddInputFlags(tune_cmd, &tune.input);
+  tune_cmd->add_option("--algorithm", tune.algorithm,
+                       "als, bpmf or popular (default: as train, bpmf for explicit feedback, als "
+                       "for implicit)");
+  tune_cmd->add_option("--feedback", tune.feedback, "explicit (ratings) or implicit (events)")
+      ->capture_default_str();
+  tune_cmd->add_option("--metric", tune.metric,
+                       "Ranks the trials: rmse, mae (lower is better), auc, or ndcg@K, recall@K, "
+                       "map@K, precision@K, hit_rate@K (default: rmse explicit, ndcg@10 "
+                       "implicit)");
+  tune_cmd->add_option("--trials", tune.trials, "Trials, the first being the defaults")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  tune_cmd->add_option("--search", tune.search, "random or grid")->capture_default_str();
+  tune_cmd->add_option("--space", tune.space,
+                       "JSON search space, e.g. {\"factors\": {\"values\": [32, 64]}, "
+                       "\"regularization\": {\"min\": 0.02, \"max\": 0.5, \"log\": true}} "
+                       "(default: per algorithm)");
+  tune_cmd->add_option("--seed", tune.seed, "Seed of the split, the sampling and the trials")
+      ->capture_default_str();
+  tune_cmd->add_option("--out", tune.out, "The best configuration, a TOML [train] table")
+      ->capture_default_str();
+  tune_cmd->add_flag("--quiet", tune.quiet, "No progress bar on stderr");
 
   recloop::EvalCommand eval;
   auto* eval_cmd = app.add_subcommand("eval", "Evaluate a saved model on a held-out file");
@@ -197,10 +260,12 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand(
       "serve", "Serve recommendations over HTTP from a models directory's current version");
   // CLI11 reads config files at the top level: `--config` belongs to the root app and falls
-  // through from `serve`; the file's keys sit under a [serve] table. Command-line flags win.
+  // through from `serve` and `train`; the file's keys sit under a [serve] or [train] table.
+  // Command-line flags win.
   app.set_config("--config", "",
-                 "serve: TOML config file, keys as the long flags without dashes under [serve] "
-                 "(e.g. [serve] port = 9000); flags on the command line win");
+                 "serve, train: TOML config file, keys as the long flags without dashes under "
+                 "[serve] or [train] (e.g. [serve] port = 9000; `recloop tune` writes a [train] "
+                 "file); flags on the command line win");
   serve_cmd->fallthrough();
   recloop::ServeOptions& so = serve.serve;
   serve_cmd->add_option("--models", so.model.models_dir,
@@ -302,7 +367,12 @@ int main(int argc, char** argv) {
         tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
   }
   if (*generate) return recloop::RunGenerate(gen);
-  if (*train_cmd) return recloop::RunTrain(train);
+  if (*train_cmd) {
+    if (factors_opt->count() > 0) train.bpmf.factors = train.als.factors;
+    train.bpmf.seed = train.als.seed;
+    return recloop::RunTrain(train);
+  }
+  if (*tune_cmd) return recloop::RunTune(tune);
   if (*eval_cmd) return recloop::RunEval(eval);
   if (*info_cmd) return recloop::RunModelInfo(info);
   if (*demo_cmd) return recloop::RunDemo(demo);

@@ -128,6 +128,18 @@ TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
     t.als.cholesky = p.cholesky;
     t.als.seed = p.seed;
   }
+  if (p.algorithm == Algorithm::kBpmf) {
+    // A Markov chain has nothing to warm-start from: a retrain samples a new chain, as long as
+    // the live one's (`iterations` does not apply).
+    t.bpmf.factors = p.factors;
+    t.bpmf.burn_in = p.burn_in;
+    t.bpmf.samples = p.samples;
+    t.bpmf.served_samples = p.served_samples;
+    t.bpmf.noise_precision = p.noise_precision;
+    t.bpmf.user_noise_dof = p.user_noise_dof;
+    t.bpmf.item_noise_dof = p.item_noise_dof;
+    t.bpmf.seed = p.seed;
+  }
   return t;
 }
 

@@ -78,11 +78,36 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
   if (options.algorithm == Algorithm::kPopular) {
     return TrainPopular(train, options.als.feedback, options.popularity);
   }
-  RETURN_IF_ERROR(ValidateAlsOptions(options.als));
-  // Before the (long) ALS run, so that a bad popularity setting fails fast.
+  if (options.algorithm == Algorithm::kBpmf) {
+    if (options.als.feedback != Feedback::kExplicit) {
+      return absl::InvalidArgumentError("bpmf models explicit ratings: use als for implicit feedback");
+    }
+    RETURN_IF_ERROR(ValidateBpmfOptions(options.bpmf));
+  } else {
+    RETURN_IF_ERROR(ValidateAlsOptions(options.als));
+  }
+  // Before the (long) training run, so that a bad popularity setting fails fast.
   ASSIGN_OR_RETURN(Eigen::VectorXf popularity, ItemPopularity(train, options.popularity));
   CsrMatrix by_user = train.ToUserItemMatrix();
   const CsrMatrix by_item = by_user.Transpose();
+  if (options.algorithm == Algorithm::kBpmf) {
+    std::optional<BpmfProbe> probe;
+    if (options.probe != nullptr) {
+      const Interactions& t = *options.probe;
+      probe.emplace();
+      for (int64_t r = 0; r < t.size(); ++r) {
+        probe->user.push_back(train.users.Find(t.users.External(t.user[r])).value_or(-1));
+        probe->item.push_back(train.items.Find(t.items.External(t.item[r])).value_or(-1));
+        probe->value.push_back(t.value[r]);
+      }
+    }
+    ASSIGN_OR_RETURN(FactorModel m, TrainBpmf(by_user, by_item, options.bpmf,
+                                              options.on_sweep ? *options.on_sweep : nullptr,
+                                              probe ? &*probe : nullptr, options.bpmf_report));
+    FillCommon(train, std::move(by_user), std::move(popularity), &m);
+    m.params.popularity_half_life_days = options.popularity.half_life_days;
+    return m;
+  }
   std::optional<AlsWarmStart> warm;
   if (const FactorModel* w = options.warm_start;
       w != nullptr && w->has_factors() && w->params.factors == options.als.factors &&

@@ -1,4 +1,4 @@
-// Training a complete model (ALS or popularity) from interactions: builds the matrices, trains,
+// Training a complete model (ALS, BPMF or popularity) from interactions: builds the matrices, trains,
 // and fills in the ID maps, popularity and seen-items matrix that serving needs.
 #ifndef RECLOOP_TRAINING_TRAIN_H_
 #define RECLOOP_TRAINING_TRAIN_H_
@@ -7,6 +7,7 @@
 #include "data/interactions.h"
 #include "engine/factor_model.h"
 #include "training/als.h"
+#include "training/bpmf.h"
 #include "training/popularity.h"
 
 namespace recloop {
@@ -14,6 +15,12 @@ namespace recloop {
 struct TrainOptions {
   Algorithm algorithm = Algorithm::kAls;
   AlsOptions als;  // used when algorithm == kAls; als.feedback also tags popularity models
+  BpmfOptions bpmf;  // used when algorithm == kBpmf (explicit feedback only)
+  // BPMF: progress after every sweep, and a held-out set (any ID maps; matched by external ID)
+  // to report the running average's RMSE on and the cost of thinning (into bpmf_report).
+  const BpmfCallback* on_sweep = nullptr;  // not owned
+  const Interactions* probe = nullptr;
+  BpmfReport* bpmf_report = nullptr;
   // How FactorModel::item_popularity is computed, for every algorithm (it is the popularity
   // model's score and every model's cold-start fallback). Default: plain counts.
   PopularityOptions popularity;

@@ -27,25 +27,32 @@ class PlantedStoreServer : public ::testing::Test {
  protected:
   static constexpr int kClusters = 5;
 
-  // 800 users, 400 items in 5 clusters (90% of a user's interactions in theirs), implicit ALS
-  // with K = 16, saved as MODELS/v000001.
+  // The model the server starts with, and the kind of feedback generated for it: implicit ALS
+  // with K = 16 by default.
+  virtual TrainOptions Training() const {
+    TrainOptions t;
+    t.als.feedback = Feedback::kImplicit;
+    t.als.factors = 16;
+    t.als.iterations = 10;
+    return t;
+  }
+
+  // 800 users, 400 items in 5 clusters (90% of a user's interactions in theirs), Training()'s
+  // model saved as MODELS/v000001.
   void SetUp() override {
     // One oneTBB thread for the set-up: the tests are about the server, and ThreadSanitizer
     // cannot see oneTBB's own synchronisation (libtbb is not instrumented).
     const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+    const TrainOptions t = Training();
     GeneratorOptions g;
     g.users = 800;
     g.items = 400;
     g.interactions = 40'000;
     g.clusters = kClusters;
     g.in_cluster = 0.9;
-    g.feedback = Feedback::kImplicit;
+    g.feedback = t.als.feedback;
     g.seed = 5;
     ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
-    TrainOptions t;
-    t.als.feedback = Feedback::kImplicit;
-    t.als.factors = 16;
-    t.als.iterations = 10;
     ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));
     ASSERT_OK(SaveModel(model, models_dir()).status());
   }

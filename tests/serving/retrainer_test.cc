@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,6 +104,18 @@ class RetrainerTest : public test::PlantedStoreServer {
     json j = r.Json();
     j["http_status"] = r.status;
     return j;
+  }
+
+  // GET /v1/items/{item}/similar?n=10 once the item has been folded in and indexed (it is
+  // added in the background after its events are stored): polls for at most 30 s.
+  static Reply SimilarOnceIndexed(Client& c, const std::string& item) {
+    Reply similar;
+    for (int i = 0; i < 3000; ++i) {
+      similar = c.Get("/v1/items/" + item + "/similar?n=10");
+      if (similar.status == 200) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return similar;
   }
 
   std::string LiveVersion() {
@@ -332,12 +345,7 @@ TEST_F(RetrainerTest, ANewItemWithEnoughInteractionsEntersTheIndexBeforeARetrain
   ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
                 .status,
             200);
-  Reply similar;
-  for (int i = 0; i < 3000; ++i) {  // bounded: 30 s
-    similar = c.Get("/v1/items/brand-new/similar?n=10");
-    if (similar.status == 200) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const Reply similar = SimilarOnceIndexed(c, "brand-new");
   ASSERT_EQ(similar.status, 200) << similar.body;
   const json items = similar.Json()["items"];
   ASSERT_EQ(items.size(), 10u);
@@ -397,6 +405,100 @@ TEST_F(RetrainerTest, AdminRoutesNeedTheApiKey) {
   const HttpResponse res = keyless.Handle(req);
   EXPECT_EQ(res.status, 403);
   EXPECT_NE(res.body.find("admin_disabled"), std::string::npos);
+}
+
+// The default explicit model, BPMF, in the whole loop: a server over a BPMF model trained on
+// generated ratings folds a newcomer's ratings in (each served sample's posterior mean), brings
+// a new item into the index from its ratings, and retrains a BPMF model.
+class BpmfServingTest : public RetrainerTest {
+ protected:
+  TrainOptions Training() const override {
+    TrainOptions t;
+    t.algorithm = Algorithm::kBpmf;  // explicit ratings (t.als.feedback's default)
+    t.bpmf.factors = 8;
+    t.bpmf.burn_in = 10;
+    t.bpmf.samples = 20;
+    t.bpmf.served_samples = 4;
+    return t;
+  }
+
+  json Rate(const std::string& user, const std::vector<std::string>& items, double value) {
+    json events = json::array();
+    for (const auto& item : items) {
+      events.push_back({{"user", user}, {"item", item}, {"type", "rating"}, {"value", value}});
+    }
+    return events;
+  }
+
+  int InCluster(const json& items, int cluster) {
+    int n = 0;
+    for (const auto& item : items) n += ClusterOf(item["item"]) == cluster;
+    return n;
+  }
+};
+
+TEST_F(BpmfServingTest, RatingsFoldInANewcomerAndANewItemAndARetrainStaysBpmf) {
+  RetrainerOptions options = OnRequest();
+  options.new_item_min_events = 5;
+  Start(options);
+  ASSERT_EQ(live_->Get()->model->params.algorithm, Algorithm::kBpmf);
+  Client c(server_->port());
+  const int cluster = 3;
+  // Two newcomers with opposite tastes: one loves six of cluster 3's items and dislikes six of
+  // cluster 1's, the other the reverse. Each is folded in at once, and their lists differ.
+  json events = Rate("fan", ItemsOf(cluster, 6), 5.0);
+  for (const auto& e : Rate("fan", ItemsOf(1, 6), 1.0)) events.push_back(e);
+  for (const auto& e : Rate("critic", ItemsOf(cluster, 6), 1.0)) events.push_back(e);
+  for (const auto& e : Rate("critic", ItemsOf(1, 6), 5.0)) events.push_back(e);
+  ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
+                .status,
+            200);
+  std::vector<std::set<std::string>> lists;
+  for (const char* user : {"fan", "critic", "stranger"}) {
+    const Reply recs = c.Get(std::string("/v1/users/") + user + "/recommendations?n=20");
+    ASSERT_EQ(recs.status, 200) << recs.body;
+    const json items = recs.Json()["items"];
+    ASSERT_EQ(items.size(), 20u);
+    std::set<std::string> ids;
+    for (const auto& item : items) {
+      EXPECT_EQ(item["source"], user == std::string("stranger") ? "popular" : "personalized");
+      ids.insert(item["item"].get<std::string>());
+    }
+    lists.push_back(std::move(ids));
+  }
+  auto overlap = [](const std::set<std::string>& a, const std::set<std::string>& b) {
+    return std::count_if(a.begin(), a.end(), [&](const std::string& x) { return b.count(x); });
+  };
+  std::cout << "top-20 overlap: fan/critic " << overlap(lists[0], lists[1]) << ", fan/popular "
+            << overlap(lists[0], lists[2]) << "\n";
+  EXPECT_LE(overlap(lists[0], lists[1]), 10) << "opposite tastes, similar lists";
+  EXPECT_LT(overlap(lists[0], lists[2]), 20) << "the fan got the popular list";
+
+  // A new item rated 5 by a dozen of the cluster's customers: its neighbours are that cluster.
+  std::vector<std::string> raters;
+  for (int32_t u = 0; u < store_.data.users.size() && raters.size() < 12; ++u) {
+    if (store_.user_cluster[u] == cluster) raters.push_back(store_.data.users.External(u));
+  }
+  json item_events = json::array();
+  for (const auto& u : raters) {
+    item_events.push_back({{"user", u}, {"item", "new-film"}, {"type", "rating"}, {"value", 5}});
+  }
+  ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", item_events.dump(), "application/json", kAuth)
+                .status,
+            200);
+  const Reply similar = SimilarOnceIndexed(c, "new-film");
+  ASSERT_EQ(similar.status, 200) << similar.body;
+  EXPECT_GE(InCluster(similar.Json()["items"], cluster), 6) << similar.body;
+
+  const json outcome = Admin("/v1/admin/retrain?wait=true");
+  ASSERT_TRUE(outcome["outcome"] == "promoted" || outcome["outcome"] == "refused")
+      << outcome.dump();
+  if (outcome["outcome"] == "promoted") {
+    ASSERT_OK_AND_ASSIGN(const FactorModel v2, LoadModel(dir_.File("models")));
+    EXPECT_EQ(v2.params.algorithm, Algorithm::kBpmf);
+    EXPECT_EQ(v2.params.served_samples, 4);
+    EXPECT_TRUE(v2.users.Find("fan").has_value());
+  }
 }
 
 }  // namespace

@@ -14,31 +14,51 @@
 namespace recloop {
 namespace {
 
-absl::StatusOr<double> FoldRmse(const std::string& dir, int fold) {
+absl::StatusOr<double> FoldRmse(const std::string& dir, int fold,
+                                 const TrainOptions& options = TrainOptions{}) {
   const std::string base = dir + "/u" + std::to_string(fold);
   auto train = ReadInteractions(base + ".base", ReadOptions{});
   if (!train.ok()) return train.status();
   auto test = ReadInteractions(base + ".test", ReadOptions{});
   if (!test.ok()) return test.status();
-  auto model = TrainModel(*train, TrainOptions{});  // the defaults are what is being tested
+  auto model = TrainModel(*train, options);  // the defaults are what is being tested
   if (!model.ok()) return model.status();
   auto result = Evaluate(*model, *test, EvalOptions{});
   if (!result.ok()) return result.status();
   return *result->rmse;
 }
 
-TEST(MovieLens100K, ExplicitAlsDefaultsReachTheTargetRmseOnEveryFold) {
-  REQUIRE_ML100K(dir);
+// Trains `options` on u1.base ... u5.base, checks RMSE on u1.test against `u1_target` and the
+// mean over the five test folds against `mean_target`, and prints every figure.
+void ExpectFiveFoldRmse(const std::string& dir, const TrainOptions& options, double u1_target,
+                        double mean_target) {
   std::vector<double> rmse;
   for (int fold = 1; fold <= 5; ++fold) {
-    ASSERT_OK_AND_ASSIGN(double r, FoldRmse(dir, fold));
+    ASSERT_OK_AND_ASSIGN(double r, FoldRmse(dir, fold, options));
     rmse.push_back(r);
     std::cout << "u" << fold << " RMSE " << r << "\n";
   }
-  EXPECT_LE(rmse[0], 0.925) << "u1";
+  EXPECT_LE(rmse[0], u1_target) << "u1";
   const double mean = std::accumulate(rmse.begin(), rmse.end(), 0.0) / rmse.size();
   std::cout << "five-fold mean RMSE " << mean << "\n";
-  EXPECT_LE(mean, 0.915);
+  EXPECT_LE(mean, mean_target);
+}
+
+TEST(MovieLens100K, ExplicitAlsDefaultsReachTheTargetRmseOnEveryFold) {
+  REQUIRE_ML100K(dir);
+  SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS();
+  ExpectFiveFoldRmse(dir, TrainOptions{}, 0.925, 0.915);
+}
+
+// Issue 7's acceptance: BPMF with its defaults (recloop train's default for explicit ratings)
+// reaches RMSE <= 0.905 on u1 and a five-fold mean <= 0.897 (measured 0.902 / 0.894; explicit
+// ALS with its defaults: 0.924 / 0.913).
+TEST(MovieLens100K, BpmfDefaultsReachTheTargetRmseOnEveryFold) {
+  REQUIRE_ML100K(dir);
+  SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS();
+  TrainOptions options;
+  options.algorithm = Algorithm::kBpmf;
+  ExpectFiveFoldRmse(dir, options, 0.905, 0.897);
 }
 
 TEST(MovieLens100K, ImplicitAlsBeatsPopularityByHalfAgainOnNdcgAndRecall) {
