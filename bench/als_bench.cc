@@ -152,7 +152,7 @@ struct Sweep {
 };
 
 void Configure(benchmark::internal::Benchmark* b, const Sweep& sweep,
-               const std::vector<int64_t>& sizes) {
+               const std::vector<int64_t>& sizes, bool manual_time = false) {
   b->ArgNames({"Minteractions", "K"});
   for (const int64_t size : sizes) {
     for (const int64_t k : sweep.factors) b->Args({size, k});
@@ -160,8 +160,12 @@ void Configure(benchmark::internal::Benchmark* b, const Sweep& sweep,
   b->Unit(benchmark::kSecond)
       ->Iterations(1)
       ->Repetitions(sweep.repetitions)
-      ->ReportAggregatesOnly(true)
-      ->UseRealTime();
+      ->ReportAggregatesOnly(true);
+  if (manual_time) {
+    b->UseManualTime();
+  } else {
+    b->UseRealTime();
+  }
 }
 
 void Register(const Sweep& sweep) {
@@ -169,9 +173,8 @@ void Register(const Sweep& sweep) {
             sweep, sweep.sizes);
   Configure(benchmark::RegisterBenchmark("BM_ExplicitAlsIteration", BM_ExplicitAlsIteration),
             sweep, sweep.sizes);
-  auto* bpmf = benchmark::RegisterBenchmark("BM_BpmfSweep", BM_BpmfSweep);
-  Configure(bpmf, sweep, sweep.sizes);
-  bpmf->UseManualTime();
+  Configure(benchmark::RegisterBenchmark("BM_BpmfSweep", BM_BpmfSweep), sweep, sweep.sizes,
+            /*manual_time=*/true);
   if (sweep.baseline_size > 0) {
     Sweep baseline = sweep;
     baseline.factors = {sweep.factors.front()};
