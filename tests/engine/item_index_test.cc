@@ -191,6 +191,7 @@ TEST(ItemIndex, HnswRecallAtTenAgainstExact) {
 // loop must recall at least as well (it is the standard algorithm; FAISS 1.7.3's differs only in
 // bookkeeping), and with a beam as wide as the catalogue it must find nearly everything.
 TEST(ItemIndex, NativeHnswSearchRecallsAtLeastAsWellAsFaissLoop) {
+  SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS();  // the native search runs in the other HNSW tests
   constexpr int kUsers = 300, kTopK = 10;
   const FactorModel m = RandomModel(kUsers, 8'000, 32, /*explicit_feedback=*/true, 8, 1);
   ItemIndexOptions o;
