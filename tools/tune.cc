@@ -1,5 +1,7 @@
 #include "tools/tune.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -599,11 +601,12 @@ struct TrialResult {
   double seconds = 0.0;
 };
 
-// The progress bar on stderr, redrawn as trials finish on any thread.
+// The progress bar on stderr, redrawn as trials finish on any thread. When stderr is not a
+// terminal (a log file, CI), it prints a line at every tenth of the trials instead of redrawing.
 class ProgressBar {
  public:
   ProgressBar(int total, const TuneMetric& metric, bool enabled)
-      : total_(total), metric_(metric), enabled_(enabled) {
+      : total_(total), metric_(metric), enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0) {
     Draw();
   }
 
@@ -615,7 +618,7 @@ class ProgressBar {
   }
 
   void Finish() {
-    if (enabled_) std::fprintf(stderr, "\n");
+    if (enabled_ && tty_) std::fprintf(stderr, "\n");
   }
 
  private:
@@ -625,18 +628,24 @@ class ProgressBar {
   }
   void DrawLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!enabled_) return;
+    if (!tty_) {
+      // The first line, then one per tenth done (and the last).
+      if (done_ > 0 && done_ != total_ && done_ * 10 / total_ == (done_ - 1) * 10 / total_) return;
+    }
     constexpr int kWidth = 24;
     const int filled = total_ == 0 ? kWidth : done_ * kWidth / total_;
     std::string bar(filled, '#');
     bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\rtune [%s] %d/%d", bar.c_str(), done_, total_);
+    std::fprintf(stderr, "%stune [%s] %d/%d", tty_ ? "\r" : "", bar.c_str(), done_, total_);
     if (best_) std::fprintf(stderr, "  best %s %.5f", metric_.key.c_str(), *best_);
+    if (!tty_) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
 
   const int total_;
   const TuneMetric metric_;
   const bool enabled_;
+  const bool tty_;
   std::mutex mu_;
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<double> best_ ABSL_GUARDED_BY(mu_);

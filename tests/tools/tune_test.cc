@@ -351,6 +351,8 @@ TEST_F(TuneCli, RanksTrialsWritesAConfigThatTrainAccepts) {
                        " --trials 6 --split random:0.2 --seed 3 --out " + config);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("6/6"), std::string::npos) << "progress bar: " << r.err;
+  // stderr is a file here, not a terminal: progress lines, no carriage-return redraws.
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
 
   // The table: a header, six ranked trials sorted by RMSE (lowest first), then "best:".
   const auto rows = Rows(r.out);
