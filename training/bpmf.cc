@@ -83,10 +83,9 @@ Hyper SampleHyper(const FactorMatrix& f, const Vector& bias, std::mt19937_64* rn
       SumOverRows<VectorD>(n, zero_k, [&](int32_t r) -> VectorD {
         return f.row(r).transpose().cast<double>();
       }) / std::max(n, 1);
-  const MatrixD scatter = SumOverRows<MatrixD>(n, MatrixD::Zero(k, k), [&](int32_t r) -> MatrixD {
-    const VectorD d = f.row(r).transpose().cast<double>() - mean;
-    return d * d.transpose();
-  });
+  // N·S = FᵀF − N·x̄x̄ᵀ, with FᵀF from engine's blocked, thread-count-independent Gram.
+  const MatrixD scatter =
+      RegularizedGram(f, 0.0f).cast<double>() - static_cast<double>(n) * mean * mean.transpose();
   const double beta = kBeta0 + n;
   const double nu = k + n;  // ν0 = K
   const VectorD mu_post = (n * mean) / beta;  // μ0 = 0
