@@ -1015,8 +1015,12 @@ std::string_view ToString(FileFormat f) {
   return "unknown";
 }
 
-absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const ReadOptions& options,
-                                              ReadStats* stats) {
+namespace {
+
+// Reads the data rows of `path` whose first byte lies in [range->begin, range->end) (the whole
+// file when range is null). Only a whole-file read fails for a file without data rows.
+absl::StatusOr<Interactions> ReadRows(const std::string& path, const ReadOptions& options,
+                                      const FileRange* range, ReadStats* stats) {
   ReadStats local_stats;
   ReadStats& st = stats != nullptr ? *stats : local_stats;
   st = ReadStats();
@@ -1024,7 +1028,11 @@ absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const Rea
   ASSIGN_OR_RETURN(std::unique_ptr<FileBytes> file, FileBytes::Open(path));
   std::string_view text = file->view();
   // A UTF-8 byte order mark, as spreadsheet programs write, is not part of the first field.
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  int64_t bom = 0;
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") {
+    text.remove_prefix(3);
+    bom = 3;
+  }
 
   // The first non-blank line decides the layout.
   size_t line_begin = 0;
@@ -1044,9 +1052,28 @@ absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const Rea
   }
   ASSIGN_OR_RETURN(const Layout layout,
                    DetectLayout(absl::StrCat(path, ":", line_number), first_line, options.format));
-  const size_t data_begin = layout.header ? next_line : line_begin;
-  const int64_t lines_before_data = layout.header ? line_number : line_number - 1;
-  const std::string_view data = text.substr(data_begin);
+  size_t data_begin = layout.header ? next_line : line_begin;
+  int64_t lines_before_data = layout.header ? line_number : line_number - 1;
+  size_t data_end = text.size();
+  if (range != nullptr) {
+    // A line belongs to the range its first byte lies in: move each end to the start of the
+    // first line at or after it.
+    auto line_start_at_or_after = [&](int64_t offset) -> size_t {
+      const int64_t x = offset - bom;
+      if (x <= static_cast<int64_t>(data_begin)) return data_begin;
+      if (x >= static_cast<int64_t>(text.size())) return text.size();
+      if (text[x - 1] == '\n') return static_cast<size_t>(x);
+      const size_t nl = text.find('\n', static_cast<size_t>(x));
+      return nl == std::string_view::npos ? text.size() : nl + 1;
+    };
+    const size_t b = line_start_at_or_after(range->begin);
+    data_end = std::max(b, line_start_at_or_after(range->end));
+    if (b != data_begin) {
+      data_begin = b;
+      lines_before_data = -1;  // counted only if a line number is needed (an error)
+    }
+  }
+  const std::string_view data = text.substr(data_begin, data_end - data_begin);
 
   // Cut into chunks of whole lines.
   std::vector<std::string_view> chunk_text;
@@ -1071,7 +1098,17 @@ absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const Rea
     }
   });
 
-  // File line numbers: chunk k starts after the lines of all chunks before it.
+  // File line numbers: chunk k starts after the lines of all chunks before it. A range that
+  // starts further into the file counts the lines before it only to name a malformed one.
+  if (lines_before_data < 0) {
+    lines_before_data = 0;
+    for (const ChunkResult& c : chunks) {
+      if (c.bad_line >= 0) {
+        lines_before_data = std::count(text.begin(), text.begin() + data_begin, '\n');
+        break;
+      }
+    }
+  }
   std::vector<int64_t> first_line_of(num_chunks + 1, lines_before_data);
   for (size_t k = 0; k < num_chunks; ++k) {
     first_line_of[k + 1] = first_line_of[k] + chunks[k].lines;
@@ -1095,6 +1132,11 @@ absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const Rea
       st = ReadStats();
       return absl::InvalidArgumentError(message);
     }
+  }
+  if (st.rows_read == 0 && range != nullptr) {
+    Interactions none;
+    none.has_timestamps = layout.timestamp >= 0;
+    return none;
   }
   if (st.rows_read == 0) {
     if (st.rows_skipped > 0) {
@@ -1138,6 +1180,23 @@ absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const Rea
   }
   st.duplicates_merged = *merged;
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<Interactions> ReadInteractions(const std::string& path, const ReadOptions& options,
+                                              ReadStats* stats) {
+  return ReadRows(path, options, nullptr, stats);
+}
+
+absl::StatusOr<Interactions> ReadInteractionsRange(const std::string& path,
+                                                   const ReadOptions& options, FileRange range,
+                                                   ReadStats* stats) {
+  if (range.begin < 0 || range.end < range.begin) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": bad byte range [", range.begin, ", ",
+                                                   range.end, ")"));
+  }
+  return ReadRows(path, options, &range, stats);
 }
 
 namespace {

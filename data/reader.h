@@ -62,6 +62,22 @@ absl::StatusOr<Interactions> ReadInteractions(const std::string& path,
                                               const ReadOptions& options,
                                               ReadStats* stats = nullptr);
 
+// A byte range [begin, end) of a file.
+struct FileRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
+// As ReadInteractions, for the data rows whose first byte lies in `range` (so that ranges that
+// tile a file read every row exactly once; training/distributed_als.h gives each process one).
+// The layout comes from the file's first line, as for a whole read; errors name the file and
+// its line (counting the lines before the range only when there is an error). The ID maps hold
+// the range's IDs in order of first use; duplicates are merged within the range. A range with
+// no data rows gives empty interactions, not an error. Thread-safe.
+absl::StatusOr<Interactions> ReadInteractionsRange(const std::string& path,
+                                                   const ReadOptions& options, FileRange range,
+                                                   ReadStats* stats = nullptr);
+
 // Writes interactions as CSV with header `user,item,value,timestamp`, readable by
 // ReadInteractions. Returns an error naming the file if it cannot be written.
 absl::Status WriteInteractionsCsv(const Interactions& data, const std::string& path);

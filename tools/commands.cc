@@ -92,19 +92,6 @@ absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOpt
   return data;
 }
 
-namespace {
-
-void PrintProgress(const IterationStats& s, int total, Feedback feedback) {
-  if (feedback == Feedback::kExplicit) {
-    std::fprintf(stderr, "iteration %2d/%d  loss %.6e  train_rmse %.4f  %.2f s\n", s.iteration,
-                 total, s.loss, s.train_rmse, s.seconds);
-  } else {
-    std::fprintf(stderr, "iteration %2d/%d  loss %.6e  %.2f s\n", s.iteration, total, s.loss,
-                 s.seconds);
-  }
-}
-
-// Prints metric rows side by side: the model and the popularity baseline.
 void PrintTable(const std::string& name, const EvalResult& model, const EvalResult& baseline) {
   const nlohmann::json a = model.ToJson();
   const nlohmann::json b = baseline.ToJson();
@@ -121,6 +108,32 @@ void PrintTable(const std::string& name, const EvalResult& model, const EvalResu
   std::printf("%-16s %12lld\n%-16s %12lld\n%-16s %12lld\n", "users",
               static_cast<long long>(model.users), "items", static_cast<long long>(model.items),
               "test_interactions", static_cast<long long>(model.test_interactions));
+}
+
+absl::Status WriteIndex(const TrainCommand& cmd, const FactorModel& model,
+                        const std::string& version_dir) {
+  ItemIndexOptions index_options = cmd.index_options;
+  ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
+  const auto index_start = Clock::now();
+  ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(model, index_options));
+  if (!cmd.quiet) {
+    std::fprintf(stderr, "built the %s item index of %d items in %.2f s\n",
+                 std::string(ToString(index.type())).c_str(), index.num_items(),
+                 SecondsSince(index_start));
+  }
+  return index.Save(version_dir + "/" + kItemIndexFileName);
+}
+
+namespace {
+
+void PrintProgress(const IterationStats& s, int total, Feedback feedback) {
+  if (feedback == Feedback::kExplicit) {
+    std::fprintf(stderr, "iteration %2d/%d  loss %.6e  train_rmse %.4f  %.2f s\n", s.iteration,
+                 total, s.loss, s.train_rmse, s.seconds);
+  } else {
+    std::fprintf(stderr, "iteration %2d/%d  loss %.6e  %.2f s\n", s.iteration, total, s.loss,
+                 s.seconds);
+  }
 }
 
 // A model with its item index (engine's LoadOrBuildItemIndex).
@@ -277,21 +290,6 @@ int RunGenerate(const GenerateCommand& cmd) {
 
 namespace {
 
-// Builds the item index of `model` with the command's settings into a version directory.
-absl::Status WriteIndex(const TrainCommand& cmd, const FactorModel& model,
-                        const std::string& version_dir) {
-  ItemIndexOptions index_options = cmd.index_options;
-  ASSIGN_OR_RETURN(index_options.type, ParseIndexType(cmd.index));
-  const auto index_start = Clock::now();
-  ASSIGN_OR_RETURN(ItemIndex index, ItemIndex::Build(model, index_options));
-  if (!cmd.quiet) {
-    std::fprintf(stderr, "built the %s item index of %d items in %.2f s\n",
-                 std::string(ToString(index.type())).c_str(), index.num_items(),
-                 SecondsSince(index_start));
-  }
-  return index.Save(version_dir + "/" + kItemIndexFileName);
-}
-
 // `train --events STORE --base MODELS`: the server's retrain (training/retrain.h), offline.
 int RunRetrainFromBase(const TrainCommand& cmd) {
   if (cmd.events.empty()) return Fail(absl::InvalidArgumentError("--base needs --events"));
@@ -332,6 +330,7 @@ int RunRetrainFromBase(const TrainCommand& cmd) {
 }  // namespace
 
 int RunTrain(const TrainCommand& cmd) {
+  if (cmd.distributed) return RunDistributedTrain(cmd);
   if (!cmd.base.empty()) return RunRetrainFromBase(cmd);
   TrainOptions options;
   auto feedback = ParseFeedback(cmd.feedback);

@@ -36,6 +36,14 @@ absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOpt
 // Prints "recloop: MESSAGE" on stderr; returns 1, the exit code of a failed command.
 int Fail(const absl::Status& s);
 
+// Prints the held-out metrics of a model beside the popularity baseline's, as a table on stdout.
+void PrintTable(const std::string& name, const EvalResult& model, const EvalResult& baseline);
+
+struct TrainCommand;
+// Builds the item index of `model` with the command's settings into a version directory.
+absl::Status WriteIndex(const TrainCommand& cmd, const FactorModel& model,
+                        const std::string& version_dir);
+
 // Wall seconds since `start`.
 double SecondsSince(std::chrono::steady_clock::time_point start);
 
@@ -76,7 +84,14 @@ struct TrainCommand {
   ItemIndexOptions index_options;  // its HNSW settings (type comes from `index`)
   std::string out;  // models directory: a new version is added and `current` points at it
                     // (engine/model_io.h); empty: the model is not saved
+  // Train ALS across the processes of an MPI job (mpirun -np P recloop train --distributed):
+  // training/distributed_als.h. `exchange`: block or allgather.
+  bool distributed = false;
+  std::string exchange = "block";
 };
+
+// `recloop train --distributed`, on every process of the MPI job (tools/train_distributed.cc).
+int RunDistributedTrain(const TrainCommand& cmd);
 
 struct EventsExportCommand {
   std::string store;  // the event store (`recloop serve --events PATH`)

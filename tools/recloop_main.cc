@@ -137,6 +137,13 @@ int main(int argc, char** argv) {
                         "slower and recalls more)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  train_cmd->add_flag("--distributed", train.distributed,
+                      "Train als across the processes of an MPI job: mpirun -np P recloop train "
+                      "--distributed ... (each process reads a byte range of --data and --test)");
+  train_cmd->add_option("--exchange", train.exchange,
+                        "--distributed: block (send each process only the factor rows its rows "
+                        "need) or allgather (every process gets them all: the baseline)")
+      ->capture_default_str();
   train_cmd->add_option("--out", train.out,
                         "Models directory: the model is written as a new version MODELS/vNNNNNN "
                         "and MODELS/current is pointed at it");

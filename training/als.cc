@@ -11,6 +11,7 @@
 #include "engine/status_macros.h"
 #include "absl/strings/str_cat.h"
 #include "tbb/parallel_for.h"
+#include "xxhash.h"
 
 namespace recloop {
 namespace {
@@ -30,10 +31,12 @@ float Regularization(const AlsOptions& o) {
                                            : kDefaultImplicitRegularization;
 }
 
-void InitFactors(int64_t rows, int k, float scale, std::mt19937_64* rng, FactorMatrix* out) {
-  std::normal_distribution<float> normal(0.0f, scale / std::sqrt(static_cast<float>(k)));
-  out->resize(rows, k);
-  for (int64_t i = 0; i < out->size(); ++i) out->data()[i] = normal(*rng);
+// SplitMix64's finaliser: a bijection that spreads every input bit over the output.
+uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
 }
 
 // Explicit half-step: for every row r of `m` (rows x cols), solves the biased, weighted-λ ridge
@@ -230,6 +233,54 @@ double ExplicitSquaredError(const CsrMatrix& by_user, const FactorModel& m) {
 
 }  // namespace
 
+uint64_t AlsRowKey(std::string_view external_id) {
+  return XXH64(external_id.data(), external_id.size(), 0);
+}
+
+void AlsInitialFactors(std::span<const uint64_t> keys, AlsSide side, const AlsOptions& o,
+                       FactorMatrix* out) {
+  const int k = o.factors;
+  out->resize(static_cast<Eigen::Index>(keys.size()), k);
+  const float stddev = o.init_scale / std::sqrt(static_cast<float>(k));
+  const uint64_t stream = Mix(o.seed ^ Mix(side == AlsSide::kUsers ? 1 : 2));
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, keys.size(), 256), [&](const auto& range) {
+    for (size_t r = range.begin(); r != range.end(); ++r) {
+      std::mt19937_64 rng(Mix(stream ^ keys[r]));
+      std::normal_distribution<float> normal(0.0f, stddev);
+      for (int j = 0; j < k; ++j) (*out)(static_cast<Eigen::Index>(r), j) = normal(rng);
+    }
+  });
+}
+
+float AlsRegularization(const AlsOptions& o) { return Regularization(o); }
+
+ModelParams AlsModelParams(const AlsOptions& o) {
+  ModelParams p;
+  p.algorithm = Algorithm::kAls;
+  p.feedback = o.feedback;
+  p.factors = o.factors;
+  p.iterations = o.iterations;
+  p.regularization = Regularization(o);
+  p.bias_regularization = o.feedback == Feedback::kExplicit ? o.bias_regularization : 0;
+  p.alpha = o.feedback == Feedback::kImplicit ? o.alpha : 0;
+  p.cg_steps = o.feedback == Feedback::kImplicit && !o.cholesky ? o.cg_steps : 0;
+  p.cholesky = o.feedback == Feedback::kImplicit && o.cholesky;
+  p.seed = o.seed;
+  return p;
+}
+
+void AlsExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other,
+                         const Eigen::VectorXf& other_bias, float global_mean, const AlsOptions& o,
+                         FactorMatrix* factors, Eigen::VectorXf* bias) {
+  ExplicitHalfStep(m, other, other_bias, global_mean, Regularization(o), o.bias_regularization,
+                   factors, bias);
+}
+
+void AlsImplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other, const Eigen::MatrixXf& gram,
+                         const AlsOptions& o, FactorMatrix* factors) {
+  ImplicitHalfStep(m, other, gram, o, factors);
+}
+
 absl::Status ValidateAlsOptions(const AlsOptions& o) {
   if (o.factors < 1 || o.factors > 4096) {
     return absl::InvalidArgumentError(
@@ -297,7 +348,7 @@ double AlsLoss(const CsrMatrix& by_user, const FactorModel& m, const AlsOptions&
 }
 
 absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                              const AlsOptions& o) {
+                                              const AlsOptions& o, const AlsRowKeys* keys) {
   if (absl::Status s = ValidateAlsOptions(o); !s.ok()) return s;
   if (by_user.rows() != by_item.cols() || by_user.cols() != by_item.rows() ||
       by_user.nnz() != by_item.nnz()) {
@@ -307,19 +358,23 @@ absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user, const Cs
   AlsTrainer t(by_user, by_item, o);
   t.options_.regularization = Regularization(o);
   FactorModel& m = t.model_;
-  m.params.algorithm = Algorithm::kAls;
-  m.params.feedback = o.feedback;
-  m.params.factors = o.factors;
+  m.params = AlsModelParams(o);
   m.params.iterations = 0;
-  m.params.regularization = t.options_.regularization;
-  m.params.bias_regularization = o.feedback == Feedback::kExplicit ? o.bias_regularization : 0;
-  m.params.alpha = o.feedback == Feedback::kImplicit ? o.alpha : 0;
-  m.params.cg_steps = o.feedback == Feedback::kImplicit && !o.cholesky ? o.cg_steps : 0;
-  m.params.cholesky = o.feedback == Feedback::kImplicit && o.cholesky;
-  m.params.seed = o.seed;
-  std::mt19937_64 rng(o.seed);
-  InitFactors(by_user.rows(), o.factors, o.init_scale, &rng, &m.user_factors);
-  InitFactors(by_item.rows(), o.factors, o.init_scale, &rng, &m.item_factors);
+  AlsRowKeys by_index;
+  if (keys == nullptr) {
+    by_index.users.resize(by_user.rows());
+    by_index.items.resize(by_item.rows());
+    std::iota(by_index.users.begin(), by_index.users.end(), uint64_t{0});
+    std::iota(by_index.items.begin(), by_index.items.end(), uint64_t{0});
+    keys = &by_index;
+  } else if (keys->users.size() != static_cast<size_t>(by_user.rows()) ||
+             keys->items.size() != static_cast<size_t>(by_item.rows())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "row keys: ", keys->users.size(), " users and ", keys->items.size(), " items for a ",
+        by_user.rows(), " x ", by_item.rows(), " matrix"));
+  }
+  AlsInitialFactors(keys->users, AlsSide::kUsers, o, &m.user_factors);
+  AlsInitialFactors(keys->items, AlsSide::kItems, o, &m.item_factors);
   if (o.feedback == Feedback::kExplicit) {
     const auto& v = by_user.values();
     m.global_mean = static_cast<float>(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
@@ -392,8 +447,8 @@ double AlsTrainer::TrainRmse() const {
 
 absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
                                      const AlsOptions& o, const IterationCallback& on_iteration,
-                                     const AlsWarmStart* warm) {
-  auto trainer = AlsTrainer::Create(by_user, by_item, o);
+                                     const AlsWarmStart* warm, const AlsRowKeys* keys) {
+  auto trainer = AlsTrainer::Create(by_user, by_item, o, keys);
   if (!trainer.ok()) return trainer.status();
   if (warm != nullptr) {
     if (absl::Status s = trainer->WarmStart(*warm); !s.ok()) return s;

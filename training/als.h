@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -67,14 +69,50 @@ struct AlsWarmStart {
   std::vector<uint8_t> item_known;
 };
 
+// What seeds each row's initial factors. A row starts from a draw of its own, seeded by
+// (options.seed, side, key), so that a user or item starts from the same factors whatever its
+// index and whichever process solves it (training/distributed_als.h): TrainModel keys rows by
+// AlsRowKey of their external IDs. Without keys, a row's key is its index.
+struct AlsRowKeys {
+  std::vector<uint64_t> users;  // by_user.rows()
+  std::vector<uint64_t> items;  // by_item.rows()
+};
+
+enum class AlsSide { kUsers, kItems };
+
+// The key of an external ID: its XXH64 (seed 0).
+uint64_t AlsRowKey(std::string_view external_id);
+
+// Initial factors of the rows with these keys: out is keys.size() x options.factors, each row
+// normal with standard deviation init_scale / sqrt(factors). Parallel (oneTBB); the result does
+// not depend on the thread count.
+void AlsInitialFactors(std::span<const uint64_t> keys, AlsSide side, const AlsOptions& options,
+                       FactorMatrix* out);
+
+// The building blocks of an iteration, for trainers that hold only some rows (the distributed
+// trainer). Each solves every row of `m` (rows x cols) against `other` (cols x factors), exactly
+// as AlsTrainer::Iterate does. Explicit: `other_bias` (cols) and the global mean; writes factors
+// and bias (rows). Implicit: `gram` is YᵀY + λI over the whole other side (every column, not
+// only those of `m`). Outputs must be sized rows x factors (and rows). Parallel (oneTBB).
+float AlsRegularization(const AlsOptions& options);  // the λ in effect (defaults resolved)
+// The parameters a model trained with `options` records (iterations: options.iterations).
+ModelParams AlsModelParams(const AlsOptions& options);
+void AlsExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other,
+                         const Eigen::VectorXf& other_bias, float global_mean,
+                         const AlsOptions& options, FactorMatrix* factors, Eigen::VectorXf* bias);
+void AlsImplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other, const Eigen::MatrixXf& gram,
+                         const AlsOptions& options, FactorMatrix* factors);
+
 // Step-by-step training, for callers that drive iterations themselves (benchmarks, warm starts).
 // Keeps references to both matrices, which must outlive it. Not thread-safe; each call uses the
 // oneTBB arena of the caller.
 class AlsTrainer {
  public:
-  // Validates options and shapes and draws the initial factors from options.seed.
+  // Validates options and shapes and draws the initial factors from options.seed and `keys`
+  // (null: rows keyed by index). Returns InvalidArgument for bad options or key counts.
   static absl::StatusOr<AlsTrainer> Create(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                           const AlsOptions& options);
+                                           const AlsOptions& options,
+                                           const AlsRowKeys* keys = nullptr);
 
   // Replaces the initial factors of known rows (before the first Iterate). Returns
   // InvalidArgument if a shape does not match.
@@ -109,7 +147,8 @@ class AlsTrainer {
 absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
                                      const AlsOptions& options,
                                      const IterationCallback& on_iteration = nullptr,
-                                     const AlsWarmStart* warm = nullptr);
+                                     const AlsWarmStart* warm = nullptr,
+                                     const AlsRowKeys* keys = nullptr);
 
 // The objective that TrainAls minimises, evaluated for `model` (exposed for tests).
 double AlsLoss(const CsrMatrix& by_user, const FactorModel& model, const AlsOptions& options);

@@ -96,8 +96,8 @@ nlohmann::json EvalResult::ToJson() const {
   return j;
 }
 
-absl::StatusOr<EvalResult> Evaluate(const FactorModel& model, const Interactions& test,
-                                    const EvalOptions& options) {
+absl::StatusOr<EvalSums> EvaluateSums(const FactorModel& model, const Interactions& test,
+                                      const EvalOptions& options) {
   if (options.k < 1) {
     return absl::InvalidArgumentError(absl::StrCat("k must be >= 1, got ", options.k));
   }
@@ -107,10 +107,11 @@ absl::StatusOr<EvalResult> Evaluate(const FactorModel& model, const Interactions
   if (test.empty()) return absl::InvalidArgumentError("no test interactions");
   if (auto s = CheckModel(model); !s.ok()) return s;
 
-  EvalResult result;
+  EvalSums result;
   result.k = options.k;
   result.items = model.num_items();
   result.test_interactions = test.size();
+  result.recommended.assign(static_cast<size_t>(model.num_items()), 0);
 
   // Matching by external ID once per distinct ID rather than once per row.
   const std::vector<int32_t> user_of = MapIds(test.users, model.users);
@@ -136,11 +137,9 @@ absl::StatusOr<EvalResult> Evaluate(const FactorModel& model, const Interactions
       relevant_pairs.emplace_back(u, i);
     }
   }
-  if (rating_metrics) {
-    const double n = static_cast<double>(test.size());
-    result.rmse = std::sqrt(squared_error / n);
-    result.mae = absolute_error / n;
-  }
+  result.rating_metrics = rating_metrics;
+  result.squared_error = squared_error;
+  result.absolute_error = absolute_error;
 
   // Group by user: after sorting, each user's relevant items are one sorted, deduplicated run.
   std::sort(relevant_pairs.begin(), relevant_pairs.end());
@@ -196,31 +195,52 @@ absl::StatusOr<EvalResult> Evaluate(const FactorModel& model, const Interactions
                       }
                     });
 
-  UserMetrics sum;
   for (const UserMetrics& m : per_user) {
-    sum.precision += m.precision;
-    sum.recall += m.recall;
-    sum.ndcg += m.ndcg;
-    sum.map += m.map;
-    sum.hit_rate += m.hit_rate;
-    sum.auc += m.auc;
+    result.precision += m.precision;
+    result.recall += m.recall;
+    result.ndcg += m.ndcg;
+    result.map += m.map;
+    result.hit_rate += m.hit_rate;
+    result.auc += m.auc;
   }
-  const double num_users = static_cast<double>(ranked_users.size());
-  result.precision = sum.precision / num_users;
-  result.recall = sum.recall / num_users;
-  result.ndcg = sum.ndcg / num_users;
-  result.map = sum.map / num_users;
-  result.hit_rate = sum.hit_rate / num_users;
-  result.auc = sum.auc / num_users;
-
   // A set union (OR) does not depend on which thread recommended what.
-  std::vector<char> recommended(num_items, 0);
   for (const Scratch& local : scratch) {
-    for (size_t i = 0; i < num_items; ++i) recommended[i] |= local.recommended[i];
+    for (size_t i = 0; i < num_items; ++i) result.recommended[i] |= local.recommended[i];
   }
-  const auto covered = std::count(recommended.begin(), recommended.end(), 1);
-  result.coverage = static_cast<double>(covered) / static_cast<double>(num_items);
   return result;
+}
+
+EvalResult FinishEvaluation(const EvalSums& sums) {
+  EvalResult result;
+  result.k = sums.k;
+  result.items = sums.items;
+  result.test_interactions = sums.test_interactions;
+  result.unknown_user_rows = sums.unknown_user_rows;
+  result.unknown_item_rows = sums.unknown_item_rows;
+  result.users = sums.users;
+  if (sums.rating_metrics && sums.test_interactions > 0) {
+    const double n = static_cast<double>(sums.test_interactions);
+    result.rmse = std::sqrt(sums.squared_error / n);
+    result.mae = sums.absolute_error / n;
+  }
+  if (sums.users == 0) return result;
+  const double num_users = static_cast<double>(sums.users);
+  result.precision = sums.precision / num_users;
+  result.recall = sums.recall / num_users;
+  result.ndcg = sums.ndcg / num_users;
+  result.map = sums.map / num_users;
+  result.hit_rate = sums.hit_rate / num_users;
+  result.auc = sums.auc / num_users;
+  const auto covered = std::count(sums.recommended.begin(), sums.recommended.end(), uint8_t{1});
+  result.coverage = static_cast<double>(covered) / static_cast<double>(sums.items);
+  return result;
+}
+
+absl::StatusOr<EvalResult> Evaluate(const FactorModel& model, const Interactions& test,
+                                    const EvalOptions& options) {
+  absl::StatusOr<EvalSums> sums = EvaluateSums(model, test, options);
+  if (!sums.ok()) return sums.status();
+  return FinishEvaluation(*sums);
 }
 
 }  // namespace recloop

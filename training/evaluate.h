@@ -47,6 +47,25 @@ struct EvalResult {
 absl::StatusOr<EvalResult> Evaluate(const FactorModel& model, const Interactions& test,
                                     const EvalOptions& options);
 
+// The sums behind an EvalResult. Evaluations of disjoint sets of test users (the processes of
+// the distributed trainer, each with its own users and the whole catalogue) combine into the
+// result for all of them: add the sums and counts, OR the recommended flags, then
+// FinishEvaluation.
+struct EvalSums {
+  int k = 10;
+  bool rating_metrics = false;  // explicit, non-popularity model: rmse and mae are set
+  double squared_error = 0, absolute_error = 0;  // over test_interactions rows
+  double precision = 0, recall = 0, ndcg = 0, map = 0, hit_rate = 0, auc = 0;  // over users
+  int64_t users = 0, items = 0, test_interactions = 0, unknown_user_rows = 0,
+          unknown_item_rows = 0;
+  std::vector<uint8_t> recommended;  // per item of the model: in some user's top k
+};
+
+// Evaluate's sums (same arguments and errors), and the result they make.
+absl::StatusOr<EvalSums> EvaluateSums(const FactorModel& model, const Interactions& test,
+                                      const EvalOptions& options);
+EvalResult FinishEvaluation(const EvalSums& sums);
+
 }  // namespace recloop
 
 #endif  // RECLOOP_TRAINING_EVALUATE_H_

@@ -108,6 +108,13 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
     m.params.popularity_half_life_days = options.popularity.half_life_days;
     return m;
   }
+  // Rows start from factors seeded by their external IDs, so that the distributed trainer
+  // (which numbers IDs differently) starts from the same point.
+  AlsRowKeys keys;
+  keys.users.resize(train.users.size());
+  keys.items.resize(train.items.size());
+  for (int32_t u = 0; u < train.users.size(); ++u) keys.users[u] = AlsRowKey(train.users.External(u));
+  for (int32_t i = 0; i < train.items.size(); ++i) keys.items[i] = AlsRowKey(train.items.External(i));
   std::optional<AlsWarmStart> warm;
   if (const FactorModel* w = options.warm_start;
       w != nullptr && w->has_factors() && w->params.factors == options.als.factors &&
@@ -115,7 +122,7 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
     warm = WarmStartFrom(*w, train, options.als.feedback);
   }
   ASSIGN_OR_RETURN(FactorModel m, TrainAls(by_user, by_item, options.als, on_iteration,
-                                           warm ? &*warm : nullptr));
+                                           warm ? &*warm : nullptr, &keys));
   FillCommon(train, std::move(by_user), std::move(popularity), &m);
   m.params.popularity_half_life_days = options.popularity.half_life_days;
   return m;

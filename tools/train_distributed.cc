@@ -1,0 +1,189 @@
+// `recloop train --distributed`: ALS across the processes of an MPI job
+// (training/distributed_als.h). Every process runs this; process 0 reports and writes the model.
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "engine/model_io.h"
+#include "engine/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "tools/commands.h"
+#include "training/distributed_als.h"
+
+namespace recloop {
+namespace {
+
+// The options of `cmd` that the distributed trainer takes; InvalidArgument for the rest.
+absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd) {
+  if (!cmd.events.empty() || !cmd.base.empty()) {
+    return absl::InvalidArgumentError(
+        "--distributed trains on a --data file (read in byte ranges), not on an event store");
+  }
+  if (cmd.data.empty()) return absl::InvalidArgumentError("--distributed needs --data");
+  if (!cmd.split.empty()) {
+    return absl::InvalidArgumentError(
+        "--distributed takes a held-out --test file, not --split (split the file beforehand)");
+  }
+  if (!cmd.algorithm.empty() && cmd.algorithm != "als") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--distributed trains als (explicit or implicit), not '", cmd.algorithm, "'"));
+  }
+  DistributedOptions o;
+  ASSIGN_OR_RETURN(const Feedback feedback, ParseFeedback(cmd.feedback));
+  o.data_path = cmd.data;
+  o.test_path = cmd.test;
+  ASSIGN_OR_RETURN(o.read, MakeReadOptions(cmd.input, feedback));
+  o.als = cmd.als;
+  o.als.feedback = feedback;
+  o.popularity = cmd.popularity;
+  o.eval.k = cmd.k;
+  ASSIGN_OR_RETURN(o.exchange, ParseFactorExchange(cmd.exchange));
+  // Test hook (tests/tools/distributed_test.cc): RECLOOP_TEST_KILL_RANK=R:I kills rank R at
+  // the start of iteration I, as a crashed machine would.
+  if (const char* kill = std::getenv("RECLOOP_TEST_KILL_RANK"); kill != nullptr) {
+    const std::pair<std::string, std::string> parts = absl::StrSplit(kill, ':');
+    if (!absl::SimpleAtoi(parts.first, &o.kill_rank) ||
+        !absl::SimpleAtoi(parts.second, &o.kill_at_iteration)) {
+      return absl::InvalidArgumentError("RECLOOP_TEST_KILL_RANK must be RANK:ITERATION");
+    }
+  }
+  return o;
+}
+
+nlohmann::json DistributedJson(const DistributedTrainResult& r, FactorExchange exchange) {
+  nlohmann::json iterations = nlohmann::json::array();
+  for (const DistributedIterationStats& s : r.iterations) {
+    nlohmann::json it = {{"iteration", s.iteration},
+                         {"seconds", s.seconds},
+                         {"exchange_seconds", s.exchange_seconds},
+                         {"max_bytes_sent", s.max_bytes_sent},
+                         {"mean_bytes_sent", s.mean_bytes_sent}};
+    if (s.train_rmse > 0) it["train_rmse"] = s.train_rmse;
+    iterations.push_back(std::move(it));
+  }
+  return {{"ranks", r.ranks},
+          {"exchange", std::string(ToString(exchange))},
+          {"read_seconds", r.read_seconds},
+          {"rank_users", r.rank_users},
+          {"rank_items", r.rank_items},
+          {"rank_interactions", r.rank_interactions},
+          {"iterations", std::move(iterations)}};
+}
+
+// Process 0's part after training: lineage, model directory, report. Returns the exit code.
+int Report(const TrainCommand& cmd, const DistributedOptions& options,
+           DistributedTrainResult& result) {
+  if (!cmd.quiet) {
+    std::fprintf(stderr,
+                 "read %s on %d ranks: %lld interactions, %lld users, %lld items (%.2f s)\n",
+                 cmd.data.c_str(), result.ranks, static_cast<long long>(result.train_interactions),
+                 static_cast<long long>(result.users), static_cast<long long>(result.items),
+                 result.read_seconds);
+    if (result.duplicates_merged > 0) {
+      std::fprintf(stderr, "  merged %lld duplicate (user, item) rows\n",
+                   static_cast<long long>(result.duplicates_merged));
+    }
+    std::fprintf(stderr, "trained als on %d ranks (%s exchange) in %.2f s\n", result.ranks,
+                 std::string(ToString(options.exchange)).c_str(), result.train_seconds);
+  }
+  if (result.rows_skipped > 0) {
+    std::fprintf(stderr, "  skipped %lld malformed rows; first: %s\n",
+                 static_cast<long long>(result.rows_skipped), result.first_skipped.c_str());
+  }
+  FactorModel& model = result.model;
+  std::optional<SavedModel> saved;
+  if (!cmd.out.empty()) {
+    ModelLineage& lineage = model.lineage;
+    auto data_print = FingerprintFile(cmd.data);
+    if (!data_print.ok()) return Fail(data_print.status());
+    lineage.data = *data_print;
+    lineage.data.path = std::filesystem::absolute(cmd.data).string();
+    lineage.data.rows = result.train_interactions;
+    if (!cmd.test.empty()) {
+      auto test_print = FingerprintFile(cmd.test);
+      if (!test_print.ok()) return Fail(test_print.status());
+      lineage.test = *test_print;
+      lineage.test.path = std::filesystem::absolute(cmd.test).string();
+      lineage.test.rows = result.test_interactions;
+    }
+    lineage.train_interactions = result.train_interactions;
+    lineage.test_interactions = result.test_interactions;
+    if (result.eval) {
+      const nlohmann::json metrics = result.eval->ToJson();
+      for (const auto& [key, value] : metrics.items()) {
+        if (value.is_number()) lineage.metrics[key] = value.get<double>();
+      }
+    }
+    SaveModelOptions save_options;
+    save_options.write_extra_files = [&](const std::string& version_dir) {
+      return WriteIndex(cmd, model, version_dir);
+    };
+    auto s = SaveModel(model, cmd.out, save_options);
+    if (!s.ok()) return Fail(s.status());
+    saved = *s;
+    if (!cmd.quiet) {
+      std::fprintf(stderr, "model %s written to %s\n", saved->version.c_str(), saved->path.c_str());
+    }
+  }
+  if (cmd.json) {
+    nlohmann::json out = result.eval ? result.eval->ToJson() : nlohmann::json::object();
+    out["algorithm"] = "als";
+    out["feedback"] = cmd.feedback;
+    out["train_seconds"] = result.train_seconds;
+    if (result.baseline) out["baseline"] = result.baseline->ToJson();
+    out["distributed"] = DistributedJson(result, options.exchange);
+    if (saved) {
+      out["model_version"] = saved->version;
+      out["model_path"] = saved->path;
+    }
+    std::cout << out.dump() << std::endl;
+  } else if (result.eval) {
+    PrintTable("als", *result.eval, *result.baseline);
+  } else if (!cmd.quiet) {
+    std::fprintf(stderr, "no --test: no held-out metrics\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunDistributedTrain(const TrainCommand& cmd) {
+  int provided = 0;
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  // Every process has the same command line, so every process reaches the same verdict; one
+  // says it.
+  auto finish = [&](int code) {
+    MPI_Finalize();
+    return code;
+  };
+  absl::StatusOr<DistributedOptions> options = OptionsOf(cmd);
+  if (!options.ok()) return finish(rank == 0 ? Fail(options.status()) : 1);
+  DistributedIterationCallback progress;
+  if (rank == 0 && !cmd.quiet) {
+    progress = [&](const DistributedIterationStats& s) {
+      std::fprintf(stderr, "iteration %2d/%d", s.iteration, options->als.iterations);
+      if (s.train_rmse > 0) std::fprintf(stderr, "  train_rmse %.4f", s.train_rmse);
+      std::fprintf(stderr, "  %.2f s (exchange %.2f s)  sent %.1f MB/rank (max %.1f MB)\n",
+                   s.seconds, s.exchange_seconds, s.mean_bytes_sent / 1e6,
+                   static_cast<double>(s.max_bytes_sent) / 1e6);
+    };
+  }
+  absl::StatusOr<DistributedTrainResult> result =
+      TrainDistributed(MPI_COMM_WORLD, *options, progress);
+  if (!result.ok()) return finish(rank == 0 ? Fail(result.status()) : 1);
+  int code = rank == 0 ? Report(cmd, *options, *result) : 0;
+  // Everyone exits with process 0's verdict (its model write can fail).
+  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  return finish(code);
+}
+
+}  // namespace recloop
