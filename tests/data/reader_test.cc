@@ -1024,5 +1024,63 @@ TEST(Reader, MovieLens100KRoundTripsThroughCsv) {
   EXPECT_EQ(SortedRecords(back), SortedRecords(d));
 }
 
+// Byte ranges (the distributed trainer's input shards): ranges that tile a file read every row
+// exactly once, whatever the cut points, with and without a header or a byte-order mark.
+TEST(ReaderRange, RangesThatTileAFileReadEveryRowOnce) {
+  TempDir dir;
+  std::string body;
+  for (int r = 0; r < 500; ++r) {
+    body += "u" + std::to_string(r % 31) + ",i" + std::to_string(r) + "," +
+            std::to_string(1 + r % 5) + "," + std::to_string(1000 + r) + "\n";
+    if (r % 97 == 0) body += "\n";  // blank lines are ignored wherever they fall
+  }
+  for (const std::string& prefix : {std::string("user,item,rating,timestamp\n"),
+                                     std::string("\xEF\xBB\xBFuser,item,rating,timestamp\n"),
+                                     std::string()}) {
+    const std::string path = dir.Write("tile.csv", prefix + body);
+    ASSERT_OK_AND_ASSIGN(const Interactions whole, ReadInteractions(path, ReadOptions()));
+    const int64_t size = static_cast<int64_t>(prefix.size() + body.size());
+    for (int parts : {1, 2, 3, 7, 64}) {
+      std::vector<Rec> pieces;
+      for (int p = 0; p < parts; ++p) {
+        const FileRange range{size * p / parts, size * (p + 1) / parts};
+        ASSERT_OK_AND_ASSIGN(const Interactions part,
+                             ReadInteractionsRange(path, ReadOptions(), range));
+        const std::vector<Rec> recs = Records(part);
+        pieces.insert(pieces.end(), recs.begin(), recs.end());
+      }
+      std::sort(pieces.begin(), pieces.end());
+      EXPECT_EQ(pieces, SortedRecords(whole)) << parts << " parts, prefix '" << prefix << "'";
+    }
+  }
+}
+
+TEST(ReaderRange, AnErrorInALaterRangeNamesTheFilesLine) {
+  TempDir dir;
+  std::string content = "user,item,rating\n";
+  for (int r = 0; r < 100; ++r) content += "u" + std::to_string(r) + ",i1,3\n";
+  const int64_t bad_offset = static_cast<int64_t>(content.size());
+  content += "u100,i1,three\n";  // line 102
+  content += "u101,i1,3\n";
+  const std::string path = dir.Write("bad.csv", content);
+  absl::StatusOr<Interactions> r =
+      ReadInteractionsRange(path, ReadOptions(), {bad_offset - 5, static_cast<int64_t>(content.size())});
+  ExpectErrorAt(r.status(), path, 102, "three");
+  // The range before it reads fine.
+  ASSERT_OK_AND_ASSIGN(const Interactions before,
+                       ReadInteractionsRange(path, ReadOptions(), {0, bad_offset - 5}));
+  EXPECT_EQ(before.size(), 100);
+}
+
+TEST(ReaderRange, ARangeWithoutRowsIsEmptyNotAnError) {
+  TempDir dir;
+  const std::string path = dir.Write("one.csv", "user,item,rating\nu1,i1,4\n");
+  ASSERT_OK_AND_ASSIGN(const Interactions none, ReadInteractionsRange(path, ReadOptions(), {0, 5}));
+  EXPECT_TRUE(none.empty());
+  ASSERT_OK_AND_ASSIGN(const Interactions past, ReadInteractionsRange(path, ReadOptions(), {999, 2000}));
+  EXPECT_TRUE(past.empty());
+  EXPECT_FALSE(ReadInteractionsRange(path, ReadOptions(), {10, 5}).ok());
+}
+
 }  // namespace
 }  // namespace recloop

@@ -28,10 +28,10 @@ inline std::string ReadWholeFile(const std::string& path) {
   return ss.str();
 }
 
-// Runs `recloop ARGS` (ARGS as a shell would split them): stdout captured, stderr through
-// `err_file`.
-inline CliResult RunRecloop(const std::string& args, const std::string& err_file) {
-  const std::string cmd = std::string(RECLOOP_BINARY) + " " + args + " 2>" + err_file;
+// Runs COMMAND in a shell (RunShell) or `recloop ARGS` (ARGS as a shell would split them): stdout
+// captured, stderr through `err_file`.
+inline CliResult RunShell(const std::string& command, const std::string& err_file) {
+  const std::string cmd = command + " 2>" + err_file;
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -42,6 +42,10 @@ inline CliResult RunRecloop(const std::string& args, const std::string& err_file
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.err = ReadWholeFile(err_file);
   return r;
+}
+
+inline CliResult RunRecloop(const std::string& args, const std::string& err_file) {
+  return RunShell(std::string(RECLOOP_BINARY) + " " + args, err_file);
 }
 
 // The last line of stdout parsed as JSON.
