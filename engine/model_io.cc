@@ -153,6 +153,102 @@ absl::Status WriteArray(const fs::path& dir, const std::string& name, const std:
   return absl::OkStatus();
 }
 
+// A file written piece by piece (hashed as it goes), for arrays that are never in memory whole.
+class StreamedArray {
+ public:
+  StreamedArray(fs::path path, std::string name, std::string dtype)
+      : path_(std::move(path)), name_(std::move(name)), dtype_(std::move(dtype)),
+        fd_(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)),
+        state_(XXH64_createState()) {
+    XXH64_reset(state_, 0);
+  }
+  ~StreamedArray() { XXH64_freeState(state_); }
+  StreamedArray(const StreamedArray&) = delete;
+  StreamedArray& operator=(const StreamedArray&) = delete;
+
+  absl::Status Append(std::span<const char> bytes) {
+    if (fd_.get() < 0) return absl::InternalError(ErrnoMessage(path_.string(), errno));
+    XXH64_update(state_, bytes.data(), bytes.size());
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::write(fd_.get(), bytes.data() + done, bytes.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return absl::InternalError(ErrnoMessage(absl::StrCat(path_.string(), ": write"), errno));
+      }
+      done += static_cast<size_t>(n);
+    }
+    bytes_ += static_cast<int64_t>(bytes.size());
+    return absl::OkStatus();
+  }
+
+  // Fsyncs the file and records it in `meta` with `elements` entries.
+  absl::Status Finish(int64_t elements, pb::ModelMetadata* meta) {
+    if (fd_.get() < 0) return absl::InternalError(ErrnoMessage(path_.string(), errno));
+    if (::fsync(fd_.get()) != 0) {
+      return absl::InternalError(ErrnoMessage(absl::StrCat(path_.string(), ": fsync"), errno));
+    }
+    pb::ArrayFile* f = meta->add_files();
+    f->set_name(name_);
+    f->set_dtype(dtype_);
+    f->add_shape(elements);
+    f->set_bytes(bytes_);
+    f->set_xxh64(XXH64_digest(state_));
+    return absl::OkStatus();
+  }
+
+ private:
+  fs::path path_;
+  std::string name_, dtype_;
+  Fd fd_;
+  XXH64_state_t* state_;
+  int64_t bytes_ = 0;
+};
+
+// The seen matrix from `source`, block by block, as WriteArrays writes a whole one.
+absl::Status WriteStreamedSeen(const FactorModel& m, const fs::path& dir,
+                               const std::function<absl::StatusOr<SeenRows>()>& source,
+                               pb::ModelMetadata* meta) {
+  StreamedArray indptr_file(dir / "seen_indptr.i64", "seen_indptr.i64", "i64");
+  StreamedArray indices_file(dir / "seen_indices.i32", "seen_indices.i32", "i32");
+  StreamedArray values_file(dir / "seen_values.f32", "seen_values.f32", "f32");
+  const int64_t users = m.num_users(), items = m.num_items();
+  int64_t rows = 0, nnz = 0;
+  const int64_t zero = 0;
+  RETURN_IF_ERROR(indptr_file.Append(AsBytes(&zero, 1)));
+  std::vector<int64_t> indptr;
+  while (rows < users) {
+    ASSIGN_OR_RETURN(SeenRows block, source());
+    int64_t entries = 0;
+    for (int64_t n : block.row_sizes) entries += n;
+    if (block.row_sizes.empty() && users > rows) {
+      return absl::InvalidArgumentError(absl::StrCat("seen rows: the source ended after ", rows,
+                                                     " of ", users, " rows"));
+    }
+    if (rows + static_cast<int64_t>(block.row_sizes.size()) > users ||
+        entries != static_cast<int64_t>(block.indices.size()) ||
+        block.values.size() != block.indices.size()) {
+      return absl::InvalidArgumentError("seen rows: a block does not match the model's shape");
+    }
+    for (int32_t c : block.indices) {
+      if (c < 0 || c >= items) {
+        return absl::InvalidArgumentError("seen rows: an item index is out of range");
+      }
+    }
+    indptr.clear();
+    for (int64_t n : block.row_sizes) indptr.push_back(nnz += n);
+    rows += static_cast<int64_t>(block.row_sizes.size());
+    RETURN_IF_ERROR(indptr_file.Append(AsBytes(indptr.data(), indptr.size())));
+    RETURN_IF_ERROR(indices_file.Append(AsBytes(block.indices.data(), block.indices.size())));
+    RETURN_IF_ERROR(values_file.Append(AsBytes(block.values.data(), block.values.size())));
+  }
+  RETURN_IF_ERROR(indptr_file.Finish(users + 1, meta));
+  RETURN_IF_ERROR(indices_file.Finish(nnz, meta));
+  RETURN_IF_ERROR(values_file.Finish(nnz, meta));
+  meta->set_seen_nnz(nnz);
+  return absl::OkStatus();
+}
+
 absl::Status WriteIds(const fs::path& dir, const std::string& name, const IdMap& ids,
                       pb::ModelMetadata* meta) {
   std::string text;
@@ -238,7 +334,7 @@ pb::ModelMetadata MetadataOf(const FactorModel& m) {
   return meta;
 }
 
-absl::Status CheckShapes(const FactorModel& m) {
+absl::Status CheckShapes(const FactorModel& m, bool streamed_seen) {
   const int64_t users = m.num_users(), items = m.num_items();
   if (m.has_factors() && (m.user_factors.rows() != users || m.item_factors.rows() != items ||
                           m.user_factors.cols() != m.item_factors.cols())) {
@@ -260,7 +356,11 @@ absl::Status CheckShapes(const FactorModel& m) {
   if (m.item_popularity.size() != 0 && m.item_popularity.size() != items) {
     return absl::InvalidArgumentError("model item popularity does not match its item count");
   }
-  if (m.seen.rows() != users || m.seen.cols() != items) {
+  if (streamed_seen) {
+    if (m.seen.rows() != 0 || m.seen.nnz() != 0) {
+      return absl::InvalidArgumentError("model has a seen matrix and a seen source");
+    }
+  } else if (m.seen.rows() != users || m.seen.cols() != items) {
     // A default CsrMatrix (0 x 0) is accepted for a model without seen items only if it has no
     // users; anything else would not load back.
     if (!(m.seen.rows() == 0 && m.seen.nnz() == 0 && users == 0)) {
@@ -481,7 +581,8 @@ std::string RandomSuffix() {
 
 // Writes every file of `m` into `dir` (which exists and is empty) and returns the metadata
 // (without the version name: that is chosen at rename time, and model.pb is written last).
-absl::StatusOr<pb::ModelMetadata> WriteArrays(const FactorModel& m, const fs::path& dir) {
+absl::StatusOr<pb::ModelMetadata> WriteArrays(const FactorModel& m, const fs::path& dir,
+                                              const SaveModelOptions& options) {
   pb::ModelMetadata meta = MetadataOf(m);
   const int64_t users = m.num_users(), items = m.num_items();
   RETURN_IF_ERROR(WriteIds(dir, "users.txt", m.users, &meta));
@@ -508,6 +609,10 @@ absl::StatusOr<pb::ModelMetadata> WriteArrays(const FactorModel& m, const fs::pa
   }
   RETURN_IF_ERROR(WriteArray(dir, "item_popularity.f32", "f32", {m.item_popularity.size()},
                              AsBytes(m.item_popularity.data(), m.item_popularity.size()), &meta));
+  if (options.seen_source) {
+    RETURN_IF_ERROR(WriteStreamedSeen(m, dir, options.seen_source, &meta));
+    return meta;
+  }
   const auto& indptr = m.seen.indptr();
   const auto& indices = m.seen.indices();
   const auto& values = m.seen.values();
@@ -546,7 +651,7 @@ std::string LibraryVersion() { return RECLOOP_VERSION; }
 
 absl::StatusOr<SavedModel> SaveModel(const FactorModel& model, const std::string& models_dir,
                                      const SaveModelOptions& options) {
-  RETURN_IF_ERROR(CheckShapes(model));
+  RETURN_IF_ERROR(CheckShapes(model, static_cast<bool>(options.seen_source)));
   const fs::path dir(models_dir);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -562,7 +667,7 @@ absl::StatusOr<SavedModel> SaveModel(const FactorModel& model, const std::string
     fs::remove_all(tmp, ignored);
     return s;
   };
-  auto meta = WriteArrays(model, tmp);
+  auto meta = WriteArrays(model, tmp, options);
   if (!meta.ok()) return fail(meta.status());
   if (options.write_extra_files) {
     if (absl::Status s = options.write_extra_files(tmp.string()); !s.ok()) return fail(s);

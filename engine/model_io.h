@@ -54,6 +54,13 @@ inline constexpr uint32_t kModelFormatVersion = 2;
 // The recloop version written into every model (the CMake project version).
 std::string LibraryVersion();
 
+// Consecutive rows of a seen matrix (SaveModelOptions::seen_source).
+struct SeenRows {
+  std::vector<int64_t> row_sizes;  // entries in each row
+  std::vector<int32_t> indices;    // the item of each entry, row by row (sum of row_sizes)
+  std::vector<float> values;       // the value of each entry
+};
+
 struct SaveModelOptions {
   // Called with the temporary version directory after the model's files are written and before
   // the directory is fsync'ed and renamed into place, so that callers can add files (e.g. a
@@ -63,6 +70,12 @@ struct SaveModelOptions {
   // Point `current` at the new version. False keeps it on disk without serving it (e.g. a
   // retrained model the promotion gate refused).
   bool make_current = true;
+  // For a model whose seen matrix is not in one place (the distributed trainer's processes each
+  // hold their users' rows): when set, model.seen must be empty (0 x 0), and the seen files are
+  // written from the blocks this returns, in row order, until model.num_users() rows have come
+  // (one at a time in memory). A block that does not fit the model, an early empty block or an
+  // error from the source aborts the save. Default: none (model.seen is written).
+  std::function<absl::StatusOr<SeenRows>()> seen_source;
 };
 
 struct SavedModel {

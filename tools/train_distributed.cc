@@ -77,9 +77,19 @@ nlohmann::json DistributedJson(const DistributedTrainResult& r, FactorExchange e
           {"iterations", std::move(iterations)}};
 }
 
-// Process 0's part after training: lineage, model directory, report. Returns the exit code.
+// After training, on every process: process 0 reports and writes the model directory (with
+// the others' seen rows). Returns the exit code.
 int Report(const TrainCommand& cmd, const DistributedOptions& options,
-           DistributedTrainResult& result) {
+           DistributedTrainResult& result, int rank) {
+  if (rank != 0) {
+    // Its part is to send its rows of the seen matrix.
+    if (!cmd.out.empty()) {
+      absl::StatusOr<SavedModel> s =
+          SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, SaveModelOptions());
+      if (!s.ok()) return 1;
+    }
+    return 0;
+  }
   if (!cmd.quiet) {
     std::fprintf(stderr,
                  "read %s on %d ranks: %lld interactions, %lld users, %lld items (%.2f s)\n",
@@ -101,14 +111,21 @@ int Report(const TrainCommand& cmd, const DistributedOptions& options,
   std::optional<SavedModel> saved;
   if (!cmd.out.empty()) {
     ModelLineage& lineage = model.lineage;
+    // Whatever fails here, the other processes are waiting to send their rows: they are told
+    // to stop (SaveDistributedModel with proceed false) before this one fails.
     auto data_print = FingerprintFile(cmd.data);
-    if (!data_print.ok()) return Fail(data_print.status());
+    absl::StatusOr<DataFingerprint> test_print = DataFingerprint();
+    if (data_print.ok() && !cmd.test.empty()) test_print = FingerprintFile(cmd.test);
+    for (const absl::Status& s : {data_print.status(), test_print.status()}) {
+      if (!s.ok()) {
+        (void)SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, SaveModelOptions(), false);
+        return Fail(s);
+      }
+    }
     lineage.data = *data_print;
     lineage.data.path = std::filesystem::absolute(cmd.data).string();
     lineage.data.rows = result.train_interactions;
     if (!cmd.test.empty()) {
-      auto test_print = FingerprintFile(cmd.test);
-      if (!test_print.ok()) return Fail(test_print.status());
       lineage.test = *test_print;
       lineage.test.path = std::filesystem::absolute(cmd.test).string();
       lineage.test.rows = result.test_interactions;
@@ -125,7 +142,7 @@ int Report(const TrainCommand& cmd, const DistributedOptions& options,
     save_options.write_extra_files = [&](const std::string& version_dir) {
       return WriteIndex(cmd, model, version_dir);
     };
-    auto s = SaveModel(model, cmd.out, save_options);
+    auto s = SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, save_options);
     if (!s.ok()) return Fail(s.status());
     saved = *s;
     if (!cmd.quiet) {
@@ -180,7 +197,7 @@ int RunDistributedTrain(const TrainCommand& cmd) {
   absl::StatusOr<DistributedTrainResult> result =
       TrainDistributed(MPI_COMM_WORLD, *options, progress);
   if (!result.ok()) return finish(rank == 0 ? Fail(result.status()) : 1);
-  int code = rank == 0 ? Report(cmd, *options, *result) : 0;
+  int code = Report(cmd, *options, *result, rank);
   // Everyone exits with process 0's verdict (its model write can fail).
   MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return finish(code);

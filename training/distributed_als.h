@@ -35,6 +35,7 @@
 #include "data/interactions.h"
 #include "data/reader.h"
 #include "engine/factor_model.h"
+#include "engine/model_io.h"
 #include "training/als.h"
 #include "training/evaluate.h"
 #include "training/popularity.h"
@@ -58,6 +59,10 @@ struct DistributedOptions {
   PopularityOptions popularity;  // item_popularity of the model (and the baseline's scores)
   EvalOptions eval;              // cut-off of the ranking metrics
   FactorExchange exchange = FactorExchange::kBlock;
+  // Process 0's model includes the seen matrix (every training interaction: 12 bytes each),
+  // gathered from all processes. Off by default: each process keeps its users' rows
+  // (DistributedTrainResult::local_seen) and SaveDistributedModel streams them to the file.
+  bool gather_seen = false;
   // Test hook: the process of this rank kills itself (SIGKILL) at the start of iteration
   // kill_at_iteration, as a crashed machine would. -1: never.
   int kill_rank = -1;
@@ -80,8 +85,11 @@ struct DistributedIterationStats {
 struct DistributedTrainResult {
   int ranks = 0;
   // Process 0: the trained model, as TrainModel returns it (IDs, factors, biases, popularity,
-  // seen matrix, value range). Other processes: empty.
+  // value range), with the seen matrix only if gather_seen. Other processes: empty.
   FactorModel model;
+  // Every process: its users' rows of the seen matrix (users in global order, global item
+  // indices), which SaveDistributedModel writes.
+  CsrMatrix local_seen;
   // On every process when a test file was given: the model's and the popularity baseline's
   // held-out metrics, over all test users.
   std::optional<EvalResult> eval;
@@ -110,6 +118,18 @@ using DistributedIterationCallback = std::function<void(const DistributedIterati
 absl::StatusOr<DistributedTrainResult> TrainDistributed(
     MPI_Comm comm, const DistributedOptions& options,
     const DistributedIterationCallback& on_iteration = nullptr);
+
+// Writes process 0's result.model as SaveModel does (engine/model_io.h), with the seen matrix
+// streamed from every process's local_seen in rank order, a block at a time, so that no process
+// holds all of it (a model trained with gather_seen is written as it is). Collective: every
+// process calls it with its result; `models_dir` and `options` matter on process 0 only. With
+// proceed false on process 0 nothing is written (for a caller that failed before the write: the
+// others still return). Returns SaveModel's result on process 0 and an empty SavedModel
+// elsewhere.
+absl::StatusOr<SavedModel> SaveDistributedModel(MPI_Comm comm, const DistributedTrainResult& result,
+                                                const std::string& models_dir,
+                                                const SaveModelOptions& options,
+                                                bool proceed = true);
 
 }  // namespace recloop
 

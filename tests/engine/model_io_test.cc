@@ -341,5 +341,53 @@ TEST(ModelIoFingerprint, HashesFileContent) {
   EXPECT_EQ(FingerprintFile(dir.File("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 
+// The distributed trainer's way: the seen matrix streamed block by block is written exactly as
+// the matrix itself would be (the same files, byte for byte).
+TEST_F(ModelIo, SeenRowsFromASourceAreWrittenAsTheMatrixIs) {
+  FactorModel without = model_;
+  without.seen = CsrMatrix();
+  int calls = 0;
+  SaveModelOptions options;
+  options.seen_source = [&]() -> absl::StatusOr<SeenRows> {
+    ++calls;
+    if (calls == 1) return SeenRows{{2}, {1, 3}, {4, 5}};  // user 0
+    if (calls == 2) return SeenRows{{1}, {2}, {1}};        // user 1
+    return SeenRows{};
+  };
+  ASSERT_OK_AND_ASSIGN(const SavedModel streamed, SaveModel(without, models_, options));
+  EXPECT_EQ(calls, 2);
+  for (const char* file : {"seen_indptr.i64", "seen_indices.i32", "seen_values.f32"}) {
+    EXPECT_EQ(ReadAll(fs::path(streamed.path) / file), ReadAll(fs::path(version_dir_) / file))
+        << file;
+  }
+  ASSERT_OK_AND_ASSIGN(FactorModel back, LoadModel(streamed.path));
+  EXPECT_EQ(back.seen.indptr(), model_.seen.indptr());
+  EXPECT_EQ(back.seen.values(), model_.seen.values());
+}
+
+TEST_F(ModelIo, ASeenSourceThatEndsEarlyOrMisfitsAbortsTheSave) {
+  FactorModel without = model_;
+  without.seen = CsrMatrix();
+  const std::vector<std::function<absl::StatusOr<SeenRows>()>> bad = {
+      [] { return absl::StatusOr<SeenRows>(SeenRows{}); },                    // no rows
+      [] { return absl::StatusOr<SeenRows>(SeenRows{{1, 1, 1}, {0, 1, 2}, {1, 1, 1}}); },  // 3 > 2
+      [] { return absl::StatusOr<SeenRows>(SeenRows{{2}, {0, 9}, {1, 1}}); },  // item 9 of 4
+      [] { return absl::StatusOr<SeenRows>(absl::InternalError("rank 2 is gone")); },
+  };
+  for (const auto& source : bad) {
+    SaveModelOptions options;
+    options.seen_source = source;
+    EXPECT_FALSE(SaveModel(without, models_, options).ok());
+  }
+  // Nothing was published: current still names the first version, and no temporary is left.
+  EXPECT_EQ(fs::read_symlink(fs::path(models_) / "current").string(), "v000001");
+  ASSERT_OK_AND_ASSIGN(const std::vector<std::string> versions, ListVersions(models_));
+  EXPECT_EQ(versions.size(), 1u);
+  // A model with a seen matrix and a source is a caller's error.
+  SaveModelOptions both;
+  both.seen_source = [] { return absl::StatusOr<SeenRows>(SeenRows{}); };
+  EXPECT_EQ(SaveModel(model_, models_, both).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace recloop

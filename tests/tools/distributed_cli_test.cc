@@ -7,6 +7,7 @@
 #include <utility>
 #include <string>
 
+#include "data/reader.h"
 #include "engine/model_io.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -77,6 +78,16 @@ TEST_F(DistributedCli, TwoRanksWriteAModelThatIsServedAndScoresAsOneProcess) {
   EXPECT_EQ(model->lineage.train_interactions, model->seen.nnz());
   EXPECT_NEAR(model->lineage.metrics.at("rmse"), d["rmse"].get<double>(), 1e-12);
   EXPECT_TRUE(std::filesystem::exists(models + "/current/items.faiss"));
+  // Its seen matrix, streamed from both processes, holds every training row.
+  absl::StatusOr<Interactions> rows = ReadInteractions(train_, ReadOptions());
+  ASSERT_OK(rows);
+  EXPECT_EQ(model->seen.nnz(), rows->size());
+  for (int64_t k = 0; k < rows->size(); ++k) {
+    const std::optional<int32_t> u = model->users.Find(rows->users.External(rows->user[k]));
+    const std::optional<int32_t> i = model->items.Find(rows->items.External(rows->item[k]));
+    ASSERT_TRUE(u && i);
+    ASSERT_TRUE(model->seen.Contains(*u, *i));
+  }
   r = Run("recommend --model " + models + " --user u3 --n 5 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json recs = nlohmann::json::parse(r.out);

@@ -15,6 +15,7 @@
 #include "data/generator.h"
 #include "data/reader.h"
 #include "data/split.h"
+#include "engine/model_io.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
 #include "training/evaluate.h"
@@ -107,6 +108,7 @@ DistributedOptions OptionsFor(const std::string& train, const std::string& test,
   o.als.factors = 16;
   o.als.iterations = 8;
   o.exchange = exchange;
+  o.gather_seen = true;  // compared with the single-process model's below
   return o;
 }
 
@@ -333,6 +335,46 @@ TEST(DistributedAlsDuplicates, PairsInDifferentRangesMergeAsInOneRead) {
   EXPECT_NE(std::string(r.status().message()).find("duplicate interaction of user"),
             std::string::npos)
       << r.status();
+}
+
+// Without gather_seen no process holds the whole seen matrix: SaveDistributedModel streams each
+// process's rows to process 0's file, and the model loads with the single-process seen rows.
+TEST(DistributedAlsSave, TheSeenMatrixIsStreamedFromEveryProcess) {
+  const SharedDir dir;
+  const GeneratedFiles f = WriteGenerated(dir, Feedback::kExplicit);
+  DistributedOptions o = OptionsFor(f.train, "", Feedback::kExplicit, FactorExchange::kBlock);
+  o.gather_seen = false;
+  absl::StatusOr<DistributedTrainResult> r = TrainDistributed(MPI_COMM_WORLD, o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->model.seen.nnz(), 0);
+  absl::StatusOr<SavedModel> saved =
+      SaveDistributedModel(MPI_COMM_WORLD, *r, dir.File("models"), SaveModelOptions());
+  // A refused write (proceed false) and a failing one (the directory is a file) return on every
+  // process without writing.
+  absl::StatusOr<SavedModel> refused = SaveDistributedModel(
+      MPI_COMM_WORLD, *r, dir.File("models"), SaveModelOptions(), /*proceed=*/false);
+  const std::string not_a_dir = dir.Write("file", "x");
+  absl::StatusOr<SavedModel> failed =
+      SaveDistributedModel(MPI_COMM_WORLD, *r, not_a_dir, SaveModelOptions());
+  ASSERT_OK(saved);
+  ASSERT_OK(refused);
+  if (Rank() != 0) return;
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(saved->version, "v000001");
+  EXPECT_TRUE(refused->version.empty());
+  absl::StatusOr<FactorModel> loaded = LoadModel(dir.File("models"));
+  ASSERT_OK(loaded);
+  absl::StatusOr<Interactions> whole = ReadInteractions(f.train, o.read);
+  ASSERT_OK(whole);
+  EXPECT_EQ(loaded->seen.nnz(), whole->size());
+  EXPECT_EQ(loaded->seen.rows(), loaded->num_users());
+  for (int64_t k = 0; k < whole->size(); ++k) {
+    const int32_t u = *loaded->users.Find(whole->users.External(whole->user[k]));
+    const int32_t i = *loaded->items.Find(whole->items.External(whole->item[k]));
+    ASSERT_TRUE(loaded->seen.Contains(u, i));
+  }
+  ASSERT_OK_AND_ASSIGN(const std::vector<std::string> versions, ListVersions(dir.File("models")));
+  EXPECT_EQ(versions.size(), 1u);
 }
 
 }  // namespace
