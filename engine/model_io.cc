@@ -73,18 +73,24 @@ absl::Status FsyncPath(const fs::path& path) {
 
 // Writes a new file and fsyncs it. The version directory it lands in is itself temporary, so
 // no per-file rename is needed.
-absl::Status WriteFileSync(const fs::path& path, std::span<const char> bytes) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return absl::InternalError(ErrnoMessage(path.string(), errno));
+// Writes all of `bytes` to `fd` (the file at `path`, for messages).
+absl::Status WriteAll(int fd, std::span<const char> bytes, const fs::path& path) {
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return absl::InternalError(ErrnoMessage(absl::StrCat(path.string(), ": write"), errno));
     }
     done += static_cast<size_t>(n);
   }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileSync(const fs::path& path, std::span<const char> bytes) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return absl::InternalError(ErrnoMessage(path.string(), errno));
+  RETURN_IF_ERROR(WriteAll(fd.get(), bytes, path));
   if (::fsync(fd.get()) != 0) {
     return absl::InternalError(ErrnoMessage(absl::StrCat(path.string(), ": fsync"), errno));
   }
@@ -169,15 +175,7 @@ class StreamedArray {
   absl::Status Append(std::span<const char> bytes) {
     if (fd_.get() < 0) return absl::InternalError(ErrnoMessage(path_.string(), errno));
     XXH64_update(state_, bytes.data(), bytes.size());
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::write(fd_.get(), bytes.data() + done, bytes.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return absl::InternalError(ErrnoMessage(absl::StrCat(path_.string(), ": write"), errno));
-      }
-      done += static_cast<size_t>(n);
-    }
+    RETURN_IF_ERROR(WriteAll(fd_.get(), bytes, path_));
     bytes_ += static_cast<int64_t>(bytes.size());
     return absl::OkStatus();
   }
