@@ -3,14 +3,16 @@
 # ALS iteration and factor bytes sent per rank per iteration, for P = 1, 2 and 4 processes on
 # this host, block exchange against allgather, on the generated 20M-interaction store of the
 # MovieLens-20M shape (as bench/run_training.sh), K = 64; and the single-process trainer on the
-# same file in the same run, as the baseline.
+# same file in the same run, as the baseline. First, the per-interaction and per-row compute cost
+# of an iteration at K = 128 that docs/scaling.md extrapolates from (als_bench at 5M and 20M).
 #
 # Each process gets cores/P oneTBB threads (at least 1), so P = 1 and P = 2 use the same cores;
 # on a 2-core machine P = 4 oversubscribes (4 processes on 2 cores): its time is not a speed-up
 # figure, its volumes are.
 #
-# Usage: bench/run_distributed.sh [OUT_DIR] (default /tmp). Writes OUT_DIR/distributed-*.json
-# (each run's `--json` line) and OUT_DIR/distributed.md (the table). About 15 minutes on 2 cores.
+# Usage: bench/run_distributed.sh [OUT_DIR] (default /tmp). Writes OUT_DIR/als_bench_k128.json,
+# OUT_DIR/distributed-*.json (each run's `--json` line) and OUT_DIR/distributed.md (the table).
+# About 20 minutes on 2 cores. COST=0 skips the K = 128 stage.
 # Environment: RANKS ("1 2 4"), FEEDBACK ("explicit implicit"), FACTORS (64), ITERATIONS (3),
 # INTERACTIONS (20000000), BENCH_NO_BUILD=1 (use the binaries already in build/).
 set -euo pipefail
@@ -19,7 +21,13 @@ out=${1:-/tmp}
 mkdir -p "$out"
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
   scripts/setup bench
-  scripts/build release --target recloop
+  scripts/build release --target recloop als_bench
+fi
+if [[ "${COST:-1}" != 0 ]]; then
+  echo "== compute cost per iteration at K = 128 (als_bench, 5M and 20M interactions)" >&2
+  build/bench/als_bench --sizes=5,20 --factors=128 --repetitions=3 --baseline_size=0 \
+    --benchmark_filter='BM_(Implicit|Explicit)AlsIteration/' \
+    --benchmark_out="$out/als_bench_k128.json" --benchmark_out_format=json
 fi
 recloop=build/tools/recloop
 interactions=${INTERACTIONS:-20000000}

@@ -26,7 +26,9 @@ class DistributedCli : public ::testing::Test {
   }
   // `mpiexec -np RANKS recloop ARGS`, given up on after 5 minutes (a hang fails the test).
   CliResult RunMpi(int ranks, const std::string& args, const std::string& env = "") {
-    return test::RunShell(env + " timeout 300 " RECLOOP_MPIEXEC " -np " + std::to_string(ranks) +
+    // RECLOOP_MPI_ENV: the sanitizer settings of MPI processes (tests/CMakeLists.txt).
+    return test::RunShell(env + " " RECLOOP_MPI_ENV " timeout 300 " RECLOOP_MPIEXEC " -np " +
+                              std::to_string(ranks) +
                               " " + std::string(RECLOOP_BINARY) + " " + args,
                           dir_.File("stderr.txt"));
   }
