@@ -39,7 +39,10 @@ fi
 cores=$(nproc)
 factors=${FACTORS:-64}
 iterations=${ITERATIONS:-3}
-mpi=(mpiexec --oversubscribe)
+# --bind-to none: by default OpenMPI binds each of up to 2 processes to one core, and oneTBB then
+# runs one thread in it whatever --threads says (a first run here measured P = 1 at 2.5x the
+# single-process time that way).
+mpi=(mpiexec --oversubscribe --bind-to none)
 if [[ $(id -u) -eq 0 ]]; then mpi+=(--allow-run-as-root); fi
 
 for feedback in ${FEEDBACK:-explicit implicit}; do

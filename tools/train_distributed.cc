@@ -74,6 +74,7 @@ nlohmann::json DistributedJson(const DistributedTrainResult& r, FactorExchange e
           {"rank_users", r.rank_users},
           {"rank_items", r.rank_items},
           {"rank_interactions", r.rank_interactions},
+          {"rank_threads", r.rank_threads},
           {"iterations", std::move(iterations)}};
 }
 
@@ -100,8 +101,11 @@ int Report(const TrainCommand& cmd, const DistributedOptions& options,
       std::fprintf(stderr, "  merged %lld duplicate (user, item) rows\n",
                    static_cast<long long>(result.duplicates_merged));
     }
-    std::fprintf(stderr, "trained als on %d ranks (%s exchange) in %.2f s\n", result.ranks,
-                 std::string(ToString(options.exchange)).c_str(), result.train_seconds);
+    std::string threads;
+    for (int64_t t : result.rank_threads) absl::StrAppend(&threads, threads.empty() ? "" : ", ", t);
+    std::fprintf(stderr, "trained als on %d ranks (%s exchange; threads per rank: %s) in %.2f s\n",
+                 result.ranks, std::string(ToString(options.exchange)).c_str(), threads.c_str(),
+                 result.train_seconds);
   }
   if (result.rows_skipped > 0) {
     std::fprintf(stderr, "  skipped %lld malformed rows; first: %s\n",

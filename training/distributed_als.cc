@@ -19,6 +19,7 @@
 #include "engine/status_macros.h"
 #include "tbb/parallel_for.h"
 #include "tbb/parallel_sort.h"
+#include "tbb/task_arena.h"
 
 namespace recloop {
 namespace {
@@ -729,6 +730,8 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
   result.rank_users = comm.AllGather(int64_t{my_users});
   result.rank_items = comm.AllGather(int64_t{my_items});
   result.rank_interactions = comm.AllGather(seen.nnz());
+  result.rank_threads =
+      comm.AllGather(static_cast<int64_t>(tbb::this_task_arena::max_concurrency()));
 
   // --- Exchange plans: which rows of the other side each half-step brings here.
   CsrMatrix by_user, by_item;

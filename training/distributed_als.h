@@ -103,6 +103,9 @@ struct DistributedTrainResult {
   int64_t users = 0, items = 0;
   // Per process: its users, items and interactions (the balance of the partition).
   std::vector<int64_t> rank_users, rank_items, rank_interactions;
+  // Per process: the threads its oneTBB arena runs (mpirun's default binding to one core leaves
+  // a process one thread: --bind-to none, or --map-by ...:PE=N, gives it more).
+  std::vector<int64_t> rank_threads;
   double read_seconds = 0;   // reading, numbering and partitioning (slowest process)
   double train_seconds = 0;  // the iterations
   std::vector<DistributedIterationStats> iterations;
