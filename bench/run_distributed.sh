@@ -69,6 +69,23 @@ EOF
   done
 done
 
+# The volume model where the block exchange matters: many processes and few interactions per
+# row. 16 processes on 1M interactions of the same shape (7 per user on average), one implicit
+# iteration each way: a check of docs/scaling.md's volume formula, not a speed figure.
+if [[ "${VOLUME_CHECK:-1}" != 0 ]]; then
+  small="$out/recloop-ml20m-shape-1000000.csv"
+  if [[ ! -s "$small" ]]; then
+    "$recloop" generate --users 138000 --items 27000 --interactions 1000000 --seed 42 \
+      --out "$small"
+  fi
+  for exchange in block allgather; do
+    echo "== volume check: P=16, $exchange, 1M interactions" >&2
+    "${mpi[@]}" -np 16 "$recloop" --threads 1 train --algorithm als --feedback implicit \
+      --factors "$factors" --iterations 1 --data "$small" --distributed --exchange "$exchange" \
+      --json --quiet | tail -n 1 > "$out/volume-16-$exchange.json"
+  done
+fi
+
 python3 - "$out" "$factors" "$iterations" <<'EOF' | tee "$out/distributed.md"
 import glob, json, os, statistics, sys
 out, factors, iterations = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -16,8 +16,8 @@ Usage: bench/scaling_model.py OUT_DIR [--bandwidth-gbit 25] [--cores 32]
    distributions rescaled to the target mean degrees (100 per user, 1000 per item).
 3. Time per iteration = compute + volume / bandwidth (no overlap: the trainer does not overlap
    them). Memory per node: interactions (32 bytes each as the trainer holds them: by user and by
-   item, global and compacted columns), own factor rows, fetched rows (twice: receive buffer and
-   matrix).
+   item, global and compacted columns), own factor rows, fetched rows (implicit: received into
+   the matrix itself; explicit adds a buffer for the biases).
 """
 import argparse
 import collections
@@ -59,16 +59,19 @@ for kind in ("implicit", "explicit"):
     print(f"{kind}: {t5:.2f} s at 5M, {t20:.2f} s at 20M (K = 128, 2 cores): "
           f"{per_interaction * 1e9:.1f} ns per interaction, {per_row * 1e6:.2f} us per row")
 
-# --- degrees of the generated set
-csvs = glob.glob(os.path.join(out, "recloop-ml20m-shape-*.csv"))
-user_deg, item_deg = collections.Counter(), collections.Counter()
-with open(csvs[0]) as f:
-    next(f)
-    for line in f:
-        u, i, _ = line.split(",", 2)
-        user_deg[u] += 1
-        item_deg[i] += 1
-users, items = list(user_deg.values()), list(item_deg.values())
+# --- degrees of the generated sets
+def degrees(path):
+    user_deg, item_deg = collections.Counter(), collections.Counter()
+    with open(path) as f:
+        next(f)
+        for line in f:
+            u, i, _ = line.split(",", 2)
+            user_deg[u] += 1
+            item_deg[i] += 1
+    return list(user_deg.values()), list(item_deg.values())
+
+
+users, items = degrees(os.path.join(out, "recloop-ml20m-shape-20000000.csv"))
 
 
 def block_bytes(degrees, ranks, row_bytes):
@@ -77,21 +80,28 @@ def block_bytes(degrees, ranks, row_bytes):
 
 
 # --- 2. check the volume formula against the measured runs (their K)
-print("\nvolume per rank per iteration, generated set: formula against measured")
-print("| feedback | P | exchange | formula MB | measured MB (mean) |")
-print("|---|---|---|---|---|")
-for path in sorted(glob.glob(os.path.join(out, "distributed-*-[0-9]*-*.json"))):
+print("\nvolume per rank per iteration, generated sets: formula against measured")
+print("| data | feedback | P | exchange | formula MB | measured MB (mean) |")
+print("|---|---|---|---|---|---|")
+runs = [(p, "20M", users, items) for p in
+        sorted(glob.glob(os.path.join(out, "distributed-*-[0-9]*-*.json")))]
+small = os.path.join(out, "recloop-ml20m-shape-1000000.csv")
+if os.path.exists(small):
+    small_users, small_items = degrees(small)
+    runs += [(p, "1M", small_users, small_items) for p in
+             sorted(glob.glob(os.path.join(out, "volume-*.json")))]
+for path, data, users_d, items_d in runs:
     j = json.load(open(path))
     d = j["distributed"]
     P, ex = d["ranks"], d["exchange"]
     row_bytes = (args.measured_factors + (1 if "explicit" in path else 0)) * 4  # + bias
     if ex == "block":
-        predicted = (block_bytes(users, P, row_bytes) + block_bytes(items, P, row_bytes)) / P
+        predicted = (block_bytes(users_d, P, row_bytes) + block_bytes(items_d, P, row_bytes)) / P
     else:
-        predicted = (len(users) + len(items)) * row_bytes * (P - 1) / P
+        predicted = (len(users_d) + len(items_d)) * row_bytes * (P - 1) / P
     measured = statistics.median(it["mean_bytes_sent"] for it in d["iterations"])
     feedback = "explicit" if "explicit" in path else "implicit"
-    print(f"| {feedback} | {P} | {ex} | {predicted / 1e6:.1f} | {measured / 1e6:.1f} |")
+    print(f"| {data} | {feedback} | {P} | {ex} | {predicted / 1e6:.1f} | {measured / 1e6:.1f} |")
 
 # --- 3. the target
 U, I, N = 100e6, 10e6, 10e9
@@ -122,7 +132,7 @@ for n in (16, 64, 256):
     net_block, net_all = sent_block / bandwidth, sent_all / bandwidth
     interactions = N / n * 32
     own = (U + I) / n * K4
-    fetched = max(U * frac_u, I * frac_i) * K4 * 2
+    fetched = max(U * frac_u, I * frac_i) * K4  # implicit: rows arrive in the matrix itself
     mem = (interactions + own + fetched) / 1e9
     print(f"| {n} | {compute:.1f} | {sent_block / 1e9:.1f} | {net_block:.1f} | "
           f"{sent_all / 1e9:.1f} | {net_all:.1f} | {compute + net_block:.1f} | {mem:.0f} "

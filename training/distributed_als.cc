@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/csr_matrix.h"
 #include "engine/status_macros.h"
+#include "tbb/global_control.h"
 #include "tbb/parallel_for.h"
 #include "tbb/parallel_sort.h"
 #include "tbb/task_arena.h"
@@ -467,13 +468,20 @@ class RowExchange {
       recv_counts[q] = Comm::CheckedInt(recv_rows_[q]);
       total += recv_rows_[q];
     }
-    std::vector<float> recv(static_cast<size_t>(total) * width);
+    // Without biases the rows arrive straight in `out`; with them, in a buffer to split.
+    std::vector<float> buffer;
+    out->resize(total, k);
+    if (own_bias != nullptr) {
+      buffer.resize(static_cast<size_t>(total) * width);
+      out_bias->resize(total);
+    }
+    float* recv = own_bias != nullptr ? buffer.data() : out->data();
     MPI_Datatype row_type = Comm::Bytes(sizeof(float) * width);
     int64_t bytes_sent = 0;
     if (mode_ == FactorExchange::kAllgather) {
       std::vector<float> send(static_cast<size_t>(own_rows_) * width);
       tbb::parallel_for(int32_t{0}, own_rows_, [&](int32_t r) { pack(r, &send[size_t(r) * width]); });
-      MPI_Allgatherv(send.data(), own_rows_, row_type, recv.data(), recv_counts.data(),
+      MPI_Allgatherv(send.data(), own_rows_, row_type, recv, recv_counts.data(),
                      recv_displs.data(), row_type, comm.get());
       bytes_sent = int64_t{own_rows_} * width * 4 * (ranks - 1);
     } else {
@@ -492,17 +500,17 @@ class RowExchange {
         tbb::parallel_for(size_t{0}, rows.size(),
                           [&](size_t j) { pack(rows[j], &send[(base + j) * width]); });
       }
-      MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), row_type, recv.data(),
+      MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), row_type, recv,
                     recv_counts.data(), recv_displs.data(), row_type, comm.get());
     }
     MPI_Type_free(&row_type);
-    out->resize(total, k);
-    if (own_bias != nullptr) out_bias->resize(total);
-    tbb::parallel_for(int64_t{0}, total, [&](int64_t r) {
-      const float* from = &recv[static_cast<size_t>(r) * width];
-      std::memcpy(out->row(r).data(), from, sizeof(float) * k);
-      if (own_bias != nullptr) (*out_bias)[r] = from[k];
-    });
+    if (own_bias != nullptr) {
+      tbb::parallel_for(int64_t{0}, total, [&](int64_t r) {
+        const float* from = &buffer[static_cast<size_t>(r) * width];
+        std::memcpy(out->row(r).data(), from, sizeof(float) * k);
+        (*out_bias)[r] = from[k];
+      });
+    }
     return bytes_sent;
   }
 
@@ -730,8 +738,10 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
   result.rank_users = comm.AllGather(int64_t{my_users});
   result.rank_items = comm.AllGather(int64_t{my_items});
   result.rank_interactions = comm.AllGather(seen.nnz());
-  result.rank_threads =
-      comm.AllGather(static_cast<int64_t>(tbb::this_task_arena::max_concurrency()));
+  // The arena's concurrency follows the CPU affinity; --threads caps it through global_control.
+  result.rank_threads = comm.AllGather(static_cast<int64_t>(std::min<size_t>(
+      static_cast<size_t>(tbb::this_task_arena::max_concurrency()),
+      tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism))));
 
   // --- Exchange plans: which rows of the other side each half-step brings here.
   CsrMatrix by_user, by_item;
