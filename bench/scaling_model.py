@@ -17,7 +17,8 @@ Usage: bench/scaling_model.py OUT_DIR [--bandwidth-gbit 25] [--cores 32]
 3. Time per iteration = compute + volume / bandwidth (no overlap: the trainer does not overlap
    them). Memory per node: interactions (32 bytes each as the trainer holds them: by user and by
    item, global and compacted columns), own factor rows, fetched rows (implicit: received into
-   the matrix itself; explicit adds a buffer for the biases).
+   the matrix itself; explicit adds a buffer for the biases), and the packed send buffer (a copy
+   of each own row per process that needs it).
 """
 import argparse
 import collections
@@ -133,8 +134,10 @@ for n in (16, 64, 256):
     interactions = N / n * 32
     own = (U + I) / n * K4
     fetched = max(U * frac_u, I * frac_i) * K4  # implicit: rows arrive in the matrix itself
-    mem = (interactions + own + fetched) / 1e9
+    # The packed send buffer of the larger half-step: a copy of each own row per receiver.
+    send = U * frac_u * K4 * (n - 1) / n
+    mem = (interactions + own + fetched + send) / 1e9
     print(f"| {n} | {compute:.1f} | {sent_block / 1e9:.1f} | {net_block:.1f} | "
           f"{sent_all / 1e9:.1f} | {net_all:.1f} | {compute + net_block:.1f} | {mem:.0f} "
           f"({interactions / 1e9:.0f} interactions + {own / 1e9:.1f} own + "
-          f"{fetched / 1e9:.0f} fetched) |")
+          f"{fetched / 1e9:.0f} fetched + {send / 1e9:.0f} send buffer) |")
