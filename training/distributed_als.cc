@@ -31,6 +31,28 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Strings as MPI sends them: their sizes and their bytes back to back.
+struct PackedStrings {
+  std::vector<int32_t> sizes;
+  std::vector<char> bytes;
+
+  void Add(std::string_view s) {
+    sizes.push_back(static_cast<int32_t>(s.size()));
+    bytes.insert(bytes.end(), s.begin(), s.end());
+  }
+  static std::vector<std::string> Unpack(const std::vector<int32_t>& sizes,
+                                         const std::vector<char>& bytes) {
+    std::vector<std::string> out;
+    out.reserve(sizes.size());
+    size_t at = 0;
+    for (int32_t n : sizes) {
+      out.emplace_back(bytes.data() + at, static_cast<size_t>(n));
+      at += static_cast<size_t>(n);
+    }
+    return out;
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // MPI, through a few typed collectives. Element counts and displacements are MPI ints: one
 // message of a collective holds at most INT_MAX elements (checked).
@@ -161,22 +183,9 @@ class Comm {
   // Strings: every process's list, concatenated in rank order (on every process or the root).
   std::vector<std::string> GatherStrings(const std::vector<std::string>& mine,
                                          int root = -1) const {
-    std::vector<int32_t> sizes;
-    std::vector<char> bytes;
-    for (const std::string& s : mine) {
-      sizes.push_back(static_cast<int32_t>(s.size()));
-      bytes.insert(bytes.end(), s.begin(), s.end());
-    }
-    const std::vector<int32_t> all_sizes = Gather(sizes, root);
-    const std::vector<char> all_bytes = Gather(bytes, root);
-    std::vector<std::string> out;
-    out.reserve(all_sizes.size());
-    size_t at = 0;
-    for (int32_t n : all_sizes) {
-      out.emplace_back(all_bytes.data() + at, static_cast<size_t>(n));
-      at += static_cast<size_t>(n);
-    }
-    return out;
+    PackedStrings packed;
+    for (const std::string& s : mine) packed.Add(s);
+    return PackedStrings::Unpack(Gather(packed.sizes, root), Gather(packed.bytes, root));
   }
 
   // Sends the strings send[q] to process q; returns those received, in rank order, and in
@@ -186,21 +195,13 @@ class Comm {
     std::vector<std::vector<int32_t>> sizes(size_);
     std::vector<std::vector<char>> bytes(size_);
     for (int q = 0; q < size_; ++q) {
-      for (std::string_view s : send[q]) {
-        sizes[q].push_back(static_cast<int32_t>(s.size()));
-        bytes[q].insert(bytes[q].end(), s.begin(), s.end());
-      }
+      PackedStrings packed;
+      for (std::string_view s : send[q]) packed.Add(s);
+      sizes[q] = std::move(packed.sizes);
+      bytes[q] = std::move(packed.bytes);
     }
-    const std::vector<int32_t> got_sizes = AllToAll(sizes, from);
-    const std::vector<char> got_bytes = AllToAll(bytes);
-    std::vector<std::string> out;
-    out.reserve(got_sizes.size());
-    size_t at = 0;
-    for (int32_t n : got_sizes) {
-      out.emplace_back(got_bytes.data() + at, static_cast<size_t>(n));
-      at += static_cast<size_t>(n);
-    }
-    return out;
+    std::vector<int32_t> got_sizes = AllToAll(sizes, from);
+    return PackedStrings::Unpack(got_sizes, AllToAll(bytes));
   }
 
   static int CheckedInt(int64_t n) {
@@ -699,13 +700,13 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
   lo = comm.Min(lo);
   hi = comm.Max(hi);
   latest = comm.Max(latest);
-  const float global_mean =
-      explicit_feedback ? static_cast<float>(value_sum / static_cast<double>(result.train_interactions))
-                        : 0.0f;
+  const float mean_value =
+      static_cast<float>(value_sum / static_cast<double>(result.train_interactions));
+  const float global_mean = explicit_feedback ? mean_value : 0.0f;  // as TrainAls sets it
 
   // This process's users' rows (global item columns: the seen matrix), and the same
   // interactions at the owners of their items.
-  const CsrMatrix seen = ToCsr(
+  CsrMatrix seen = ToCsr(
       by_user_rows, user_base, my_users, num_items, [](const Row& r) { return r.user; },
       [](const Row& r) { return r.item; });
   std::vector<Row> by_item_rows;
@@ -917,7 +918,7 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
     part.params = AlsModelParams(o);
     part.users = IdMap::FromExternals(user_names);
     part.items = IdMap::FromExternals(item_names);
-    part.user_factors = user_factors;
+    part.user_factors = std::move(user_factors);
     part.item_factors = std::move(all_item_factors);
     part.user_bias = user_bias;
     part.item_bias = all_item_bias;
@@ -925,7 +926,7 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
     part.min_value = lo;
     part.max_value = hi;
     part.item_popularity = all_popularity;
-    part.seen = seen;
+    part.seen = std::move(seen);
     Interactions part_test;
     for (const TestRow& r : rows) {
       const int32_t u = part_test.users.GetOrAdd(
@@ -963,14 +964,15 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
     popular.users = std::move(part.users);
     popular.items = std::move(part.items);
     popular.item_popularity = gather_vector(counts, -1);
-    popular.global_mean = explicit_feedback ? global_mean
-                                            : static_cast<float>(value_sum / static_cast<double>(
-                                                                                 result.train_interactions));
+    popular.global_mean = mean_value;
     popular.min_value = lo;
     popular.max_value = hi;
     popular.seen = std::move(part.seen);
     ASSIGN_OR_RETURN(result.baseline, evaluate_part(popular));
+    // Lent to the models above; back for the model's assembly.
     all_item_factors = std::move(part.item_factors);
+    user_factors = std::move(part.user_factors);
+    seen = std::move(popular.seen);
   }
 
   // --- Process 0 assembles the model.
@@ -1012,7 +1014,7 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
       m.seen = CsrMatrix();  // 0 x 0: SaveDistributedModel streams it
     }
   }
-  result.local_seen = seen;
+  result.local_seen = std::move(seen);
   return result;
 }
 
