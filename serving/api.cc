@@ -590,6 +590,7 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
 }
 
 absl::Status Api::FoldOne(const std::string& user) const {
+  std::shared_lock<std::shared_mutex> no_extension(overlay_->extension_mutex());
   std::shared_lock<std::shared_mutex> no_erasure(overlay_->erasure_mutex());
   const auto snap = live_->Get();
   if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");

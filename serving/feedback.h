@@ -87,6 +87,13 @@ class UserOverlay {
   // erasure exclusively from deleting them to its Put, so a fold that read the history before
   // an erasure cannot publish its vector after it.
   std::shared_mutex& erasure_mutex() const { return erasure_mu_; }
+  // Folds against an in-place extension of the live model (new items indexed before a retrain,
+  // same version): a fold holds it shared from taking the live snapshot to its Put, the
+  // extension exclusively from re-folding the new items' users to activating the extended
+  // snapshot, so a fold against the old snapshot (which skips the new items and would show a
+  // buyer the item they just bought) is never published after the users were re-folded.
+  // Take it before erasure_mutex() when holding both.
+  std::shared_mutex& extension_mutex() const { return extension_mu_; }
 
  private:
   using Entries = std::vector<std::shared_ptr<const FoldedUserEntry>>;  // oldest first, <= 2
@@ -97,6 +104,7 @@ class UserOverlay {
   Shard& ShardOf(const std::string& user) const;
   mutable std::array<Shard, 16> shards_;
   mutable std::shared_mutex erasure_mu_;
+  mutable std::shared_mutex extension_mu_;
 };
 
 // Folds `user` in against `snap` from the model's training row (if the model knows the user and

@@ -374,13 +374,18 @@ void Retrainer::AddNewItems(
       live_->PrepareExtension(next, std::make_shared<const ItemIndex>(*std::move(index)));
   if (!prepared.ok()) return fail(prepared.status());
   // Their users are folded in again first, so that nobody is shown a new item they just bought
-  // (the same version: the live snapshot ignores the new items' indices in these entries).
-  if (absl::Status s = RefoldUsers(**prepared, users); !s.ok()) return fail(s);
+  // (the same version: the live snapshot ignores the new items' indices in these entries). No
+  // fold against the old snapshot may be published between this and the activation: it would
+  // replace a user's entry with one that does not count the new item as seen.
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    new_items_added_ += static_cast<uint64_t>(added);
+    std::unique_lock<std::shared_mutex> extending(overlay_->extension_mutex());
+    if (absl::Status s = RefoldUsers(**prepared, users); !s.ok()) return fail(s);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      new_items_added_ += static_cast<uint64_t>(added);
+    }
+    if (absl::Status s = live_->Activate(*std::move(prepared)); !s.ok()) return fail(s);
   }
-  if (absl::Status s = live_->Activate(*std::move(prepared)); !s.ok()) return fail(s);
   std::fprintf(stderr, "recloop serve: %d new item(s) folded in and indexed (%s%s)\n", added,
                names[0].c_str(), added > 1 ? ", ..." : "");
 }

@@ -360,6 +360,36 @@ TEST_F(RetrainerTest, ANewItemWithEnoughInteractionsEntersTheIndexBeforeARetrain
   EXPECT_NE(c.Get("/metrics").body.find("recloop_new_items_total 1"), std::string::npos);
 }
 
+// However the feedback folds and the new item's indexing interleave (folds of the buyers may
+// still be running against the old snapshot when the item is indexed), no buyer is ever shown
+// the new item they just bought: rounds of new items, each bought by customers of every cluster.
+TEST_F(RetrainerTest, NoBuyerIsShownANewItemTheyBoughtWhateverTheFoldOrder) {
+  RetrainerOptions options = OnRequest();
+  options.new_item_min_events = 5;
+  Start(options);
+  Client c(server_->port());
+  for (int round = 0; round < 6; ++round) {
+    const std::string item = "fresh-" + std::to_string(round);
+    std::vector<std::string> buyers;
+    json events = json::array();
+    for (int32_t u = round; buyers.size() < 10; u += 7) {
+      buyers.push_back(store_.data.users.External(u));
+      events.push_back({{"user", buyers.back()}, {"item", item}, {"type", "purchase"}});
+    }
+    ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
+                  .status,
+              200);
+    ASSERT_EQ(SimilarOnceIndexed(c, item).status, 200) << item << " was never indexed";
+    for (const std::string& buyer : buyers) {
+      const Reply recs = c.Get("/v1/users/" + buyer + "/recommendations?n=100");
+      ASSERT_EQ(recs.status, 200) << recs.body;
+      EXPECT_EQ(recs.body.find("\"" + item + "\""), std::string::npos)
+          << item << " shown to its buyer " << buyer;
+    }
+  }
+  EXPECT_NE(c.Get("/metrics").body.find("recloop_new_items_total 6"), std::string::npos);
+}
+
 // The overlay is in memory: a restarted server folds in again everyone whose feedback is newer
 // than the model, so no customer's feedback is forgotten.
 TEST_F(RetrainerTest, FeedbackNewerThanTheModelIsFoldedInAgainAfterARestart) {
