@@ -54,18 +54,23 @@ struct PackedStrings {
 };
 
 // ---------------------------------------------------------------------------------------------
-// MPI, through a few typed collectives. Element counts and displacements are MPI ints: one
-// message of a collective holds at most INT_MAX elements (checked).
+// MPI, through a few typed collectives. MPI counts and displacements are ints (OpenMPI 4.1 has
+// no MPI 4 large-count calls), so a transfer of more than INT_MAX elements, or one whose offset
+// in a buffer passes INT_MAX, goes in rounds (Comm::Move).
 
 class Comm {
  public:
-  explicit Comm(MPI_Comm comm) : comm_(comm) {
+  // `max_message`: the most elements one process sends another in one MPI call (at most
+  // INT_MAX); larger transfers go in rounds.
+  explicit Comm(MPI_Comm comm, int64_t max_message = INT_MAX) : comm_(comm), max_(max_message) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &size_);
   }
   MPI_Comm get() const { return comm_; }
   int rank() const { return rank_; }
   int size() const { return size_; }
+  // How many transfers went in more than one call (or through 64-bit offsets) so far.
+  int64_t split_transfers() const { return split_; }
 
   // Every process's `local`; returns on every process the error of the lowest failing rank,
   // "rank R: message" (and how many others failed), or OK if none failed.
@@ -86,11 +91,12 @@ class Comm {
                         absl::StrCat("rank ", first, ": ", message));
   }
 
+  // A short string (a message, a line of a file).
   void Broadcast(std::string* s, int root) const {
     int64_t size = static_cast<int64_t>(s->size());
     MPI_Bcast(&size, 1, MPI_INT64_T, root, comm_);
     s->resize(static_cast<size_t>(size));
-    MPI_Bcast(s->data(), static_cast<int>(size), MPI_CHAR, root, comm_);
+    MPI_Bcast(s->data(), CheckedInt(size), MPI_CHAR, root, comm_);
   }
 
   template <typename T>
@@ -123,29 +129,25 @@ class Comm {
   // `from` (if not null) how many elements came from each.
   template <typename T>
   std::vector<T> AllToAll(const std::vector<std::vector<T>>& send,
-                          std::vector<int>* from = nullptr) const {
-    std::vector<int> send_counts(size_), send_displs(size_), recv_counts(size_),
-        recv_displs(size_);
+                          std::vector<int64_t>* from = nullptr) const {
+    std::vector<int64_t> send_counts(size_), send_at(size_), recv_counts(size_), recv_at(size_);
     std::vector<T> flat;
     size_t total = 0;
     for (const auto& v : send) total += v.size();
     flat.reserve(total);
     for (int q = 0; q < size_; ++q) {
-      send_displs[q] = CheckedInt(flat.size());
-      send_counts[q] = CheckedInt(send[q].size());
+      send_at[q] = static_cast<int64_t>(flat.size());
+      send_counts[q] = static_cast<int64_t>(send[q].size());
       flat.insert(flat.end(), send[q].begin(), send[q].end());
     }
-    MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm_);
+    MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_);
     int64_t recv_total = 0;
     for (int q = 0; q < size_; ++q) {
-      recv_displs[q] = CheckedInt(recv_total);
+      recv_at[q] = recv_total;
       recv_total += recv_counts[q];
     }
     std::vector<T> out(static_cast<size_t>(recv_total));
-    MPI_Datatype type = Bytes(sizeof(T));
-    MPI_Alltoallv(flat.data(), send_counts.data(), send_displs.data(), type, out.data(),
-                  recv_counts.data(), recv_displs.data(), type, comm_);
-    MPI_Type_free(&type);
+    Move(flat.data(), send_counts, send_at, out.data(), recv_counts, recv_at, sizeof(T));
     if (from != nullptr) *from = std::move(recv_counts);
     return out;
   }
@@ -154,29 +156,41 @@ class Comm {
   // root only.
   template <typename T>
   std::vector<T> Gather(const std::vector<T>& mine, int root = -1) const {
-    const int n = CheckedInt(mine.size());
-    std::vector<int> counts(size_);
-    if (root < 0) {
-      MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
-    } else {
-      MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_);
-    }
-    std::vector<int> displs(size_, 0);
+    const int64_t n = static_cast<int64_t>(mine.size());
+    const std::vector<int64_t> counts = AllGather(n);  // every process decides alike below
+    std::vector<int64_t> at(size_, 0);
     int64_t total = 0;
     for (int q = 0; q < size_; ++q) {
-      displs[q] = CheckedInt(total);
+      at[q] = total;
       total += counts[q];
     }
+    const bool here = root < 0 || rank_ == root;
     std::vector<T> out;
-    if (root < 0 || rank_ == root) out.resize(static_cast<size_t>(total));
-    MPI_Datatype type = Bytes(sizeof(T));
-    if (root < 0) {
-      MPI_Allgatherv(mine.data(), n, type, out.data(), counts.data(), displs.data(), type, comm_);
-    } else {
-      MPI_Gatherv(mine.data(), n, type, out.data(), counts.data(), displs.data(), type, root,
-                  comm_);
+    if (here) out.resize(static_cast<size_t>(total));
+    if (total <= max_) {
+      std::vector<int> c(size_), d(size_);
+      for (int q = 0; q < size_; ++q) {
+        c[q] = static_cast<int>(counts[q]);
+        d[q] = static_cast<int>(at[q]);
+      }
+      MPI_Datatype type = Bytes(sizeof(T));
+      if (root < 0) {
+        MPI_Allgatherv(mine.data(), static_cast<int>(n), type, out.data(), c.data(), d.data(),
+                       type, comm_);
+      } else {
+        MPI_Gatherv(mine.data(), static_cast<int>(n), type, out.data(), c.data(), d.data(), type,
+                    root, comm_);
+      }
+      MPI_Type_free(&type);
+      return out;
     }
-    MPI_Type_free(&type);
+    // Too large for int counts: the same blocks as all-to-all transfers, in rounds.
+    std::vector<int64_t> send_counts(size_, 0), send_at(size_, 0), recv_counts(size_, 0);
+    for (int q = 0; q < size_; ++q) {
+      if (root < 0 || q == root) send_counts[q] = n;
+      if (here) recv_counts[q] = counts[q];
+    }
+    Move(mine.data(), send_counts, send_at, out.data(), recv_counts, at, sizeof(T));
     return out;
   }
 
@@ -191,7 +205,7 @@ class Comm {
   // Sends the strings send[q] to process q; returns those received, in rank order, and in
   // `from` how many came from each process.
   std::vector<std::string> AllToAllStrings(const std::vector<std::vector<std::string_view>>& send,
-                                           std::vector<int>* from) const {
+                                           std::vector<int64_t>* from) const {
     std::vector<std::vector<int32_t>> sizes(size_);
     std::vector<std::vector<char>> bytes(size_);
     for (int q = 0; q < size_; ++q) {
@@ -204,11 +218,74 @@ class Comm {
     return PackedStrings::Unpack(got_sizes, AllToAll(bytes));
   }
 
+  // Moves blocks of `unit`-byte elements: send_counts[q] elements at send + send_at[q] elements
+  // to process q, and recv_counts[q] elements from process q to recv + recv_at[q]. Collective;
+  // every process passes the same unit. One MPI_Alltoallv when every count and offset of every
+  // process fits max_; otherwise rounds of at most max_ elements per pair of processes, each an
+  // MPI_Alltoallw whose per-process types carry 64-bit byte offsets (MPI_Aint).
+  void Move(const void* send, const std::vector<int64_t>& send_counts,
+            const std::vector<int64_t>& send_at, void* recv,
+            const std::vector<int64_t>& recv_counts, const std::vector<int64_t>& recv_at,
+            size_t unit) const {
+    int64_t worst[2] = {0, 0};  // [0]: the largest end offset; [1]: the rounds needed
+    for (int q = 0; q < size_; ++q) {
+      worst[0] = std::max({worst[0], send_at[q] + send_counts[q], recv_at[q] + recv_counts[q]});
+      worst[1] = std::max({worst[1], (send_counts[q] + max_ - 1) / max_,
+                           (recv_counts[q] + max_ - 1) / max_});
+    }
+    MPI_Allreduce(MPI_IN_PLACE, worst, 2, MPI_INT64_T, MPI_MAX, comm_);
+    MPI_Datatype type = Bytes(unit);
+    if (worst[0] <= max_) {
+      std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
+      for (int q = 0; q < size_; ++q) {
+        sc[q] = static_cast<int>(send_counts[q]);
+        sd[q] = static_cast<int>(send_at[q]);
+        rc[q] = static_cast<int>(recv_counts[q]);
+        rd[q] = static_cast<int>(recv_at[q]);
+      }
+      MPI_Alltoallv(send, sc.data(), sd.data(), type, recv, rc.data(), rd.data(), type, comm_);
+      MPI_Type_free(&type);
+      return;
+    }
+    ++split_;
+    std::vector<int> zeros(size_, 0), sc(size_), rc(size_);
+    std::vector<MPI_Datatype> st(size_), rt(size_);
+    // The piece [r * max_, ...) of a block of `count` elements at `at`, as one instance of a
+    // type displaced from the buffer's start; MPI_BYTE with count 0 when the block is done.
+    auto piece = [&](int64_t r, int64_t count, int64_t at, int* n, MPI_Datatype* t) {
+      const int64_t begin = r * max_;
+      const int64_t len = std::min(max_, count - begin);
+      if (len <= 0) {
+        *n = 0;
+        *t = MPI_BYTE;
+        return;
+      }
+      const int block = static_cast<int>(len);
+      const MPI_Aint displacement = static_cast<MPI_Aint>((at + begin) * static_cast<int64_t>(unit));
+      MPI_Type_create_hindexed(1, &block, &displacement, type, t);
+      MPI_Type_commit(t);
+      *n = 1;
+    };
+    for (int64_t r = 0; r < worst[1]; ++r) {
+      for (int q = 0; q < size_; ++q) {
+        piece(r, send_counts[q], send_at[q], &sc[q], &st[q]);
+        piece(r, recv_counts[q], recv_at[q], &rc[q], &rt[q]);
+      }
+      MPI_Alltoallw(send, sc.data(), zeros.data(), st.data(), recv, rc.data(), zeros.data(),
+                    rt.data(), comm_);
+      for (int q = 0; q < size_; ++q) {
+        if (sc[q] != 0) MPI_Type_free(&st[q]);
+        if (rc[q] != 0) MPI_Type_free(&rt[q]);
+      }
+    }
+    MPI_Type_free(&type);
+  }
+
+  // Counts that cannot pass INT_MAX by construction (rows of one side: global indices are
+  // int32): checked all the same.
   static int CheckedInt(int64_t n) {
     if (n > INT_MAX) {
-      // A message this large needs the MPI 4 large-count calls (OpenMPI 4.1 has none); the
-      // partition is too coarse for the data: use more processes.
-      std::fprintf(stderr, "distributed ALS: a message of %lld elements exceeds MPI's int count\n",
+      std::fprintf(stderr, "distributed ALS: a count of %lld exceeds MPI's int\n",
                    static_cast<long long>(n));
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -234,8 +311,10 @@ class Comm {
 
  private:
   MPI_Comm comm_;
+  int64_t max_ = INT_MAX;
   int rank_ = 0;
   int size_ = 1;
+  mutable int64_t split_ = 0;  // transfers that went in rounds
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -276,13 +355,13 @@ std::vector<int32_t> AskOwners(const Comm& comm, const IdMap& local, OnReceived 
     send[q].push_back(local.External(l));
     sent_index[q].push_back(l);
   }
-  std::vector<int> from;
+  std::vector<int64_t> from;
   const std::vector<std::string> got = comm.AllToAllStrings(send, &from);
   on_received(got);
   std::vector<std::vector<int32_t>> reply(ranks);
   size_t at = 0;
   for (int q = 0; q < ranks; ++q) {
-    for (int k = 0; k < from[q]; ++k) reply[q].push_back(answer(got[at++]));
+    for (int64_t k = 0; k < from[q]; ++k) reply[q].push_back(answer(got[at++]));
   }
   const std::vector<int32_t> answers = comm.AllToAll(reply);
   std::vector<int32_t> global(local.size());
@@ -435,7 +514,7 @@ class RowExchange {
       requests[q].push_back(g - other.begin(q));
       ++x.recv_rows_[q];
     }
-    std::vector<int> from;
+    std::vector<int64_t> from;
     const std::vector<int32_t> asked = comm.AllToAll(requests, &from);
     size_t at = 0;
     for (int q = 0; q < ranks; ++q) {
@@ -600,7 +679,7 @@ std::string_view ToString(FactorExchange e) {
 absl::StatusOr<DistributedTrainResult> TrainDistributed(
     MPI_Comm mpi_comm, const DistributedOptions& options,
     const DistributedIterationCallback& on_iteration) {
-  const Comm comm(mpi_comm);
+  const Comm comm(mpi_comm, std::clamp<int64_t>(options.max_message_elements, 1, INT_MAX));
   const int ranks = comm.size();
   const int me = comm.rank();
   const AlsOptions& o = options.als;
@@ -613,6 +692,9 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
   absl::Status valid = ValidateAlsOptions(o);
   if (valid.ok()) valid = ValidatePopularityOptions(options.popularity);
   if (valid.ok() && options.eval.k < 1) valid = absl::InvalidArgumentError("k must be >= 1");
+  if (valid.ok() && (options.max_message_elements < 1 || options.max_message_elements > INT_MAX)) {
+    valid = absl::InvalidArgumentError("max_message_elements must be in [1, INT_MAX]");
+  }
   RETURN_IF_ERROR(comm.Agree(valid));
 
   // --- Each process reads its byte range of the file.
@@ -1015,6 +1097,7 @@ absl::StatusOr<DistributedTrainResult> TrainDistributed(
     }
   }
   result.local_seen = std::move(seen);
+  result.split_transfers = comm.split_transfers();
   return result;
 }
 

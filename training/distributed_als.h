@@ -24,6 +24,7 @@
 
 #include <mpi.h>
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -63,6 +64,10 @@ struct DistributedOptions {
   // gathered from all processes. Off by default: each process keeps its users' rows
   // (DistributedTrainResult::local_seen) and SaveDistributedModel streams them to the file.
   bool gather_seen = false;
+  // The most elements (interactions, floats, ID bytes) one process sends another in one MPI
+  // call, at most INT_MAX (MPI's counts are ints): larger transfers go in rounds. Tests lower it
+  // to run the rounds on small data.
+  int64_t max_message_elements = INT_MAX;
   // Test hook: the process of this rank kills itself (SIGKILL) at the start of iteration
   // kill_at_iteration, as a crashed machine would. -1: never.
   int kill_rank = -1;
@@ -106,6 +111,9 @@ struct DistributedTrainResult {
   // Per process: the threads its oneTBB arena runs (mpirun's default binding to one core leaves
   // a process one thread: --bind-to none, or --map-by ...:PE=N, gives it more).
   std::vector<int64_t> rank_threads;
+  // Transfers (shuffles of interactions and IDs, gathers of the model) too large for one MPI
+  // call, which went in rounds of max_message_elements (on this process).
+  int64_t split_transfers = 0;
   double read_seconds = 0;   // reading, numbering and partitioning (slowest process)
   double train_seconds = 0;  // the iterations
   std::vector<DistributedIterationStats> iterations;

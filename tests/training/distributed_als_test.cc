@@ -279,6 +279,47 @@ TEST(DistributedAlsExchange, BlockSendsOnlyTheRowsThatOtherProcessesNeed) {
   }
 }
 
+// MPI counts are ints: a transfer over INT_MAX elements goes in rounds. Lowering the limit to a
+// few elements runs the rounds (the shuffles of interactions and IDs, the gathers of factors and
+// of the seen matrix, with 64-bit offsets) on a small set: the same model and metrics as one call.
+TEST(DistributedAlsRounds, TransfersInRoundsMoveTheSameDataAsOneCall) {
+  const SharedDir dir;
+  const GeneratedFiles f = WriteGenerated(dir, Feedback::kExplicit);
+  DistributedOptions o = OptionsFor(f.train, f.test, Feedback::kExplicit, FactorExchange::kBlock);
+  o.als.iterations = 3;
+  absl::StatusOr<DistributedTrainResult> whole = TrainDistributed(MPI_COMM_WORLD, o);
+  o.max_message_elements = 97;
+  absl::StatusOr<DistributedTrainResult> rounds = TrainDistributed(MPI_COMM_WORLD, o);
+  o.max_message_elements = 0;
+  absl::StatusOr<DistributedTrainResult> refused = TrainDistributed(MPI_COMM_WORLD, o);
+  ASSERT_OK(whole);
+  ASSERT_OK(rounds);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(whole->split_transfers, 0);
+  // Every process's share of 24,000 interactions is over 97 elements: the shuffles went in rounds.
+  EXPECT_GE(rounds->split_transfers, 2);
+  EXPECT_EQ(rounds->train_interactions, whole->train_interactions);
+  EXPECT_EQ(rounds->rank_interactions, whole->rank_interactions);
+  ASSERT_TRUE(rounds->eval.has_value() && whole->eval.has_value());
+  EXPECT_NEAR(*rounds->eval->rmse, *whole->eval->rmse, 1e-9);
+  EXPECT_NEAR(rounds->eval->ndcg, whole->eval->ndcg, 1e-9);
+  EXPECT_NEAR(rounds->baseline->ndcg, whole->baseline->ndcg, 1e-9);
+  if (Rank() != 0) return;
+  const FactorModel& a = whole->model;
+  const FactorModel& b = rounds->model;
+  ASSERT_EQ(b.num_users(), a.num_users());
+  ASSERT_EQ(b.num_items(), a.num_items());
+  for (int32_t u = 0; u < a.num_users(); ++u) ASSERT_EQ(b.users.External(u), a.users.External(u));
+  for (int32_t i = 0; i < a.num_items(); ++i) ASSERT_EQ(b.items.External(i), a.items.External(i));
+  EXPECT_EQ(b.seen.indptr(), a.seen.indptr());
+  EXPECT_EQ(b.seen.indices(), a.seen.indices());
+  EXPECT_EQ(b.seen.values(), a.seen.values());
+  EXPECT_LT((b.user_factors - a.user_factors).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_LT((b.item_factors - a.item_factors).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_LT((b.item_bias - a.item_bias).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_EQ(b.item_popularity, a.item_popularity);
+}
+
 TEST(DistributedAlsErrors, AMalformedRowInTheLastRangeIsNamedByRankFileAndLine) {
   std::string csv = "user,item,rating\n";
   for (int r = 0; r < 300; ++r) {
