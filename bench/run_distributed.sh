@@ -14,7 +14,9 @@
 # OUT_DIR/distributed-*.json (each run's `--json` line) and OUT_DIR/distributed.md (the table).
 # About 20 minutes on 2 cores. COST=0 skips the K = 128 stage.
 # Environment: RANKS ("1 2 4"), FEEDBACK ("explicit implicit"), FACTORS (64), ITERATIONS (3),
-# INTERACTIONS (20000000), BENCH_NO_BUILD=1 (use the binaries already in build/).
+# INTERACTIONS (20000000), BENCH_NO_BUILD=1 (use the binaries already in build/), VOLUME_CHECK=0
+# (skip the P = 16 volume check), MPI_ARGS (more mpiexec options, e.g. the TCP transport on
+# loopback instead of shared memory: "--mca btl tcp,self --mca btl_tcp_if_include lo").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp}
@@ -44,6 +46,8 @@ iterations=${ITERATIONS:-3}
 # single-process time that way).
 mpi=(mpiexec --oversubscribe --bind-to none)
 if [[ $(id -u) -eq 0 ]]; then mpi+=(--allow-run-as-root); fi
+# shellcheck disable=SC2206  # MPI_ARGS is a list of words
+mpi+=(${MPI_ARGS:-})
 
 for feedback in ${FEEDBACK:-explicit implicit}; do
   common=(train --algorithm als --feedback "$feedback" --factors "$factors"
