@@ -24,12 +24,14 @@ class DistributedCli : public ::testing::Test {
   CliResult Run(const std::string& args) {
     return test::RunRecloop(args, dir_.File("stderr.txt"));
   }
-  // `mpiexec -np RANKS recloop ARGS`, given up on after 5 minutes (a hang fails the test).
-  CliResult RunMpi(int ranks, const std::string& args, const std::string& env = "") {
+  // `mpiexec -np RANKS MPI_OPTIONS recloop ARGS`, given up on after 5 minutes (a hang fails the
+  // test).
+  CliResult RunMpi(int ranks, const std::string& args, const std::string& env = "",
+                   const std::string& mpi_options = "") {
     // RECLOOP_MPI_ENV: the sanitizer settings of MPI processes (tests/CMakeLists.txt).
     return test::RunShell(env + " " RECLOOP_MPI_ENV " timeout 300 " RECLOOP_MPIEXEC " -np " +
-                              std::to_string(ranks) +
-                              " " + std::string(RECLOOP_BINARY) + " " + args,
+                              std::to_string(ranks) + " " + mpi_options + " " +
+                              std::string(RECLOOP_BINARY) + " " + args,
                           dir_.File("stderr.txt"));
   }
   // The same job on two hosts named by a hostfile, as README's many-host command runs it:
@@ -41,15 +43,16 @@ class DistributedCli : public ::testing::Test {
   CliResult RunOnTwoHosts(const std::string& args, const std::string& env = "") {
     const std::string hosts = dir_.File("hosts");
     std::ofstream(hosts) << "recloop-node-a slots=1\nrecloop-node-b slots=1\n";
-    return test::RunShell(env + " " RECLOOP_MPI_ENV " timeout 300 " RECLOOP_MPIEXEC
-                                " --hostfile " + hosts +
-                              " -np 2 --bind-to none --display-map"
-                              " --mca plm_rsh_agent " RECLOOP_LOCAL_SSH
-                              " --mca rtc_hwloc_vmhole none"
-                              " --mca oob_tcp_if_include lo"
-                              " --mca btl tcp,self --mca btl_tcp_if_include lo " +
-                              std::string(RECLOOP_BINARY) + " " + args,
-                          dir_.File("stderr.txt"));
+    return RunMpi(2, args, env,
+                  "--hostfile " + hosts +
+                      " --bind-to none --display-map --mca plm_rsh_agent " RECLOOP_LOCAL_SSH
+                      " --mca rtc_hwloc_vmhole none --mca oob_tcp_if_include lo"
+                      " --mca btl tcp,self --mca btl_tcp_if_include lo");
+  }
+  // A training run with a held-out file and --json, to compare with one process.
+  std::string CompareArgs() const {
+    return "train --algorithm als --factors 16 --iterations 6 --data " + train_ + " --test " +
+           test_ + " --json --quiet";
   }
   std::string Current(const std::string& models) {
     std::error_code ec;
@@ -73,8 +76,7 @@ class DistributedCli : public ::testing::Test {
 
 TEST_F(DistributedCli, TwoRanksWriteAModelThatIsServedAndScoresAsOneProcess) {
   const std::string models = dir_.File("models");
-  const std::string common = "train --algorithm als --factors 16 --iterations 6 --data " + train_ +
-                             " --test " + test_ + " --json --quiet";
+  const std::string common = CompareArgs();
   CliResult single = Run(common);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   CliResult r = RunMpi(2, common + " --distributed --out " + models);
@@ -135,8 +137,7 @@ TEST_F(DistributedCli, ADeadRankStopsTheJobAndTheCurrentModelStays) {
 
 TEST_F(DistributedCli, TwoHostsOfAHostfileTrainOverTcpTheModelOfOneProcess) {
   const std::string models = dir_.File("models");
-  const std::string common = "train --algorithm als --factors 16 --iterations 6 --data " + train_ +
-                             " --test " + test_ + " --json --quiet";
+  const std::string common = CompareArgs();
   CliResult single = Run(common);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   CliResult r = RunOnTwoHosts(common + " --distributed --out " + models);
