@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -14,8 +15,9 @@
 #include "engine/model_io.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "tools/commands.h"
+#include "tools/train_command.h"
 #include "training/distributed_als.h"
+#include "training/pipeline.h"
 
 namespace recloop {
 namespace {
@@ -32,8 +34,8 @@ absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd) {
         "--distributed takes a held-out --test file, not --split (split the file beforehand)");
   }
   if (!cmd.algorithm.empty() && cmd.algorithm != "als") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--distributed trains als (explicit or implicit), not '", cmd.algorithm, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--distributed trains als (explicit or implicit), not '", cmd.algorithm, "'"));
   }
   DistributedOptions o;
   ASSIGN_OR_RETURN(const Feedback feedback, ParseFeedback(cmd.feedback));
@@ -78,19 +80,9 @@ nlohmann::json DistributedJson(const DistributedTrainResult& r, FactorExchange e
           {"iterations", std::move(iterations)}};
 }
 
-// After training, on every process: process 0 reports and writes the model directory (with
-// the others' seen rows). Returns the exit code.
-int Report(const TrainCommand& cmd, const DistributedOptions& options,
-           DistributedTrainResult& result, int rank) {
-  if (rank != 0) {
-    // Its part is to send its rows of the seen matrix.
-    if (!cmd.out.empty()) {
-      absl::StatusOr<SavedModel> s =
-          SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, SaveModelOptions());
-      if (!s.ok()) return 1;
-    }
-    return 0;
-  }
+// Process 0's progress lines after training (the reading and the run).
+void PrintTrained(const TrainCommand& cmd, const DistributedOptions& options,
+                  const DistributedTrainResult& result) {
   if (!cmd.quiet) {
     std::fprintf(stderr,
                  "read %s on %d ranks: %lld interactions, %lld users, %lld items (%.2f s)\n",
@@ -111,47 +103,57 @@ int Report(const TrainCommand& cmd, const DistributedOptions& options,
     std::fprintf(stderr, "  skipped %lld malformed rows; first: %s\n",
                  static_cast<long long>(result.rows_skipped), result.first_skipped.c_str());
   }
-  FactorModel& model = result.model;
+}
+
+// On process 0: names the inputs and metrics in the model's lineage and writes the model with
+// its item index, the other processes sending their seen rows (training/pipeline.h's pieces).
+absl::StatusOr<SavedModel> SaveOnRoot(const TrainCommand& cmd, DistributedTrainResult& result,
+                                      Logger* log) {
+  ModelLineage& lineage = result.model.lineage;
+  LineageInputs inputs;
+  inputs.data_path = cmd.data;
+  inputs.data_rows = result.train_interactions;
+  inputs.test_path = cmd.test;
+  inputs.test_rows = result.test_interactions;
+  ItemIndexOptions index = cmd.index_options;
+  // Whatever fails here, the other processes are waiting to send their rows: they are told to
+  // stop (SaveDistributedModel with proceed false) before this one fails.
+  absl::Status ready = RecordInputs(inputs, &lineage);
+  if (ready.ok()) ready = ParseIndexType(cmd.index).status();
+  if (!ready.ok()) {
+    (void)SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, SaveModelOptions(), false);
+    return ready;
+  }
+  index.type = *ParseIndexType(cmd.index);
+  lineage.train_interactions = result.train_interactions;
+  lineage.test_interactions = result.test_interactions;
+  if (result.eval) RecordMetrics(*result.eval, &lineage);
+  ASSIGN_OR_RETURN(SavedModel saved, SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out,
+                                                          WithItemIndex(result.model, index, log)));
+  log->Info("model %s written to %s", saved.version, saved.path);
+  return saved;
+}
+
+// After training, on every process: process 0 reports and writes the model directory (with
+// the others' seen rows). Returns the exit code.
+int Report(const TrainCommand& cmd, const DistributedOptions& options,
+           DistributedTrainResult& result, int rank) {
+  if (rank != 0) {
+    // Its part is to send its rows of the seen matrix.
+    if (!cmd.out.empty()) {
+      absl::StatusOr<SavedModel> s =
+          SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, SaveModelOptions());
+      if (!s.ok()) return 1;
+    }
+    return 0;
+  }
+  PrintTrained(cmd, options, result);
+  CliLogger log(cmd.quiet);
   std::optional<SavedModel> saved;
   if (!cmd.out.empty()) {
-    ModelLineage& lineage = model.lineage;
-    // Whatever fails here, the other processes are waiting to send their rows: they are told
-    // to stop (SaveDistributedModel with proceed false) before this one fails.
-    auto data_print = FingerprintFile(cmd.data);
-    absl::StatusOr<DataFingerprint> test_print = DataFingerprint();
-    if (data_print.ok() && !cmd.test.empty()) test_print = FingerprintFile(cmd.test);
-    for (const absl::Status& s : {data_print.status(), test_print.status()}) {
-      if (!s.ok()) {
-        (void)SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, SaveModelOptions(), false);
-        return Fail(s);
-      }
-    }
-    lineage.data = *data_print;
-    lineage.data.path = std::filesystem::absolute(cmd.data).string();
-    lineage.data.rows = result.train_interactions;
-    if (!cmd.test.empty()) {
-      lineage.test = *test_print;
-      lineage.test.path = std::filesystem::absolute(cmd.test).string();
-      lineage.test.rows = result.test_interactions;
-    }
-    lineage.train_interactions = result.train_interactions;
-    lineage.test_interactions = result.test_interactions;
-    if (result.eval) {
-      const nlohmann::json metrics = result.eval->ToJson();
-      for (const auto& [key, value] : metrics.items()) {
-        if (value.is_number()) lineage.metrics[key] = value.get<double>();
-      }
-    }
-    SaveModelOptions save_options;
-    save_options.write_extra_files = [&](const std::string& version_dir) {
-      return WriteIndex(cmd, model, version_dir);
-    };
-    auto s = SaveDistributedModel(MPI_COMM_WORLD, result, cmd.out, save_options);
+    absl::StatusOr<SavedModel> s = SaveOnRoot(cmd, result, &log);
     if (!s.ok()) return Fail(s.status());
     saved = *s;
-    if (!cmd.quiet) {
-      std::fprintf(stderr, "model %s written to %s\n", saved->version.c_str(), saved->path.c_str());
-    }
   }
   if (cmd.json) {
     nlohmann::json out = result.eval ? result.eval->ToJson() : nlohmann::json::object();

@@ -1,7 +1,7 @@
 // `recloop tune`: search spaces, trial sampling, metric selection and the config file it writes
 // (called directly), then the command end to end on a small generated store, its config file
 // read back by `recloop train --config`.
-#include "tools/tune.h"
+#include "training/tune.h"
 
 #include <sys/wait.h>
 

@@ -1,47 +1,25 @@
-// `recloop tune`: hyper-parameter search. Splits a validation set off the training data, trains
-// one model per trial configuration (in parallel, within the oneTBB thread budget), ranks the
-// trials by a validation metric and writes the best one as a `recloop train --config` file.
-//
-// The pieces are exposed for tests: search spaces (parsed from JSON or the per-algorithm
-// defaults), trial sampling (random or grid, seeded), metric selection and the config writer.
-// All functions are thread-safe (pure) except RunTune, which prints.
-#ifndef RECLOOP_TOOLS_TUNE_H_
-#define RECLOOP_TOOLS_TUNE_H_
+// Hyper-parameter search, the library under `recloop tune`: search spaces (parsed from JSON or
+// the per-algorithm defaults), trial sampling (random or grid, seeded), metric selection, running
+// and ranking trials, and the `recloop train --config` file the best trial is written as.
+// All functions are thread-safe (pure, or parallel inside with no shared state).
+#ifndef RECLOOP_TRAINING_TUNE_H_
+#define RECLOOP_TRAINING_TUNE_H_
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "data/interactions.h"
 #include "engine/factor_model.h"
 #include "nlohmann/json_fwd.hpp"
-#include "tools/commands.h"
 #include "training/evaluate.h"
 #include "training/train.h"
 
 namespace recloop {
-
-struct TuneCommand {
-  std::string data;                  // the training file; validation is split off it
-  std::string split = "random:0.1";  // how (data/split.h), seeded by `seed`
-  // Optional: after the search, the best configuration and the defaults are both retrained on
-  // all of `data` and evaluated on this file. Reported only, never used to choose.
-  std::string test;
-  InputFlags input;
-  std::string algorithm;  // empty: as `recloop train` (bpmf explicit, als implicit)
-  std::string feedback = "explicit";
-  std::string metric;  // see ParseTuneMetric; empty: rmse (explicit) or ndcg@10 (implicit)
-  int trials = 20;     // including trial 0, the defaults
-  std::string search = "random";  // random or grid
-  std::string space;              // JSON search space file; empty: DefaultSearchSpace
-  uint64_t seed = 42;             // the split, the sampling and every trial's initial factors
-  std::string out = "best.toml";  // the best configuration, as `recloop train --config` reads it
-  bool quiet = false;             // no progress bar or read lines on stderr
-};
-
-// Runs the search and prints the ranked trials on stdout. Returns the process exit code.
-int RunTune(const TuneCommand& cmd);
 
 // One tuned parameter. Its name is a `recloop train` long flag without the dashes
 // (TunableParameterNames()).
@@ -141,6 +119,34 @@ std::string TrainConfigToml(const SearchSpace& space, const TrialConfig& config,
                             const TrainOptions& base, const TuneMetric& metric,
                             const std::string& comment);
 
+// One trial's outcome.
+struct TrialResult {
+  std::optional<double> value;  // the validation metric; empty if the trial failed
+  std::string error;            // why it failed
+  double seconds = 0.0;         // training and evaluation, wall time
+};
+
+// Trains `options` on `train` and returns the metric on `validation`. Returns the trainer's or
+// the evaluation's error, or Internal if the metric is not finite.
+absl::StatusOr<double> TrialMetric(const Interactions& train, const Interactions& validation,
+                                   const TrainOptions& options, const TuneMetric& metric);
+
+// Runs every configuration (applied to `base`) as a trial, in parallel within the oneTBB thread
+// budget; result t belongs to configs[t]. `on_trial_done` (may be empty) is called once per trial
+// as it finishes, from any thread and possibly concurrently.
+std::vector<TrialResult> RunTrials(const Interactions& train, const Interactions& validation,
+                                   const SearchSpace& space,
+                                   const std::vector<TrialConfig>& configs,
+                                   const TrainOptions& base, const TuneMetric& metric,
+                                   const std::function<void(const TrialResult&)>& on_trial_done);
+
+// Trial numbers best first, failed trials last; ties go to the lower trial number, so the
+// defaults (trial 0) win a tie.
+std::vector<int> RankTrials(const std::vector<TrialResult>& results, const TuneMetric& metric);
+
+// "name=value name=value", the configuration as tables and messages print it.
+std::string DescribeConfig(const SearchSpace& space, const TrialConfig& config);
+
 }  // namespace recloop
 
-#endif  // RECLOOP_TOOLS_TUNE_H_
+#endif  // RECLOOP_TRAINING_TUNE_H_

@@ -1,30 +1,23 @@
-#include "tools/tune.h"
-
-#include <unistd.h>
+#include "training/tune.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "data/split.h"
+#include "base/hash_mix.h"
+#include "base/timer.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "tbb/blocked_range.h"
 #include "tbb/parallel_for.h"
-#include "tbb/parallel_invoke.h"
-
 namespace recloop {
 namespace {
 
@@ -145,29 +138,16 @@ double RoundSignificant(double v) {
   return std::round(v / scale) * scale;
 }
 
-// SplitMix64: a tiny generator whose output is the same on every platform (the distributions
-// of <random> are not specified exactly, and a search must replay from its seed).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  // [0, n), n < 2^53 (the bias of the float product is below 2^-53 per value).
-  uint64_t Below(uint64_t n) {
-    return std::min<uint64_t>(static_cast<uint64_t>(Uniform() * static_cast<double>(n)), n - 1);
-  }
+// A uniform draw from [0, n), n < 2^53 (the bias of the float product is below 2^-53 per
+// value). The generator is base/hash_mix.h's SplitMix64, whose output is the same on every
+// platform (the distributions of <random> are not specified exactly, and a search must replay
+// from its seed).
+uint64_t Below(SplitMix64* rng, uint64_t n) {
+  return std::min<uint64_t>(static_cast<uint64_t>(rng->Uniform() * static_cast<double>(n)), n - 1);
+}
 
- private:
-  uint64_t state_;
-};
-
-double SampleParam(const ParamSpace& p, Rng* rng) {
-  if (!p.values.empty()) return p.values[rng->Below(p.values.size())];
+double SampleParam(const ParamSpace& p, SplitMix64* rng) {
+  if (!p.values.empty()) return p.values[Below(rng, p.values.size())];
   if (p.integer) {
     const double lo = std::ceil(p.min), hi = std::floor(p.max);
     if (p.log) {
@@ -175,7 +155,7 @@ double SampleParam(const ParamSpace& p, Rng* rng) {
       const double a = std::log(lo - 0.5), b = std::log(hi + 0.5);
       return std::clamp(std::round(std::exp(a + rng->Uniform() * (b - a))), lo, hi);
     }
-    return lo + static_cast<double>(rng->Below(static_cast<uint64_t>(hi - lo) + 1));
+    return lo + static_cast<double>(Below(rng, static_cast<uint64_t>(hi - lo) + 1));
   }
   const double u = rng->Uniform();
   const double v = p.log ? std::exp(std::log(p.min) + u * (std::log(p.max) - std::log(p.min)))
@@ -456,7 +436,7 @@ std::vector<TrialConfig> SampleTrials(const SearchSpace& space, SearchKind kind,
   std::vector<TrialConfig> out = {defaults};
   if (trials <= 1 || space.params.empty()) return out;
   const size_t wanted = static_cast<size_t>(trials);
-  Rng rng(seed);
+  SplitMix64 rng(seed);
   if (kind == SearchKind::kRandom) {
     std::set<TrialConfig> seen = {defaults};
     // A small space (a few value lists) runs out of new configurations: then stop rather than
@@ -492,7 +472,7 @@ std::vector<TrialConfig> SampleTrials(const SearchSpace& space, SearchKind kind,
     std::set<TrialConfig> seen = {defaults};
     while (out.size() < wanted) {
       TrialConfig c;
-      for (const std::vector<double>& p : points) c.push_back(p[rng.Below(p.size())]);
+      for (const std::vector<double>& p : points) c.push_back(p[Below(&rng, p.size())]);
       if (seen.insert(c).second) out.push_back(std::move(c));
     }
     return out;
@@ -500,7 +480,7 @@ std::vector<TrialConfig> SampleTrials(const SearchSpace& space, SearchKind kind,
   std::vector<uint64_t> order(total);
   for (uint64_t n = 0; n < total; ++n) order[n] = n;
   if (total - (defaults_on_grid ? 1 : 0) > wanted - 1) {
-    for (uint64_t i = total - 1; i > 0; --i) std::swap(order[i], order[rng.Below(i + 1)]);
+    for (uint64_t i = total - 1; i > 0; --i) std::swap(order[i], order[Below(&rng, i + 1)]);
   }
   for (uint64_t n : order) {
     if (out.size() >= wanted) break;
@@ -593,67 +573,8 @@ std::string TrainConfigToml(const SearchSpace& space, const TrialConfig& config,
   return out;
 }
 
-namespace {
-
-struct TrialResult {
-  std::optional<double> value;  // the validation metric; empty if the trial failed
-  std::string error;
-  double seconds = 0.0;
-};
-
-// The progress bar on stderr, redrawn as trials finish on any thread. When stderr is not a
-// terminal (a log file, CI), it prints a line at every tenth of the trials instead of redrawing.
-class ProgressBar {
- public:
-  ProgressBar(int total, const TuneMetric& metric, bool enabled)
-      : total_(total), metric_(metric), enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0) {
-    Draw();
-  }
-
-  void TrialDone(const std::optional<double>& value) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++done_;
-    if (value && (!best_ || metric_.Better(*value, *best_))) best_ = value;
-    DrawLocked();
-  }
-
-  void Finish() {
-    if (enabled_ && tty_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  void Draw() {
-    std::lock_guard<std::mutex> lock(mu_);
-    DrawLocked();
-  }
-  void DrawLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!enabled_) return;
-    if (!tty_) {
-      // The first line, then one per tenth done (and the last).
-      if (done_ > 0 && done_ != total_ && done_ * 10 / total_ == (done_ - 1) * 10 / total_) return;
-    }
-    constexpr int kWidth = 24;
-    const int filled = total_ == 0 ? kWidth : done_ * kWidth / total_;
-    std::string bar(filled, '#');
-    bar.resize(kWidth, '.');
-    std::fprintf(stderr, "%stune [%s] %d/%d", tty_ ? "\r" : "", bar.c_str(), done_, total_);
-    if (best_) std::fprintf(stderr, "  best %s %.5f", metric_.key.c_str(), *best_);
-    if (!tty_) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  }
-
-  const int total_;
-  const TuneMetric metric_;
-  const bool enabled_;
-  const bool tty_;
-  std::mutex mu_;
-  int done_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<double> best_ ABSL_GUARDED_BY(mu_);
-};
-
-// Trains `options` on `train` and returns the metric on `validation`.
-absl::StatusOr<double> RunTrial(const Interactions& train, const Interactions& validation,
-                                const TrainOptions& options, const TuneMetric& metric) {
+absl::StatusOr<double> TrialMetric(const Interactions& train, const Interactions& validation,
+                                   const TrainOptions& options, const TuneMetric& metric) {
   ASSIGN_OR_RETURN(FactorModel model, TrainModel(train, options));
   EvalOptions eval;
   eval.k = metric.k;
@@ -665,10 +586,47 @@ absl::StatusOr<double> RunTrial(const Interactions& train, const Interactions& v
   return value;
 }
 
-std::string FormatMetric(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.5f", v);
-  return buf;
+std::vector<TrialResult> RunTrials(const Interactions& train, const Interactions& validation,
+                                   const SearchSpace& space,
+                                   const std::vector<TrialConfig>& configs,
+                                   const TrainOptions& base, const TuneMetric& metric,
+                                   const std::function<void(const TrialResult&)>& on_trial_done) {
+  const int n = static_cast<int>(configs.size());
+  std::vector<TrialResult> results(n);
+  // Trials run side by side and each trial's training is itself parallel: both levels share the
+  // oneTBB arena, so the whole search stays within the caller's thread limit. Training is
+  // deterministic for a seed, so the results do not depend on the thread count.
+  tbb::parallel_for(
+      tbb::blocked_range<int>(0, n, 1),
+      [&](const tbb::blocked_range<int>& range) {
+        for (int t = range.begin(); t != range.end(); ++t) {
+          const Timer timer;
+          auto value = TrialMetric(train, validation, ApplyConfig(space, configs[t], base), metric);
+          TrialResult& r = results[t];
+          r.seconds = timer.Seconds();
+          if (value.ok()) {
+            r.value = *value;
+          } else {
+            r.error = std::string(value.status().message());
+          }
+          if (on_trial_done) on_trial_done(r);
+        }
+      },
+      tbb::simple_partitioner());
+  return results;
+}
+
+std::vector<int> RankTrials(const std::vector<TrialResult>& results, const TuneMetric& metric) {
+  const int n = static_cast<int>(results.size());
+  std::vector<int> ranked(n);
+  for (int t = 0; t < n; ++t) ranked[t] = t;
+  std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) {
+    const auto& va = results[a].value;
+    const auto& vb = results[b].value;
+    if (va.has_value() != vb.has_value()) return va.has_value();
+    return va && metric.Better(*va, *vb);
+  });
+  return ranked;
 }
 
 std::string DescribeConfig(const SearchSpace& space, const TrialConfig& config) {
@@ -677,204 +635,6 @@ std::string DescribeConfig(const SearchSpace& space, const TrialConfig& config) 
     parts.push_back(space.params[i].name + "=" + FormatParamValue(space.params[i].name, config[i]));
   }
   return absl::StrJoin(parts, " ");
-}
-
-// The ranked trials on stdout: rank, trial, each parameter, the metric, seconds; failed trials
-// last.
-void PrintTrialTable(const SearchSpace& space, const std::vector<TrialConfig>& configs,
-                     const std::vector<TrialResult>& results, const std::vector<int>& ranked,
-                     const TuneMetric& metric) {
-  std::vector<int> widths;
-  std::printf("%4s %5s", "rank", "trial");
-  for (const ParamSpace& p : space.params) {
-    widths.push_back(std::max<int>(p.name.size(), 8));
-    std::printf("  %*s", widths.back(), p.name.c_str());
-  }
-  const int metric_width = std::max<int>(metric.key.size(), 9);
-  std::printf("  %*s %8s\n", metric_width, metric.key.c_str(), "seconds");
-  int rank = 0;
-  for (int t : ranked) {
-    const TrialResult& r = results[t];
-    if (r.value) {
-      std::printf("%4d %5d", ++rank, t);
-    } else {
-      std::printf("%4s %5d", "-", t);
-    }
-    for (size_t i = 0; i < space.params.size(); ++i) {
-      std::printf("  %*s", widths[i],
-                  FormatParamValue(space.params[i].name, configs[t][i]).c_str());
-    }
-    if (r.value) {
-      std::printf("  %*.5f", metric_width, *r.value);
-    } else {
-      std::printf("  %*s", metric_width, "failed");
-    }
-    std::printf(" %8.2f%s\n", r.seconds, t == 0 ? "  defaults" : "");
-  }
-}
-
-}  // namespace
-
-int RunTune(const TuneCommand& cmd) {
-  auto feedback = ParseFeedback(cmd.feedback);
-  if (!feedback.ok()) return Fail(feedback.status());
-  const std::string algorithm_name = AlgorithmOrDefault(cmd.algorithm, *feedback);
-  auto algorithm = ParseAlgorithm(algorithm_name);
-  if (!algorithm.ok()) return Fail(algorithm.status());
-  // Rating metrics need a model that predicts ratings: explicit feedback, and not popularity.
-  const bool predicts_ratings =
-      *feedback == Feedback::kExplicit && *algorithm != Algorithm::kPopular;
-  const std::string metric_name = !cmd.metric.empty() ? cmd.metric
-                                  : predicts_ratings  ? "rmse"
-                                                      : "ndcg@10";
-  auto metric = ParseTuneMetric(metric_name, *feedback);
-  if (!metric.ok()) return Fail(metric.status());
-  if (!predicts_ratings && (metric->key == "rmse" || metric->key == "mae")) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        algorithm_name, " predicts no ratings: rank the trials by e.g. --metric ndcg@10")));
-  }
-  auto kind = ParseSearchKind(cmd.search);
-  if (!kind.ok()) return Fail(kind.status());
-  if (cmd.trials < 1) return Fail(absl::InvalidArgumentError("--trials must be >= 1"));
-  if (cmd.out.empty()) return Fail(absl::InvalidArgumentError("--out must name a file"));
-  auto spec = ParseSplitSpec(cmd.split);
-  if (!spec.ok()) return Fail(spec.status());
-
-  TrainOptions base;
-  base.algorithm = *algorithm;
-  base.als.feedback = *feedback;
-  base.als.seed = cmd.seed;
-  base.bpmf.seed = cmd.seed;
-  const std::string space_source = cmd.space.empty() ? "default search space" : cmd.space;
-  auto space =
-      cmd.space.empty() ? DefaultSearchSpace(*algorithm, *feedback) : ReadSearchSpace(cmd.space);
-  if (!space.ok()) return Fail(space.status());
-  if (absl::Status s = CheckSearchSpace(*space, base, space_source); !s.ok()) return Fail(s);
-
-  auto read_options = MakeReadOptions(cmd.input, *feedback);
-  if (!read_options.ok()) return Fail(read_options.status());
-  auto data = ReadDataFile(cmd.data, *read_options, cmd.quiet);
-  if (!data.ok()) return Fail(data.status());
-  // The test file is read before the search so that a bad path fails in a second, not after it.
-  std::optional<Interactions> test;
-  if (!cmd.test.empty()) {
-    auto t = ReadDataFile(cmd.test, *read_options, cmd.quiet);
-    if (!t.ok()) return Fail(t.status());
-    test = std::move(*t);
-  }
-  // Validation comes out of the training data only: the test file never chooses anything.
-  auto split = Split(*data, *spec, cmd.seed);
-  if (!split.ok()) return Fail(split.status());
-
-  const TrialConfig defaults = ConfigOf(*space, base);
-  const std::vector<TrialConfig> configs =
-      SampleTrials(*space, *kind, cmd.trials, cmd.seed, defaults);
-  const int n = static_cast<int>(configs.size());
-  if (!cmd.quiet) {
-    std::fprintf(stderr,
-                 "tune: %d trials of %s %s (%s search), split %s: %lld train, %lld validation; "
-                 "%s (%s is better)\n",
-                 n, cmd.feedback.c_str(), algorithm_name.c_str(), cmd.search.c_str(),
-                 cmd.split.c_str(), static_cast<long long>(split->train.size()),
-                 static_cast<long long>(split->test.size()), metric->key.c_str(),
-                 metric->lower_is_better ? "lower" : "higher");
-    if (n < cmd.trials) {
-      std::fprintf(stderr, "  the search space has only %d distinct configurations\n", n);
-    }
-  }
-
-  // Trials run side by side and each trial's training is itself parallel: both levels share the
-  // oneTBB arena, so the whole search stays within --threads. Training is deterministic for a
-  // seed, so the results do not depend on the thread count.
-  const auto start = Clock::now();
-  std::vector<TrialResult> results(n);
-  ProgressBar progress(n, *metric, !cmd.quiet);
-  tbb::parallel_for(
-      tbb::blocked_range<int>(0, n, 1),
-      [&](const tbb::blocked_range<int>& range) {
-        for (int t = range.begin(); t != range.end(); ++t) {
-          const auto trial_start = Clock::now();
-          auto value =
-              RunTrial(split->train, split->test, ApplyConfig(*space, configs[t], base), *metric);
-          TrialResult& r = results[t];
-          r.seconds = SecondsSince(trial_start);
-          if (value.ok()) {
-            r.value = *value;
-          } else {
-            r.error = std::string(value.status().message());
-          }
-          progress.TrialDone(r.value);
-        }
-      },
-      tbb::simple_partitioner());
-  progress.Finish();
-  const double search_seconds = SecondsSince(start);
-
-  // Best first; ties go to the lower trial number, so the defaults win a tie.
-  std::vector<int> ranked(n);
-  for (int t = 0; t < n; ++t) ranked[t] = t;
-  std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) {
-    const auto& va = results[a].value;
-    const auto& vb = results[b].value;
-    if (va.has_value() != vb.has_value()) return va.has_value();
-    return va && metric->Better(*va, *vb);
-  });
-  for (int t = 0; t < n; ++t) {
-    if (!results[t].value) {
-      std::fprintf(stderr, "trial %d (%s) failed: %s\n", t,
-                   DescribeConfig(*space, configs[t]).c_str(), results[t].error.c_str());
-    }
-  }
-  const int best = ranked[0];
-  if (!results[best].value) {
-    return Fail(absl::InternalError("every trial failed; trial 0: " + results[0].error));
-  }
-  PrintTrialTable(*space, configs, results, ranked, *metric);
-  std::printf("best: trial %d (%s): validation %s %.5f", best,
-              DescribeConfig(*space, configs[best]).c_str(), metric->key.c_str(),
-              *results[best].value);
-  if (results[0].value) std::printf(" (defaults %.5f)", *results[0].value);
-  std::printf("; %d trials in %.1f s\n", n, search_seconds);
-
-  const std::string comment =
-      absl::StrCat("Written by recloop tune: trial ", best, " of ", n, ", validation ", metric->key,
-                   " ", FormatMetric(*results[best].value), " (split ", cmd.split, " of ", cmd.data,
-                   ", seed ", cmd.seed, ").\nUse: recloop train --config ", cmd.out,
-                   " --data FILE ...; flags on the command line win.");
-  {
-    std::ofstream out(cmd.out, std::ios::binary | std::ios::trunc);
-    out << TrainConfigToml(*space, configs[best], base, *metric, comment);
-    if (!out.flush()) return Fail(absl::InternalError("cannot write " + cmd.out));
-  }
-  std::printf("wrote %s (recloop train --config %s --data ...)\n", cmd.out.c_str(),
-              cmd.out.c_str());
-  std::fflush(stdout);
-  if (!test) return 0;
-
-  // Reported, never chosen on: both configurations retrained on all of --data, as `recloop
-  // train --config` would train them, and scored on the test file.
-  if (!cmd.quiet) {
-    std::fprintf(stderr, "retraining the best configuration and the defaults on all of %s\n",
-                 cmd.data.c_str());
-  }
-  absl::StatusOr<double> best_test = absl::UnknownError("not run");
-  absl::StatusOr<double> defaults_test = absl::UnknownError("not run");
-  auto score = [&](const TrialConfig& config) {
-    return RunTrial(*data, *test, ApplyConfig(*space, config, base), *metric);
-  };
-  if (best == 0) {
-    best_test = defaults_test = score(configs[0]);
-  } else {
-    tbb::parallel_invoke([&] { best_test = score(configs[best]); },
-                         [&] { defaults_test = score(configs[0]); });
-  }
-  if (!best_test.ok()) return Fail(best_test.status());
-  if (!defaults_test.ok()) return Fail(defaults_test.status());
-  std::printf("%s on %s (trained on all of %s):\n", metric->key.c_str(), cmd.test.c_str(),
-              cmd.data.c_str());
-  std::printf("  %-20s %.5f\n", "defaults (trial 0)", *defaults_test);
-  std::printf("  %-20s %.5f\n", absl::StrCat("best (trial ", best, ")").c_str(), *best_test);
-  return 0;
 }
 
 }  // namespace recloop

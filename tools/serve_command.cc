@@ -1,0 +1,150 @@
+// `recloop serve`: recommendations over HTTP from a models directory's current version.
+#include "tools/serve_command.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "tools/subcommands.h"
+
+namespace recloop {
+namespace {
+
+// The server's flags: the model, HTTP limits and timeouts, request defaults, the event store.
+void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
+  ServeOptions& so = cmd->serve;
+  sub->add_option("--models", so.model.models_dir,
+                  "Models directory written by `recloop train --out`")
+      ->required();
+  sub->add_option("--catalog", so.model.catalog_path,
+                  "SQLite file of the item catalogue (default MODELS/catalog.db)");
+  sub->add_option("--host", so.http.host, "Address to listen on")->capture_default_str();
+  sub->add_option("--port", so.http.port, "TCP port (0: any free port)")->capture_default_str();
+  sub->add_option("--io-threads", so.http.threads, "I/O threads (0: one per core)")
+      ->capture_default_str();
+  sub->add_option("--max-header-bytes", so.http.max_header_bytes,
+                  "Largest request header (larger: 431)")
+      ->capture_default_str();
+  sub->add_option("--max-body-bytes", so.http.max_body_bytes, "Largest request body (larger: 413)")
+      ->capture_default_str();
+  sub->add_option("--max-connections", so.http.max_connections,
+                  "Open connections at most (more: 503)")
+      ->capture_default_str();
+  sub->add_option("--idle-timeout-ms", cmd->idle_timeout_ms,
+                  "Close a keep-alive connection idle this long")
+      ->capture_default_str();
+  sub->add_option("--read-timeout-ms", cmd->read_timeout_ms,
+                  "A started request must arrive whole within this (slow clients are cut)")
+      ->capture_default_str();
+  sub->add_option("--drain-timeout-ms", cmd->drain_timeout_ms,
+                  "On SIGTERM/SIGINT, time for requests in flight to finish")
+      ->capture_default_str();
+  sub->add_option("--rate-limit", so.http.max_requests_per_second_per_connection,
+                  "Requests per second per connection (more: 429); 0 = unlimited")
+      ->capture_default_str();
+  sub->add_option("--default-n", so.api.default_n, "Results when a request gives no n")
+      ->capture_default_str();
+  sub->add_option("--max-n", so.api.max_n, "Largest n a request may ask for")
+      ->capture_default_str();
+  sub->add_option("--events", so.events_path,
+                  "Event store of POST /v1/feedback (SQLite, created when missing); without "
+                  "it the feedback routes answer 404");
+}
+
+// The background retrainer's flags (serving/retrainer.h), then the query, key and log flags.
+void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
+  ServeOptions& so = cmd->serve;
+  RetrainerOptions& ro = so.retrain;
+  sub->add_option("--retrain-events", ro.every_events,
+                  "Retrain in the background after this many new events (0: not by count)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--retrain-minutes", ro.every_minutes,
+                  "Or this many minutes after the last retrain, if there are new events "
+                  "(0: not by time)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--retrain-iterations", ro.iterations,
+                  "ALS iterations of a retrain (warm-started from the live model)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  sub->add_option("--retrain-threads", ro.threads,
+                  "Threads of a retrain (it runs at nice 19 beside serving)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--retrain-regularization", ro.regularization,
+                  "Regularisation of retrained models (negative: the live model's)")
+      ->capture_default_str();
+  sub->add_option("--holdout-fraction", ro.gate.holdout_fraction,
+                  "Newest share of the new events held out to gate a retrained model")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--gate-tolerance", ro.gate.tolerance,
+                  "Promote a retrained model unless it is worse than the live one on the "
+                  "holdout by more than this fraction (RMSE, or NDCG@10 for implicit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--new-item-min-events", ro.new_item_min_events,
+                  "A new item with this many events from known customers is folded in and "
+                  "indexed before the next retrain (0: wait for the retrain)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--keep-versions", ro.keep_versions,
+                  "Model versions kept in the models directory (older ones are removed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("--ef-search", so.api.ef_search,
+                  "HNSW beam width of queries (lower: faster, recalls less); 0 = the one "
+                  "saved with the index")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  sub->add_option("--api-key-file", cmd->api_key_file,
+                  "File whose first line is the API key that write routes require "
+                  "(else $RECLOOP_API_KEY; neither: no authentication)");
+  sub->add_flag("--auth-reads", so.api.auth_reads,
+                "Require the API key on read routes too (not /healthz, /readyz)");
+  sub->add_option("--access-log-every", so.access_log_every,
+                  "Log every N-th request to stderr (0: no access log)")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int RunServeCommand(ServeCommand cmd) {
+  ServeOptions& o = cmd.serve;
+  o.http.idle_timeout = std::chrono::milliseconds(cmd.idle_timeout_ms);
+  o.http.read_timeout = std::chrono::milliseconds(cmd.read_timeout_ms);
+  o.http.drain_timeout = std::chrono::milliseconds(cmd.drain_timeout_ms);
+  // The key never comes from the command line (it would show in ps and shell history).
+  if (!cmd.api_key_file.empty()) {
+    std::ifstream in(cmd.api_key_file);
+    if (!in) return Fail(absl::NotFoundError("cannot read --api-key-file " + cmd.api_key_file));
+    std::getline(in, o.api.api_key);
+    if (o.api.api_key.empty()) {
+      return Fail(absl::InvalidArgumentError("--api-key-file " + cmd.api_key_file +
+                                             " has an empty first line"));
+    }
+  } else if (const char* env = std::getenv("RECLOOP_API_KEY"); env != nullptr && *env != 0) {
+    o.api.api_key = env;
+  }
+  if (o.api.default_n < 1 || o.api.max_n < o.api.default_n) {
+    return Fail(absl::InvalidArgumentError("need 1 <= --default-n <= --max-n"));
+  }
+  if (absl::Status s = RunServe(o); !s.ok()) return Fail(s);
+  return 0;
+}
+
+Subcommand AddServeCommand(CLI::App* app) {
+  auto cmd = std::make_shared<ServeCommand>();
+  CLI::App* sub = app->add_subcommand(
+      "serve", "Serve recommendations over HTTP from a models directory's current version");
+  sub->fallthrough();  // --config, a root option (tools/recloop_main.cc): its [serve] table
+  AddServerFlags(sub, cmd.get());
+  AddRetrainAndAccessFlags(sub, cmd.get());
+  return {sub, [cmd] { return RunServeCommand(std::move(*cmd)); }};
+}
+
+}  // namespace recloop

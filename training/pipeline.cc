@@ -1,0 +1,272 @@
+#include "training/pipeline.h"
+
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/timer.h"
+#include "data/event_interactions.h"
+#include "data/event_store.h"
+#include "data/split.h"
+#include "engine/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace recloop {
+
+TrainOptions MakeTrainOptions(const ModelSettings& settings) {
+  TrainOptions options;
+  options.algorithm = settings.algorithm;
+  options.als = settings.als;
+  options.als.feedback = settings.feedback;
+  options.bpmf = settings.bpmf;
+  options.popularity = settings.popularity;
+  return options;
+}
+
+absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOptions& options,
+                                          Logger* log) {
+  const Timer timer;
+  ReadStats stats;
+  ASSIGN_OR_RETURN(Interactions data, ReadInteractions(path, options, &stats));
+  log->Info("read %s: %lld interactions, %d users, %d items (%.2f s)", path,
+            static_cast<long long>(data.size()), data.users.size(), data.items.size(),
+            timer.Seconds());
+  if (stats.duplicates_merged > 0) {
+    log->Info("  merged %lld duplicate (user, item) rows",
+              static_cast<long long>(stats.duplicates_merged));
+  }
+  // A warning: these are data the user asked us to drop, worth seeing even without progress.
+  if (stats.rows_skipped > 0) {
+    log->Warning("  skipped %lld malformed rows; first: %s",
+                 static_cast<long long>(stats.rows_skipped), stats.first_skipped);
+  }
+  return data;
+}
+
+namespace {
+
+// Opens an event store that must exist already (EventStore::Open would create an empty one).
+absl::StatusOr<std::unique_ptr<EventStore>> OpenExistingEventStore(const std::string& path) {
+  if (!std::filesystem::exists(path)) return absl::NotFoundError("no event store at " + path);
+  return EventStore::Open({path});
+}
+
+void LogIteration(const IterationStats& s, int total, Feedback feedback, Logger* log) {
+  if (feedback == Feedback::kExplicit) {
+    log->Info("iteration %2d/%d  loss %.6e  train_rmse %.4f  %.2f s", s.iteration, total, s.loss,
+              s.train_rmse, s.seconds);
+  } else {
+    log->Info("iteration %2d/%d  loss %.6e  %.2f s", s.iteration, total, s.loss, s.seconds);
+  }
+}
+
+// Every tenth sweep and the last.
+void LogSweep(const BpmfSweepStats& s, int sweeps, Logger* log) {
+  if (s.sweep % 10 != 0 && s.sweep != sweeps) return;
+  std::string line = absl::StrFormat("sweep %3d/%d%s  alpha %.3f  train_rmse %.4f", s.sweep, sweeps,
+                                     s.burn_in ? " (burn-in)" : "", s.alpha, s.train_rmse);
+  if (s.probe_rmse > 0)
+    absl::StrAppendFormat(&line, "  test_rmse (average so far) %.4f", s.probe_rmse);
+  absl::StrAppendFormat(&line, "  %.3f s", s.seconds);
+  log->Info("%s", line);
+}
+
+// The input of `run` as interactions; an event store also names its last event in `lineage`.
+absl::StatusOr<Interactions> ReadInput(const TrainRun& run, ModelLineage* lineage, Logger* log) {
+  if (run.events.empty()) return ReadDataFile(run.data, run.read, log);
+  // Read as the server's retrainer reads it (data/event_interactions.h): the same event values,
+  // so that a model trained here and one retrained in the server agree.
+  ASSIGN_OR_RETURN(std::unique_ptr<EventStore> store, OpenExistingEventStore(run.events));
+  ASSIGN_OR_RETURN(const int64_t last, store->LastSeq());
+  EventDataOptions options;
+  options.feedback = run.model.feedback;
+  options.through_seq = last;
+  // An event store is identified by its path and the last event read: the store keeps growing,
+  // so a hash of its file would name nothing reproducible.
+  lineage->events_through_seq = last;
+  lineage->events_store_id = store->id();
+  const Timer timer;
+  EventDataStats stats;
+  ASSIGN_OR_RETURN(Interactions data, EventInteractions(*store, options, &stats));
+  log->Info("read %s: %lld events (%lld used), %lld interactions, %d users, %d items (%.2f s)",
+            run.events, static_cast<long long>(stats.events_read),
+            static_cast<long long>(stats.events_used), static_cast<long long>(data.size()),
+            data.users.size(), data.items.size(), timer.Seconds());
+  return data;
+}
+
+struct TrainTest {
+  Interactions train;
+  Interactions test;
+};
+
+// The input cut by the run's split spec, or the input with the run's test file (if any).
+absl::StatusOr<TrainTest> SplitInput(const TrainRun& run, Interactions data, Logger* log) {
+  TrainTest out;
+  if (!run.split.empty()) {
+    ASSIGN_OR_RETURN(const SplitSpec spec, ParseSplitSpec(run.split));
+    ASSIGN_OR_RETURN(SplitResult split, Split(data, spec, run.model.als.seed));
+    out.train = std::move(split.train);
+    out.test = std::move(split.test);
+    log->Info("split %s: %lld train, %lld test", run.split,
+              static_cast<long long>(out.train.size()), static_cast<long long>(out.test.size()));
+    return out;
+  }
+  out.train = std::move(data);
+  if (!run.test.empty()) {
+    ASSIGN_OR_RETURN(out.test, ReadDataFile(run.test, run.read, log));
+  }
+  return out;
+}
+
+// `train --events STORE --base MODELS`: the server's retrain (training/retrain.h), offline.
+absl::StatusOr<TrainReport> RetrainFromBase(const TrainRun& run, Logger* log) {
+  ASSIGN_OR_RETURN(std::unique_ptr<EventStore> store, OpenExistingEventStore(run.events));
+  ASSIGN_OR_RETURN(FactorModel base, LoadModel(run.base));
+  RetrainOptions options;
+  options.train = TrainOptionsFor(base, run.model.als.iterations);
+  const Timer timer;
+  ASSIGN_OR_RETURN(RetrainResult result, Retrain(*store, &base, options));
+  TrainReport report;
+  report.train_seconds = timer.Seconds();
+  report.train_interactions = result.train_interactions;
+  report.new_events = result.new_events;
+  report.gate = result.gate;
+  report.model = std::move(result.model);
+  const GateResult& gate = *report.gate;
+  log->Info("retrained from %s on %lld interactions (%lld new events) in %.2f s",
+            base.lineage.version, static_cast<long long>(report.train_interactions),
+            static_cast<long long>(report.new_events), report.train_seconds);
+  log->Warning("gate %s: %s", gate.skipped ? "skipped" : (gate.passed ? "passed" : "refused"),
+               gate.reason);
+  if (run.out.empty()) return report;
+  SaveModelOptions save;
+  save.make_current = gate.passed;
+  const std::string dir = gate.passed ? run.out : run.out + "/refused";
+  ASSIGN_OR_RETURN(report.saved,
+                   SaveModel(report.model, dir, WithItemIndex(report.model, run.index, log, save)));
+  log->Warning("model %s written to %s%s", report.saved->version, report.saved->path,
+               gate.passed ? "" : " (not current: the gate refused it)");
+  return report;
+}
+
+// Names the run's inputs and metrics in the model's lineage, and saves it with its index.
+absl::Status Save(const TrainRun& run, const TrainTest& data, TrainReport* report, Logger* log) {
+  ModelLineage& lineage = report->model.lineage;
+  LineageInputs inputs;
+  inputs.data_path = run.events.empty() ? run.data : run.events;
+  inputs.data_is_store = !run.events.empty();
+  inputs.data_rows = report->data_rows;
+  inputs.test_path = run.test;
+  inputs.test_rows = data.test.size();
+  // Hashed only when the model is kept: it costs a second read of the data file.
+  RETURN_IF_ERROR(RecordInputs(inputs, &lineage));
+  lineage.split = run.split;
+  lineage.train_interactions = data.train.size();
+  lineage.test_interactions = data.test.size();
+  if (report->eval) RecordMetrics(*report->eval, &lineage);
+  ASSIGN_OR_RETURN(report->saved,
+                   SaveModel(report->model, run.out, WithItemIndex(report->model, run.index, log)));
+  log->Info("model %s written to %s", report->saved->version, report->saved->path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const Interactions& test,
+                                             const ModelSettings& settings, int k, Logger* log) {
+  TrainOptions options = MakeTrainOptions(settings);
+  const IterationCallback progress = [&](const IterationStats& s) {
+    LogIteration(s, settings.als.iterations, settings.feedback, log);
+  };
+  BpmfReport bpmf_report;
+  const int sweeps = settings.bpmf.burn_in + settings.bpmf.samples;
+  const BpmfCallback sweep_progress = [&](const BpmfSweepStats& s) { LogSweep(s, sweeps, log); };
+  const bool probe = settings.algorithm == Algorithm::kBpmf && !test.empty();
+  if (settings.algorithm == Algorithm::kBpmf) {
+    options.on_sweep = &sweep_progress;
+    if (probe) {
+      options.probe = &test;
+      options.bpmf_report = &bpmf_report;
+    }
+  }
+  const Timer timer;
+  TrainReport report;
+  ASSIGN_OR_RETURN(report.model, TrainModel(train, options, progress));
+  report.train_seconds = timer.Seconds();
+  report.train_interactions = train.size();
+  report.test_interactions = test.size();
+  if (probe) report.bpmf = bpmf_report;
+  if (test.empty()) return report;
+  EvalOptions eval_options;
+  eval_options.k = k;
+  ASSIGN_OR_RETURN(report.eval, Evaluate(report.model, test, eval_options));
+  ASSIGN_OR_RETURN(report.baseline,
+                   Evaluate(TrainPopular(train, settings.feedback), test, eval_options));
+  return report;
+}
+
+absl::StatusOr<TrainReport> RunTraining(const TrainRun& run, Logger* log) {
+  if (!run.base.empty()) return RetrainFromBase(run, log);
+  if (!run.split.empty()) RETURN_IF_ERROR(ParseSplitSpec(run.split).status());  // before reading
+  ModelLineage input_lineage;
+  ASSIGN_OR_RETURN(Interactions data, ReadInput(run, &input_lineage, log));
+  const int64_t data_rows = data.size();
+  ASSIGN_OR_RETURN(TrainTest split, SplitInput(run, std::move(data), log));
+  ASSIGN_OR_RETURN(TrainReport report,
+                   TrainAndEvaluate(split.train, split.test, run.model, run.k, log));
+  report.data_rows = data_rows;
+  log->Info("trained %s in %.2f s", std::string(ToString(run.model.algorithm)),
+            report.train_seconds);
+  if (report.bpmf) {
+    log->Info(
+        "thinning: test rmse %.4f averaging all %d samples, %.4f served (%d samples, %d "
+        "dimensions)",
+        report.bpmf->probe_rmse_all_samples, run.model.bpmf.samples, report.bpmf->probe_rmse_served,
+        run.model.bpmf.served_samples, static_cast<int>(report.model.item_factors.cols()));
+  }
+  if (run.out.empty()) return report;
+  report.model.lineage.events_through_seq = input_lineage.events_through_seq;
+  report.model.lineage.events_store_id = input_lineage.events_store_id;
+  RETURN_IF_ERROR(Save(run, split, &report, log));
+  return report;
+}
+
+SaveModelOptions WithItemIndex(const FactorModel& model, const ItemIndexOptions& index, Logger* log,
+                               SaveModelOptions base) {
+  if (!model.has_factors()) return base;
+  base.write_extra_files = [&model, index, log](const std::string& version_dir) -> absl::Status {
+    const Timer timer;
+    ASSIGN_OR_RETURN(ItemIndex built, ItemIndex::Build(model, index));
+    log->Info("built the %s item index of %d items in %.2f s", std::string(ToString(built.type())),
+              built.num_items(), timer.Seconds());
+    return built.Save(version_dir + "/" + kItemIndexFileName);
+  };
+  return base;
+}
+
+absl::Status RecordInputs(const LineageInputs& inputs, ModelLineage* lineage) {
+  if (!inputs.data_is_store) {
+    ASSIGN_OR_RETURN(lineage->data, FingerprintFile(inputs.data_path));
+  }
+  // Absolute, so that the lineage still says which file it was when read from elsewhere.
+  lineage->data.path = std::filesystem::absolute(inputs.data_path).string();
+  lineage->data.rows = inputs.data_rows;
+  if (!inputs.test_path.empty()) {
+    ASSIGN_OR_RETURN(lineage->test, FingerprintFile(inputs.test_path));
+    lineage->test.path = std::filesystem::absolute(inputs.test_path).string();
+    lineage->test.rows = inputs.test_rows;
+  }
+  return absl::OkStatus();
+}
+
+void RecordMetrics(const EvalResult& eval, ModelLineage* lineage) {
+  const nlohmann::json metrics = eval.ToJson();  // items() must not outlive it
+  for (const auto& [key, value] : metrics.items()) {
+    if (value.is_number()) lineage->metrics[key] = value.get<double>();
+  }
+}
+
+}  // namespace recloop
