@@ -44,12 +44,31 @@ AlsWarmStart WarmStartFrom(const FactorModel& from, const TrainingData& data, Fe
   return w;
 }
 
-// ALS, explicit or implicit (training/als.h).
-class AlsModel final : public FactorModelBase {
+// What every trainer's model shares: its algorithm (its name, and the data it restores), its
+// options and its run.
+template <typename Options>
+class TrainedModel : public FactorModelBase {
  public:
-  AlsModel(const AlsOptions& options, const TrainRun& run) : options_(options), run_(run) {}
+  TrainedModel(Algorithm algorithm, const Options& options, const TrainRun& run)
+      : algorithm_(algorithm), options_(options), run_(run) {}
 
-  std::string_view name() const override { return "als"; }
+  std::string_view name() const override { return ToString(algorithm_); }
+
+ protected:
+  absl::Status CheckRestore(const FactorModel& data) const override {
+    return CheckAlgorithm(data, algorithm_);
+  }
+
+  const Algorithm algorithm_;
+  const Options options_;
+  const TrainRun run_;
+};
+
+// ALS, explicit or implicit (training/als.h).
+class AlsModel final : public TrainedModel<AlsOptions> {
+ public:
+  AlsModel(const AlsOptions& options, const TrainRun& run)
+      : TrainedModel(Algorithm::kAls, options, run) {}
 
   absl::Status Fit(TrainingData data) override {
     RETURN_IF_ERROR(ValidateTrainingData(data));
@@ -74,23 +93,13 @@ class AlsModel final : public FactorModelBase {
     ASSIGN_OR_RETURN(AlsResult result, TrainAls(data.by_user, data.by_item, options_, run));
     return Adopt(std::move(result.model), std::move(data));
   }
-
- protected:
-  absl::Status CheckRestore(const FactorModel& data) const override {
-    return CheckAlgorithm(data, Algorithm::kAls);
-  }
-
- private:
-  AlsOptions options_;
-  TrainRun run_;
 };
 
 // BPMF (training/bpmf.h): explicit ratings only.
-class BpmfModel final : public FactorModelBase {
+class BpmfModel final : public TrainedModel<BpmfOptions> {
  public:
-  BpmfModel(const BpmfOptions& options, const TrainRun& run) : options_(options), run_(run) {}
-
-  std::string_view name() const override { return "bpmf"; }
+  BpmfModel(const BpmfOptions& options, const TrainRun& run)
+      : TrainedModel(Algorithm::kBpmf, options, run) {}
 
   absl::Status Fit(TrainingData data) override {
     RETURN_IF_ERROR(ValidateTrainingData(data));
@@ -109,43 +118,25 @@ class BpmfModel final : public FactorModelBase {
     if (run_.bpmf_report != nullptr) *run_.bpmf_report = result.report;
     return Adopt(std::move(result.model), std::move(data));
   }
-
- protected:
-  absl::Status CheckRestore(const FactorModel& data) const override {
-    return CheckAlgorithm(data, Algorithm::kBpmf);
-  }
-
- private:
-  BpmfOptions options_;
-  TrainRun run_;
 };
 
 // Most popular: every user is scored by item popularity (no factors, so every fold is a cold
 // start).
-class PopularModel final : public FactorModelBase {
+class PopularModel final : public TrainedModel<Feedback> {
  public:
-  explicit PopularModel(Feedback feedback) : feedback_(feedback) {}
-
-  std::string_view name() const override { return "popular"; }
+  PopularModel(Feedback feedback, const TrainRun& run)
+      : TrainedModel(Algorithm::kPopular, feedback, run) {}
 
   absl::Status Fit(TrainingData data) override {
     RETURN_IF_ERROR(ValidateTrainingData(data));
     const std::vector<float>& values = data.by_user.values();
     FactorModel m;
     m.params.algorithm = Algorithm::kPopular;
-    m.params.feedback = feedback_;
+    m.params.feedback = options_;
     m.global_mean = static_cast<float>(std::accumulate(values.begin(), values.end(), 0.0) /
                                        static_cast<double>(values.size()));
     return Adopt(std::move(m), std::move(data));
   }
-
- protected:
-  absl::Status CheckRestore(const FactorModel& data) const override {
-    return CheckAlgorithm(data, Algorithm::kPopular);
-  }
-
- private:
-  Feedback feedback_;
 };
 
 absl::StatusOr<std::unique_ptr<Model>> MakeAls(const TrainOptions& o, const TrainRun& run) {
@@ -165,9 +156,10 @@ absl::StatusOr<std::unique_ptr<Model>> MakeBpmf(const TrainOptions& o, const Tra
   return std::make_unique<BpmfModel>(o.bpmf, run);
 }
 
-absl::StatusOr<std::unique_ptr<Model>> MakePopular(const TrainOptions& o, const TrainRun&) {
+absl::StatusOr<std::unique_ptr<Model>> MakePopular(const TrainOptions& o,
+                                                    const TrainRun& run) {
   RETURN_IF_ERROR(ValidatePopularityOptions(o.popularity));
-  return std::make_unique<PopularModel>(o.feedback);
+  return std::make_unique<PopularModel>(o.feedback, run);
 }
 
 }  // namespace

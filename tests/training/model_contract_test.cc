@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ const ContractCase kCases[] = {
     {"Popular", "popular", Feedback::kImplicit,
      [](TrainOptions* o) { o->popularity.half_life_days = -1.0; }, "half_life_days"},
 };
+
+// Test names and failure messages show the case by its label.
+void PrintTo(const ContractCase& c, std::ostream* os) { *os << c.label; }
 
 // Small settings, so that every model fits in well under a second.
 TrainOptions SmallOptions(const ContractCase& c) {
