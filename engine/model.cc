@@ -57,6 +57,11 @@ std::vector<ScoredItem> Model::Search(const UserState& user, int k,
   return TopK(scores, k, exclude);
 }
 
+absl::Status FactorModelBase::Fit(TrainingData data) {
+  RETURN_IF_ERROR(ValidateTrainingData(data));
+  return FitChecked(std::move(data));
+}
+
 absl::Status FactorModelBase::CheckRestore(const FactorModel&) const { return absl::OkStatus(); }
 
 absl::Status FactorModelBase::Install(FactorModel data) {

@@ -114,8 +114,8 @@ class Model {
 };
 
 // A model whose data is a FactorModel, folded by engine/fold_in.h (a model with factors) or by
-// popularity only (a model without): implementations override name, Fit and, to check an
-// adopted model, CheckRestore. Holds the FoldIn of its data, rebuilt by Fit and Restore.
+// popularity only (a model without): implementations override name, FitChecked and, to check
+// an adopted model, CheckRestore. Holds the FoldIn of its data, rebuilt by Fit and Restore.
 class FactorModelBase : public Model {
  public:
   FactorModelBase() = default;
@@ -123,6 +123,8 @@ class FactorModelBase : public Model {
   FactorModelBase(const FactorModelBase&) = delete;
   FactorModelBase& operator=(const FactorModelBase&) = delete;
 
+  // ValidateTrainingData, then FitChecked.
+  absl::Status Fit(TrainingData data) final;
   absl::Status Restore(FactorModel data) override;
   absl::StatusOr<UserState> Fold(std::span<const int32_t> items,
                                  std::span<const float> values) const override;
@@ -132,6 +134,8 @@ class FactorModelBase : public Model {
   void set_lineage(ModelLineage lineage) override { data_.lineage = std::move(lineage); }
 
  protected:
+  // Fits on data whose shapes ValidateTrainingData has checked.
+  virtual absl::Status FitChecked(TrainingData data) = 0;
   // What Restore checks beyond the shapes FoldIn checks: e.g. the algorithm. Default: OK.
   virtual absl::Status CheckRestore(const FactorModel& data) const;
   // Makes `fitted` this model's state; `data` is what it was fitted on (its ID maps,

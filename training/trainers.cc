@@ -46,32 +46,29 @@ AlsWarmStart WarmStartFrom(const FactorModel& from, const TrainingData& data, Fe
 
 // What every trainer's model shares: its algorithm (its name, and the data it restores), its
 // options and its run.
-template <typename Options>
+template <Algorithm kAlgorithm, typename Options>
 class TrainedModel : public FactorModelBase {
  public:
-  TrainedModel(Algorithm algorithm, const Options& options, const TrainRun& run)
-      : algorithm_(algorithm), options_(options), run_(run) {}
+  TrainedModel(const Options& options, const TrainRun& run) : options_(options), run_(run) {}
 
-  std::string_view name() const override { return ToString(algorithm_); }
+  std::string_view name() const override { return ToString(kAlgorithm); }
 
  protected:
   absl::Status CheckRestore(const FactorModel& data) const override {
-    return CheckAlgorithm(data, algorithm_);
+    return CheckAlgorithm(data, kAlgorithm);
   }
 
-  const Algorithm algorithm_;
   const Options options_;
   const TrainRun run_;
 };
 
 // ALS, explicit or implicit (training/als.h).
-class AlsModel final : public TrainedModel<AlsOptions> {
+class AlsModel final : public TrainedModel<Algorithm::kAls, AlsOptions> {
  public:
-  AlsModel(const AlsOptions& options, const TrainRun& run)
-      : TrainedModel(Algorithm::kAls, options, run) {}
+  using TrainedModel::TrainedModel;
 
-  absl::Status Fit(TrainingData data) override {
-    RETURN_IF_ERROR(ValidateTrainingData(data));
+ protected:
+  absl::Status FitChecked(TrainingData data) override {
     // Rows start from factors seeded by their external IDs, so that the distributed trainer
     // (which numbers IDs differently) starts from the same point.
     AlsRowKeys keys;
@@ -96,13 +93,12 @@ class AlsModel final : public TrainedModel<AlsOptions> {
 };
 
 // BPMF (training/bpmf.h): explicit ratings only.
-class BpmfModel final : public TrainedModel<BpmfOptions> {
+class BpmfModel final : public TrainedModel<Algorithm::kBpmf, BpmfOptions> {
  public:
-  BpmfModel(const BpmfOptions& options, const TrainRun& run)
-      : TrainedModel(Algorithm::kBpmf, options, run) {}
+  using TrainedModel::TrainedModel;
 
-  absl::Status Fit(TrainingData data) override {
-    RETURN_IF_ERROR(ValidateTrainingData(data));
+ protected:
+  absl::Status FitChecked(TrainingData data) override {
     std::optional<BpmfProbe> probe;
     if (run_.probe != nullptr) {
       const Interactions& t = *run_.probe;
@@ -122,13 +118,12 @@ class BpmfModel final : public TrainedModel<BpmfOptions> {
 
 // Most popular: every user is scored by item popularity (no factors, so every fold is a cold
 // start).
-class PopularModel final : public TrainedModel<Feedback> {
+class PopularModel final : public TrainedModel<Algorithm::kPopular, Feedback> {
  public:
-  PopularModel(Feedback feedback, const TrainRun& run)
-      : TrainedModel(Algorithm::kPopular, feedback, run) {}
+  using TrainedModel::TrainedModel;
 
-  absl::Status Fit(TrainingData data) override {
-    RETURN_IF_ERROR(ValidateTrainingData(data));
+ protected:
+  absl::Status FitChecked(TrainingData data) override {
     const std::vector<float>& values = data.by_user.values();
     FactorModel m;
     m.params.algorithm = Algorithm::kPopular;
