@@ -340,7 +340,7 @@ int RunTrain(const TrainCommand& cmd) {
   if (!algorithm.ok()) return Fail(algorithm.status());
   options.algorithm = *algorithm;
   options.als = cmd.als;
-  options.als.feedback = *feedback;
+  options.feedback = *feedback;
   options.bpmf = cmd.bpmf;
   options.popularity = cmd.popularity;
   if (absl::Status s = ValidatePopularityOptions(options.popularity); !s.ok()) return Fail(s);
@@ -420,15 +420,16 @@ int RunTrain(const TrainCommand& cmd) {
   IterationCallback progress;
   if (!cmd.quiet) {
     progress = [&](const IterationStats& s) {
-      PrintProgress(s, options.als.iterations, options.als.feedback);
+      PrintProgress(s, options.als.iterations, options.feedback);
     };
   }
+  TrainRun run;
+  run.on_iteration = progress;
   BpmfReport bpmf_report;
   BpmfCallback sweep_progress;
   if (options.algorithm == Algorithm::kBpmf) {
     const int sweeps = options.bpmf.burn_in + options.bpmf.samples;
     if (!cmd.quiet) {
-      options.on_sweep = &sweep_progress;
       sweep_progress = [sweeps](const BpmfSweepStats& s) {
         if (s.sweep % 10 != 0 && s.sweep != sweeps) return;
         std::fprintf(stderr, "sweep %3d/%d%s  alpha %.3f  train_rmse %.4f", s.sweep, sweeps,
@@ -437,17 +438,18 @@ int RunTrain(const TrainCommand& cmd) {
         std::fprintf(stderr, "  %.3f s\n", s.seconds);
       };
     }
+    run.on_sweep = sweep_progress;
     if (!test.empty()) {
-      options.probe = &test;
-      options.bpmf_report = &bpmf_report;
+      run.probe = &test;
+      run.bpmf_report = &bpmf_report;
     }
   }
-  auto model = TrainModel(train, options, progress);
+  auto model = TrainModel(train, options, run);
   if (!model.ok()) return Fail(model.status());
   const double train_seconds = SecondsSince(start);
   if (!cmd.quiet)
     std::fprintf(stderr, "trained %s in %.2f s\n", algorithm_name.c_str(), train_seconds);
-  if (options.bpmf_report != nullptr && !cmd.quiet) {
+  if (run.bpmf_report != nullptr && !cmd.quiet) {
     std::fprintf(stderr,
                  "thinning: test rmse %.4f averaging all %d samples, %.4f served (%d samples, "
                  "%d dimensions)\n",
@@ -524,7 +526,7 @@ int RunTrain(const TrainCommand& cmd) {
   if (cmd.json) {
     nlohmann::json out = result->ToJson();
     out["algorithm"] = algorithm_name;
-    if (options.bpmf_report != nullptr) {
+    if (run.bpmf_report != nullptr) {
       out["bpmf_rmse_all_samples"] = bpmf_report.probe_rmse_all_samples;
     }
     out["feedback"] = cmd.feedback;
@@ -586,18 +588,18 @@ int RunDemo(const DemoCommand& cmd) {
   if (!split.ok()) return Fail(split.status());
 
   TrainOptions options;
-  options.als.feedback = cmd.generator.feedback;
+  options.feedback = cmd.generator.feedback;
   IterationCallback progress;
   if (!cmd.quiet) {
     progress = [&](const IterationStats& s) {
-      PrintProgress(s, options.als.iterations, options.als.feedback);
+      PrintProgress(s, options.als.iterations, options.feedback);
     };
   }
   auto model = TrainModel(split->train, options, progress);
   if (!model.ok()) return Fail(model.status());
   auto result = Evaluate(*model, split->test, EvalOptions{});
   if (!result.ok()) return Fail(result.status());
-  auto baseline = Evaluate(TrainPopular(split->train, options.als.feedback), split->test, {});
+  auto baseline = Evaluate(TrainPopular(split->train, options.feedback), split->test, {});
   if (!baseline.ok()) return Fail(baseline.status());
   std::printf("held-out metrics (20%% of each customer's interactions):\n");
   PrintTable("als", *result, *baseline);

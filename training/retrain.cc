@@ -115,7 +115,7 @@ TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
   TrainOptions t;
   const ModelParams& p = live.params;
   t.algorithm = p.algorithm;
-  t.als.feedback = p.feedback;
+  t.feedback = p.feedback;
   t.popularity.half_life_days = p.popularity_half_life_days;
   if (p.algorithm == Algorithm::kAls) {
     t.als.factors = p.factors;
@@ -151,7 +151,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   if (!(options.tolerance >= 0) || options.k < 1) {
     return absl::InvalidArgumentError("tolerance must be >= 0 and k >= 1");
   }
-  const Feedback feedback = options.train.als.feedback;
+  const Feedback feedback = options.train.feedback;
   const int64_t after = live != nullptr ? EventsThroughSeq(*live, store) : 0;
   int64_t through = options.through_seq;
   if (through <= 0) {
@@ -189,10 +189,10 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   ASSIGN_OR_RETURN(Interactions train, EventInteractions(store, data_options, &stats));
   if (train.empty()) return absl::FailedPreconditionError("no interactions to train on");
 
-  TrainOptions train_options = options.train;
-  train_options.warm_start = live;
+  TrainRun run;
+  run.warm_start = live;
   const auto train_start = Clock::now();
-  ASSIGN_OR_RETURN(result.model, TrainModel(train, train_options));
+  ASSIGN_OR_RETURN(result.model, TrainModel(train, options.train, run));
   result.train_seconds = SecondsSince(train_start);
   result.train_interactions = train.size();
   ModelLineage& lineage = result.model.lineage;

@@ -444,7 +444,7 @@ class BpmfServingTest : public RetrainerTest {
  protected:
   TrainOptions Training() const override {
     TrainOptions t;
-    t.algorithm = Algorithm::kBpmf;  // explicit ratings (t.als.feedback's default)
+    t.algorithm = Algorithm::kBpmf;  // explicit ratings (t.feedback's default)
     t.bpmf.factors = 8;
     t.bpmf.burn_in = 10;
     t.bpmf.samples = 20;
