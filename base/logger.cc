@@ -28,7 +28,7 @@ std::string_view LevelTag(LogLevel level) {
 
 void StderrLogger::Log(LogLevel level, std::string_view line) {
   // One write per line so that lines of concurrent threads do not interleave.
-  const std::string out = absl::StrCat(prefix_, LevelTag(level), line, "\n");
+  const std::string out = absl::StrCat(prefix_, std::string(LevelTag(level)), std::string(line), "\n");
   std::fwrite(out.data(), 1, out.size(), stderr);
 }
 
@@ -44,7 +44,8 @@ Logger* NullLog() {
 
 void CapturingLogger::Log(LogLevel level, std::string_view line) {
   std::lock_guard<std::mutex> lock(mu_);
-  lines_.push_back(absl::StrCat(LevelTag(level), line));
+  // Debian's Abseil has its own absl::string_view: StrCat takes std::strings here.
+  lines_.push_back(absl::StrCat(std::string(LevelTag(level)), std::string(line)));
 }
 
 std::vector<std::string> CapturingLogger::lines() const {
