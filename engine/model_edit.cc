@@ -1,24 +1,42 @@
 #include "engine/model_edit.h"
 
+#include <tuple>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace recloop {
 
+namespace {
+
+// A model without users or items, with `model`'s parameters, global mean and value range.
+FactorModel Settings(const FactorModel& model) {
+  FactorModel m;
+  m.params = model.params;
+  m.global_mean = model.global_mean;
+  std::tie(m.min_value, m.max_value) = std::tie(model.min_value, model.max_value);
+  return m;
+}
+
+}  // namespace
+
 FactorModel SwapSides(const FactorModel& model) {
-  FactorModel side;
-  side.params = model.params;
-  side.items = model.users;
-  side.users = model.items;
+  FactorModel side = Settings(model);
+  // Each pair crosswise. BPMF: an item is folded in under the items' prior.
+  std::tie(side.items, side.users) = std::tie(model.users, model.items);
   side.item_factors = model.user_factors;
-  side.item_bias = model.user_bias;
-  side.user_bias = model.item_bias;
-  side.user_prior = model.item_prior;  // BPMF: an item is folded in under the items' prior
-  side.item_prior = model.user_prior;
-  side.global_mean = model.global_mean;
-  side.min_value = model.min_value;
-  side.max_value = model.max_value;
+  std::tie(side.item_bias, side.user_bias) = std::tie(model.user_bias, model.item_bias);
+  std::tie(side.item_prior, side.user_prior) = std::tie(model.user_prior, model.item_prior);
   return side;
+}
+
+FactorModel ItemSide(const FactorModel& model) {
+  FactorModel m = Settings(model);
+  m.items = model.items;
+  std::tie(m.item_factors, m.item_bias) = std::tie(model.item_factors, model.item_bias);
+  m.item_popularity = model.item_popularity;
+  m.item_prior = model.item_prior;
+  return m;
 }
 
 absl::StatusOr<FactorModel> AppendItems(const FactorModel& model,

@@ -22,6 +22,11 @@ namespace recloop {
 // Thread-safety: a pure function.
 FactorModel SwapSides(const FactorModel& model);
 
+// `model`'s item side (items, item factors, biases, popularity and prior, with the parameters,
+// global mean and value range) and no users: the base of a model whose users are folded in
+// against it. Thread-safety: a pure function.
+FactorModel ItemSide(const FactorModel& model);
+
 // A copy of `model` with items `names` appended after its own (existing item indices are
 // unchanged): item names[j] gets the factors and bias of folded[j] (as folded in against
 // SwapSides(model)) and popularity popularity[j]. The seen matrix is widened (no user has seen

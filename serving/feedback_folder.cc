@@ -19,8 +19,7 @@ FeedbackFolder::FeedbackFolder(LiveModel* live, EventStore* events, FeedbackOpti
 
 FeedbackFolder::~FeedbackFolder() { queue_.reset(); }
 
-absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap,
-                                              const std::string& user) {
+absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap, const std::string& user) {
   const int64_t through = EventsThroughSeq(*snap.model, *events_);
   ASSIGN_OR_RETURN(const auto history, events_->UserEvents(user, 0, through));
   ASSIGN_OR_RETURN(const int64_t erased_at, events_->ErasedAt(user));

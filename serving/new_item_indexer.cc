@@ -93,7 +93,8 @@ void NewItemIndexer::AddNewItems(const ItemEvents& items) {
   std::set<std::string> users;
   for (const auto& [item, events] : items) {
     if (m.items.Find(item).has_value()) continue;  // a retrain brought it in meanwhile
-    FoldHistory by_user(m);  // the item's history over the model's users
+    // The item's history over the model's users.
+    FoldHistory by_user(m);
     for (const auto& [user, value] : events) {
       users.insert(user);
       if (const auto u = m.users.Find(user)) by_user.Add(*u, value);
@@ -114,8 +115,7 @@ void NewItemIndexer::AddNewItems(const ItemEvents& items) {
   if (!index.ok()) return fail(index.status());
   const int64_t added = static_cast<int64_t>(names.size());
   const absl::Status s = swapper_->ExtendLocked(
-      std::move(model), std::make_shared<const ItemIndex>(*std::move(index)), users,
-      [&] {
+      std::move(model), std::make_shared<const ItemIndex>(*std::move(index)), users, [&] {
         if (metrics_ != nullptr) metrics_->CountNewItems(added);
       });
   if (!s.ok()) return fail(s);

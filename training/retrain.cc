@@ -12,6 +12,7 @@
 #include "base/timer.h"
 #include "data/event_interactions.h"
 #include "engine/fold_in.h"
+#include "engine/model_edit.h"
 #include "engine/status_macros.h"
 #include "tbb/parallel_for.h"
 #include "training/evaluate.h"
@@ -72,16 +73,8 @@ absl::StatusOr<FactorModel> LiveAsServed(const FactorModel& live, const Interact
     }
     histories.push_back(std::move(history));
   }
-  FactorModel m;
-  m.params = live.params;
+  FactorModel m = ItemSide(live);
   m.users = hist.users;
-  m.items = live.items;
-  m.item_factors = live.item_factors;
-  m.item_bias = live.item_bias;
-  m.global_mean = live.global_mean;
-  m.min_value = live.min_value;
-  m.max_value = live.max_value;
-  m.item_popularity = live.item_popularity;
   const int32_t n = hist.users.size();
   m.user_factors.setZero(n, live.item_factors.cols());
   if (live.has_biases()) m.user_bias.setZero(n);

@@ -2,6 +2,7 @@
 #include "engine/model_edit.h"
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/fold_in.h"
@@ -14,11 +15,11 @@ namespace {
 // A small explicit model: 3 users, 4 items, K = 2, with biases and a seen matrix.
 FactorModel SmallModel() {
   FactorModel m;
-  m.params.algorithm = Algorithm::kAls;
-  m.params.feedback = Feedback::kExplicit;
-  m.params.factors = 2;
-  m.params.regularization = 0.1f;
-  m.params.bias_regularization = 0.05f;
+  ModelParams& p = m.params;
+  p.algorithm = Algorithm::kAls;
+  p.feedback = Feedback::kExplicit;
+  p.factors = 2;
+  std::tie(p.regularization, p.bias_regularization) = std::make_tuple(0.1f, 0.05f);
   for (const char* u : {"u0", "u1", "u2"}) m.users.GetOrAdd(u);
   for (const char* i : {"i0", "i1", "i2", "i3"}) m.items.GetOrAdd(i);
   m.user_factors.resize(3, 2);
@@ -54,8 +55,7 @@ TEST(FoldHistory, ExplicitModelsKeepTheLatestValue) {
   h.Add(0, 1.0f);
   h.Add(2, 2.0f);
   h.SortByItem();
-  EXPECT_EQ(std::vector<int32_t>(h.items().begin(), h.items().end()),
-            (std::vector<int32_t>{0, 2}));
+  EXPECT_EQ(std::vector<int32_t>(h.items().begin(), h.items().end()), (std::vector<int32_t>{0, 2}));
   EXPECT_EQ(std::vector<float>(h.values().begin(), h.values().end()),
             (std::vector<float>{1.0f, 2.0f}));
   // After sorting, a repeated item still lands on its entry.
@@ -131,8 +131,7 @@ TEST(ModelEdit, AppendItemsRefusesKnownRepeatedOrMisshapenItems) {
   const std::vector<float> one = {1.0f};
   const std::vector<FoldedUser> folded = {f};
   const std::vector<std::string> known = {"i1"};
-  EXPECT_EQ(AppendItems(m, known, folded, one).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(AppendItems(m, known, folded, one).status().code(), absl::StatusCode::kInvalidArgument);
   const std::vector<std::string> twice = {"a", "a"};
   const std::vector<FoldedUser> two = {f, f};
   const std::vector<float> ones = {1.0f, 1.0f};
@@ -142,8 +141,7 @@ TEST(ModelEdit, AppendItemsRefusesKnownRepeatedOrMisshapenItems) {
   const std::vector<std::string> name = {"b"};
   const std::vector<FoldedUser> bad = {wide};
   EXPECT_EQ(AppendItems(m, name, bad, one).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(AppendItems(m, name, folded, ones).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(AppendItems(m, name, folded, ones).status().code(), absl::StatusCode::kInvalidArgument);
   FactorModel popularity;
   EXPECT_EQ(AppendItems(popularity, name, folded, one).status().code(),
             absl::StatusCode::kFailedPrecondition);
