@@ -134,7 +134,9 @@ void Retrainer::Loop() {
     lock.lock();
     running_ = false;
     metrics_->SetRetrainState(false, pending_events_);
-    Metrics::RetrainRun run{outcome.outcome, outcome.seconds};
+    Metrics::RetrainRun run;
+    run.outcome = outcome.outcome;
+    run.seconds = outcome.seconds;
     if (!outcome.gate.metric.empty() && !outcome.gate.skipped) {
       run.gate_metric = outcome.gate.metric;
       run.gate_candidate = outcome.gate.candidate;

@@ -32,10 +32,6 @@
 
 namespace recloop {
 
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 int Fail(const absl::Status& s) {
   std::cerr << "recloop: " << s.message() << "\n";
   return 1;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "base/timer.h"
 #include "data/generator.h"
 #include "data/reader.h"
 #include "engine/item_index.h"
@@ -45,7 +46,6 @@ absl::Status WriteIndex(const TrainCommand& cmd, const FactorModel& model,
                         const std::string& version_dir);
 
 // Wall seconds since `start`.
-double SecondsSince(std::chrono::steady_clock::time_point start);
 
 // The algorithm a command trains when none is named: the most accurate for the feedback kind
 // (BENCHMARKS.md): bpmf for explicit ratings, als for implicit feedback.
