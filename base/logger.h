@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
 
 namespace recloop {
@@ -60,7 +61,7 @@ class CapturingLogger : public Logger {
 
  private:
   mutable std::mutex mu_;
-  std::vector<std::string> lines_;  // guarded by mu_
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace recloop

@@ -126,9 +126,9 @@ void BM_BpmfSweep(benchmark::State& state) {
   o.served_samples = 1;
   for (auto _ : state) {
     std::vector<double> seconds;
-    auto model = TrainBpmf(m.by_user, m.by_item, o, [&](const BpmfSweepStats& s) {
-      if (s.sweep > 1) seconds.push_back(s.seconds);
-    });
+    auto model = TrainBpmf(m.by_user, m.by_item, o, {[&](const BpmfSweepStats& s) {
+                             if (s.sweep > 1) seconds.push_back(s.seconds);
+                           }});
     if (!model.ok()) {
       state.SkipWithError(std::string(model.status().message()).c_str());
       return;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/fold_in.h"
 #include "engine/status_macros.h"
 
 namespace recloop {
@@ -22,7 +23,9 @@ int64_t EventsThroughSeq(const FactorModel& model, const EventStore& store) {
 }
 
 DuplicatePolicy EventDuplicatePolicy(Feedback feedback) {
-  return feedback == Feedback::kExplicit ? DuplicatePolicy::kLast : DuplicatePolicy::kSum;
+  // The engine's rule, so that training and every fold combine repeated events alike.
+  return DuplicateRuleFor(feedback) == DuplicateRule::kLast ? DuplicatePolicy::kLast
+                                                            : DuplicatePolicy::kSum;
 }
 
 absl::StatusOr<Interactions> EventInteractions(const EventStore& store,

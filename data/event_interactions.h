@@ -28,7 +28,7 @@ std::optional<float> EventValue(const Event& event, Feedback feedback,
                                 const TypeWeights& type_weights);
 
 // How interactions of one (user, item) pair combine for `feedback`: kLast for explicit, kSum
-// for implicit.
+// for implicit (the engine's DuplicateRuleFor, engine/fold_in.h, which every fold applies).
 DuplicatePolicy EventDuplicatePolicy(Feedback feedback);
 
 // The last seq of `store` that `model` trained on: its lineage's events_through_seq if it was

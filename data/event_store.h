@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -138,14 +139,14 @@ class EventStore {
   std::string id_;
   sqlite3* writer_db_;  // used by the writer thread only
   std::vector<sqlite3*> readers_;  // owned; each used by one Reader at a time
-  mutable std::mutex readers_mu_;  // guards free_readers_
+  mutable std::mutex readers_mu_;
   mutable std::condition_variable readers_cv_;
-  mutable std::vector<sqlite3*> free_readers_;
+  mutable std::vector<sqlite3*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
 
-  std::mutex mu_;  // guards queue_ and stop_
+  std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Write*> queue_;
-  bool stop_ = false;
+  std::deque<Write*> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread writer_;
 };
 

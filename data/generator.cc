@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/hash_mix.h"
 #include "tbb/blocked_range.h"
 #include "tbb/parallel_for.h"
 #include "tbb/parallel_invoke.h"
@@ -32,15 +33,8 @@ constexpr double kRatingScale = 1.5;               // rating = 3 + scale * affin
 constexpr double kCountScale = 2.0;                // implicit count = 1 + Poisson(scale * aff.)
 constexpr int kTries = 16;  // draws from one source before a duplicate-avoiding fallback
 
-uint64_t Mix(uint64_t x) {  // SplitMix64 finaliser
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 uint64_t StreamSeed(uint64_t seed, Stream stream, uint64_t index) {
-  return Mix(Mix(Mix(seed) ^ stream) ^ index);
+  return Mix64(Mix64(Mix64(seed) ^ stream) ^ index);
 }
 
 // xoshiro256**: a 32-byte state that is seeded in four steps. A Mersenne Twister would spend more
@@ -51,8 +45,8 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) {
     for (uint64_t& s : s_) {
-      seed += 0x9e3779b97f4a7c15ULL;
-      s = Mix(seed);
+      seed += kGoldenGamma;
+      s = Mix64(seed);
     }
   }
 

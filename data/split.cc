@@ -12,23 +12,17 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/hash_mix.h"
 #include "tbb/blocked_range.h"
 #include "tbb/parallel_for.h"
 
 namespace recloop {
 namespace {
 
-// SplitMix64 finaliser: turns (seed, user) into well-separated seeds so that neighbouring users
-// do not get correlated Mersenne Twister streams.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
+// Mix64 (base/hash_mix.h) turns (seed, user) into well-separated seeds so that neighbouring
+// users do not get correlated Mersenne Twister streams.
 uint64_t UserSeed(uint64_t seed, int32_t user) {
-  return Mix(Mix(seed) ^ static_cast<uint64_t>(static_cast<uint32_t>(user)));
+  return Mix64(Mix64(seed) ^ static_cast<uint64_t>(static_cast<uint32_t>(user)));
 }
 
 // Uniform in [0, 1) from the top 53 bits. Written out rather than std::uniform_real_distribution

@@ -14,7 +14,6 @@ namespace {
 
 using Vector = Eigen::VectorXf;
 using Matrix = Eigen::MatrixXf;
-using RowBlock = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 absl::Status CheckFinite(float v, const char* name) {
   if (!std::isfinite(v) || v < 0) {
@@ -139,7 +138,7 @@ absl::StatusOr<FoldedUser> FoldIn::FoldBpmf(std::span<const int32_t> items,
   const int served = model_->params.served_samples;
   const float root = std::sqrt(static_cast<float>(served));
   const int64_t n = static_cast<int64_t>(items.size());
-  RowBlock z(n, k + 1);  // [√S q_s, 1]
+  FactorMatrix z(n, k + 1);  // [√S q_s, 1]
   Vector t(n);           // v − μ − b_i
   for (int64_t j = 0; j < n; ++j) {
     t[j] = values[j] - model_->global_mean - model_->item_bias[items[j]];
@@ -178,7 +177,7 @@ absl::StatusOr<FoldedUser> FoldIn::FoldExplicit(std::span<const int32_t> items,
   const Vector& item_bias = model_->item_bias;
   const int k = factors();
   const int64_t n = static_cast<int64_t>(items.size());
-  RowBlock z(n, k + 1);  // [1, q_i]
+  FactorMatrix z(n, k + 1);  // [1, q_i]
   Vector t(n);           // v − μ − b_i
   for (int64_t j = 0; j < n; ++j) {
     const int32_t c = items[j];
@@ -215,7 +214,7 @@ absl::StatusOr<FoldedUser> FoldIn::FoldImplicit(std::span<const int32_t> items,
   const int k = factors();
   const int64_t n = static_cast<int64_t>(items.size());
   // A = YᵀY + λI + Σ (c−1) y yᵀ, b = Σ c p y: rows scaled by sqrt(c−1) for one rank update.
-  RowBlock z(n, k);
+  FactorMatrix z(n, k);
   Vector b = Vector::Zero(k);
   for (int64_t j = 0; j < n; ++j) {
     const float c = 1.0f + alpha * std::abs(values[j]);
@@ -246,6 +245,33 @@ float FoldIn::PredictRating(const FoldedUser& user, int32_t i) const {
     p += model_->global_mean + user.bias + model_->item_bias[i];
   }
   return std::clamp(p, model_->min_value, model_->max_value);
+}
+
+DuplicateRule DuplicateRuleFor(Feedback feedback) {
+  return feedback == Feedback::kExplicit ? DuplicateRule::kLast : DuplicateRule::kSum;
+}
+
+void FoldHistory::Add(int32_t item, float value) {
+  const auto [it, inserted] = position_.try_emplace(item, items_.size());
+  if (inserted) {
+    items_.push_back(item);
+    values_.push_back(value);
+  } else if (rule_ == DuplicateRule::kSum) {
+    values_[it->second] += value;
+  } else {
+    values_[it->second] = value;
+  }
+}
+
+void FoldHistory::SortByItem() {
+  std::vector<std::pair<int32_t, float>> entries(items_.size());
+  for (size_t j = 0; j < items_.size(); ++j) entries[j] = {items_[j], values_[j]};
+  std::sort(entries.begin(), entries.end());
+  for (size_t j = 0; j < entries.size(); ++j) {
+    items_[j] = entries[j].first;
+    values_[j] = entries[j].second;
+    position_[items_[j]] = j;
+  }
 }
 
 }  // namespace recloop

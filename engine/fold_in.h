@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "Eigen/Core"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "engine/factor_model.h"
 
@@ -94,6 +95,50 @@ class FoldIn {
   // Implicit models: YᵀY + λI (K×K, column-major as the solver wants it). Empty for explicit.
   Eigen::MatrixXf gram_;
   std::vector<BpmfPrior> bpmf_;  // BPMF models: one per served sample
+};
+
+// How repeated interactions with one item combine in a history: implicit models add them up
+// (each event is more confidence), explicit models keep the latest (a new rating replaces the
+// old one). The same rule as training's (data/event_interactions.h derives its policy from it).
+enum class DuplicateRule { kSum, kLast };
+DuplicateRule DuplicateRuleFor(Feedback feedback);
+
+// FoldHistory: the one place that turns a stream of (item, value) interactions into the
+// deduplicated arrays a fold takes. Used for every fold the server makes (users from their
+// stored events, new items from their users' events) and for the retrain gate's live model.
+//
+// Entries keep the order in which their items first appeared unless SortByItem() is called;
+// a fold's sums follow that order, so its result depends on it at float precision.
+//
+// Thread-safety: not thread-safe; a value type.
+class FoldHistory {
+ public:
+  explicit FoldHistory(DuplicateRule rule) : rule_(rule) {}
+  // The rule of `model` (DuplicateRuleFor its feedback).
+  explicit FoldHistory(const FactorModel& model)
+      : FoldHistory(DuplicateRuleFor(model.params.feedback)) {}
+
+  // One interaction with `item` (a dense index of the side folded against). A repeated item is
+  // summed or replaced by the rule.
+  void Add(int32_t item, float value);
+  // Puts the entries in increasing item order (an order that does not depend on arrival).
+  void SortByItem();
+
+  std::span<const int32_t> items() const { return items_; }
+  std::span<const float> values() const { return values_; }
+  int64_t size() const { return static_cast<int64_t>(items_.size()); }
+  bool empty() const { return items_.empty(); }
+
+  // fold.Fold(items(), values()); errors as FoldIn::Fold.
+  absl::StatusOr<FoldedUser> FoldWith(const FoldIn& fold) const {
+    return fold.Fold(items_, values_);
+  }
+
+ private:
+  DuplicateRule rule_;
+  std::vector<int32_t> items_;
+  std::vector<float> values_;
+  absl::flat_hash_map<int32_t, size_t> position_;  // item -> its entry
 };
 
 }  // namespace recloop

@@ -40,14 +40,13 @@ inline constexpr char kItemIndexFileName[] = "items.faiss";
 struct ItemIndexOptions {
   // Which index to build. kAuto switches to HNSW at hnsw_min_items items.
   IndexType type = IndexType::kAuto;
-  // Catalogue size from which kAuto builds HNSW. At K = 64 one exact query over 200K items reads
-  // 52 MB of factors (~5-10 ms on one core), past what a per-request budget affords; below it
-  // exact search is fast enough and needs no recall caveat.
+  // Catalogue size from which kAuto builds HNSW. An exact query reads every item's factors
+  // (200K items at K = 64 are 52 MB), past what a per-request budget affords; below it exact
+  // search is fast enough and needs no recall caveat (BENCHMARKS.md has the measured cost).
   int32_t hnsw_min_items = 200'000;
   // HNSW graph degree (FAISS's M). Memory is ~ M * 8 bytes per item on top of the vectors.
-  // 16 beat 32 on trained K = 64 models at both 100K and 1M items: higher recall@10 at the
-  // same efSearch (0.988 against 0.977 at 1M, efSearch 128), faster queries (144 against
-  // 201 µs) and a third less build time (BENCHMARKS.md).
+  // 16 beat 32 on trained K = 64 models in recall@10 at the same efSearch, query time and build
+  // time (BENCHMARKS.md, the table of `--hnsw-m 16` against 32, has the figures).
   int hnsw_m = 16;
   // Beam width while building the graph; higher builds slower and gives a better graph.
   int hnsw_ef_construction = 100;

@@ -230,21 +230,19 @@ json EntryJson(const std::string& item, bool in_model, const CatalogEntry& e) {
 }  // namespace
 
 Api::Api(LiveModel* live, Metrics* metrics, ApiOptions options,
-         std::function<int64_t()> connections, EventStore* events, UserOverlay* overlay,
+         std::function<int64_t()> connections, EventStore* events, FeedbackFolder* folder,
          Retrainer* retrainer)
     : live_(live),
       metrics_(metrics),
       options_(std::move(options)),
       connections_(std::move(connections)),
       events_(events),
-      own_overlay_(overlay == nullptr ? std::make_unique<UserOverlay>() : nullptr),
-      overlay_(overlay == nullptr ? own_overlay_.get() : overlay),
-      retrainer_(retrainer) {
-  if (events_ != nullptr) {
-    folds_ = std::make_unique<FoldQueue>([this](const std::string& user) { return FoldOne(user); },
-                                         metrics_, options_.fold_threads);
-  }
-}
+      own_folder_(folder != nullptr ? nullptr
+                                    : std::make_unique<FeedbackFolder>(
+                                          live, events, options_.feedback, options_.fold_threads,
+                                          metrics)),
+      folder_(folder != nullptr ? folder : own_folder_.get()),
+      retrainer_(retrainer) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) const {
   try {
@@ -318,10 +316,10 @@ HttpResponse Api::Route(const HttpRequest& request) const {
       gauges.push_back({"recloop_model_items", "Items of the live model",
                         static_cast<double>(snap->model->num_items()), ""});
     }
-    if (folds_ != nullptr) {
+    if (events_ != nullptr) {
       gauges.push_back({"recloop_feedback_fold_backlog",
                         "Users with acknowledged feedback not yet folded in",
-                        static_cast<double>(folds_->backlog()), ""});
+                        static_cast<double>(folder_->backlog()), ""});
     }
     if (connections_) {
       gauges.push_back({"recloop_http_connections", "Open client connections",
@@ -440,7 +438,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
       return route(name, BadRequest(params.status(), unknown ? "unknown_parameter" : "bad_parameter"));
     }
     // Read-your-writes: the user's acknowledged feedback is folded in before answering.
-    if (is_recs && folds_ != nullptr) folds_->EnsureFresh(seg[2]);
+    if (is_recs) folder_->EnsureFresh(seg[2]);
     const auto snap = live_->Get();
     if (snap == nullptr) return route(name, NoModel());
     const RecommendOptions options = ToRecommendOptions(*params, *snap, options_.ef_search);
@@ -461,7 +459,7 @@ HttpResponse Api::Route(const HttpRequest& request) const {
     } else if (is_recs) {
       // A user with fresh feedback is answered from their folded vector; an unknown user is a
       // new customer: popular items, with source "popular".
-      const auto folded = overlay_->Find(seg[2], snap->version());
+      const auto folded = folder_->overlay().Find(seg[2], snap->version());
       if (folded != nullptr) {
         recs = snap->recommender->RecommendForVector(folded->factors, folded->bias,
                                                      folded->seen, options);
@@ -576,7 +574,7 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
     for (const Event& e : parsed->events) users.push_back(e.user);
     std::sort(users.begin(), users.end());
     users.erase(std::unique(users.begin(), users.end()), users.end());
-    folds_->Enqueue(users, FoldQueue::Clock::now());
+    folder_->Enqueue(users);
   }
   json out;
   out["accepted"] = stored.stored + stored.duplicates;
@@ -587,23 +585,6 @@ HttpResponse Api::PostFeedback(const HttpRequest& request) const {
   }
   out["rejected"] = std::move(rejected);
   return JsonResponse(200, out);
-}
-
-absl::Status Api::FoldOne(const std::string& user) const {
-  std::shared_lock<std::shared_mutex> no_extension(overlay_->extension_mutex());
-  std::shared_lock<std::shared_mutex> no_erasure(overlay_->erasure_mutex());
-  const auto snap = live_->Get();
-  if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
-  const int64_t through = EventsThroughSeq(*snap->model, *events_);
-  auto history = events_->UserEvents(user, 0, through);
-  if (!history.ok()) return history.status();
-  auto erased_at = events_->ErasedAt(user);
-  if (!erased_at.ok()) return erased_at.status();
-  auto entry =
-      FoldUser(*snap, user, *history, options_.feedback, through, *erased_at >= through);
-  if (!entry.ok()) return entry.status();
-  overlay_->Put(user, *std::move(entry));
-  return absl::OkStatus();
 }
 
 namespace {
@@ -704,22 +685,9 @@ HttpResponse Api::UserFeedback(const std::string& user, std::string_view raw_que
 
 HttpResponse Api::EraseUser(const std::string& user) const {
   if (events_ == nullptr) return FeedbackDisabled();
-  // Waits for folds in flight: one that read the user's events before the deletion must not
-  // publish its vector after the erasure below.
-  std::unique_lock<std::shared_mutex> erasing(overlay_->erasure_mutex());
-  auto erased = events_->DeleteUser(user);
+  // The folder deletes the events and publishes the erasure, ordered against folds in flight.
+  auto erased = folder_->EraseUser(user);
   if (!erased.ok()) return JsonError(503, "store_unavailable", std::string(erased.status().message()));
-  // The live model forgets the user too: until a model trained without them is live, they are
-  // answered as a new customer (their training interactions no longer count).
-  if (const auto snap = live_->Get(); snap != nullptr) {
-    auto entry = std::make_shared<FoldedUserEntry>();
-    entry->model_version = snap->version();
-    entry->erased = true;
-    auto last = events_->LastSeq();
-    entry->through_seq = last.ok() ? *last : 0;
-    overlay_->Erase(user);
-    overlay_->Put(user, std::move(entry));
-  }
   json out;
   out["user"] = user;
   out["erased_events"] = *erased;

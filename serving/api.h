@@ -31,7 +31,7 @@
 
 #include "data/event_store.h"
 #include "serving/feedback.h"
-#include "serving/fold_queue.h"
+#include "serving/feedback_folder.h"
 #include "serving/http.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
@@ -62,12 +62,12 @@ class Api {
  public:
   // Every pointer must outlive the Api. `connections` (may be null) reports the server's open
   // connections for /metrics. `events` (may be null: the feedback routes then answer 404) is
-  // the store that POST /v1/feedback writes to. `overlay` holds the folded-in users (null: the
-  // Api keeps its own). `retrainer` (may be null: the admin routes then answer 404) retrains
-  // and swaps versions.
+  // the store that POST /v1/feedback writes to. `folder` folds users in and holds them (null:
+  // the Api keeps its own, over `events` with options.feedback and options.fold_threads).
+  // `retrainer` (may be null: the admin routes then answer 404) retrains and swaps versions.
   Api(LiveModel* live, Metrics* metrics, ApiOptions options,
       std::function<int64_t()> connections = nullptr, EventStore* events = nullptr,
-      UserOverlay* overlay = nullptr, Retrainer* retrainer = nullptr);
+      FeedbackFolder* folder = nullptr, Retrainer* retrainer = nullptr);
 
   // Answers one request. Never throws; a malformed request gets a 4xx JSON error.
   HttpResponse Handle(const HttpRequest& request) const;
@@ -78,9 +78,6 @@ class Api {
   HttpResponse PostFeedback(const HttpRequest& request) const;
   HttpResponse UserFeedback(const std::string& user, std::string_view raw_query) const;
   HttpResponse EraseUser(const std::string& user) const;
-  // Folds `user` in again from their stored events against the live model and publishes the
-  // result in the overlay.
-  absl::Status FoldOne(const std::string& user) const;
   // /v1/admin/{retrain,rollback}.
   HttpResponse Admin(const HttpRequest& request, const std::string& action,
                      std::string_view raw_query) const;
@@ -90,11 +87,9 @@ class Api {
   ApiOptions options_;
   std::function<int64_t()> connections_;
   EventStore* events_;
-  std::unique_ptr<UserOverlay> own_overlay_;
-  UserOverlay* overlay_;
+  std::unique_ptr<FeedbackFolder> own_folder_;
+  FeedbackFolder* folder_;
   Retrainer* retrainer_;
-  // Last: its threads call FoldOne, so it stops before the members above go.
-  std::unique_ptr<FoldQueue> folds_;
 };
 
 }  // namespace recloop

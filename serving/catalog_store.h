@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,9 +49,9 @@ class CatalogStore {
 
  private:
   explicit CatalogStore(sqlite3* db, std::string path);
-  sqlite3* db_;
+  mutable std::mutex mu_;  // one statement at a time on the connection
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::string path_;
-  mutable std::mutex mu_;
 };
 
 }  // namespace recloop

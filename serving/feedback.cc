@@ -155,14 +155,14 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   if (!m.has_factors() || snap.fold_in == nullptr) {
     return absl::FailedPreconditionError("the live model has no factors to fold users into");
   }
-  absl::flat_hash_map<int32_t, float> values;  // item -> value of the fold
+  FoldHistory history(m);  // the model's training row first, then the events in log order
   absl::flat_hash_set<int32_t> seen;
   const auto u = erased ? std::nullopt : m.users.Find(user);
   if (u && *u < m.seen.rows()) {
     const auto items = m.seen.RowIndices(*u);
     const auto vals = m.seen.RowValues(*u);
     for (size_t j = 0; j < items.size(); ++j) {
-      values[items[j]] = vals[j];
+      history.Add(items[j], vals[j]);
       seen.insert(items[j]);
     }
   }
@@ -170,7 +170,6 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   entry->model_version = snap.version();
   entry->erased = erased;
   entry->through_seq = through_seq;
-  const bool sum = EventDuplicatePolicy(m.params.feedback) == DuplicatePolicy::kSum;
   for (const StoredEvent& se : events) {
     entry->through_seq = std::max(entry->through_seq, se.seq);
     if (se.seq <= through_seq) continue;  // in the training row already
@@ -179,23 +178,11 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     if (!item) continue;  // an item the model does not know yet
     seen.insert(*item);
     const auto value = EventValue(e, m.params.feedback, options.type_weights);
-    if (!value) continue;
-    if (sum) {
-      values[*item] += *value;
-    } else {
-      values[*item] = *value;
-    }
+    if (value) history.Add(*item, *value);
   }
-  // In item order: the fold's sums must not depend on the hash map's iteration order.
-  std::vector<std::pair<int32_t, float>> history(values.begin(), values.end());
-  std::sort(history.begin(), history.end());
-  std::vector<int32_t> items;
-  std::vector<float> vals;
-  for (const auto& [item, value] : history) {
-    items.push_back(item);
-    vals.push_back(value);
-  }
-  auto folded = snap.fold_in->Fold(items, vals);
+  // In item order: the fold's sums must not depend on the order the events arrived in.
+  history.SortByItem();
+  auto folded = history.FoldWith(*snap.fold_in);
   if (!folded.ok()) return folded.status();
   if (!folded->cold_start) {
     entry->factors.assign(folded->factors.data(), folded->factors.data() + folded->factors.size());

@@ -14,7 +14,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,7 +64,9 @@ struct FoldedUserEntry {
 };
 
 // A user holds entries for at most two model versions at once: while a new version is being
-// swapped in, its entries are prepared beside the live version's (serving/retrainer.h).
+// swapped in, its entries are prepared beside the live version's (serving/model_swapper.h).
+// Folds are published here by serving/feedback_folder.h, which owns the overlay and the locks
+// that order folds against erasures and extensions.
 //
 // Thread safety: every method may be called concurrently. A lookup copies one shared pointer
 // under the mutex of one of 16 shards; it never waits on a fold.
@@ -83,18 +84,6 @@ class UserOverlay {
   void KeepOnly(const std::string& model_version);
   int64_t size() const;  // entries
 
-  // Folds against erasures: a fold holds it shared from reading a user's events to its Put, an
-  // erasure exclusively from deleting them to its Put, so a fold that read the history before
-  // an erasure cannot publish its vector after it.
-  std::shared_mutex& erasure_mutex() const { return erasure_mu_; }
-  // Folds against an in-place extension of the live model (new items indexed before a retrain,
-  // same version): a fold holds it shared from taking the live snapshot to its Put, the
-  // extension exclusively from re-folding the new items' users to activating the extended
-  // snapshot, so a fold against the old snapshot (which skips the new items and would show a
-  // buyer the item they just bought) is never published after the users were re-folded.
-  // Take it before erasure_mutex() when holding both.
-  std::shared_mutex& extension_mutex() const { return extension_mu_; }
-
  private:
   using Entries = std::vector<std::shared_ptr<const FoldedUserEntry>>;  // oldest first, <= 2
   struct Shard {
@@ -103,8 +92,6 @@ class UserOverlay {
   };
   Shard& ShardOf(const std::string& user) const;
   mutable std::array<Shard, 16> shards_;
-  mutable std::shared_mutex erasure_mu_;
-  mutable std::shared_mutex extension_mu_;
 };
 
 // Folds `user` in against `snap` from the model's training row (if the model knows the user and

@@ -1,12 +1,12 @@
 #include "serving/fold_queue.h"
 
-#include <cstdio>
+#include <algorithm>
 #include <utility>
 
 namespace recloop {
 
-FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, int threads)
-    : fold_(std::move(fold)), metrics_(metrics) {
+FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log)
+    : fold_(std::move(fold)), metrics_(metrics), log_(log) {
   for (int t = 0; t < std::max(1, threads); ++t) threads_.emplace_back([this] { Work(); });
 }
 
@@ -42,8 +42,7 @@ void FoldQueue::FoldLocked(const std::string& user, std::unique_lock<std::mutex>
   const Clock::time_point acked = s.acked;
   lock.unlock();
   if (absl::Status st = fold_(user); !st.ok() && !absl::IsFailedPrecondition(st)) {
-    std::fprintf(stderr, "recloop serve: fold-in of a user failed: %s\n",
-                 std::string(st.message()).c_str());
+    log_->Warning("fold-in of a user failed: %s", std::string(st.message()));
   }
   const double lag = std::chrono::duration<double>(Clock::now() - acked).count();
   if (metrics_ != nullptr) metrics_->ObserveFreshness(lag);

@@ -24,6 +24,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "base/logger.h"
 #include "serving/metrics.h"
 
 namespace recloop {
@@ -32,15 +33,17 @@ namespace recloop {
 class FoldQueue {
  public:
   using Clock = std::chrono::steady_clock;
-  // Folds one user in again from the store and publishes the result. Errors are logged; the
-  // user's next event (or the next model swap) folds them again.
+  // Folds one user in again from the store and publishes the result (FeedbackFolder::FoldNow,
+  // serving/feedback_folder.h). Errors other than FailedPrecondition (no model to fold into)
+  // are logged; the user's next event (or the next model swap) folds them again.
   using FoldFn = std::function<absl::Status(const std::string& user)>;
 
-  // `metrics` (may be null) receives the freshness lag. Starts `threads` folder threads (>= 1).
-  FoldQueue(FoldFn fold, Metrics* metrics, int threads);
+  // `metrics` (may be null) receives the freshness lag; failed folds are logged to `log`.
+  // Starts `threads` folder threads (>= 1).
+  FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log = StderrLog());
   // Stops after the folds in flight; folds still waiting are dropped (their events are durable:
   // a restarted server folds in everyone with events newer than its model before serving,
-  // Retrainer::RestoreFolds).
+  // FeedbackFolder::RestoreFolds).
   ~FoldQueue();
   FoldQueue(const FoldQueue&) = delete;
   FoldQueue& operator=(const FoldQueue&) = delete;
@@ -68,6 +71,7 @@ class FoldQueue {
 
   FoldFn fold_;
   Metrics* metrics_;
+  Logger* log_;
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;

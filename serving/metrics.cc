@@ -104,4 +104,70 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
   return out;
 }
 
+void Metrics::CountRetrain(const RetrainRun& run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++retrains_[run.outcome];
+  last_retrain_ = run;
+}
+
+void Metrics::SetRetrainState(bool running, int64_t pending_events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  retrain_running_ = running;
+  retrain_pending_events_ = pending_events;
+}
+
+void Metrics::CountRollback() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++rollbacks_;
+}
+
+void Metrics::CountNewItems(int64_t items) {
+  std::lock_guard<std::mutex> lock(mu_);
+  new_items_ += static_cast<uint64_t>(items);
+}
+
+std::string Metrics::RenderRetrain() const {
+  static constexpr const char* kOutcomes[] = {"promoted", "refused", "skipped", "discarded",
+                                              "failed"};
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out =
+      "# HELP recloop_retrain_total Background retrains by outcome (refused: the promotion gate "
+      "refused the candidate).\n# TYPE recloop_retrain_total counter\n";
+  for (const char* outcome : kOutcomes) {
+    const auto it = retrains_.find(outcome);
+    absl::StrAppend(&out, "recloop_retrain_total{outcome=\"", outcome, "\"} ",
+                    it == retrains_.end() ? 0 : it->second, "\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP recloop_retrain_running 1 while a retrain runs.\n"
+                  "# TYPE recloop_retrain_running gauge\nrecloop_retrain_running ",
+                  retrain_running_ ? 1 : 0,
+                  "\n# HELP recloop_retrain_pending_events Events stored since the last retrain "
+                  "started.\n# TYPE recloop_retrain_pending_events gauge\n"
+                  "recloop_retrain_pending_events ",
+                  retrain_pending_events_,
+                  "\n# HELP recloop_new_items_total New items folded in and indexed before a "
+                  "retrain.\n# TYPE recloop_new_items_total counter\nrecloop_new_items_total ",
+                  new_items_,
+                  "\n# HELP recloop_model_rollbacks_total Rollbacks to an earlier version.\n"
+                  "# TYPE recloop_model_rollbacks_total counter\nrecloop_model_rollbacks_total ",
+                  rollbacks_, "\n");
+  if (last_retrain_ && !last_retrain_->gate_metric.empty()) {
+    absl::StrAppend(&out,
+                    "# HELP recloop_retrain_gate_metric The last gate's metric on the holdout.\n"
+                    "# TYPE recloop_retrain_gate_metric gauge\n"
+                    "recloop_retrain_gate_metric{model=\"candidate\",metric=\"",
+                    last_retrain_->gate_metric, "\"} ", last_retrain_->gate_candidate,
+                    "\nrecloop_retrain_gate_metric{model=\"live\",metric=\"",
+                    last_retrain_->gate_metric, "\"} ", last_retrain_->gate_live, "\n");
+  }
+  if (last_retrain_) {
+    absl::StrAppend(&out,
+                    "# HELP recloop_retrain_last_seconds Wall time of the last retrain.\n"
+                    "# TYPE recloop_retrain_last_seconds gauge\nrecloop_retrain_last_seconds ",
+                    last_retrain_->seconds, "\n");
+  }
+  return out;
+}
+
 }  // namespace recloop

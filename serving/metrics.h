@@ -1,5 +1,6 @@
-// Metrics: request counters and latency histograms by route and status, rendered in the
-// Prometheus text exposition format (version 0.0.4) for GET /metrics.
+// Metrics: request counters and latency histograms by route and status, the feedback counters
+// and the background retrainer's counters, rendered in the Prometheus text exposition format
+// (version 0.0.4) for GET /metrics.
 #ifndef RECLOOP_SERVING_METRICS_H_
 #define RECLOOP_SERVING_METRICS_H_
 
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,6 +43,25 @@ class Metrics {
   void CountFeedback(int64_t accepted, int64_t rejected);
   void ObserveFreshness(double seconds);
 
+  // Retraining (serving/retrainer.h). One finished retrain: its outcome ("promoted", "refused",
+  // "skipped", "discarded" or "failed"), wall time and, when its gate compared the models, the
+  // gate's metric name and the two models' values.
+  struct RetrainRun {
+    std::string outcome;
+    double seconds = 0;
+    std::string gate_metric;  // empty: no comparison to show
+    double gate_candidate = 0;
+    double gate_live = 0;
+  };
+  void CountRetrain(const RetrainRun& run);
+  // Whether a retrain runs now, and the events stored since the last one started.
+  void SetRetrainState(bool running, int64_t pending_events);
+  void CountRollback();
+  void CountNewItems(int64_t items);  // new items folded in and indexed before a retrain
+  // The retraining families (recloop_retrain_*, recloop_new_items_total,
+  // recloop_model_rollbacks_total), appended to /metrics by servers that retrain.
+  std::string RenderRetrain() const;
+
  private:
   struct Route {
     std::map<int, uint64_t> by_status;
@@ -52,6 +73,13 @@ class Metrics {
   std::map<std::string, Route, std::less<>> routes_;  // guarded by mu_
   Route freshness_;                                   // guarded by mu_ (by_status unused)
   uint64_t events_accepted_ = 0, events_rejected_ = 0;  // guarded by mu_
+  // Retraining, guarded by mu_.
+  std::map<std::string, uint64_t, std::less<>> retrains_;  // outcome -> count
+  std::optional<RetrainRun> last_retrain_;
+  bool retrain_running_ = false;
+  int64_t retrain_pending_events_ = 0;
+  uint64_t new_items_ = 0;
+  uint64_t rollbacks_ = 0;
 };
 
 }  // namespace recloop

@@ -7,15 +7,11 @@
 // CPU priority (nice) in a oneTBB arena of `threads` threads, so that serving keeps the cores.
 //
 // A candidate that passes the gate is saved as a new version of the models directory (with its
-// item index) and swapped in; one the gate refuses is saved under MODELS/refused/ (never served)
-// and the refusal is logged and counted. Swapping a version in (a promotion or a rollback):
-//   1. the version is loaded into a snapshot that is not yet live (LiveModel::Prepare);
-//   2. every user with events after the version's last trained event is folded in against it
-//      into the overlay, beside the live version's entries (users keep being served meanwhile);
-//   3. the snapshot goes live atomically (LiveModel::Activate);
-//   4. users whose events arrived during step 2 are folded in again, and the old version's
-//      overlay entries are dropped.
-// So a user's feedback is never lost across a swap, and no request waits for one.
+// item index) and swapped in (serving/model_swapper.h: prepare, re-fold the users with newer
+// feedback, activate; so a user's feedback is never lost across a swap, and no request waits
+// for one); one the gate refuses is saved under MODELS/refused/ (never served) and the refusal
+// is logged and counted. Between retrains, new items are folded in and indexed
+// (serving/new_item_indexer.h). Counters go to a Metrics (serving/metrics.h), lines to a Logger.
 #ifndef RECLOOP_SERVING_RETRAINER_H_
 #define RECLOOP_SERVING_RETRAINER_H_
 
@@ -34,9 +30,14 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "base/logger.h"
+#include "base/timer.h"
 #include "data/event_store.h"
-#include "serving/feedback.h"
+#include "serving/feedback_folder.h"
 #include "serving/live_model.h"
+#include "serving/metrics.h"
+#include "serving/model_swapper.h"
+#include "serving/new_item_indexer.h"
 #include "training/retrain.h"
 
 namespace recloop {
@@ -79,9 +80,12 @@ struct RetrainOutcome {
 // Thread safety: every public method may be called from any thread.
 class Retrainer {
  public:
-  // All pointers must outlive the Retrainer. Starts the background thread.
-  Retrainer(LiveModel* live, EventStore* events, UserOverlay* overlay, FeedbackOptions feedback,
-            RetrainerOptions options);
+  // All pointers must outlive the Retrainer; `folder` folds users in (serving/feedback_folder.h,
+  // whose feedback options the retrainer's event values follow). `metrics` (null: the
+  // retrainer keeps its own) receives the counters; `log` the outcome of every retrain, swap
+  // and new-item indexing. Starts the background thread.
+  Retrainer(LiveModel* live, EventStore* events, FeedbackFolder* folder, RetrainerOptions options,
+            Metrics* metrics = nullptr, Logger* log = StderrLog());
   ~Retrainer();  // stops the thread (a retrain in progress finishes first)
   Retrainer(const Retrainer&) = delete;
   Retrainer& operator=(const Retrainer&) = delete;
@@ -100,40 +104,30 @@ class Retrainer {
   // no earlier version; the loader's errors.
   absl::StatusOr<std::string> Rollback();
 
-  // Folds in every user with events after the live model's last trained event (the overlay is
-  // in memory: a restarted server calls this before serving, so that no customer's feedback is
-  // forgotten). Returns the number of users folded.
-  absl::StatusOr<int64_t> RestoreFolds();
-
   bool running() const { return running_.load(); }
   std::optional<RetrainOutcome> Last() const;
 
-  // Prometheus text of the retrainer's counters (appended to /metrics).
-  std::string RenderMetrics() const;
+  // Prometheus text of the retrainer's counters (appended to /metrics): Metrics::RenderRetrain.
+  std::string RenderMetrics() const { return metrics_->RenderRetrain(); }
 
  private:
   void Loop();
   RetrainOutcome RunOnce();
-  // Swaps `version_dir` in (steps 1-4 above). Requires swap_mu_.
-  absl::Status SwapInLocked(const std::string& version_dir);
-  // Folds in again every user with events after `after_seq` (and every user erased after it)
-  // against `snap`. Returns the largest seq seen; counts the users in *users if given.
-  absl::StatusOr<int64_t> RefoldAfter(const ModelSnapshot& snap, int64_t after_seq,
-                                      int64_t* users = nullptr);
-  // Folds `users` in again against `snap` and publishes them in the overlay.
-  absl::Status RefoldUsers(const ModelSnapshot& snap, const std::set<std::string>& users);
-  // Folds each of `items` (item -> its (user, value) events) in against the live model's user
-  // side, appends those it can to a copy of the live model, rebuilds the item index and
-  // publishes it under the same version; then folds the items' users in again.
-  void AddNewItems(std::map<std::string, std::vector<std::pair<std::string, float>>> items);
+  // The retrain's candidate saved and, if the gate passed, swapped in (under the swap lock).
+  RetrainOutcome SaveAndSwap(const ModelSnapshot& parent, RetrainResult result,
+                             RetrainOutcome o);
+  void Finish(RetrainOutcome& o, std::string outcome, std::string message,
+              SteadyClock::time_point start) const;
 
   LiveModel* live_;
   EventStore* events_;
-  UserOverlay* overlay_;
-  FeedbackOptions feedback_;
+  FeedbackFolder* folder_;
   RetrainerOptions options_;
-
-  std::mutex swap_mu_;  // one swap (promotion or rollback) at a time
+  std::unique_ptr<Metrics> own_metrics_;
+  Metrics* metrics_;
+  Logger* log_;
+  ModelSwapper swapper_;  // one swap (promotion, rollback or new items) at a time
+  NewItemIndexer new_items_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
@@ -143,16 +137,6 @@ class Retrainer {
   int64_t pending_events_ = 0;
   uint64_t runs_started_ = 0, runs_finished_ = 0;
   std::optional<RetrainOutcome> last_;
-  std::map<std::string, uint64_t> outcomes_;  // outcome -> count
-  uint64_t rollbacks_ = 0;
-  // New items: their events so far, and those that reached new_item_min_events.
-  std::map<std::string, std::vector<std::pair<std::string, float>>> new_item_events_;
-  std::set<std::string> due_items_;
-  uint64_t new_items_added_ = 0;
-  // The live version's user side as a FoldIn over users (folds items in), built on first use.
-  std::string item_fold_version_;
-  std::unique_ptr<FactorModel> user_side_;
-  std::unique_ptr<FoldIn> item_fold_;
   std::atomic<bool> running_{false};
   std::thread thread_;
 };

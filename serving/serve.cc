@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/logger.h"
 #include "engine/status_macros.h"
+#include "serving/feedback_folder.h"
 
 namespace recloop {
 
@@ -18,21 +20,24 @@ absl::Status RunServe(const ServeOptions& options) {
     ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
   }
   Metrics metrics;
-  UserOverlay overlay;
+  StderrLogger log("recloop serve: ");
+  // The one fold path, shared by the Api, the retrainer and the restart catch-up below.
+  FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold_threads,
+                        &metrics, &log);
   std::unique_ptr<Retrainer> retrainer;
   if (events != nullptr) {
-    retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &overlay,
-                                            options.api.feedback, options.retrain);
-    // The overlay lives in memory: fold in again everyone with feedback newer than the model.
-    ASSIGN_OR_RETURN(const int64_t restored, retrainer->RestoreFolds());
+    // The overlay lives in memory: fold in again everyone with feedback newer than the model
+    // (before the retrainer starts, so that no swap runs meanwhile).
+    ASSIGN_OR_RETURN(const int64_t restored, folder.RestoreFolds());
     if (restored > 0) {
-      std::fprintf(stderr, "recloop serve: folded in %lld users with feedback newer than the model\n",
-                   static_cast<long long>(restored));
+      log.Info("folded in %d users with feedback newer than the model", restored);
     }
+    retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &folder, options.retrain,
+                                            &metrics, &log);
   }
   std::unique_ptr<HttpServer> server;
   Api api(live.get(), &metrics, options.api, [&server] { return server->open_connections(); },
-          events.get(), &overlay, retrainer.get());
+          events.get(), &folder, retrainer.get());
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();
   const int every = options.access_log_every;

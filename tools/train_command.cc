@@ -24,7 +24,9 @@ absl::StatusOr<TrainRun> RetrainRunOf(const TrainCommand& cmd) {
   run.model.als.iterations = cmd.als.iterations;
   run.out = cmd.out;
   run.index = cmd.index_options;
-  if (!run.out.empty()) ASSIGN_OR_RETURN(run.index.type, ParseIndexType(cmd.index));
+  if (!run.out.empty()) {
+    ASSIGN_OR_RETURN(run.index.type, ParseIndexType(cmd.index));
+  }
   return run;
 }
 
@@ -55,7 +57,9 @@ absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd) {
   run.k = cmd.k;
   run.out = cmd.out;
   run.index = cmd.index_options;
-  if (!run.out.empty()) ASSIGN_OR_RETURN(run.index.type, ParseIndexType(cmd.index));
+  if (!run.out.empty()) {
+    ASSIGN_OR_RETURN(run.index.type, ParseIndexType(cmd.index));
+  }
   return run;
 }
 

@@ -43,7 +43,7 @@ absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd) {
   o.test_path = cmd.test;
   ASSIGN_OR_RETURN(o.read, MakeReadOptions(cmd.input, feedback));
   o.als = cmd.als;
-  o.als.feedback = feedback;
+  o.als.feedback = feedback;  // DistributedOptions tags the model by als.feedback
   o.popularity = cmd.popularity;
   o.eval.k = cmd.k;
   ASSIGN_OR_RETURN(o.exchange, ParseFactorExchange(cmd.exchange));

@@ -1,6 +1,5 @@
 #include "training/als.h"
 
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -8,6 +7,8 @@
 #include <vector>
 
 #include "Eigen/Cholesky"
+#include "base/hash_mix.h"
+#include "base/timer.h"
 #include "engine/status_macros.h"
 #include "absl/strings/str_cat.h"
 #include "tbb/parallel_for.h"
@@ -16,10 +17,8 @@
 namespace recloop {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using Vector = Eigen::VectorXf;
 using Matrix = Eigen::MatrixXf;
-using RowBlock = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // Rows per task. Rows differ a lot in length (popular items), so tasks are small and oneTBB
 // balances them; results do not depend on the split since every row is solved independently.
@@ -31,14 +30,6 @@ float Regularization(const AlsOptions& o) {
                                            : kDefaultImplicitRegularization;
 }
 
-// SplitMix64's finaliser: a bijection that spreads every input bit over the output.
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 // Explicit half-step: for every row r of `m` (rows x cols), solves the biased, weighted-λ ridge
 // regression of its values on the other side's factors. `solve_bias`/`solve_factors` are the
 // row side's unknowns; `other_bias`/`other_factors` are fixed.
@@ -47,7 +38,7 @@ void ExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other_factors,
                       FactorMatrix* factors, Vector* bias) {
   const int k = static_cast<int>(other_factors.cols());
   tbb::parallel_for(tbb::blocked_range<int32_t>(0, m.rows(), kRowGrain), [&](const auto& range) {
-    RowBlock z;  // n x (k+1): [1, other factors]
+    FactorMatrix z;  // n x (k+1): [1, other factors]
     Vector t;    // n targets
     Matrix a(k + 1, k + 1);
     Vector b(k + 1);
@@ -149,7 +140,7 @@ void ImplicitHalfStepK(const CsrMatrix& m, const FactorMatrix& y, const Matrix& 
   tbb::parallel_for(tbb::blocked_range<int32_t>(0, m.rows(), kRowGrain), [&](const auto& range) {
     Vector b(k);
     Matrix a(k, k);
-    RowBlock z;
+    FactorMatrix z;
     // CG scratch sized for the longest row of this task, allocated once per task.
     int64_t longest = 0;
     for (int32_t row = range.begin(); row != range.end(); ++row) {
@@ -242,10 +233,10 @@ void AlsInitialFactors(std::span<const uint64_t> keys, AlsSide side, const AlsOp
   const int k = o.factors;
   out->resize(static_cast<Eigen::Index>(keys.size()), k);
   const float stddev = o.init_scale / std::sqrt(static_cast<float>(k));
-  const uint64_t stream = Mix(o.seed ^ Mix(side == AlsSide::kUsers ? 1 : 2));
+  const uint64_t stream = Mix64(o.seed ^ Mix64(side == AlsSide::kUsers ? 1 : 2));
   tbb::parallel_for(tbb::blocked_range<size_t>(0, keys.size(), 256), [&](const auto& range) {
     for (size_t r = range.begin(); r != range.end(); ++r) {
-      std::mt19937_64 rng(Mix(stream ^ keys[r]));
+      std::mt19937_64 rng(Mix64(stream ^ keys[r]));
       std::normal_distribution<float> normal(0.0f, stddev);
       for (int j = 0; j < k; ++j) (*out)(static_cast<Eigen::Index>(r), j) = normal(rng);
     }
@@ -445,27 +436,23 @@ double AlsTrainer::TrainRmse() const {
   return std::sqrt(ExplicitSquaredError(*by_user_, model_) / by_user_->nnz());
 }
 
-absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                     const AlsOptions& o, const IterationCallback& on_iteration,
-                                     const AlsWarmStart* warm, const AlsRowKeys* keys) {
-  auto trainer = AlsTrainer::Create(by_user, by_item, o, keys);
-  if (!trainer.ok()) return trainer.status();
-  if (warm != nullptr) {
-    if (absl::Status s = trainer->WarmStart(*warm); !s.ok()) return s;
-  }
+absl::StatusOr<AlsResult> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                   const AlsOptions& o, const AlsRun& run) {
+  ASSIGN_OR_RETURN(AlsTrainer trainer, AlsTrainer::Create(by_user, by_item, o, run.keys));
+  if (run.warm != nullptr) RETURN_IF_ERROR(trainer.WarmStart(*run.warm));
   for (int it = 1; it <= o.iterations; ++it) {
-    const auto start = Clock::now();
-    if (absl::Status s = trainer->Iterate(); !s.ok()) return s;
-    if (on_iteration) {
+    const Timer timer;
+    RETURN_IF_ERROR(trainer.Iterate());
+    if (run.on_iteration) {
       IterationStats stats;
       stats.iteration = it;
-      stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      stats.loss = trainer->Loss();
-      stats.train_rmse = trainer->TrainRmse();
-      on_iteration(stats);
+      stats.seconds = timer.Seconds();
+      stats.loss = trainer.Loss();
+      stats.train_rmse = trainer.TrainRmse();
+      run.on_iteration(stats);
     }
   }
-  return std::move(*trainer).TakeModel();
+  return AlsResult{std::move(trainer).TakeModel()};
 }
 
 }  // namespace recloop

@@ -141,14 +141,24 @@ class AlsTrainer {
   int iteration_ = 0;
 };
 
-// Trains on `by_user` (users x items) and its transpose `by_item`. Returns a model without ID
-// maps, popularity or seen matrix (the caller, which owns the data, fills those; see
-// training/train.h). Thread-safe; uses the oneTBB arena of the caller.
-absl::StatusOr<FactorModel> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                     const AlsOptions& options,
-                                     const IterationCallback& on_iteration = nullptr,
-                                     const AlsWarmStart* warm = nullptr,
-                                     const AlsRowKeys* keys = nullptr);
+// What one TrainAls run reports to and starts from (per run, beside the options).
+struct AlsRun {
+  IterationCallback on_iteration;      // after every iteration; null: none
+  const AlsWarmStart* warm = nullptr;  // not owned; null: random start
+  const AlsRowKeys* keys = nullptr;    // not owned; null: rows keyed by index
+};
+
+struct AlsResult {
+  // Without ID maps, popularity or seen matrix (the caller, which owns the data, fills those;
+  // see training/trainers.h).
+  FactorModel model;
+};
+
+// Trains on `by_user` (users x items) and its transpose `by_item`. Returns InvalidArgument for
+// bad options, shapes or key counts, Internal if the factors stop being finite. Thread-safe;
+// uses the oneTBB arena of the caller.
+absl::StatusOr<AlsResult> TrainAls(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                   const AlsOptions& options, const AlsRun& run = {});
 
 // The objective that TrainAls minimises, evaluated for `model` (exposed for tests).
 double AlsLoss(const CsrMatrix& by_user, const FactorModel& model, const AlsOptions& options);

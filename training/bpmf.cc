@@ -1,6 +1,5 @@
 #include "training/bpmf.h"
 
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -8,18 +7,18 @@
 
 #include "Eigen/Cholesky"
 #include "absl/strings/str_cat.h"
+#include "base/hash_mix.h"
+#include "base/timer.h"
 #include "engine/status_macros.h"
 #include "tbb/parallel_for.h"
 
 namespace recloop {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using Vector = Eigen::VectorXf;
 using Matrix = Eigen::MatrixXf;
 using MatrixD = Eigen::MatrixXd;
 using VectorD = Eigen::VectorXd;
-using RowBlock = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 constexpr int32_t kRowGrain = 16;
 // Rows per block of the sums over rows: fixed, so the sums do not depend on the thread count.
@@ -37,16 +36,10 @@ enum Stream : uint64_t {
   kUserWeights, kItemWeights
 };
 
-uint64_t Mix(uint64_t x) {  // SplitMix64 finaliser
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 std::mt19937_64 StreamRng(uint64_t seed, int sweep, Stream stream, int64_t row) {
   return std::mt19937_64(
-      Mix(Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(sweep)) ^ stream) ^ static_cast<uint64_t>(row)));
+      Mix64(Mix64(Mix64(Mix64(seed) ^ static_cast<uint64_t>(sweep)) ^ stream) ^
+            static_cast<uint64_t>(row)));
 }
 
 // Σ over rows of f(r) (a double or an Eigen matrix of doubles), summed per fixed block in
@@ -136,7 +129,7 @@ void SampleRows(const CsrMatrix& m, const FactorMatrix& other, const Vector& oth
   Vector prior_b = Vector::Zero(k + 1);
   prior_b.head(k) = h.lambda * h.mu;
   tbb::parallel_for(tbb::blocked_range<int32_t>(0, m.rows(), kRowGrain), [&](const auto& range) {
-    RowBlock z;
+    FactorMatrix z;
     Vector y, b(k + 1), x(k + 1);
     Matrix a(k + 1, k + 1);
     Eigen::LLT<Matrix, Eigen::Lower> llt(k + 1);
@@ -223,6 +216,218 @@ float Clamp(double v, float lo, float hi) {
   return static_cast<float>(std::min<double>(hi, std::max<double>(lo, v)));
 }
 
+// One Gibbs chain: the current sample, the served model it accumulates into, the per-row noise
+// weights and the running sums of the probe predictions. Sweep after sweep, then Finish.
+class Chain {
+ public:
+  Chain(const CsrMatrix& by_user, const CsrMatrix& by_item, const BpmfOptions& o,
+        const BpmfProbe* probe);
+
+  // Sweep `sweep` (1-based, burn-in included). Returns Internal if the sample stops being finite.
+  absl::StatusOr<BpmfSweepStats> Sweep(int sweep);
+
+  // The served model (biases averaged over the kept samples) and, with a probe, the report.
+  BpmfResult Finish(double chain_seconds) &&;
+
+ private:
+  void InitSample();
+  void InitServed();
+  // The noise weights given α, then α given the weights; the sweep's training RMSE.
+  double SampleNoise(int sweep);
+  // A kept sweep: biases summed, the sample served if its turn has come, the probe updated.
+  void Keep(int sweep, const Hyper& hu, const Hyper& hi, double alpha_used, BpmfSweepStats* stats);
+  template <typename F>
+  double ProbeRmse(F predict) const {
+    return std::sqrt(SumOverRows<double>(static_cast<int32_t>(probe_sum_.size()), 0.0,
+                                         [&](int32_t r) {
+                                           const double d = predict(r) - probe_->value[r];
+                                           return d * d;
+                                         }) /
+                     std::max<size_t>(probe_sum_.size(), 1));
+  }
+
+  const CsrMatrix& by_user_;
+  const CsrMatrix& by_item_;
+  const BpmfOptions& o_;
+  const BpmfProbe* probe_;
+  const int k_;
+  const int32_t users_;
+  const int32_t items_;
+  FactorModel s_;  // the current sample
+  FactorModel m_;  // the served model
+  float alpha_;
+  Vector user_weight_;  // per-row noise weights (all 1 without robust noise)
+  Vector item_weight_;
+  std::vector<double> row_sse_;  // scratch for the residuals
+  std::vector<double> probe_sum_;  // per probe row: Σ over the kept samples of the prediction
+  int next_served_ = 0;
+};
+
+Chain::Chain(const CsrMatrix& by_user, const CsrMatrix& by_item, const BpmfOptions& o,
+             const BpmfProbe* probe)
+    : by_user_(by_user),
+      by_item_(by_item),
+      o_(o),
+      probe_(probe),
+      k_(o.factors),
+      users_(by_user.rows()),
+      items_(by_item.rows()),
+      alpha_(o.noise_precision > 0 ? o.noise_precision : 2.0f),
+      user_weight_(Vector::Ones(users_)),
+      item_weight_(Vector::Ones(items_)),
+      probe_sum_(probe != nullptr ? probe->user.size() : 0, 0.0) {
+  InitSample();
+  InitServed();
+}
+
+void Chain::InitSample() {
+  const auto& values = by_user_.values();
+  s_.global_mean =
+      static_cast<float>(std::accumulate(values.begin(), values.end(), 0.0) / values.size());
+  s_.user_factors.resize(users_, k_);
+  s_.item_factors.resize(items_, k_);
+  std::normal_distribution<float> normal(0.0f, o_.init_scale);
+  std::mt19937_64 rng = StreamRng(o_.seed, 0, kInitUsers, 0);
+  for (int64_t i = 0; i < s_.user_factors.size(); ++i) s_.user_factors.data()[i] = normal(rng);
+  rng = StreamRng(o_.seed, 0, kInitItems, 0);
+  for (int64_t i = 0; i < s_.item_factors.size(); ++i) s_.item_factors.data()[i] = normal(rng);
+  s_.user_bias = Vector::Zero(users_);
+  s_.item_bias = Vector::Zero(items_);
+}
+
+void Chain::InitServed() {
+  const auto& values = by_user_.values();
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  const int served = o_.served_samples;
+  ModelParams& p = m_.params;
+  p.algorithm = Algorithm::kBpmf;
+  p.feedback = Feedback::kExplicit;
+  p.factors = k_;
+  p.iterations = o_.burn_in + o_.samples;
+  p.burn_in = o_.burn_in;
+  p.samples = o_.samples;
+  p.served_samples = served;
+  p.noise_precision = o_.noise_precision;
+  p.user_noise_dof = o_.user_noise_dof;
+  p.item_noise_dof = o_.item_noise_dof;
+  p.seed = o_.seed;
+  m_.global_mean = s_.global_mean;
+  m_.min_value = *lo;
+  m_.max_value = *hi;
+  m_.user_factors.setZero(users_, static_cast<int64_t>(k_) * served);
+  m_.item_factors.setZero(items_, static_cast<int64_t>(k_) * served);
+  m_.user_bias = Vector::Zero(users_);
+  m_.item_bias = Vector::Zero(items_);
+  m_.user_prior.resize(served, 2 + k_ + k_ * k_);
+  m_.item_prior.resize(served, 2 + k_ + k_ * k_);
+}
+
+double Chain::SampleNoise(int sweep) {
+  if (o_.user_noise_dof > 0) {
+    RowSquaredErrors(by_user_, s_.user_factors, s_.user_bias, s_.item_factors, s_.item_bias,
+                     s_.global_mean, item_weight_, &row_sse_);
+    SampleWeights(by_user_, row_sse_, alpha_, o_.user_noise_dof, o_.seed, sweep, kUserWeights,
+                  &user_weight_);
+  }
+  if (o_.item_noise_dof > 0) {
+    RowSquaredErrors(by_item_, s_.item_factors, s_.item_bias, s_.user_factors, s_.user_bias,
+                     s_.global_mean, user_weight_, &row_sse_);
+    SampleWeights(by_item_, row_sse_, alpha_, o_.item_noise_dof, o_.seed, sweep, kItemWeights,
+                  &item_weight_);
+  }
+  RowSquaredErrors(by_user_, s_.user_factors, s_.user_bias, s_.item_factors, s_.item_bias,
+                   s_.global_mean, item_weight_, &row_sse_);
+  const double weighted_sse = SumOverRows<double>(
+      users_, 0.0, [&](int32_t u) { return user_weight_[u] * row_sse_[u]; });
+  const size_t n = by_user_.values().size();
+  if (o_.noise_precision <= 0) {
+    std::mt19937_64 rng = StreamRng(o_.seed, sweep, kNoise, 0);
+    std::gamma_distribution<double> gamma(kGammaShape + 0.5 * n,
+                                          1.0 / (kGammaRate + 0.5 * weighted_sse));
+    alpha_ = static_cast<float>(gamma(rng));
+  }
+  double sse = weighted_sse;
+  if (o_.item_noise_dof > 0 || o_.user_noise_dof > 0) {
+    RowSquaredErrors(by_user_, s_.user_factors, s_.user_bias, s_.item_factors, s_.item_bias,
+                     s_.global_mean, Vector::Ones(items_), &row_sse_);
+    sse = SumOverRows<double>(users_, 0.0, [&](int32_t u) { return row_sse_[u]; });
+  }
+  return std::sqrt(sse / n);
+}
+
+void Chain::Keep(int sweep, const Hyper& hu, const Hyper& hi, double alpha_used,
+                 BpmfSweepStats* stats) {
+  const int served = o_.served_samples;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(served));
+  const int kept = sweep - o_.burn_in;  // 1-based among the kept samples
+  m_.user_bias += s_.user_bias;
+  m_.item_bias += s_.item_bias;
+  // Evenly spaced: kept sample ⌈(j + 1)·samples / served⌉ for j = 0 .. served − 1, so the
+  // last kept sample is always served.
+  if (next_served_ < served && static_cast<int64_t>(kept) * served >=
+                                   static_cast<int64_t>(next_served_ + 1) * o_.samples) {
+    m_.user_factors.middleCols(static_cast<int64_t>(next_served_) * k_, k_) =
+        s_.user_factors * scale;
+    m_.item_factors.middleCols(static_cast<int64_t>(next_served_) * k_, k_) =
+        s_.item_factors * scale;
+    StorePrior(static_cast<float>(alpha_used), hu, &m_.user_prior, next_served_);
+    StorePrior(static_cast<float>(alpha_used), hi, &m_.item_prior, next_served_);
+    ++next_served_;
+  }
+  if (probe_ == nullptr) return;
+  tbb::parallel_for(size_t{0}, probe_sum_.size(), [&](size_t r) {
+    const int32_t u = probe_->user[r];
+    const int32_t i = probe_->item[r];
+    double p = s_.global_mean;
+    if (u >= 0) p += s_.user_bias[u];
+    if (i >= 0) p += s_.item_bias[i];
+    if (u >= 0 && i >= 0) p += s_.user_factors.row(u).dot(s_.item_factors.row(i));
+    probe_sum_[r] += p;
+  });
+  stats->probe_rmse = ProbeRmse(
+      [&](int32_t r) { return Clamp(probe_sum_[r] / kept, m_.min_value, m_.max_value); });
+}
+
+absl::StatusOr<BpmfSweepStats> Chain::Sweep(int sweep) {
+  const Timer timer;
+  std::mt19937_64 hyper_rng = StreamRng(o_.seed, sweep, kUserHyper, 0);
+  const Hyper hu = SampleHyper(s_.user_factors, s_.user_bias, &hyper_rng);
+  SampleRows(by_user_, s_.item_factors, s_.item_bias, s_.global_mean, alpha_, user_weight_,
+             item_weight_, hu, o_.seed, sweep, kUserRows, &s_.user_factors, &s_.user_bias);
+  hyper_rng = StreamRng(o_.seed, sweep, kItemHyper, 0);
+  const Hyper hi = SampleHyper(s_.item_factors, s_.item_bias, &hyper_rng);
+  SampleRows(by_item_, s_.user_factors, s_.user_bias, s_.global_mean, alpha_, item_weight_,
+             user_weight_, hi, o_.seed, sweep, kItemRows, &s_.item_factors, &s_.item_bias);
+  if (!s_.user_factors.allFinite() || !s_.item_factors.allFinite()) {
+    return absl::InternalError(absl::StrCat("BPMF sampling diverged at sweep ", sweep));
+  }
+  const double alpha_used = alpha_;  // the α this sweep's rows were drawn with
+  BpmfSweepStats stats;
+  stats.sweep = sweep;
+  stats.burn_in = sweep <= o_.burn_in;
+  stats.train_rmse = SampleNoise(sweep);
+  stats.alpha = alpha_;
+  if (!stats.burn_in) Keep(sweep, hu, hi, alpha_used, &stats);
+  stats.seconds = timer.Seconds();
+  return stats;
+}
+
+BpmfResult Chain::Finish(double chain_seconds) && {
+  m_.user_bias /= static_cast<float>(o_.samples);
+  m_.item_bias /= static_cast<float>(o_.samples);
+  BpmfResult result;
+  if (probe_ != nullptr && !probe_sum_.empty()) {
+    result.report.probe_rmse_all_samples = ProbeRmse([&](int32_t r) {
+      return Clamp(probe_sum_[r] / o_.samples, m_.min_value, m_.max_value);
+    });
+    result.report.probe_rmse_served =
+        ProbeRmse([&](int32_t r) { return m_.PredictRating(probe_->user[r], probe_->item[r]); });
+  }
+  result.report.seconds = chain_seconds;
+  result.model = std::move(m_);
+  return result;
+}
+
 }  // namespace
 
 absl::Status ValidateBpmfOptions(const BpmfOptions& o) {
@@ -242,180 +447,26 @@ absl::Status ValidateBpmfOptions(const BpmfOptions& o) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FactorModel> TrainBpmf(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                      const BpmfOptions& o, const BpmfCallback& on_sweep,
-                                      const BpmfProbe* probe, BpmfReport* report) {
+absl::StatusOr<BpmfResult> TrainBpmf(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                    const BpmfOptions& o, const BpmfRun& run) {
   RETURN_IF_ERROR(ValidateBpmfOptions(o));
   if (by_user.rows() != by_item.cols() || by_user.cols() != by_item.rows() ||
       by_user.nnz() != by_item.nnz()) {
     return absl::InvalidArgumentError("by_item is not the transpose of by_user");
   }
   if (by_user.nnz() == 0) return absl::InvalidArgumentError("no training interactions");
+  const BpmfProbe* probe = run.probe;
   if (probe != nullptr &&
       (probe->item.size() != probe->user.size() || probe->value.size() != probe->user.size())) {
     return absl::InvalidArgumentError("probe columns differ in length");
   }
-  const auto chain_start = Clock::now();
-  const int k = o.factors;
-  const int32_t users = by_user.rows();
-  const int32_t items = by_item.rows();
-  const auto& values = by_user.values();
-
-  // The current sample.
-  FactorModel s;
-  s.global_mean =
-      static_cast<float>(std::accumulate(values.begin(), values.end(), 0.0) / values.size());
-  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
-  s.user_factors.resize(users, k);
-  s.item_factors.resize(items, k);
-  {
-    std::normal_distribution<float> normal(0.0f, o.init_scale);
-    std::mt19937_64 rng = StreamRng(o.seed, 0, kInitUsers, 0);
-    for (int64_t i = 0; i < s.user_factors.size(); ++i) s.user_factors.data()[i] = normal(rng);
-    rng = StreamRng(o.seed, 0, kInitItems, 0);
-    for (int64_t i = 0; i < s.item_factors.size(); ++i) s.item_factors.data()[i] = normal(rng);
+  const Timer chain_timer;
+  Chain chain(by_user, by_item, o, probe);
+  for (int sweep = 1; sweep <= o.burn_in + o.samples; ++sweep) {
+    ASSIGN_OR_RETURN(const BpmfSweepStats stats, chain.Sweep(sweep));
+    if (run.on_sweep) run.on_sweep(stats);
   }
-  s.user_bias = Vector::Zero(users);
-  s.item_bias = Vector::Zero(items);
-  float alpha = o.noise_precision > 0 ? o.noise_precision : 2.0f;
-
-  // The served model accumulates here.
-  const int served = o.served_samples;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(served));
-  FactorModel m;
-  m.params.algorithm = Algorithm::kBpmf;
-  m.params.feedback = Feedback::kExplicit;
-  m.params.factors = k;
-  m.params.iterations = o.burn_in + o.samples;
-  m.params.burn_in = o.burn_in;
-  m.params.samples = o.samples;
-  m.params.served_samples = served;
-  m.params.noise_precision = o.noise_precision;
-  m.params.user_noise_dof = o.user_noise_dof;
-  m.params.item_noise_dof = o.item_noise_dof;
-  m.params.seed = o.seed;
-  m.global_mean = s.global_mean;
-  m.min_value = *lo;
-  m.max_value = *hi;
-  m.user_factors.setZero(users, static_cast<int64_t>(k) * served);
-  m.item_factors.setZero(items, static_cast<int64_t>(k) * served);
-  m.user_bias = Vector::Zero(users);
-  m.item_bias = Vector::Zero(items);
-  m.user_prior.resize(served, 2 + k + k * k);
-  m.item_prior.resize(served, 2 + k + k * k);
-
-  // The running sum of the probe predictions over the kept samples.
-  std::vector<double> probe_sum(probe != nullptr ? probe->user.size() : 0, 0.0);
-  auto probe_rmse = [&](auto predict) {
-    return std::sqrt(SumOverRows<double>(static_cast<int32_t>(probe_sum.size()), 0.0,
-                                         [&](int32_t r) {
-                                           const double d = predict(r) - probe->value[r];
-                                           return d * d;
-                                         }) /
-                     std::max<size_t>(probe_sum.size(), 1));
-  };
-
-  // Per-row noise weights (all 1 without robust noise) and scratch for the residuals.
-  Vector user_weight = Vector::Ones(users);
-  Vector item_weight = Vector::Ones(items);
-  std::vector<double> row_sse;
-  int next_served = 0;
-  const int total = o.burn_in + o.samples;
-  for (int sweep = 1; sweep <= total; ++sweep) {
-    const auto start = Clock::now();
-    std::mt19937_64 hyper_rng = StreamRng(o.seed, sweep, kUserHyper, 0);
-    const Hyper hu = SampleHyper(s.user_factors, s.user_bias, &hyper_rng);
-    SampleRows(by_user, s.item_factors, s.item_bias, s.global_mean, alpha, user_weight,
-               item_weight, hu, o.seed, sweep, kUserRows, &s.user_factors, &s.user_bias);
-    hyper_rng = StreamRng(o.seed, sweep, kItemHyper, 0);
-    const Hyper hi_ = SampleHyper(s.item_factors, s.item_bias, &hyper_rng);
-    SampleRows(by_item, s.user_factors, s.user_bias, s.global_mean, alpha, item_weight,
-               user_weight, hi_, o.seed, sweep, kItemRows, &s.item_factors, &s.item_bias);
-    if (!s.user_factors.allFinite() || !s.item_factors.allFinite()) {
-      return absl::InternalError(absl::StrCat("BPMF sampling diverged at sweep ", sweep));
-    }
-    const double alpha_used = alpha;  // the α this sweep's rows were drawn with
-    // Noise: the per-row weights given α, then α given the weights.
-    if (o.user_noise_dof > 0) {
-      RowSquaredErrors(by_user, s.user_factors, s.user_bias, s.item_factors, s.item_bias,
-                       s.global_mean, item_weight, &row_sse);
-      SampleWeights(by_user, row_sse, alpha, o.user_noise_dof, o.seed, sweep, kUserWeights,
-                    &user_weight);
-    }
-    if (o.item_noise_dof > 0) {
-      RowSquaredErrors(by_item, s.item_factors, s.item_bias, s.user_factors, s.user_bias,
-                       s.global_mean, user_weight, &row_sse);
-      SampleWeights(by_item, row_sse, alpha, o.item_noise_dof, o.seed, sweep, kItemWeights,
-                    &item_weight);
-    }
-    RowSquaredErrors(by_user, s.user_factors, s.user_bias, s.item_factors, s.item_bias,
-                     s.global_mean, item_weight, &row_sse);
-    const double weighted_sse = SumOverRows<double>(
-        users, 0.0, [&](int32_t u) { return user_weight[u] * row_sse[u]; });
-    if (o.noise_precision <= 0) {
-      std::mt19937_64 rng = StreamRng(o.seed, sweep, kNoise, 0);
-      std::gamma_distribution<double> gamma(kGammaShape + 0.5 * values.size(),
-                                            1.0 / (kGammaRate + 0.5 * weighted_sse));
-      alpha = static_cast<float>(gamma(rng));
-    }
-    double sse = weighted_sse;
-    if (o.item_noise_dof > 0 || o.user_noise_dof > 0) {
-      RowSquaredErrors(by_user, s.user_factors, s.user_bias, s.item_factors, s.item_bias,
-                       s.global_mean, Vector::Ones(items), &row_sse);
-      sse = SumOverRows<double>(users, 0.0, [&](int32_t u) { return row_sse[u]; });
-    }
-    BpmfSweepStats stats;
-    stats.sweep = sweep;
-    stats.burn_in = sweep <= o.burn_in;
-    stats.alpha = alpha;
-    stats.train_rmse = std::sqrt(sse / values.size());
-    if (!stats.burn_in) {
-      const int kept = sweep - o.burn_in;  // 1-based among the kept samples
-      m.user_bias += s.user_bias;
-      m.item_bias += s.item_bias;
-      // Evenly spaced: kept sample ⌈(j + 1)·samples / served⌉ for j = 0 .. served − 1, so the
-      // last kept sample is always served.
-      if (next_served < served &&
-          static_cast<int64_t>(kept) * served >= static_cast<int64_t>(next_served + 1) * o.samples) {
-        m.user_factors.middleCols(static_cast<int64_t>(next_served) * k, k) =
-            s.user_factors * scale;
-        m.item_factors.middleCols(static_cast<int64_t>(next_served) * k, k) =
-            s.item_factors * scale;
-        StorePrior(static_cast<float>(alpha_used), hu, &m.user_prior, next_served);
-        StorePrior(static_cast<float>(alpha_used), hi_, &m.item_prior, next_served);
-        ++next_served;
-      }
-      if (probe != nullptr) {
-        tbb::parallel_for(size_t{0}, probe_sum.size(), [&](size_t r) {
-          const int32_t u = probe->user[r];
-          const int32_t i = probe->item[r];
-          double p = s.global_mean;
-          if (u >= 0) p += s.user_bias[u];
-          if (i >= 0) p += s.item_bias[i];
-          if (u >= 0 && i >= 0) p += s.user_factors.row(u).dot(s.item_factors.row(i));
-          probe_sum[r] += p;
-        });
-        stats.probe_rmse = probe_rmse(
-            [&](int32_t r) { return Clamp(probe_sum[r] / kept, m.min_value, m.max_value); });
-      }
-    }
-    stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (on_sweep) on_sweep(stats);
-  }
-  m.user_bias /= static_cast<float>(o.samples);
-  m.item_bias /= static_cast<float>(o.samples);
-  if (report != nullptr) {
-    *report = BpmfReport{};
-    if (probe != nullptr && !probe_sum.empty()) {
-      report->probe_rmse_all_samples = probe_rmse(
-          [&](int32_t r) { return Clamp(probe_sum[r] / o.samples, m.min_value, m.max_value); });
-      report->probe_rmse_served = probe_rmse([&](int32_t r) {
-        return m.PredictRating(probe->user[r], probe->item[r]);
-      });
-    }
-    report->seconds = std::chrono::duration<double>(Clock::now() - chain_start).count();
-  }
-  return m;
+  return std::move(chain).Finish(chain_timer.Seconds());
 }
 
 }  // namespace recloop

@@ -86,15 +86,23 @@ struct BpmfReport {
   double seconds = 0.0;                 // wall time of the whole chain
 };
 
-// Samples on `by_user` (users x items, explicit ratings) and its transpose `by_item`. Returns a
-// model (algorithm kBpmf) without ID maps, popularity or seen matrix (see training/train.h), or
+// What one TrainBpmf run reports to (per run, beside the options).
+struct BpmfRun {
+  BpmfCallback on_sweep;              // after every sweep; null: none
+  const BpmfProbe* probe = nullptr;   // not owned; null: no probe set (the report is zeros)
+};
+
+struct BpmfResult {
+  // Algorithm kBpmf, without ID maps, popularity or seen matrix (see training/trainers.h).
+  FactorModel model;
+  BpmfReport report;
+};
+
+// Samples on `by_user` (users x items, explicit ratings) and its transpose `by_item`. Returns
 // InvalidArgument for bad options or shapes, Internal if the chain stops being finite.
 // Thread-safe; uses the oneTBB arena of the caller.
-absl::StatusOr<FactorModel> TrainBpmf(const CsrMatrix& by_user, const CsrMatrix& by_item,
-                                      const BpmfOptions& options,
-                                      const BpmfCallback& on_sweep = nullptr,
-                                      const BpmfProbe* probe = nullptr,
-                                      BpmfReport* report = nullptr);
+absl::StatusOr<BpmfResult> TrainBpmf(const CsrMatrix& by_user, const CsrMatrix& by_item,
+                                    const BpmfOptions& options, const BpmfRun& run = {});
 
 }  // namespace recloop
 

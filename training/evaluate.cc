@@ -15,7 +15,7 @@
 #include "tbb/blocked_range.h"
 #include "tbb/enumerable_thread_specific.h"
 #include "tbb/parallel_for.h"
-#include "training/metrics.h"
+#include "training/ranking_metrics.h"
 
 namespace recloop {
 namespace {

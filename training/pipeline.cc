@@ -19,7 +19,7 @@ TrainOptions MakeTrainOptions(const ModelSettings& settings) {
   TrainOptions options;
   options.algorithm = settings.algorithm;
   options.als = settings.als;
-  options.als.feedback = settings.feedback;
+  options.feedback = settings.feedback;
   options.bpmf = settings.bpmf;
   options.popularity = settings.popularity;
   return options;
@@ -178,23 +178,23 @@ absl::Status Save(const TrainRun& run, const TrainTest& data, TrainReport* repor
 absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const Interactions& test,
                                              const ModelSettings& settings, int k, Logger* log) {
   TrainOptions options = MakeTrainOptions(settings);
-  const IterationCallback progress = [&](const IterationStats& s) {
+  TrainHooks hooks;
+  hooks.on_iteration = [&](const IterationStats& s) {
     LogIteration(s, settings.als.iterations, settings.feedback, log);
   };
   BpmfReport bpmf_report;
   const int sweeps = settings.bpmf.burn_in + settings.bpmf.samples;
-  const BpmfCallback sweep_progress = [&](const BpmfSweepStats& s) { LogSweep(s, sweeps, log); };
   const bool probe = settings.algorithm == Algorithm::kBpmf && !test.empty();
   if (settings.algorithm == Algorithm::kBpmf) {
-    options.on_sweep = &sweep_progress;
+    hooks.on_sweep = [&](const BpmfSweepStats& s) { LogSweep(s, sweeps, log); };
     if (probe) {
-      options.probe = &test;
-      options.bpmf_report = &bpmf_report;
+      hooks.probe = &test;
+      hooks.bpmf_report = &bpmf_report;
     }
   }
   const Timer timer;
   TrainReport report;
-  ASSIGN_OR_RETURN(report.model, TrainModel(train, options, progress));
+  ASSIGN_OR_RETURN(report.model, TrainModel(train, options, hooks));
   report.train_seconds = timer.Seconds();
   report.train_interactions = train.size();
   report.test_interactions = test.size();

@@ -34,7 +34,7 @@ namespace recloop {
 struct ModelSettings {
   Algorithm algorithm = Algorithm::kAls;
   Feedback feedback = Feedback::kExplicit;  // tags every algorithm's model
-  AlsOptions als;                // als: its options (als.feedback is taken from `feedback`)
+  AlsOptions als;                // als: its options
   BpmfOptions bpmf;              // bpmf (explicit feedback only)
   PopularityOptions popularity;  // every model's popular-items scores (cold start)
 };

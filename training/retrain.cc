@@ -9,20 +9,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/timer.h"
 #include "data/event_interactions.h"
 #include "engine/fold_in.h"
+#include "engine/model_edit.h"
 #include "engine/status_macros.h"
 #include "tbb/parallel_for.h"
 #include "training/evaluate.h"
 
 namespace recloop {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // `holdout` restricted to at most `max_users` users, chosen by a hash of their ID (the same
 // users for the same IDs, whatever the order they arrived in).
@@ -62,40 +58,29 @@ absl::StatusOr<FactorModel> LiveAsServed(const FactorModel& live, const Interact
 
   Interactions hist;
   hist.items = live.items;
-  std::vector<std::vector<int32_t>> items;
-  std::vector<std::vector<float>> values;
+  std::vector<FoldHistory> histories;  // train's order kept: train is deduplicated already
   for (int32_t h = 0; h < holdout.users.size(); ++h) {
     const auto u = train.users.Find(holdout.users.External(h));
     if (!u) continue;
-    std::vector<int32_t> its;
-    std::vector<float> vals;
+    FoldHistory history(live);
     for (int64_t r = begin[*u]; r < begin[*u + 1]; ++r) {
-      if (live_item[train.item[r]] < 0) continue;
-      its.push_back(live_item[train.item[r]]);
-      vals.push_back(train.value[r]);
+      if (live_item[train.item[r]] >= 0) history.Add(live_item[train.item[r]], train.value[r]);
     }
-    if (its.empty()) continue;
+    if (history.empty()) continue;
     const int32_t du = hist.users.GetOrAdd(holdout.users.External(h));
-    for (size_t j = 0; j < its.size(); ++j) hist.Add(du, its[j], vals[j], 0);
-    items.push_back(std::move(its));
-    values.push_back(std::move(vals));
+    for (int64_t j = 0; j < history.size(); ++j) {
+      hist.Add(du, history.items()[j], history.values()[j], 0);
+    }
+    histories.push_back(std::move(history));
   }
-  FactorModel m;
-  m.params = live.params;
+  FactorModel m = ItemSide(live);
   m.users = hist.users;
-  m.items = live.items;
-  m.item_factors = live.item_factors;
-  m.item_bias = live.item_bias;
-  m.global_mean = live.global_mean;
-  m.min_value = live.min_value;
-  m.max_value = live.max_value;
-  m.item_popularity = live.item_popularity;
   const int32_t n = hist.users.size();
   m.user_factors.setZero(n, live.item_factors.cols());
   if (live.has_biases()) m.user_bias.setZero(n);
   std::vector<absl::Status> errors(n);
   tbb::parallel_for(0, n, [&](int32_t u) {
-    auto folded = fold_in.Fold(items[u], values[u]);
+    auto folded = histories[u].FoldWith(fold_in);
     if (!folded.ok()) {
       errors[u] = folded.status();
       return;
@@ -109,13 +94,29 @@ absl::StatusOr<FactorModel> LiveAsServed(const FactorModel& live, const Interact
   return m;
 }
 
+// The gate's verdict on the candidate's and the live model's evaluations on the holdout
+// (gate->higher_is_better set): within `tolerance` of the live model or better passes.
+void Compare(const EvalResult& candidate, const EvalResult& current, double tolerance,
+             GateResult* gate) {
+  if (gate->higher_is_better) {
+    gate->candidate = candidate.ndcg;
+    gate->live = current.ndcg;
+    gate->passed = gate->candidate >= gate->live * (1.0 - tolerance);
+  } else {
+    gate->candidate = candidate.rmse.value_or(INFINITY);
+    gate->live = current.rmse.value_or(INFINITY);
+    gate->passed = gate->candidate <= gate->live * (1.0 + tolerance);
+  }
+  if (!std::isfinite(gate->candidate)) gate->passed = false;
+}
+
 }  // namespace
 
 TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
   TrainOptions t;
   const ModelParams& p = live.params;
   t.algorithm = p.algorithm;
-  t.als.feedback = p.feedback;
+  t.feedback = p.feedback;
   t.popularity.half_life_days = p.popularity_half_life_days;
   if (p.algorithm == Algorithm::kAls) {
     t.als.factors = p.factors;
@@ -151,7 +152,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   if (!(options.tolerance >= 0) || options.k < 1) {
     return absl::InvalidArgumentError("tolerance must be >= 0 and k >= 1");
   }
-  const Feedback feedback = options.train.als.feedback;
+  const Feedback feedback = options.train.feedback;
   const int64_t after = live != nullptr ? EventsThroughSeq(*live, store) : 0;
   int64_t through = options.through_seq;
   if (through <= 0) {
@@ -189,10 +190,10 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   ASSIGN_OR_RETURN(Interactions train, EventInteractions(store, data_options, &stats));
   if (train.empty()) return absl::FailedPreconditionError("no interactions to train on");
 
-  TrainOptions train_options = options.train;
-  train_options.warm_start = live;
-  const auto train_start = Clock::now();
-  ASSIGN_OR_RETURN(result.model, TrainModel(train, train_options));
+  TrainHooks run;
+  run.warm_start = live;
+  const auto train_start = SteadyClock::now();
+  ASSIGN_OR_RETURN(result.model, TrainModel(train, options.train, run));
   result.train_seconds = SecondsSince(train_start);
   result.train_interactions = train.size();
   ModelLineage& lineage = result.model.lineage;
@@ -226,7 +227,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
     lineage.gate = "skipped";
     return result;
   }
-  const auto eval_start = Clock::now();
+  const auto eval_start = SteadyClock::now();
   EvalOptions eval;
   eval.k = options.k;
   if (gate.higher_is_better) eval.relevance_threshold = 1e-6f;  // negative feedback is not relevant
@@ -247,16 +248,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
     lineage.gate = "skipped";
     return result;
   }
-  if (gate.higher_is_better) {
-    gate.candidate = candidate.ndcg;
-    gate.live = current.ndcg;
-    gate.passed = gate.candidate >= gate.live * (1.0 - options.tolerance);
-  } else {
-    gate.candidate = candidate.rmse.value_or(INFINITY);
-    gate.live = current.rmse.value_or(INFINITY);
-    gate.passed = gate.candidate <= gate.live * (1.0 + options.tolerance);
-  }
-  if (!std::isfinite(gate.candidate)) gate.passed = false;
+  Compare(candidate, current, options.tolerance, &gate);
   gate.reason = absl::StrFormat("%s on %d held-out events: candidate %.4f, live %s %.4f (tolerance %.1f%%)",
                                 gate.metric, holdout.size(), gate.candidate, live->lineage.version,
                                 gate.live, 100.0 * options.tolerance);

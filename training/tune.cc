@@ -35,7 +35,7 @@ enum ModelBits : uint32_t {
 
 uint32_t ModelBitOf(const TrainOptions& o) {
   if (o.algorithm == Algorithm::kAls) {
-    return o.als.feedback == Feedback::kExplicit ? kExplicitAls : kImplicitAls;
+    return o.feedback == Feedback::kExplicit ? kExplicitAls : kImplicitAls;
   }
   if (o.algorithm == Algorithm::kPopular) return kPopularModel;
   if (o.algorithm == Algorithm::kBpmf) return kBpmfModel;
@@ -53,10 +53,10 @@ struct TunableParam {
   double (*get)(const TrainOptions& o);
 };
 
-float ResolvedRegularization(const AlsOptions& als) {
-  if (als.regularization >= 0) return als.regularization;
-  return als.feedback == Feedback::kExplicit ? kDefaultExplicitRegularization
-                                             : kDefaultImplicitRegularization;
+float ResolvedRegularization(const TrainOptions& o) {
+  if (o.als.regularization >= 0) return o.als.regularization;
+  return o.feedback == Feedback::kExplicit ? kDefaultExplicitRegularization
+                                           : kDefaultImplicitRegularization;
 }
 
 // Every tunable parameter, one line each, in the order tables and config files list them.
@@ -73,7 +73,7 @@ const TunableParam kParams[] = {
      [](const TrainOptions& o) -> double { return o.als.iterations; }},
     {"regularization", ValueType::kFloat, kAnyAls,
      [](TrainOptions* o, double v) { o->als.regularization = static_cast<float>(v); },
-     [](const TrainOptions& o) -> double { return ResolvedRegularization(o.als); }},
+     [](const TrainOptions& o) -> double { return ResolvedRegularization(o); }},
     {"bias-regularization", ValueType::kFloat, kExplicitAls,
      [](TrainOptions* o, double v) { o->als.bias_regularization = static_cast<float>(v); },
      [](const TrainOptions& o) -> double { return o.als.bias_regularization; }},
@@ -116,7 +116,9 @@ int ParamIndex(const TunableParam* p) { return static_cast<int>(p - kParams); }
 // The trainer's own validation of every option a trial may set.
 absl::Status ValidateTrainOptions(const TrainOptions& o) {
   RETURN_IF_ERROR(ValidatePopularityOptions(o.popularity));
-  if (o.algorithm == Algorithm::kAls) RETURN_IF_ERROR(ValidateAlsOptions(o.als));
+  AlsOptions als = o.als;
+  als.feedback = o.feedback;  // as TrainModel trains it
+  if (o.algorithm == Algorithm::kAls) RETURN_IF_ERROR(ValidateAlsOptions(als));
   if (o.algorithm == Algorithm::kBpmf) RETURN_IF_ERROR(ValidateBpmfOptions(o.bpmf));
   return absl::OkStatus();
 }
@@ -376,7 +378,7 @@ absl::Status CheckSearchSpace(const SearchSpace& space, const TrainOptions& base
   const uint32_t model = ModelBitOf(base);
   std::string model_name(ToString(base.algorithm));
   if (base.algorithm == Algorithm::kAls) {
-    model_name = absl::StrCat(std::string(ToString(base.als.feedback)), " ", model_name);
+    model_name = absl::StrCat(std::string(ToString(base.feedback)), " ", model_name);
   }
   auto candidates_of = [](const ParamSpace& p) {
     if (!p.values.empty()) return p.values;
@@ -560,7 +562,7 @@ std::string TrainConfigToml(const SearchSpace& space, const TrialConfig& config,
   std::istringstream lines(comment);
   for (std::string line; std::getline(lines, line);) out += "# " + line + "\n";
   absl::StrAppend(&out, "[train]\nalgorithm = \"", std::string(ToString(base.algorithm)),
-                  "\"\nfeedback = \"", std::string(ToString(base.als.feedback)),
+                  "\"\nfeedback = \"", std::string(ToString(base.feedback)),
                   "\"\nseed = ", base.als.seed, "\n");
   if (metric.key.find('@') != std::string::npos) {
     // So that `recloop train` reports the metric at the cut-off it was tuned for.

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "serving/api.h"
+#include "serving/feedback_folder.h"
 #include "serving/http_server.h"
 #include "serving/live_model.h"
 #include "tbb/global_control.h"
@@ -214,6 +215,46 @@ TEST_F(FeedbackTest, ErasedCustomerIsForgottenByStoreAndLiveModel) {
   r = c.Get("/v1/users/u3/recommendations?n=5");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.Json()["items"][0]["source"], "personalized");
+}
+
+// The one fold path on its own: a fold publishes the user's history for the live version, a
+// restart's catch-up finds the same users, and an erasure replaces the entry with an erased one
+// that a later fold keeps honouring (the training row no longer counts).
+TEST_F(FeedbackTest, FolderFoldsRestoresAndErasesThroughOnePath) {
+  FeedbackFolder folder(live_.get(), events_.get(), FeedbackOptions{});
+  const std::vector<std::string> bought = ItemsOf(1, 4);
+  std::vector<Event> events;
+  for (const auto& item : bought) {
+    Event e;
+    e.user = "folded";
+    e.item = item;
+    e.type = "purchase";
+    events.push_back(e);
+  }
+  ASSERT_OK(events_->Append(events).status());
+  const std::string version = live_->Get()->version();
+  ASSERT_OK(folder.FoldNow("folded"));
+  auto entry = folder.overlay().Find("folded", version);
+  ASSERT_NE(entry, nullptr);
+  EXPECT_FALSE(entry->factors.empty());
+  EXPECT_EQ(entry->seen.size(), bought.size());
+
+  FeedbackFolder restarted(live_.get(), events_.get(), FeedbackOptions{});
+  ASSERT_OK_AND_ASSIGN(const int64_t restored, restarted.RestoreFolds());
+  EXPECT_EQ(restored, 1);
+  ASSERT_NE(restarted.overlay().Find("folded", version), nullptr);
+
+  ASSERT_OK_AND_ASSIGN(const int64_t erased, folder.EraseUser("folded"));
+  EXPECT_EQ(erased, static_cast<int64_t>(bought.size()));
+  entry = folder.overlay().Find("folded", version);
+  ASSERT_NE(entry, nullptr);
+  EXPECT_TRUE(entry->erased);
+  EXPECT_TRUE(entry->factors.empty());
+  ASSERT_OK(folder.FoldNow("folded"));
+  entry = folder.overlay().Find("folded", version);
+  ASSERT_NE(entry, nullptr);
+  EXPECT_TRUE(entry->erased);
+  EXPECT_TRUE(entry->seen.empty());
 }
 
 }  // namespace

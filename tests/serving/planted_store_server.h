@@ -31,7 +31,7 @@ class PlantedStoreServer : public ::testing::Test {
   // with K = 16 by default.
   virtual TrainOptions Training() const {
     TrainOptions t;
-    t.als.feedback = Feedback::kImplicit;
+    t.feedback = Feedback::kImplicit;
     t.als.factors = 16;
     t.als.iterations = 10;
     return t;
@@ -50,7 +50,7 @@ class PlantedStoreServer : public ::testing::Test {
     g.interactions = 40'000;
     g.clusters = kClusters;
     g.in_cluster = 0.9;
-    g.feedback = t.als.feedback;
+    g.feedback = t.feedback;
     g.seed = 5;
     ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
     ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));

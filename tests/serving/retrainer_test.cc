@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "serving/api.h"
+#include "serving/feedback_folder.h"
 #include "serving/http_server.h"
 #include "serving/live_model.h"
 #include "serving/retrainer.h"
@@ -55,11 +56,12 @@ class RetrainerTest : public test::PlantedStoreServer {
     options.gate.tolerance = std::max(options.gate.tolerance, 0.05);
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
-    retrainer_ = std::make_unique<Retrainer>(live_.get(), events_.get(), &overlay_,
-                                             FeedbackOptions{}, options);
+    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 1,
+                                               &metrics_);
+    retrainer_ = std::make_unique<Retrainer>(live_.get(), events_.get(), folder_.get(), options);
     ApiOptions api;
     api.api_key = kKey;
-    api_ = std::make_unique<Api>(live_.get(), &metrics_, api, nullptr, events_.get(), &overlay_,
+    api_ = std::make_unique<Api>(live_.get(), &metrics_, api, nullptr, events_.get(), folder_.get(),
                                  retrainer_.get());
     StartServer([this](const HttpRequest& r) { return api_->Handle(r); });
   }
@@ -68,6 +70,7 @@ class RetrainerTest : public test::PlantedStoreServer {
     PlantedStoreServer::TearDown();  // the server first: its handler uses the members below
     api_.reset();
     retrainer_.reset();  // before the store and the live model it uses
+    folder_.reset();
   }
 
   // Posts `users` new customers ("new-<prefix>-<u>"), each with 10 events in one cluster, in
@@ -122,9 +125,9 @@ class RetrainerTest : public test::PlantedStoreServer {
     return Client(server_->port()).Get("/v1/model").Json()["model_version"];
   }
 
-  UserOverlay overlay_;
   std::unique_ptr<LiveModel> live_;
   std::unique_ptr<EventStore> events_;
+  std::unique_ptr<FeedbackFolder> folder_;
   std::unique_ptr<Retrainer> retrainer_;
   std::unique_ptr<Api> api_;
 };
@@ -404,11 +407,10 @@ TEST_F(RetrainerTest, FeedbackNewerThanTheModelIsFoldedInAgainAfterARestart) {
                 .status,
             200);
   // What a new process has: the same model and store, an empty overlay.
-  UserOverlay fresh;
-  Retrainer restarted(live_.get(), events_.get(), &fresh, FeedbackOptions{}, RetrainerOptions{});
+  FeedbackFolder restarted(live_.get(), events_.get(), FeedbackOptions{});
   ASSERT_OK_AND_ASSIGN(const int64_t restored, restarted.RestoreFolds());
   EXPECT_EQ(restored, 1);
-  const auto entry = fresh.Find("returning", "v000001");
+  const auto entry = restarted.overlay().Find("returning", "v000001");
   ASSERT_NE(entry, nullptr);
   EXPECT_FALSE(entry->factors.empty());
   EXPECT_EQ(entry->seen.size(), bought.size());
@@ -427,7 +429,7 @@ TEST_F(RetrainerTest, AdminRoutesNeedTheApiKey) {
   const json outcome = Admin("/v1/admin/retrain?wait=true");
   EXPECT_EQ(outcome["outcome"], "skipped") << outcome.dump();
 
-  Api keyless(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get(), &overlay_,
+  Api keyless(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get(), folder_.get(),
               retrainer_.get());
   HttpRequest req;
   req.method = "POST";
@@ -444,7 +446,7 @@ class BpmfServingTest : public RetrainerTest {
  protected:
   TrainOptions Training() const override {
     TrainOptions t;
-    t.algorithm = Algorithm::kBpmf;  // explicit ratings (t.als.feedback's default)
+    t.algorithm = Algorithm::kBpmf;  // explicit ratings (t.feedback's default)
     t.bpmf.factors = 8;
     t.bpmf.burn_in = 10;
     t.bpmf.samples = 20;

@@ -40,7 +40,7 @@ std::string ParseError(const std::string& text) {
 TrainOptions ExplicitAls() {
   TrainOptions o;
   o.algorithm = Algorithm::kAls;
-  o.als.feedback = Feedback::kExplicit;
+  o.feedback = Feedback::kExplicit;
   return o;
 }
 
@@ -124,7 +124,7 @@ TEST(SearchSpace, DefaultsPerAlgorithm) {
   for (const auto& p : i.params) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"factors", "iterations", "regularization", "alpha"}));
   TrainOptions implicit;
-  implicit.als.feedback = Feedback::kImplicit;
+  implicit.feedback = Feedback::kImplicit;
   EXPECT_OK(CheckSearchSpace(i, implicit, "default"));
 
   ASSERT_OK_AND_ASSIGN(SearchSpace b, DefaultSearchSpace(Algorithm::kBpmf, Feedback::kExplicit));
@@ -173,7 +173,7 @@ TEST(SearchSpace, ConfigOfResolvesDefaultsAndApplyConfigSetsFields) {
   EXPECT_EQ(o.als.regularization, 0.25f);
   EXPECT_EQ(o.als.bias_regularization, 0.5f);
   TrainOptions implicit;
-  implicit.als.feedback = Feedback::kImplicit;
+  implicit.feedback = Feedback::kImplicit;
   EXPECT_EQ(ConfigOf(MustParse(R"({"regularization": [1]})"), implicit),
             (TrialConfig{kDefaultImplicitRegularization}));
 }

@@ -44,6 +44,7 @@ Planted MakePlanted(int users, int items, int rank, double density, uint64_t see
 std::vector<double> Losses(const Interactions& data, const AlsOptions& o) {
   std::vector<double> losses;
   TrainOptions t;
+  t.feedback = o.feedback;
   t.als = o;
   auto m = TrainModel(data, t, [&](const IterationStats& s) { losses.push_back(s.loss); });
   EXPECT_TRUE(m.ok()) << m.status();
@@ -121,7 +122,7 @@ TEST(Als, ConjugateGradientConvergesToTheExactSolution) {
 FactorModel TrainWithThreads(const Interactions& data, Feedback f, int threads) {
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
   TrainOptions t;
-  t.als.feedback = f;
+  t.feedback = f;
   t.als.factors = 16;
   t.als.iterations = 4;
   t.als.seed = 1234;

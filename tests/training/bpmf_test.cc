@@ -71,9 +71,10 @@ absl::StatusOr<FactorModel> Train(const Interactions& data, const BpmfOptions& o
   TrainOptions t;
   t.algorithm = Algorithm::kBpmf;
   t.bpmf = o;
-  t.probe = probe;
-  t.bpmf_report = report;
-  return TrainModel(data, t);
+  TrainHooks run;
+  run.probe = probe;
+  run.bpmf_report = report;
+  return TrainModel(data, t, run);
 }
 
 double HeldOutRmse(const FactorModel& m, const Interactions& held_out) {
@@ -233,7 +234,7 @@ TEST(Bpmf, RejectsBadOptionsAndImplicitFeedback) {
 
   TrainOptions t;
   t.algorithm = Algorithm::kBpmf;
-  t.als.feedback = Feedback::kImplicit;
+  t.feedback = Feedback::kImplicit;
   const auto r = TrainModel(p.train, t);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(std::string(r.status().message()).find("implicit"), std::string::npos);

@@ -128,6 +128,7 @@ SingleRun TrainSingle(const DistributedOptions& o) {
   if (!train.ok() || !test.ok()) return run;
   TrainOptions t;
   t.algorithm = Algorithm::kAls;
+  t.feedback = o.als.feedback;
   t.als = o.als;
   absl::StatusOr<FactorModel> model = TrainModel(*train, t);
   EXPECT_OK(model);

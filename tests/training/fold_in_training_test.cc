@@ -44,6 +44,7 @@ Interactions MakePlanted(Feedback feedback, int users, int items, int rank, doub
 
 FactorModel Train(const Interactions& d, const AlsOptions& als) {
   TrainOptions t;
+  t.feedback = als.feedback;
   t.als = als;
   auto m = TrainModel(d, t);
   EXPECT_TRUE(m.ok()) << m.status();

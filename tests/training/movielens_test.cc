@@ -69,7 +69,7 @@ TEST(MovieLens100K, ImplicitAlsBeatsPopularityByHalfAgainOnNdcgAndRecall) {
   ASSERT_OK_AND_ASSIGN(SplitSpec spec, ParseSplitSpec("user:0.2"));
   ASSERT_OK_AND_ASSIGN(SplitResult split, Split(data, spec, 42));
   TrainOptions options;
-  options.als.feedback = Feedback::kImplicit;
+  options.feedback = Feedback::kImplicit;
   ASSERT_OK_AND_ASSIGN(FactorModel als, TrainModel(split.train, options));
   ASSERT_OK_AND_ASSIGN(EvalResult a, Evaluate(als, split.test, EvalOptions{}));
   ASSERT_OK_AND_ASSIGN(EvalResult p, Evaluate(TrainPopular(split.train, Feedback::kImplicit),

@@ -1,4 +1,4 @@
-#include "training/metrics.h"
+#include "training/ranking_metrics.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
 // Ranking and rating metrics for one user / one list, as plain functions so that each can be
 // checked against a hand-computed value. Relevance is binary: an item is relevant if it is in
 // the user's test set.
-#ifndef RECLOOP_TRAINING_METRICS_H_
-#define RECLOOP_TRAINING_METRICS_H_
+#ifndef RECLOOP_TRAINING_RANKING_METRICS_H_
+#define RECLOOP_TRAINING_RANKING_METRICS_H_
 
 #include <cstdint>
 #include <span>
@@ -33,4 +33,4 @@ double Auc(std::span<const float> scores, std::span<const int32_t> relevant,
 
 }  // namespace recloop
 
-#endif  // RECLOOP_TRAINING_METRICS_H_
+#endif  // RECLOOP_TRAINING_RANKING_METRICS_H_

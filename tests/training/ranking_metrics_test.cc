@@ -1,6 +1,6 @@
 // Each metric against values worked out by hand (the arithmetic is in the comments), plus the
-// edge cases of the contract in training/metrics.h.
-#include "training/metrics.h"
+// edge cases of the contract in training/ranking_metrics.h.
+#include "training/ranking_metrics.h"
 
 #include <algorithm>
 #include <cmath>
