@@ -22,6 +22,15 @@ std::string_view ToString(Algorithm a) {
 
 std::string_view ToString(Feedback f) { return f == Feedback::kExplicit ? "explicit" : "implicit"; }
 
+std::string_view ToString(Confidence c) { return c == Confidence::kLog ? "log" : "linear"; }
+
+absl::StatusOr<Confidence> ParseConfidence(std::string_view s) {
+  if (s == "linear") return Confidence::kLinear;
+  if (s == "log") return Confidence::kLog;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown confidence '", std::string(s), "' (expected linear or log)"));
+}
+
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s) {
   if (s == "als") return Algorithm::kAls;
   if (s == "popular") return Algorithm::kPopular;

@@ -4,6 +4,7 @@
 #ifndef RECLOOP_ENGINE_FACTOR_MODEL_H_
 #define RECLOOP_ENGINE_FACTOR_MODEL_H_
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -22,10 +23,34 @@ using FactorMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen:
 enum class Algorithm { kAls, kPopular, kBpmf };
 enum class Feedback { kExplicit, kImplicit };
 
+// How an implicit model weighs a stored value v: its confidence is c = 1 + alpha *
+// ConfidenceWeight(t, v), with linear |v| (Hu, Koren & Volinsky 2008's first form) or log
+// log(1 + |v|) (their second, for heavy-tailed counts such as play hours or views). The sign of
+// v is the preference: v > 0 liked (p = 1), v < 0 disliked (p = 0, held with that confidence).
+enum class Confidence { kLinear, kLog };
+
 std::string_view ToString(Algorithm a);
 std::string_view ToString(Feedback f);
+std::string_view ToString(Confidence c);
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s);
 absl::StatusOr<Feedback> ParseFeedback(std::string_view s);
+absl::StatusOr<Confidence> ParseConfidence(std::string_view s);
+
+// See Confidence. Pure.
+inline float ConfidenceWeight(Confidence t, float v) {
+  const float a = v < 0 ? -v : v;
+  return t == Confidence::kLog ? std::log1p(a) : a;
+}
+
+// A rating as an implicit model's signed value (the rule of docs/training.md, "Ratings as
+// preferences"): ratings at or above `neutral` are liked, with strength growing by one a step
+// (r - neutral + 1); ratings below are disliked (r - neutral < 0). On a 1-5 scale with neutral
+// 3: 1 -> -2, 2 -> -1, 3 -> 1, 4 -> 2, 5 -> 3. Pure.
+inline float RatingPreference(float rating, float neutral) {
+  return rating >= neutral ? rating - neutral + 1.0f : rating - neutral;
+}
+// The neutral rating of a 1-5 scale, for models that were not trained on ratings.
+inline constexpr float kDefaultRatingNeutral = 3.0f;
 
 // The hyper-parameters a model was trained with (its lineage grows in later formats).
 struct ModelParams {
@@ -36,6 +61,10 @@ struct ModelParams {
   float regularization = 0.0f;
   float bias_regularization = 0.0f;
   float alpha = 0.0f;
+  Confidence confidence = Confidence::kLinear;  // implicit: the weight of a value (see above)
+  // Implicit models trained on ratings: the neutral rating of RatingPreference, with which
+  // rating events are folded. 0: not trained on ratings (kDefaultRatingNeutral applies).
+  float rating_neutral = 0.0f;
   int cg_steps = 0;
   bool cholesky = false;
   uint64_t seed = 0;

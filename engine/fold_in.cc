@@ -217,7 +217,7 @@ absl::StatusOr<FoldedUser> FoldIn::FoldImplicit(std::span<const int32_t> items,
   FactorMatrix z(n, k);
   Vector b = Vector::Zero(k);
   for (int64_t j = 0; j < n; ++j) {
-    const float c = 1.0f + alpha * std::abs(values[j]);
+    const float c = 1.0f + alpha * ConfidenceWeight(model_->params.confidence, values[j]);
     z.row(j) = std::sqrt(c - 1.0f) * y.row(items[j]);
     if (values[j] > 0) b.noalias() += c * y.row(items[j]).transpose();
   }

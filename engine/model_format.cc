@@ -83,6 +83,8 @@ pb::ModelMetadata MetadataOf(const FactorModel& m) {
   hp->set_regularization(p.regularization);
   hp->set_bias_regularization(p.bias_regularization);
   hp->set_alpha(p.alpha);
+  hp->set_confidence(std::string(ToString(p.confidence)));
+  hp->set_rating_neutral(p.rating_neutral);
   hp->set_cg_steps(p.cg_steps);
   hp->set_cholesky(p.cholesky);
   hp->set_seed(p.seed);
@@ -170,6 +172,14 @@ absl::Status ModelFromMetadata(const pb::ModelMetadata& meta, const std::string&
   p.regularization = hp.regularization();
   p.bias_regularization = hp.bias_regularization();
   p.alpha = hp.alpha();
+  if (!hp.confidence().empty()) {  // older models: linear
+    auto confidence = ParseConfidence(hp.confidence());
+    if (!confidence.ok()) {
+      return absl::DataLossError(absl::StrCat(meta_path, ": ", confidence.status().message()));
+    }
+    p.confidence = *confidence;
+  }
+  p.rating_neutral = hp.rating_neutral();
   p.cg_steps = hp.cg_steps();
   p.cholesky = hp.cholesky();
   p.seed = hp.seed();

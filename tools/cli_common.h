@@ -46,11 +46,11 @@ int Fail(const absl::Status& s);
 // Prints the held-out metrics of a model beside the popularity baseline's, as a table on stdout.
 void PrintTable(const std::string& name, const EvalResult& model, const EvalResult& baseline);
 
-// The algorithm a command trains when none is named: the most accurate for the feedback kind
-// (BENCHMARKS.md): bpmf for explicit ratings, als for implicit feedback.
-inline std::string AlgorithmOrDefault(const std::string& given, Feedback feedback) {
-  if (!given.empty()) return given;
-  return feedback == Feedback::kExplicit ? "bpmf" : "als";
+// The algorithm a command trains when none is named: als, the ranking model, for every kind of
+// feedback (with ratings, `train` fits it on the ratings as preferences: ModelSettings::
+// rank_ratings). bpmf and explicit als remain the rating predictors, by name.
+inline std::string AlgorithmOrDefault(const std::string& given, Feedback) {
+  return given.empty() ? "als" : given;
 }
 
 // The libraries' log lines on stderr as they are, without prefix or level tag. With `quiet`,

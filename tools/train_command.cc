@@ -43,8 +43,10 @@ absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd) {
         "bpmf models explicit ratings: use --algorithm als for implicit feedback");
   }
   model.als = cmd.als;
+  ASSIGN_OR_RETURN(model.als.confidence, ParseConfidence(cmd.confidence));
   model.bpmf = cmd.bpmf;
   model.popularity = cmd.popularity;
+  model.rank_ratings = cmd.algorithm.empty();
   if (cmd.k < 1) return absl::InvalidArgumentError("--k must be >= 1");
   ASSIGN_OR_RETURN(run.read, MakeReadOptions(cmd.input, model.feedback));
   if (cmd.data.empty() == cmd.events.empty()) {
@@ -67,7 +69,9 @@ void PrintJson(const TrainCommand& cmd, const std::string& algorithm, const Trai
   nlohmann::json out = report.eval->ToJson();
   out["algorithm"] = algorithm;
   if (report.bpmf) out["bpmf_rmse_all_samples"] = report.bpmf->probe_rmse_all_samples;
-  out["feedback"] = cmd.feedback;
+  out["feedback"] = cmd.feedback;  // of the data
+  // Of the model served: implicit for the ranking model fitted on ratings.
+  out["model_feedback"] = std::string(ToString(report.model.params.feedback));
   out["train_seconds"] = report.train_seconds;
   out["baseline"] = report.baseline->ToJson();
   if (report.saved) {
@@ -89,7 +93,7 @@ int RunTrain(const TrainCommand& cmd) {
     log.Info("no --test or --split: no held-out metrics");
     return 0;
   }
-  const std::string algorithm(ToString(run->model.algorithm));
+  const std::string algorithm(ToString(report->model.params.algorithm));
   if (cmd.json) {
     PrintJson(cmd, algorithm, *report);
   } else {
@@ -101,8 +105,8 @@ int RunTrain(const TrainCommand& cmd) {
 // The model's hyper-parameters; returns --factors, which bpmf takes too when it is given.
 CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
   sub->add_option("--algorithm", cmd->algorithm,
-                  "als, bpmf or popular (default: bpmf for explicit feedback, als for "
-                  "implicit)");
+                  "als, bpmf or popular (default: the ranking model, implicit als; on "
+                  "ratings, fitted on the ratings as liked/disliked preferences)");
   sub->add_option("--feedback", cmd->feedback, "explicit (ratings) or implicit (events)")
       ->capture_default_str();
   CLI::Option* factors =
@@ -129,11 +133,16 @@ CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
       ->capture_default_str();
   sub->add_option("--iterations", cmd->als.iterations, "ALS iterations")->capture_default_str();
   sub->add_option("--regularization", cmd->als.regularization,
-                  "Lambda (default: 0.12 explicit, weighted by ratings per row; 20 implicit)");
+                  "Lambda (default: 0.12 explicit, weighted by ratings per row; 100 implicit)");
   sub->add_option("--bias-regularization", cmd->als.bias_regularization,
                   "Explicit: lambda of the biases (weighted by ratings per row)")
       ->capture_default_str();
-  sub->add_option("--alpha", cmd->als.alpha, "Implicit: confidence 1 + alpha * value")
+  sub->add_option("--alpha", cmd->als.alpha,
+                  "Implicit: confidence 1 + alpha * w(value), w as --confidence")
+      ->capture_default_str();
+  sub->add_option("--confidence", cmd->confidence,
+                  "Implicit: the weight w of a value: log (log(1 + value), for heavy-tailed "
+                  "counts) or linear (the value)")
       ->capture_default_str();
   sub->add_option("--cg-steps", cmd->als.cg_steps, "Implicit: conjugate-gradient steps per row")
       ->capture_default_str();

@@ -27,6 +27,7 @@ struct TrainCommand {
   // implicit.
   std::string algorithm;
   std::string feedback = "explicit";
+  std::string confidence = "log";  // implicit: linear or log (engine/factor_model.h Confidence)
   AlsOptions als;
   BpmfOptions bpmf;  // bpmf: factors and seed come from als (--factors, --seed) when given
   PopularityOptions popularity;  // cold-start / popular-items scores (time decay)

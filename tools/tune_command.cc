@@ -148,15 +148,18 @@ struct TuneSetup {
 absl::StatusOr<TuneSetup> SetupOf(const TuneCommand& cmd) {
   TuneSetup s;
   ASSIGN_OR_RETURN(s.feedback, ParseFeedback(cmd.feedback));
-  s.algorithm_name = AlgorithmOrDefault(cmd.algorithm, s.feedback);
+  // Ratings without --algorithm tune bpmf, the rating predictor (the ranking-on-ratings model of
+  // `train` has no tuning of its own yet); ranked by NDCG@10 like everything else.
+  s.algorithm_name = !cmd.algorithm.empty()                  ? cmd.algorithm
+                     : s.feedback == Feedback::kExplicit ? "bpmf"
+                                                         : "als";
   ModelSettings settings;
   ASSIGN_OR_RETURN(settings.algorithm, ParseAlgorithm(s.algorithm_name));
   // Rating metrics need a model that predicts ratings: explicit feedback, and not popularity.
   const bool predicts_ratings =
       s.feedback == Feedback::kExplicit && settings.algorithm != Algorithm::kPopular;
-  const std::string metric_name = !cmd.metric.empty() ? cmd.metric
-                                  : predicts_ratings  ? "rmse"
-                                                      : "ndcg@10";
+  // Ranking first: trials are ranked by the list they serve unless asked otherwise.
+  const std::string metric_name = !cmd.metric.empty() ? cmd.metric : "ndcg@10";
   ASSIGN_OR_RETURN(s.metric, ParseTuneMetric(metric_name, s.feedback));
   if (!predicts_ratings && (s.metric.key == "rmse" || s.metric.key == "mae")) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -317,8 +320,7 @@ Subcommand AddTuneCommand(CLI::App* app) {
       ->capture_default_str();
   sub->add_option("--metric", cmd->metric,
                   "Ranks the trials: rmse, mae (lower is better), auc, or ndcg@K, recall@K, "
-                  "map@K, precision@K, hit_rate@K (default: rmse explicit, ndcg@10 "
-                  "implicit)");
+                  "map@K, precision@K, hit_rate@K (default: ndcg@10, the served ranking)");
   sub->add_option("--trials", cmd->trials, "Trials, the first being the defaults")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));

@@ -81,7 +81,7 @@ void ExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other_factors,
 // common factor counts and Eigen::Dynamic otherwise.
 template <int K>
 void CgRow(std::span<const int32_t> cols, std::span<const float> vals, const float* y, int k,
-           const Matrix& gram, float alpha, int steps, float* z_buf, float* w_buf, float* d_buf,
+           const Matrix& gram, float alpha, Confidence confidence, int steps, float* z_buf, float* w_buf, float* d_buf,
            float* x_out) {
   using Vec = Eigen::Matrix<float, K, 1>;
   using Rows = Eigen::Matrix<float, Eigen::Dynamic, K, Eigen::RowMajor>;
@@ -98,7 +98,7 @@ void CgRow(std::span<const int32_t> cols, std::span<const float> vals, const flo
       }
     }
     z.row(j) = Eigen::Map<const Eigen::Matrix<float, 1, K>>(y + int64_t{cols[j]} * k, k);
-    w[j] = alpha * std::abs(vals[j]);
+    w[j] = alpha * ConfidenceWeight(confidence, vals[j]);
   }
   Eigen::Map<const Eigen::Matrix<float, K, K>> g(gram.data(), k, k);
   Eigen::Map<Vec> x_map(x_out, k);
@@ -161,7 +161,7 @@ void ImplicitHalfStepK(const CsrMatrix& m, const FactorMatrix& y, const Matrix& 
         continue;
       }
       if (!o.cholesky) {
-        CgRow<K>(cols, vals, y.data(), k, gram, alpha, o.cg_steps, z_buf.data(), w_buf.data(),
+        CgRow<K>(cols, vals, y.data(), k, gram, alpha, o.confidence, o.cg_steps, z_buf.data(), w_buf.data(),
                  d_buf.data(), x_all->row(row).data());
         continue;
       }
@@ -169,7 +169,7 @@ void ImplicitHalfStepK(const CsrMatrix& m, const FactorMatrix& y, const Matrix& 
       z.resize(n, k);
       b.setZero();
       for (int64_t j = 0; j < n; ++j) {
-        const float c = 1.0f + alpha * std::abs(vals[j]);
+        const float c = 1.0f + alpha * ConfidenceWeight(o.confidence, vals[j]);
         z.row(j) = std::sqrt(c - 1.0f) * y.row(cols[j]);
         if (vals[j] > 0) b.noalias() += c * y.row(cols[j]).transpose();
       }
@@ -254,6 +254,8 @@ ModelParams AlsModelParams(const AlsOptions& o) {
   p.regularization = Regularization(o);
   p.bias_regularization = o.feedback == Feedback::kExplicit ? o.bias_regularization : 0;
   p.alpha = o.feedback == Feedback::kImplicit ? o.alpha : 0;
+  p.confidence = o.confidence;
+  p.rating_neutral = o.rating_neutral;
   p.cg_steps = o.feedback == Feedback::kImplicit && !o.cholesky ? o.cg_steps : 0;
   p.cholesky = o.feedback == Feedback::kImplicit && o.cholesky;
   p.seed = o.seed;
@@ -327,7 +329,7 @@ double AlsLoss(const CsrMatrix& by_user, const FactorModel& m, const AlsOptions&
     const auto cols = by_user.RowIndices(u);
     const auto vals = by_user.RowValues(u);
     for (size_t j = 0; j < cols.size(); ++j) {
-      const double c = 1.0 + o.alpha * std::abs(vals[j]);
+      const double c = 1.0 + o.alpha * ConfidenceWeight(o.confidence, vals[j]);
       const double p = vals[j] > 0 ? 1.0 : 0.0;
       const double d = x.dot(m.item_factors.row(cols[j]));
       s += c * (p - d) * (p - d) - d * d;

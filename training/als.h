@@ -30,8 +30,14 @@ struct AlsOptions {
   float regularization = -1.0f;
   // Explicit only: the same weighted penalty on the biases, lambda_b * n_u * b_u^2. >= 0.
   float bias_regularization = 0.1f;
-  // Implicit only: confidence c = 1 + alpha * value. > 0.
-  float alpha = 0.5f;
+  // Implicit only: confidence c = 1 + alpha * ConfidenceWeight(confidence, value), > 0
+  // (engine/factor_model.h). The log weight is the default: it keeps heavy-tailed counts (play
+  // hours, views) from letting a few huge values decide a row (BENCHMARKS.md, "Confidence").
+  float alpha = 8.0f;
+  Confidence confidence = Confidence::kLog;
+  // Implicit models trained on ratings (RatingPreference): the neutral rating, recorded so that
+  // rating events fold in alike. 0: not trained on ratings.
+  float rating_neutral = 0.0f;
   // Implicit only: conjugate-gradient steps per row per half-step, warm-started, >= 1.
   int cg_steps = 3;
   // Implicit only: solve each row exactly (Cholesky) instead of by CG.
@@ -43,7 +49,7 @@ struct AlsOptions {
 };
 
 inline constexpr float kDefaultExplicitRegularization = 0.12f;
-inline constexpr float kDefaultImplicitRegularization = 20.0f;
+inline constexpr float kDefaultImplicitRegularization = 100.0f;
 
 // Returns InvalidArgument naming the first out-of-range field.
 absl::Status ValidateAlsOptions(const AlsOptions& options);

@@ -1,5 +1,7 @@
 #include "training/pipeline.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <utility>
@@ -14,6 +16,17 @@
 #include "nlohmann/json.hpp"
 
 namespace recloop {
+
+float RatingNeutral(const Interactions& data) {
+  if (data.value.empty()) return kDefaultRatingNeutral;
+  const auto [lo, hi] = std::minmax_element(data.value.begin(), data.value.end());
+  return std::round(*lo + *hi) / 2.0f;
+}
+
+Interactions RatingsAsPreferences(Interactions ratings, float neutral) {
+  for (float& v : ratings.value) v = RatingPreference(v, neutral);
+  return ratings;
+}
 
 TrainOptions MakeTrainOptions(const ModelSettings& settings) {
   TrainOptions options;
@@ -178,6 +191,17 @@ absl::Status Save(const TrainRun& run, const TrainTest& data, TrainReport* repor
 absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const Interactions& test,
                                              const ModelSettings& settings, int k, Logger* log) {
   TrainOptions options = MakeTrainOptions(settings);
+  // Ratings ranked: an implicit model on the preferences the ratings express.
+  std::optional<Interactions> preferences;
+  if (settings.rank_ratings && settings.feedback == Feedback::kExplicit) {
+    options.algorithm = Algorithm::kAls;
+    options.feedback = Feedback::kImplicit;
+    options.als.rating_neutral = RatingNeutral(train);
+    preferences = RatingsAsPreferences(train, options.als.rating_neutral);
+    log->Info("ranking model: implicit als on the ratings as preferences (neutral rating %.1f)",
+              options.als.rating_neutral);
+  }
+  const Interactions& fit_on = preferences ? *preferences : train;
   TrainHooks hooks;
   hooks.on_iteration = [&](const IterationStats& s) {
     LogIteration(s, settings.als.iterations, settings.feedback, log);
@@ -194,7 +218,7 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   }
   const Timer timer;
   TrainReport report;
-  ASSIGN_OR_RETURN(report.model, TrainModel(train, options, hooks));
+  ASSIGN_OR_RETURN(report.model, TrainModel(fit_on, options, hooks));
   report.train_seconds = timer.Seconds();
   report.train_interactions = train.size();
   report.test_interactions = test.size();

@@ -37,7 +37,19 @@ struct ModelSettings {
   AlsOptions als;                // als: its options
   BpmfOptions bpmf;              // bpmf (explicit feedback only)
   PopularityOptions popularity;  // every model's popular-items scores (cold start)
+  // Ranking first (docs/training.md, "Ratings as preferences"): with explicit ratings, train
+  // the served model as an implicit ALS model on RatingPreference of each rating (liked at or
+  // above the scale's midpoint, disliked below), which ranks far better than a rating
+  // predictor. What `train` does with ratings when no --algorithm is named.
+  bool rank_ratings = false;
 };
+
+// The neutral rating of `data`'s ratings: the midpoint of their range, rounded to a half
+// (3 on a 1-5 scale). kDefaultRatingNeutral for empty data. Pure.
+float RatingNeutral(const Interactions& data);
+
+// `ratings` with every value v replaced by RatingPreference(v, neutral). Pure.
+Interactions RatingsAsPreferences(Interactions ratings, float neutral);
 
 // The trainer's options for `settings`. Pure.
 TrainOptions MakeTrainOptions(const ModelSettings& settings);

@@ -94,23 +94,15 @@ absl::StatusOr<FactorModel> LiveAsServed(const FactorModel& live, const Interact
   return m;
 }
 
-// The gate's verdict on the candidate's and the live model's evaluations on the holdout
-// (gate->higher_is_better set): within `tolerance` of the live model or better passes.
-void Compare(const EvalResult& candidate, const EvalResult& current, double tolerance,
-             GateResult* gate) {
-  if (gate->higher_is_better) {
-    gate->candidate = candidate.ndcg;
-    gate->live = current.ndcg;
-    gate->passed = gate->candidate >= gate->live * (1.0 - tolerance);
-  } else {
-    gate->candidate = candidate.rmse.value_or(INFINITY);
-    gate->live = current.rmse.value_or(INFINITY);
-    gate->passed = gate->candidate <= gate->live * (1.0 + tolerance);
-  }
-  if (!std::isfinite(gate->candidate)) gate->passed = false;
-}
-
 }  // namespace
+
+void JudgeGate(const EvalResult& candidate, const EvalResult& live, double tolerance,
+               GateResult* gate) {
+  gate->higher_is_better = true;
+  gate->candidate = candidate.ndcg;
+  gate->live = live.ndcg;
+  gate->passed = std::isfinite(gate->candidate) && gate->candidate >= gate->live * (1.0 - tolerance);
+}
 
 TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
   TrainOptions t;
@@ -125,6 +117,8 @@ TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
     t.als.bias_regularization = p.bias_regularization > 0 ? p.bias_regularization
                                                           : t.als.bias_regularization;
     if (p.alpha > 0) t.als.alpha = p.alpha;
+    t.als.confidence = p.confidence;
+    t.als.rating_neutral = p.rating_neutral;
     if (p.cg_steps > 0) t.als.cg_steps = p.cg_steps;
     t.als.cholesky = p.cholesky;
     t.als.seed = p.seed;
@@ -205,8 +199,9 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   if (live != nullptr) lineage.parent_version = live->lineage.version;
 
   GateResult& gate = result.gate;
-  gate.higher_is_better = feedback == Feedback::kImplicit;
-  gate.metric = gate.higher_is_better ? absl::StrCat("ndcg@", options.k) : "rmse";
+  // Ranking first: every kind of model is judged by the list it serves, never by RMSE.
+  gate.higher_is_better = true;
+  gate.metric = absl::StrCat("ndcg@", options.k);
   Interactions holdout;
   if (holdout_n > 0) {
     EventDataOptions h;
@@ -248,7 +243,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
     lineage.gate = "skipped";
     return result;
   }
-  Compare(candidate, current, options.tolerance, &gate);
+  JudgeGate(candidate, current, options.tolerance, &gate);
   gate.reason = absl::StrFormat("%s on %d held-out events: candidate %.4f, live %s %.4f (tolerance %.1f%%)",
                                 gate.metric, holdout.size(), gate.candidate, live->lineage.version,
                                 gate.live, 100.0 * options.tolerance);

@@ -8,8 +8,9 @@
 // candidate and the live model on the same held-out events. The live model is evaluated as the
 // server answers with it: its item factors, with each held-out user folded in from their history
 // up to the holdout (engine/fold_in.h). The candidate passes the gate if it is not worse than
-// the live model by more than `tolerance` (relative) on the gate metric: RMSE for explicit
-// models, NDCG@k for implicit ones.
+// the live model by more than `tolerance` (relative) on the gate metric, NDCG@k of the served
+// ranking, for every kind of model (a rating model that predicts better but ranks worse is
+// refused).
 //
 // The candidate's lineage records events_through_seq = the last event it trained on (the
 // holdout's first seq - 1): the held-out events are then folded in at serving time like any
@@ -23,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "data/event_store.h"
 #include "engine/factor_model.h"
+#include "training/evaluate.h"
 #include "training/train.h"
 
 namespace recloop {
@@ -51,14 +53,20 @@ struct RetrainOptions {
 TrainOptions TrainOptionsFor(const FactorModel& live, int iterations);
 
 struct GateResult {
-  std::string metric;       // "rmse" or "ndcg@10"
+  std::string metric;       // "ndcg@10" (the cut-off of RetrainOptions::k)
   double candidate = 0.0;   // the metric of each model on the holdout
   double live = 0.0;
-  bool higher_is_better = false;
+  bool higher_is_better = true;
   bool skipped = false;     // no holdout (too few new events) or no live model
   bool passed = false;      // promote: passed or skipped
   std::string reason;       // one line for logs and the admin API
 };
+
+// The gate's verdict on the candidate's and the live model's evaluations on the same holdout:
+// by NDCG@k, within `tolerance` (relative) of the live model or better passes; a candidate whose
+// NDCG is not finite fails. Fills metric values, higher_is_better and passed of `gate`. Pure.
+void JudgeGate(const EvalResult& candidate, const EvalResult& live, double tolerance,
+               GateResult* gate);
 
 struct RetrainResult {
   FactorModel model;          // the candidate, with lineage filled (not saved)

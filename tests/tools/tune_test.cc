@@ -348,7 +348,7 @@ TEST_F(TuneCli, RanksTrialsWritesAConfigThatTrainAccepts) {
       "regularization": {"min": 0.05, "max": 0.3, "log": true}})");
   const std::string config = dir_.File("best.toml");
   const Result r = Run("tune --data " + data + " --algorithm als --space " + space +
-                       " --trials 6 --split random:0.2 --seed 3 --out " + config);
+                       " --trials 6 --split random:0.2 --seed 3 --metric rmse --out " + config);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("6/6"), std::string::npos) << "progress bar: " << r.err;
   // stderr is a file here, not a terminal: progress lines, no carriage-return redraws.
@@ -464,7 +464,8 @@ TEST_F(TuneCli, TunesBpmfAndTrainReproducesTheBestTrial) {
           "served-samples": [5]})");
   const std::string config = dir_.File("bpmf.toml");
   const Result r = Run("tune --data " + data + " --algorithm bpmf --space " + space +
-                       " --search grid --trials 5 --split random:0.2 --seed 3 --quiet --out " +
+                       " --search grid --trials 5 --split random:0.2 --seed 3 --quiet "
+                       "--metric rmse --out " +
                        config);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rows = Rows(r.out);
@@ -504,7 +505,7 @@ TEST_F(TuneCli, UsageErrorsNameTheProblem) {
   EXPECT_NE(r.err.find(space + ": parameter 'alpha': does not apply to explicit als"),
             std::string::npos)
       << r.err;
-  // Without --algorithm, explicit ratings tune BPMF, as `recloop train` trains it.
+  // Without --algorithm, explicit ratings tune BPMF, the rating predictor.
   r = Run("tune --data " + data + " --space " + space);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("'alpha': does not apply to bpmf"), std::string::npos) << r.err;
