@@ -8,11 +8,12 @@
 namespace recloop {
 
 std::optional<float> EventValue(const Event& e, Feedback feedback,
-                                const TypeWeights& type_weights) {
+                                const TypeWeights& type_weights, float rating_neutral) {
   if (feedback == Feedback::kExplicit) {
     if (e.type != "rating" || !e.value) return std::nullopt;
     return *e.value;
   }
+  if (e.type == "rating" && e.value) return RatingPreference(*e.value, rating_neutral);
   if (e.value) return *e.value;
   const auto it = type_weights.find(e.type);
   return it == type_weights.end() ? 1.0f : it->second;
@@ -57,7 +58,8 @@ absl::StatusOr<Interactions> EventInteractions(const EventStore& store,
       [&](const StoredEvent& se) {
         ++st.events_read;
         st.last_seq = se.seq;
-        const auto value = EventValue(se.event, options.feedback, options.type_weights);
+        const auto value = EventValue(se.event, options.feedback, options.type_weights,
+                                      options.rating_neutral);
         if (!value) return true;
         ++st.events_used;
         data.Add(data.users.GetOrAdd(se.event.user), data.items.GetOrAdd(se.event.item), *value,

@@ -23,9 +23,18 @@
 namespace recloop {
 
 // The value an event contributes to a model of kind `feedback`, or nullopt if it contributes
-// nothing (explicit models: every type but "rating").
+// nothing (explicit models: every type but "rating"). Implicit models take a rating as the
+// preference it expresses, RatingPreference(value, rating_neutral) (engine/factor_model.h): a
+// low rating counts against the item; every other type its value, or its type's weight.
 std::optional<float> EventValue(const Event& event, Feedback feedback,
-                                const TypeWeights& type_weights);
+                                const TypeWeights& type_weights,
+                                float rating_neutral = kDefaultRatingNeutral);
+
+// The neutral rating with which `model` takes rating events: the one it was trained with, or
+// kDefaultRatingNeutral.
+inline float RatingNeutralOf(const ModelParams& model) {
+  return model.rating_neutral > 0 ? model.rating_neutral : kDefaultRatingNeutral;
+}
 
 // How interactions of one (user, item) pair combine for `feedback`: kLast for explicit, kSum
 // for implicit (the engine's DuplicateRuleFor, engine/fold_in.h, which every fold applies).
@@ -38,6 +47,7 @@ int64_t EventsThroughSeq(const FactorModel& model, const EventStore& store);
 struct EventDataOptions {
   Feedback feedback = Feedback::kImplicit;
   TypeWeights type_weights = DefaultTypeWeights();
+  float rating_neutral = kDefaultRatingNeutral;  // implicit: how rating events count (EventValue)
   // The events read: after_seq < seq <= through_seq (through_seq 0 = up to the last one).
   int64_t after_seq = 0;
   int64_t through_seq = 0;

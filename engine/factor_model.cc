@@ -16,6 +16,8 @@ std::string_view ToString(Algorithm a) {
       return "popular";
     case Algorithm::kBpmf:
       return "bpmf";
+    case Algorithm::kEase:
+      return "ease";
   }
   return "unknown";
 }
@@ -35,8 +37,9 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s) {
   if (s == "als") return Algorithm::kAls;
   if (s == "popular") return Algorithm::kPopular;
   if (s == "bpmf") return Algorithm::kBpmf;
+  if (s == "ease") return Algorithm::kEase;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown algorithm '", std::string(s), "' (expected als, bpmf or popular)"));
+      absl::StrCat("unknown algorithm '", std::string(s), "' (expected als, bpmf, ease or popular)"));
 }
 
 absl::StatusOr<Feedback> ParseFeedback(std::string_view s) {

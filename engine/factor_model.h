@@ -20,7 +20,7 @@ namespace recloop {
 
 using FactorMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-enum class Algorithm { kAls, kPopular, kBpmf };
+enum class Algorithm { kAls, kPopular, kBpmf, kEase };
 enum class Feedback { kExplicit, kImplicit };
 
 // How an implicit model weighs a stored value v: its confidence is c = 1 + alpha *
@@ -49,6 +49,10 @@ inline float ConfidenceWeight(Confidence t, float v) {
 inline float RatingPreference(float rating, float neutral) {
   return rating >= neutral ? rating - neutral + 1.0f : rating - neutral;
 }
+// The sign of a stored value as an item-item model's (EASE's) history entry: +1 liked (v > 0),
+// -1 disliked (v < 0), 0 otherwise. Pure.
+inline float PreferenceSign(float v) { return v > 0 ? 1.0f : (v < 0 ? -1.0f : 0.0f); }
+
 // The neutral rating of a 1-5 scale, for models that were not trained on ratings.
 inline constexpr float kDefaultRatingNeutral = 3.0f;
 

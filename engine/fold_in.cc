@@ -90,7 +90,7 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
     if (!std::isfinite(model.global_mean)) {
       return absl::InvalidArgumentError("model global_mean is not finite");
     }
-  } else {
+  } else if (model.params.algorithm != Algorithm::kEase) {  // EASE folds without a solve
     if (absl::Status s = CheckFinite(model.params.alpha, "alpha"); !s.ok()) return s;
     f.gram_ = RegularizedGram(model.item_factors, model.params.regularization);
   }
@@ -122,6 +122,15 @@ absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
     return u;
   }
   if (model_->params.algorithm == Algorithm::kBpmf) return FoldBpmf(items, values);
+  if (model_->params.algorithm == Algorithm::kEase) {
+    // EASE (training/ease.h): the user is their history, +1 liked and -1 disliked.
+    FoldedUser u;
+    u.factors = Vector::Zero(factors());
+    for (size_t j = 0; j < items.size(); ++j) {
+      u.factors[items[j]] = PreferenceSign(values[j]);
+    }
+    return u;
+  }
   return model_->params.feedback == Feedback::kExplicit ? FoldExplicit(items, values)
                                                         : FoldImplicit(items, values);
 }

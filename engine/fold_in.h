@@ -37,6 +37,8 @@ struct FoldedUser {
 //             sample's prior and noise precision, given its item factors; x is the samples'
 //             means side by side and b their average. Unlike ALS, this is not the trained row
 //             (training draws rows at random; fold-in takes their mean).
+//   EASE (training/ease.h): the user's vector is the history itself (+1 liked, -1 disliked at
+//             each item's index; K = items), exactly as training stores its users;
 //   implicit: min Σ_all items c_i (p_i − x·y_i)² + λ|x|² with c = 1 + α|v|, p = [v > 0] on the
 //             given items and c = 1, p = 0 elsewhere, i.e. the exact Cholesky solve of
 //             (YᵀY + λI + Σ (c−1) y yᵀ) x = Σ c·p·y. YᵀY + λI is computed once, in Create.

@@ -46,7 +46,10 @@ absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd) {
   ASSIGN_OR_RETURN(model.als.confidence, ParseConfidence(cmd.confidence));
   model.bpmf = cmd.bpmf;
   model.popularity = cmd.popularity;
-  model.rank_ratings = cmd.algorithm.empty();
+  model.ease = cmd.ease;
+  // Ratings are ranked as preferences by the default model and by ease (a ranking model only).
+  model.rank_ratings = cmd.algorithm.empty() || model.algorithm == Algorithm::kEase;
+  model.auto_select = cmd.algorithm.empty();
   if (cmd.k < 1) return absl::InvalidArgumentError("--k must be >= 1");
   ASSIGN_OR_RETURN(run.read, MakeReadOptions(cmd.input, model.feedback));
   if (cmd.data.empty() == cmd.events.empty()) {
@@ -105,7 +108,7 @@ int RunTrain(const TrainCommand& cmd) {
 // The model's hyper-parameters; returns --factors, which bpmf takes too when it is given.
 CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
   sub->add_option("--algorithm", cmd->algorithm,
-                  "als, bpmf or popular (default: the ranking model, implicit als; on "
+                  "als, bpmf, ease or popular (default: the ranking model, implicit als; on "
                   "ratings, fitted on the ratings as liked/disliked preferences)");
   sub->add_option("--feedback", cmd->feedback, "explicit (ratings) or implicit (events)")
       ->capture_default_str();
@@ -139,6 +142,12 @@ CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
       ->capture_default_str();
   sub->add_option("--alpha", cmd->als.alpha,
                   "Implicit: confidence 1 + alpha * w(value), w as --confidence")
+      ->capture_default_str();
+  sub->add_option("--ease-regularization", cmd->ease.regularization,
+                  "ease: lambda of (X'X + lambda I)^-1")
+      ->capture_default_str();
+  sub->add_option("--ease-max-items", cmd->ease.max_items,
+                  "ease: the most items it trains on (memory: about 8 x items^2 bytes)")
       ->capture_default_str();
   sub->add_option("--confidence", cmd->confidence,
                   "Implicit: the weight w of a value: log (log(1 + value), for heavy-tailed "

@@ -9,6 +9,7 @@
 #include "tools/cli_common.h"
 #include "training/als.h"
 #include "training/bpmf.h"
+#include "training/ease.h"
 #include "training/popularity.h"
 
 namespace recloop {
@@ -28,6 +29,7 @@ struct TrainCommand {
   std::string algorithm;
   std::string feedback = "explicit";
   std::string confidence = "log";  // implicit: linear or log (engine/factor_model.h Confidence)
+  EaseOptions ease;
   AlsOptions als;
   BpmfOptions bpmf;  // bpmf: factors and seed come from als (--factors, --seed) when given
   PopularityOptions popularity;  // cold-start / popular-items scores (time decay)

@@ -255,7 +255,6 @@ ModelParams AlsModelParams(const AlsOptions& o) {
   p.bias_regularization = o.feedback == Feedback::kExplicit ? o.bias_regularization : 0;
   p.alpha = o.feedback == Feedback::kImplicit ? o.alpha : 0;
   p.confidence = o.confidence;
-  p.rating_neutral = o.rating_neutral;
   p.cg_steps = o.feedback == Feedback::kImplicit && !o.cholesky ? o.cg_steps : 0;
   p.cholesky = o.feedback == Feedback::kImplicit && o.cholesky;
   p.seed = o.seed;

@@ -35,9 +35,6 @@ struct AlsOptions {
   // hours, views) from letting a few huge values decide a row (BENCHMARKS.md, "Confidence").
   float alpha = 8.0f;
   Confidence confidence = Confidence::kLog;
-  // Implicit models trained on ratings (RatingPreference): the neutral rating, recorded so that
-  // rating events fold in alike. 0: not trained on ratings.
-  float rating_neutral = 0.0f;
   // Implicit only: conjugate-gradient steps per row per half-step, warm-started, >= 1.
   int cg_steps = 3;
   // Implicit only: solve each row exactly (Cholesky) instead of by CG.

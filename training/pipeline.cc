@@ -34,6 +34,7 @@ TrainOptions MakeTrainOptions(const ModelSettings& settings) {
   options.als = settings.als;
   options.feedback = settings.feedback;
   options.bpmf = settings.bpmf;
+  options.ease = settings.ease;
   options.popularity = settings.popularity;
   return options;
 }
@@ -188,20 +189,78 @@ absl::Status Save(const TrainRun& run, const TrainTest& data, TrainReport* repor
 
 }  // namespace
 
+std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, int32_t items) {
+  std::vector<SelectionCandidate> out;
+  TrainOptions als = base;
+  als.algorithm = Algorithm::kAls;
+  out.push_back({"als", als});
+  if (items <= base.ease.max_items) {
+    for (const float lambda : {100.0f, 1000.0f}) {
+      TrainOptions ease = base;
+      ease.algorithm = Algorithm::kEase;
+      ease.ease.regularization = lambda;
+      out.push_back({absl::StrFormat("ease(%g)", lambda), ease});
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const TrainOptions& base,
+                                                int k, uint64_t seed, Logger* log,
+                                                std::map<std::string, double>* metrics) {
+  const std::vector<SelectionCandidate> candidates =
+      SelectionCandidates(base, static_cast<int32_t>(train.items.size()));
+  if (candidates.size() == 1) return candidates[0].options;
+  SplitSpec spec;
+  spec.fraction = 0.1;
+  ASSIGN_OR_RETURN(const SplitResult split, Split(train, spec, seed));
+  // Too little to choose on: a handful of validation rows would pick by noise.
+  constexpr int64_t kMinValidation = 200;
+  if (split.test.size() < kMinValidation) {
+    log->Info("select: %s (only %lld validation rows: too few to choose on)",
+              candidates[0].name, static_cast<long long>(split.test.size()));
+    return candidates[0].options;
+  }
+  EvalOptions eval;
+  eval.k = k;
+  eval.relevance_threshold = 1e-6f;  // disliked items are not what a list should find
+  const Timer timer;
+  size_t best = 0;
+  double best_ndcg = -1.0;
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    ASSIGN_OR_RETURN(const FactorModel model, TrainModel(split.train, candidates[c].options));
+    ASSIGN_OR_RETURN(const EvalResult result, Evaluate(model, split.test, eval));
+    log->Info("select: %s validation ndcg@%d %.4f", candidates[c].name, k, result.ndcg);
+    (*metrics)[absl::StrCat("select/", candidates[c].name, "/ndcg@", k)] = result.ndcg;
+    if (result.ndcg > best_ndcg) {
+      best_ndcg = result.ndcg;
+      best = c;
+    }
+  }
+  log->Info("select: %s chosen of %d ranking models (%.2f s on a 10%% validation split)",
+            candidates[best].name, static_cast<int>(candidates.size()), timer.Seconds());
+  return candidates[best].options;
+}
+
 absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const Interactions& test,
                                              const ModelSettings& settings, int k, Logger* log) {
   TrainOptions options = MakeTrainOptions(settings);
   // Ratings ranked: an implicit model on the preferences the ratings express.
   std::optional<Interactions> preferences;
   if (settings.rank_ratings && settings.feedback == Feedback::kExplicit) {
-    options.algorithm = Algorithm::kAls;
+    if (options.algorithm == Algorithm::kBpmf) options.algorithm = Algorithm::kAls;
     options.feedback = Feedback::kImplicit;
-    options.als.rating_neutral = RatingNeutral(train);
-    preferences = RatingsAsPreferences(train, options.als.rating_neutral);
-    log->Info("ranking model: implicit als on the ratings as preferences (neutral rating %.1f)",
-              options.als.rating_neutral);
+    options.rating_neutral = RatingNeutral(train);
+    preferences = RatingsAsPreferences(train, options.rating_neutral);
+    log->Info("ranking model: implicit %s on the ratings as preferences (neutral rating %.1f)",
+              std::string(ToString(options.algorithm)), options.rating_neutral);
   }
   const Interactions& fit_on = preferences ? *preferences : train;
+  std::map<std::string, double> selection;
+  if (settings.auto_select && options.feedback == Feedback::kImplicit) {
+    ASSIGN_OR_RETURN(options,
+                     SelectRankingModel(fit_on, options, k, settings.als.seed, log, &selection));
+  }
   TrainHooks hooks;
   hooks.on_iteration = [&](const IterationStats& s) {
     LogIteration(s, settings.als.iterations, settings.feedback, log);
@@ -219,6 +278,7 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   const Timer timer;
   TrainReport report;
   ASSIGN_OR_RETURN(report.model, TrainModel(fit_on, options, hooks));
+  report.model.lineage.metrics.insert(selection.begin(), selection.end());
   report.train_seconds = timer.Seconds();
   report.train_interactions = train.size();
   report.test_interactions = test.size();
@@ -242,7 +302,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainRun& run, Logger* log) {
   ASSIGN_OR_RETURN(TrainReport report,
                    TrainAndEvaluate(split.train, split.test, run.model, run.k, log));
   report.data_rows = data_rows;
-  log->Info("trained %s in %.2f s", std::string(ToString(run.model.algorithm)),
+  log->Info("trained %s in %.2f s", std::string(ToString(report.model.params.algorithm)),
             report.train_seconds);
   if (report.bpmf) {
     log->Info(

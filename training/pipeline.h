@@ -11,8 +11,10 @@
 #define RECLOOP_TRAINING_PIPELINE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,13 +38,37 @@ struct ModelSettings {
   Feedback feedback = Feedback::kExplicit;  // tags every algorithm's model
   AlsOptions als;                // als: its options
   BpmfOptions bpmf;              // bpmf (explicit feedback only)
+  EaseOptions ease;              // ease (implicit preferences, or ratings as preferences)
   PopularityOptions popularity;  // every model's popular-items scores (cold start)
   // Ranking first (docs/training.md, "Ratings as preferences"): with explicit ratings, train
   // the served model as an implicit ALS model on RatingPreference of each rating (liked at or
   // above the scale's midpoint, disliked below), which ranks far better than a rating
   // predictor. What `train` does with ratings when no --algorithm is named.
   bool rank_ratings = false;
+  // The model picks itself (docs/training.md, "Model selection"): train chooses among the
+  // ranking models (SelectionCandidates) by NDCG@k on a validation split of the training data,
+  // then fits the winner on all of it. What `train` does when no --algorithm is named.
+  bool auto_select = false;
 };
+
+// One model the automatic choice tries.
+struct SelectionCandidate {
+  std::string name;  // e.g. "als", "ease(300)"
+  TrainOptions options;
+};
+
+// What the automatic choice tries for `base` (a ranking model's options) on `items` items:
+// implicit als with base's options, and ease at lambda 100 and 1000 when items <= its cap
+// (base.ease.max_items). Pure.
+std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, int32_t items);
+
+// The choice: fits every candidate on 90% of `train` (a seeded random split) and evaluates it
+// on the other 10% at cut-off k; returns the best by NDCG@k (the first on ties) and writes each
+// candidate's figure into `metrics` as "select/NAME/ndcg@K". With one candidate, or fewer than
+// 200 validation rows, returns the first (als) without fitting. Errors: the split's and the trainers'.
+absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const TrainOptions& base,
+                                                int k, uint64_t seed, Logger* log,
+                                                std::map<std::string, double>* metrics);
 
 // The neutral rating of `data`'s ratings: the midpoint of their range, rounded to a half
 // (3 on a 1-5 scale). kDefaultRatingNeutral for empty data. Pure.

@@ -110,6 +110,8 @@ TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
   t.algorithm = p.algorithm;
   t.feedback = p.feedback;
   t.popularity.half_life_days = p.popularity_half_life_days;
+  t.rating_neutral = p.rating_neutral;
+  if (p.algorithm == Algorithm::kEase) t.ease.regularization = p.regularization;
   if (p.algorithm == Algorithm::kAls) {
     t.als.factors = p.factors;
     t.als.iterations = iterations;
@@ -118,7 +120,6 @@ TrainOptions TrainOptionsFor(const FactorModel& live, int iterations) {
                                                           : t.als.bias_regularization;
     if (p.alpha > 0) t.als.alpha = p.alpha;
     t.als.confidence = p.confidence;
-    t.als.rating_neutral = p.rating_neutral;
     if (p.cg_steps > 0) t.als.cg_steps = p.cg_steps;
     t.als.cholesky = p.cholesky;
     t.als.seed = p.seed;
@@ -173,6 +174,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   EventDataOptions data_options;
   data_options.feedback = feedback;
   data_options.type_weights = options.type_weights;
+  if (options.train.rating_neutral > 0) data_options.rating_neutral = options.train.rating_neutral;
   data_options.after_seq = after;
   data_options.through_seq = cut;
   data_options.base = live;
@@ -207,6 +209,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
     EventDataOptions h;
     h.feedback = feedback;
     h.type_weights = options.type_weights;
+    h.rating_neutral = data_options.rating_neutral;
     h.after_seq = cut;
     h.through_seq = through;
     ASSIGN_OR_RETURN(holdout, EventInteractions(store, h));

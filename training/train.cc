@@ -22,7 +22,9 @@ absl::StatusOr<std::unique_ptr<Model>> FitModel(const Interactions& train,
 absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOptions& options,
                                        const TrainHooks& run) {
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, FitModel(train, options, run));
-  return std::move(*model).TakeData();
+  FactorModel m = std::move(*model).TakeData();
+  m.params.rating_neutral = options.rating_neutral;
+  return m;
 }
 
 absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOptions& options,

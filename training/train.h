@@ -13,6 +13,7 @@
 #include "engine/model.h"
 #include "training/als.h"
 #include "training/bpmf.h"
+#include "training/ease.h"
 #include "training/popularity.h"
 
 namespace recloop {
@@ -24,6 +25,11 @@ struct TrainOptions {
   Feedback feedback = Feedback::kExplicit;
   AlsOptions als;    // used when algorithm == kAls (als.feedback is set from `feedback`)
   BpmfOptions bpmf;  // used when algorithm == kBpmf
+  EaseOptions ease;  // used when algorithm == kEase
+  // Implicit models fitted on ratings as preferences (RatingPreference): the neutral rating,
+  // recorded in the model (ModelParams::rating_neutral) so that rating events fold in alike.
+  // 0: not fitted on ratings.
+  float rating_neutral = 0.0f;
   // How FactorModel::item_popularity is computed, for every algorithm (it is the popularity
   // model's score and every model's cold-start fallback). Default: plain counts.
   PopularityOptions popularity;

@@ -134,6 +134,26 @@ class PopularModel final : public TrainedModel<Algorithm::kPopular, Feedback> {
   }
 };
 
+// EASE (training/ease.h): implicit preferences (ratings as preferences, counts, events).
+class EaseModel final : public TrainedModel<Algorithm::kEase, EaseOptions> {
+ public:
+  using TrainedModel::TrainedModel;
+
+ protected:
+  absl::Status FitChecked(TrainingData data) override {
+    ASSIGN_OR_RETURN(FactorModel m, TrainEase(data.by_user, data.by_item, options_));
+    return Adopt(std::move(m), std::move(data));
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Model>> MakeEase(const TrainOptions& o, const TrainHooks& run) {
+  // Any feedback: EASE reads the sign of each value (ratings as such are all liked; `train`
+  // gives it ratings as preferences). Its model is always implicit.
+  RETURN_IF_ERROR(ValidateEaseOptions(o.ease));
+  RETURN_IF_ERROR(ValidatePopularityOptions(o.popularity));
+  return std::make_unique<EaseModel>(o.ease, run);
+}
+
 absl::StatusOr<std::unique_ptr<Model>> MakeAls(const TrainOptions& o, const TrainHooks& run) {
   AlsOptions als = o.als;
   als.feedback = o.feedback;
@@ -162,6 +182,7 @@ absl::StatusOr<std::unique_ptr<Model>> MakePopular(const TrainOptions& o,
 absl::Status RegisterTrainers(TrainerRegistry* registry) {
   RETURN_IF_ERROR(registry->Register("als", MakeAls));
   RETURN_IF_ERROR(registry->Register("bpmf", MakeBpmf));
+  RETURN_IF_ERROR(registry->Register("ease", MakeEase));
   return registry->Register("popular", MakePopular);
 }
 
@@ -169,7 +190,7 @@ const TrainerRegistry& Trainers() {
   // Leaked on purpose: no global object with a destructor (STYLE.md).
   static const TrainerRegistry* const registry = [] {
     auto* r = new TrainerRegistry;
-    // The three names are distinct, so this cannot fail.
+    // The names are distinct, so this cannot fail.
     (void)RegisterTrainers(r);
     return r;
   }();

@@ -1,5 +1,5 @@
 // The trainers' registry: every model recloop trains, by algorithm name ("als", "bpmf",
-// "popular"), each made from TrainOptions and a TrainHooks (training/train.h) and implementing
+// "ease", "popular"), each made from TrainOptions and a TrainHooks (training/train.h) and implementing
 // engine/model.h's Model. A new model registers itself in RegisterTrainers.
 #ifndef RECLOOP_TRAINING_TRAINERS_H_
 #define RECLOOP_TRAINING_TRAINERS_H_
@@ -16,7 +16,8 @@ namespace recloop {
 
 using TrainerRegistry = ModelRegistry<TrainOptions, TrainHooks>;
 
-// Adds "als" (explicit or implicit, by TrainOptions::feedback), "bpmf" and "popular". Each
+// Adds "als" (explicit or implicit, by TrainOptions::feedback), "bpmf", "ease" (implicit) and
+// "popular". Each
 // factory refuses bad options with InvalidArgument naming the option. Returns AlreadyExists if
 // one of the names is taken.
 absl::Status RegisterTrainers(TrainerRegistry* registry);

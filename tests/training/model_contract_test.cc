@@ -38,6 +38,8 @@ const ContractCase kCases[] = {
      "alpha"},
     {"Bpmf", "bpmf", Feedback::kExplicit, [](TrainOptions* o) { o->bpmf.samples = 0; },
      "samples"},
+    {"Ease", "ease", Feedback::kImplicit,
+     [](TrainOptions* o) { o->ease.regularization = 0.0f; }, "regularization"},
     {"Popular", "popular", Feedback::kImplicit,
      [](TrainOptions* o) { o->popularity.half_life_days = -1.0; }, "half_life_days"},
 };
@@ -283,10 +285,10 @@ INSTANTIATE_TEST_SUITE_P(EveryTrainer, ModelContract, ::testing::ValuesIn(kCases
                          [](const auto& info) { return info.param.label; });
 
 TEST(ModelRegistry, NamesEveryTrainerAndRefusesUnknownAndDuplicateNames) {
-  EXPECT_EQ(Trainers().Names(), (std::vector<std::string>{"als", "bpmf", "popular"}));
+  EXPECT_EQ(Trainers().Names(), (std::vector<std::string>{"als", "bpmf", "ease", "popular"}));
   const auto unknown = Trainers().Create("nope", TrainOptions{}, TrainHooks{});
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(unknown.status().message().find("als, bpmf, popular"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("als, bpmf, ease, popular"), std::string::npos);
   TrainerRegistry registry;
   ASSERT_OK(RegisterTrainers(&registry));
   EXPECT_EQ(RegisterTrainers(&registry).code(), absl::StatusCode::kAlreadyExists);
