@@ -212,6 +212,13 @@ void SplitFields(std::string_view line, Sep sep, std::vector<std::string_view>* 
   fields->push_back(Trim(std::string_view(p, end - p)));
 }
 
+std::string SplitRecord(std::string_view record, Sep sep, CsvRecordSplitter* csv,
+                        std::vector<std::string_view>* fields) {
+  if (sep == Sep::kComma && HasQuote(record)) return csv->Split(record, fields);
+  SplitFields(record, sep, fields);
+  return "";
+}
+
 // Works out the layout from the first non-blank line, `where` being "FILE:LINE" of that line.
 //
 // Auto-detection: a line containing "::" is MovieLens .dat. Otherwise the separator is the tab if
@@ -228,6 +235,13 @@ absl::StatusOr<Layout> DetectLayout(const std::string& where, std::string_view l
   const bool has_tab = line.find('\t') != std::string_view::npos;
   const bool has_comma = line.find(',') != std::string_view::npos;
   std::vector<std::string_view> fields;
+  CsvRecordSplitter csv;
+  // The comma-separated first line, split by RFC 4180 (a quoted header or first row).
+  auto split_csv = [&]() -> absl::Status {
+    const std::string error = SplitRecord(line, Sep::kComma, &csv, &fields);
+    if (!error.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", error));
+    return absl::OkStatus();
+  };
   switch (format) {
     case FileFormat::kAuto: {
       if (has_double_colon) {
@@ -241,7 +255,11 @@ absl::StatusOr<Layout> DetectLayout(const std::string& where, std::string_view l
             "separator (formats: ml100k, dat, csv, tsv)"));
       }
       const Sep sep = has_tab ? Sep::kTab : Sep::kComma;
-      SplitFields(line, sep, &fields);
+      if (sep == Sep::kComma) {
+        RETURN_IF_ERROR(split_csv());
+      } else {
+        SplitFields(line, sep, &fields);
+      }
       const bool header = std::any_of(fields.begin(), fields.end(),
                                       [](std::string_view f) { return RoleOf(f) != Role::kNone; });
       if (header) return HeaderLayout(where, sep, fields);
@@ -277,7 +295,7 @@ absl::StatusOr<Layout> DetectLayout(const std::string& where, std::string_view l
             "the line has no comma",
             has_tab ? " (it looks like tsv)" : (has_double_colon ? " (it looks like dat)" : "")));
       }
-      SplitFields(line, Sep::kComma, &fields);
+      RETURN_IF_ERROR(split_csv());
       return HeaderLayout(where, Sep::kComma, fields);
     case FileFormat::kTsv:
       if (!has_tab) {

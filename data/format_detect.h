@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "data/csv_record.h"
 #include "data/reader.h"
 
 namespace recloop::reader_internal {
@@ -46,6 +47,12 @@ std::string_view SepLabel(Sep sep);
 
 // Splits `line` at `sep` into trimmed fields (all of them, so that a wrong count can be told).
 void SplitFields(std::string_view line, Sep sep, std::vector<std::string_view>* fields);
+
+// SplitFields, but a comma-separated record with a quote character is split by RFC 4180
+// (data/csv_record.h; `record` may then span lines). Returns "" or what is wrong with its
+// quoting; the fields are valid until the next call with the same `csv`.
+std::string SplitRecord(std::string_view record, Sep sep, CsvRecordSplitter* csv,
+                        std::vector<std::string_view>* fields);
 
 // How to read the data rows of a file.
 struct Layout {

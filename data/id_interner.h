@@ -50,11 +50,12 @@ inline int ShardOf(std::string_view id) {
 struct IdColumn {
   // Adds the ID of the next accepted row.
   void Add(std::string_view id) {
-    if (!shard.empty() && id == last) {
+    if (have_last && id == last) {
       shard.push_back(kSameAsPrevious);
       return;
     }
     last = id;
+    have_last = true;
     const int s = ShardOf(id);
     shard.push_back(static_cast<uint8_t>(s));
     ++records[s];
@@ -78,7 +79,12 @@ struct IdColumn {
   // at the end of step 3; and the count of first occurrences.
   std::array<std::vector<uint32_t>, kShards> slot;
   std::array<uint32_t, kShards> firsts{};
-  std::string_view last;
+  // Forgets the last ID, whose bytes are about to change (an unquoted CSV record's fields live
+  // in the splitter's storage, which the next record overwrites).
+  void ForgetLast() { have_last = false; }
+
+  std::string_view last;  // the previous row's ID, while have_last
+  bool have_last = false;
 };
 
 // Numbers the IDs of one column of all chunks (given in chunk order) by first appearance in the

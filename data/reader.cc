@@ -35,12 +35,15 @@ namespace recloop {
 namespace {
 
 using reader_internal::ChunkResult;
+using reader_internal::CountQuotes;
 using reader_internal::DetectLayout;
+using reader_internal::HasQuote;
 using reader_internal::IdColumn;
 using reader_internal::IdMerger;
 using reader_internal::IsBlank;
 using reader_internal::Layout;
 using reader_internal::ParseChunk;
+using reader_internal::Sep;
 
 absl::Status NoInteractions(const std::string& path, std::string_view why) {
   return absl::InvalidArgumentError(
@@ -216,14 +219,27 @@ std::vector<ChunkResult> ParseChunks(std::string_view data, const Layout& layout
                                      const ReadOptions& options) {
   std::vector<std::string_view> chunk_text;
   const size_t target = std::clamp(data.size() / 64, kMinChunkBytes, kMaxChunkBytes);
+  // Quoted CSV may hold line breaks inside a field: a chunk then ends only at a line break
+  // outside quotes, found by the parity of the quotes before it (one pass over the file).
+  const bool quoted = layout.sep == Sep::kComma && HasQuote(data);
+  size_t scanned = 0, quotes = 0;                 // quote characters in data[0, scanned)
+  auto next_break = [&](size_t from) -> size_t {  // just after the first free '\n' >= from
+    if (quoted) {
+      quotes += CountQuotes(data.substr(scanned, from - scanned));
+      scanned = from;
+    }
+    for (;;) {
+      const size_t nl = data.find('\n', scanned > from ? scanned : from);
+      if (nl == std::string_view::npos) return data.size();
+      if (!quoted) return nl + 1;
+      quotes += CountQuotes(data.substr(scanned, nl + 1 - scanned));
+      scanned = nl + 1;
+      if (quotes % 2 == 0) return nl + 1;
+    }
+  };
   for (size_t b = 0; b < data.size();) {
     size_t e = b + target;
-    if (e >= data.size()) {
-      e = data.size();
-    } else {
-      const size_t nl = data.find('\n', e);
-      e = nl == std::string_view::npos ? data.size() : nl + 1;
-    }
+    e = e >= data.size() ? data.size() : next_break(e);
     chunk_text.push_back(data.substr(b, e - b));
     b = e;
   }

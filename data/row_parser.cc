@@ -125,9 +125,17 @@ class RowParser {
     fields_.reserve(layout.num_fields + 1);
   }
 
+  // True while the last parsed row's views point into storage the next Parse overwrites.
+  bool fields_are_transient() const { return transient_; }
+
   // Parses a non-blank line. Returns an empty string, or what is wrong with the row.
   std::string Parse(std::string_view line, Row* row) {
-    SplitFields(line, layout_.sep, &fields_);
+    // A quoted CSV record's fields live in csv_, which the next record overwrites.
+    transient_ = layout_.sep == Sep::kComma && HasQuote(line);
+    if (transient_) have_last_type_ = false;
+    if (std::string error = SplitRecord(line, layout_.sep, &csv_, &fields_); !error.empty()) {
+      return error;
+    }
     if (static_cast<int>(fields_.size()) != layout_.num_fields) {
       return absl::StrCat("expected ", layout_.num_fields, " ", std::string(SepLabel(layout_.sep)),
                           " fields",
@@ -172,8 +180,10 @@ class RowParser {
   const Layout& layout_;
   const ReadOptions& options_;
   std::vector<std::string_view> fields_;
+  CsvRecordSplitter csv_;  // quoted records: fields_ point into it until the next Parse
   std::string_view last_type_;
   bool have_last_type_ = false;
+  bool transient_ = false;
   float last_weight_ = 1.0f;
 };
 
@@ -195,6 +205,7 @@ void ParseChunk(std::string_view text, size_t index, const Layout& layout,
   const bool timestamps = layout.timestamp >= 0;  // else every timestamp is 0: not stored
   if (timestamps) out->timestamp.reserve(newlines + 1);
   RowParser parser(layout, options);
+  const bool csv = layout.sep == Sep::kComma;
   Row row;
   const char* p = text.data();
   const char* const end = p + text.size();
@@ -205,6 +216,16 @@ void ParseChunk(std::string_view text, size_t index, const Layout& layout,
     std::string_view line(p, line_end - p);
     p = nl != nullptr ? nl + 1 : end;
     const int64_t this_line = line_index++;
+    // RFC 4180: a quoted field may hold line breaks, so the record runs on while a quote is open.
+    if (csv && HasQuote(line)) {
+      for (size_t quotes = CountQuotes(line); quotes % 2 == 1 && p != end; ++line_index) {
+        nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+        const char* next_end = nl != nullptr ? nl : end;
+        quotes += CountQuotes(std::string_view(p, next_end - p));
+        line = std::string_view(line.data(), next_end - line.data());
+        p = nl != nullptr ? nl + 1 : end;
+      }
+    }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (IsBlank(line)) continue;
     std::string error = parser.Parse(line, &row);
@@ -227,6 +248,10 @@ void ParseChunk(std::string_view text, size_t index, const Layout& layout,
     }
     out->users.Add(row.user);
     out->items.Add(row.item);
+    if (parser.fields_are_transient()) {
+      out->users.ForgetLast();
+      out->items.ForgetLast();
+    }
     out->value.push_back(row.value);
     if (timestamps) out->timestamp.push_back(row.timestamp);
   }

@@ -73,16 +73,20 @@ class TempDir {
 
 // The folder holding ml-100k/: $RECLOOP_DATASETS, else the CMake-configured default. Empty if
 // ml-100k/u.data is not there.
-inline std::string Ml100kDir() {
+// The data set folder `name` holding `file`: under $RECLOOP_DATASETS, else the CMake-configured
+// default. Empty if it is not there.
+inline std::string DatasetDir(const std::string& name, const std::string& file) {
   for (const char* var : {"RECLOOP_DATASETS", "RECLOOP_DATASETS_DEFAULT"}) {
     const char* v = std::getenv(var);
     if (v != nullptr && *v != '\0') {
-      const auto dir = std::filesystem::path(v) / "ml-100k";
-      if (std::filesystem::exists(dir / "u.data")) return dir.string();
+      const auto dir = std::filesystem::path(v) / name;
+      if (std::filesystem::exists(dir / file)) return dir.string();
     }
   }
   return "";
 }
+
+inline std::string Ml100kDir() { return DatasetDir("ml-100k", "u.data"); }
 
 }  // namespace recloop::test
 
@@ -92,6 +96,14 @@ inline std::string Ml100kDir() {
   if (dir_var.empty()) {                                                                     \
     GTEST_SKIP() << "MovieLens 100K not found: set RECLOOP_DATASETS to the folder holding "  \
                     "ml-100k/ (e.g. ../shared/datasets)";                                    \
+  }
+
+// Skips the test with a clear message when the Steam plays data set is not available.
+#define REQUIRE_STEAM(dir_var)                                                             \
+  const std::string dir_var = ::recloop::test::DatasetDir("steam-plays", "plays.csv");     \
+  if (dir_var.empty()) {                                                                   \
+    GTEST_SKIP() << "steam-plays/plays.csv not found: set RECLOOP_DATASETS to the folder " \
+                    "holding steam-plays/ (e.g. ../shared/datasets)";                      \
   }
 
 // Skips an accuracy-figure test in sanitizer builds: the same code runs there in the small

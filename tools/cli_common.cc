@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "data/feedback_guess.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -44,6 +45,19 @@ absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedba
     ASSIGN_OR_RETURN(o.duplicates, ParseDuplicatePolicy(f.duplicates));
   }
   return o;
+}
+
+absl::StatusOr<Feedback> ResolveFeedback(const std::string& flag, const std::string& data,
+                                         const InputFlags& input, Logger* log) {
+  if (flag != "auto") return ParseFeedback(flag);
+  if (data.empty()) return Feedback::kExplicit;
+  ASSIGN_OR_RETURN(ReadOptions read, MakeReadOptions(input, Feedback::kExplicit));
+  // A sample: a malformed row is reported by the real read, with its file and line.
+  read.skip_bad_rows = true;
+  ASSIGN_OR_RETURN(const FeedbackGuess guess, GuessFileFeedback(data, read));
+  log->Info("feedback: %s (%s; --feedback explicit|implicit to choose)",
+            std::string(ToString(guess.feedback)), guess.reason);
+  return guess.feedback;
 }
 
 int Fail(const absl::Status& s) {

@@ -40,6 +40,13 @@ void AddGeneratorFlags(CLI::App* app, GeneratorOptions* g);
 // default. Returns InvalidArgument for an unknown format or policy.
 absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedback);
 
+// The feedback kind a --feedback flag names: "explicit" or "implicit" as given, or with "auto"
+// guessed from the values of the file `data` (data/feedback_guess.h), saying what was chosen
+// and why on `log` (kInfo). Without a data file (an event store) "auto" is explicit. Errors:
+// InvalidArgument for another name; the reader's for `data`.
+absl::StatusOr<Feedback> ResolveFeedback(const std::string& flag, const std::string& data,
+                                         const InputFlags& input, Logger* log);
+
 // Prints "recloop: MESSAGE" on stderr; returns 1, the exit code of a failed command.
 int Fail(const absl::Status& s);
 

@@ -2,6 +2,7 @@
 // report: a metrics table or one JSON object on stdout.
 #include "tools/train_command.h"
 
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -32,10 +33,10 @@ absl::StatusOr<TrainRun> RetrainRunOf(const TrainCommand& cmd) {
 
 // The pipeline's run for the flags, or InvalidArgument naming the flag that is wrong. The model
 // settings themselves are validated by the trainer.
-absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd) {
+absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd, Logger* log) {
   TrainRun run;
   ModelSettings& model = run.model;
-  ASSIGN_OR_RETURN(model.feedback, ParseFeedback(cmd.feedback));
+  ASSIGN_OR_RETURN(model.feedback, ResolveFeedback(cmd.feedback, cmd.data, cmd.input, log));
   ASSIGN_OR_RETURN(model.algorithm,
                    ParseAlgorithm(AlgorithmOrDefault(cmd.algorithm, model.feedback)));
   if (model.algorithm == Algorithm::kBpmf && model.feedback != Feedback::kExplicit) {
@@ -50,6 +51,9 @@ absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd) {
   // Ratings are ranked as preferences by the default model and by ease (a ranking model only).
   model.rank_ratings = cmd.algorithm.empty() || model.algorithm == Algorithm::kEase;
   model.auto_select = cmd.algorithm.empty();
+  if (cmd.select_budget <= 0) return absl::InvalidArgumentError("--select-budget must be > 0");
+  model.select_budget_seconds = cmd.select_budget;
+  model.rating_head = cmd.algorithm.empty();
   if (cmd.k < 1) return absl::InvalidArgumentError("--k must be >= 1");
   ASSIGN_OR_RETURN(run.read, MakeReadOptions(cmd.input, model.feedback));
   if (cmd.data.empty() == cmd.events.empty()) {
@@ -68,15 +72,20 @@ absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd) {
   return run;
 }
 
-void PrintJson(const TrainCommand& cmd, const std::string& algorithm, const TrainReport& report) {
+void PrintJson(const TrainRun& run, const std::string& algorithm, const TrainReport& report) {
   nlohmann::json out = report.eval->ToJson();
   out["algorithm"] = algorithm;
   if (report.bpmf) out["bpmf_rmse_all_samples"] = report.bpmf->probe_rmse_all_samples;
-  out["feedback"] = cmd.feedback;  // of the data
+  out["feedback"] = std::string(ToString(run.model.feedback));  // of the data
   // Of the model served: implicit for the ranking model fitted on ratings.
   out["model_feedback"] = std::string(ToString(report.model.params.feedback));
   out["train_seconds"] = report.train_seconds;
   out["baseline"] = report.baseline->ToJson();
+  if (report.rating_head && report.rating_head->rmse) {
+    out["rating_head"] = {{"algorithm", "bpmf"},
+                          {"rmse", *report.rating_head->rmse},
+                          {"mae", report.rating_head->mae.value_or(0.0)}};
+  }
   if (report.saved) {
     out["model_version"] = report.saved->version;
     out["model_path"] = report.saved->path;
@@ -86,9 +95,9 @@ void PrintJson(const TrainCommand& cmd, const std::string& algorithm, const Trai
 
 int RunTrain(const TrainCommand& cmd) {
   if (cmd.distributed) return RunDistributedTrain(cmd);
-  const absl::StatusOr<TrainRun> run = cmd.base.empty() ? RunOf(cmd) : RetrainRunOf(cmd);
-  if (!run.ok()) return Fail(run.status());
   CliLogger log(cmd.quiet);
+  const absl::StatusOr<TrainRun> run = cmd.base.empty() ? RunOf(cmd, &log) : RetrainRunOf(cmd);
+  if (!run.ok()) return Fail(run.status());
   const absl::StatusOr<TrainReport> report = RunTraining(*run, &log);
   if (!report.ok()) return Fail(report.status());
   if (report->gate) return report->gate->passed ? 0 : 3;  // the gate refused: exit code 3
@@ -98,9 +107,13 @@ int RunTrain(const TrainCommand& cmd) {
   }
   const std::string algorithm(ToString(report->model.params.algorithm));
   if (cmd.json) {
-    PrintJson(cmd, algorithm, *report);
+    PrintJson(*run, algorithm, *report);
   } else {
     PrintTable(algorithm, *report->eval, *report->baseline);
+    if (report->rating_head && report->rating_head->rmse) {
+      std::printf("rating head (bpmf): rmse %.4f  mae %.4f\n", *report->rating_head->rmse,
+                  report->rating_head->mae.value_or(0.0));
+    }
   }
   return 0;
 }
@@ -110,7 +123,10 @@ CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
   sub->add_option("--algorithm", cmd->algorithm,
                   "als, bpmf, ease or popular (default: the ranking model, implicit als; on "
                   "ratings, fitted on the ratings as liked/disliked preferences)");
-  sub->add_option("--feedback", cmd->feedback, "explicit (ratings) or implicit (events)")
+  sub->add_option("--feedback", cmd->feedback,
+                  "explicit (ratings), implicit (counts, hours, events) or auto (guessed from "
+                  "the values: ratings are a 0-10 scale of half steps whose most common value "
+                  "is not its lowest)")
       ->capture_default_str();
   CLI::Option* factors =
       sub->add_option("--factors", cmd->als.factors,
@@ -142,6 +158,10 @@ CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
       ->capture_default_str();
   sub->add_option("--alpha", cmd->als.alpha,
                   "Implicit: confidence 1 + alpha * w(value), w as --confidence")
+      ->capture_default_str();
+  sub->add_option("--select-budget", cmd->select_budget,
+                  "Without --algorithm: seconds the choice of the ranking model may take on its "
+                  "validation split (cheapest candidates first; the rest are skipped)")
       ->capture_default_str();
   sub->add_option("--ease-regularization", cmd->ease.regularization,
                   "ease: lambda of (X'X + lambda I)^-1")

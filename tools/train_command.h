@@ -27,7 +27,8 @@ struct TrainCommand {
   // als, bpmf or popular; empty: bpmf for explicit feedback (the most accurate), als for
   // implicit.
   std::string algorithm;
-  std::string feedback = "explicit";
+  double select_budget = 300.0;    // ModelSettings::select_budget_seconds
+  std::string feedback = "auto";   // explicit, implicit or auto (data/feedback_guess.h)
   std::string confidence = "log";  // implicit: linear or log (engine/factor_model.h Confidence)
   EaseOptions ease;
   AlsOptions als;

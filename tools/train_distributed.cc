@@ -23,7 +23,7 @@ namespace recloop {
 namespace {
 
 // The options of `cmd` that the distributed trainer takes; InvalidArgument for the rest.
-absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd) {
+absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd, Logger* log) {
   if (!cmd.events.empty() || !cmd.base.empty()) {
     return absl::InvalidArgumentError(
         "--distributed trains on a --data file (read in byte ranges), not on an event store");
@@ -38,7 +38,9 @@ absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd) {
         absl::StrCat("--distributed trains als (explicit or implicit), not '", cmd.algorithm, "'"));
   }
   DistributedOptions o;
-  ASSIGN_OR_RETURN(const Feedback feedback, ParseFeedback(cmd.feedback));
+  // Every process guesses from the same bytes of the same file, so all agree.
+  ASSIGN_OR_RETURN(const Feedback feedback,
+                   ResolveFeedback(cmd.feedback, cmd.data, cmd.input, log));
   o.data_path = cmd.data;
   o.test_path = cmd.test;
   ASSIGN_OR_RETURN(o.read, MakeReadOptions(cmd.input, feedback));
@@ -158,7 +160,7 @@ int Report(const TrainCommand& cmd, const DistributedOptions& options,
   if (cmd.json) {
     nlohmann::json out = result.eval ? result.eval->ToJson() : nlohmann::json::object();
     out["algorithm"] = "als";
-    out["feedback"] = cmd.feedback;
+    out["feedback"] = std::string(ToString(options.als.feedback));
     out["train_seconds"] = result.train_seconds;
     if (result.baseline) out["baseline"] = result.baseline->ToJson();
     out["distributed"] = DistributedJson(result, options.exchange);
@@ -188,7 +190,8 @@ int RunDistributedTrain(const TrainCommand& cmd) {
     MPI_Finalize();
     return code;
   };
-  absl::StatusOr<DistributedOptions> options = OptionsOf(cmd);
+  CliLogger log(cmd.quiet || rank != 0);
+  absl::StatusOr<DistributedOptions> options = OptionsOf(cmd, &log);
   if (!options.ok()) return finish(rank == 0 ? Fail(options.status()) : 1);
   DistributedIterationCallback progress;
   if (rank == 0 && !cmd.quiet) {

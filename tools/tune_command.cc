@@ -33,7 +33,7 @@ struct TuneCommand {
   std::string test;
   InputFlags input;
   std::string algorithm;  // empty: as `recloop train` (bpmf explicit, als implicit)
-  std::string feedback = "explicit";
+  std::string feedback = "auto";  // explicit, implicit or auto (data/feedback_guess.h)
   std::string metric;  // see ParseTuneMetric; empty: rmse (explicit) or ndcg@10 (implicit)
   int trials = 20;     // including trial 0, the defaults
   std::string search = "random";  // random or grid
@@ -145,9 +145,9 @@ struct TuneSetup {
 };
 
 // Parses and checks the flags before any data is read. Returns InvalidArgument naming the flag.
-absl::StatusOr<TuneSetup> SetupOf(const TuneCommand& cmd) {
+absl::StatusOr<TuneSetup> SetupOf(const TuneCommand& cmd, Logger* log) {
   TuneSetup s;
-  ASSIGN_OR_RETURN(s.feedback, ParseFeedback(cmd.feedback));
+  ASSIGN_OR_RETURN(s.feedback, ResolveFeedback(cmd.feedback, cmd.data, cmd.input, log));
   // Ratings without --algorithm tune bpmf, the rating predictor (the ranking-on-ratings model of
   // `train` has no tuning of its own yet); ranked by NDCG@10 like everything else.
   s.algorithm_name = !cmd.algorithm.empty()                  ? cmd.algorithm
@@ -227,8 +227,8 @@ void PrintSearchLine(const TuneCommand& cmd, const TuneSetup& s, const SplitResu
   std::fprintf(stderr,
                "tune: %d trials of %s %s (%s search), split %s: %lld train, %lld validation; "
                "%s (%s is better)\n",
-               n, cmd.feedback.c_str(), s.algorithm_name.c_str(), cmd.search.c_str(),
-               cmd.split.c_str(), static_cast<long long>(split.train.size()),
+               n, std::string(ToString(s.feedback)).c_str(), s.algorithm_name.c_str(),
+               cmd.search.c_str(), cmd.split.c_str(), static_cast<long long>(split.train.size()),
                static_cast<long long>(split.test.size()), s.metric.key.c_str(),
                s.metric.lower_is_better ? "lower" : "higher");
   if (n < cmd.trials) {
@@ -237,12 +237,12 @@ void PrintSearchLine(const TuneCommand& cmd, const TuneSetup& s, const SplitResu
 }
 
 int RunTune(const TuneCommand& cmd) {
-  const absl::StatusOr<TuneSetup> setup = SetupOf(cmd);
+  CliLogger log(cmd.quiet);
+  const absl::StatusOr<TuneSetup> setup = SetupOf(cmd, &log);
   if (!setup.ok()) return Fail(setup.status());
   const TuneSetup& s = *setup;
   auto read_options = MakeReadOptions(cmd.input, s.feedback);
   if (!read_options.ok()) return Fail(read_options.status());
-  CliLogger log(cmd.quiet);
   auto data = ReadDataFile(cmd.data, *read_options, &log);
   if (!data.ok()) return Fail(data.status());
   // The test file is read before the search so that a bad path fails in a second, not after it.
@@ -316,7 +316,7 @@ Subcommand AddTuneCommand(CLI::App* app) {
   sub->add_option("--algorithm", cmd->algorithm,
                   "als, bpmf or popular (default: as train, bpmf for explicit feedback, als "
                   "for implicit)");
-  sub->add_option("--feedback", cmd->feedback, "explicit (ratings) or implicit (events)")
+  sub->add_option("--feedback", cmd->feedback, "explicit (ratings), implicit or auto (as train)")
       ->capture_default_str();
   sub->add_option("--metric", cmd->metric,
                   "Ranks the trials: rmse, mae (lower is better), auc, or ndcg@K, recall@K, "

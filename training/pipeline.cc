@@ -206,7 +206,8 @@ std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, in
 }
 
 absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const TrainOptions& base,
-                                                int k, uint64_t seed, Logger* log,
+                                                int k, uint64_t seed, double budget_seconds,
+                                                Logger* log,
                                                 std::map<std::string, double>* metrics) {
   const std::vector<SelectionCandidate> candidates =
       SelectionCandidates(base, static_cast<int32_t>(train.items.size()));
@@ -228,6 +229,11 @@ absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const
   size_t best = 0;
   double best_ndcg = -1.0;
   for (size_t c = 0; c < candidates.size(); ++c) {
+    if (c > 0 && timer.Seconds() > budget_seconds) {
+      log->Info("select: time budget of %.0f s spent; %d candidates not tried (from %s)",
+                budget_seconds, static_cast<int>(candidates.size() - c), candidates[c].name);
+      break;
+    }
     ASSIGN_OR_RETURN(const FactorModel model, TrainModel(split.train, candidates[c].options));
     ASSIGN_OR_RETURN(const EvalResult result, Evaluate(model, split.test, eval));
     log->Info("select: %s validation ndcg@%d %.4f", candidates[c].name, k, result.ndcg);
@@ -258,8 +264,8 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   const Interactions& fit_on = preferences ? *preferences : train;
   std::map<std::string, double> selection;
   if (settings.auto_select && options.feedback == Feedback::kImplicit) {
-    ASSIGN_OR_RETURN(options,
-                     SelectRankingModel(fit_on, options, k, settings.als.seed, log, &selection));
+    ASSIGN_OR_RETURN(options, SelectRankingModel(fit_on, options, k, settings.als.seed,
+                                                 settings.select_budget_seconds, log, &selection));
   }
   TrainHooks hooks;
   hooks.on_iteration = [&](const IterationStats& s) {
@@ -289,6 +295,15 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   ASSIGN_OR_RETURN(report.eval, Evaluate(report.model, test, eval_options));
   ASSIGN_OR_RETURN(report.baseline,
                    Evaluate(TrainPopular(train, settings.feedback), test, eval_options));
+  if (preferences && settings.rating_head) {
+    TrainOptions head = MakeTrainOptions(settings);
+    head.algorithm = Algorithm::kBpmf;
+    const Timer head_timer;
+    ASSIGN_OR_RETURN(const FactorModel predictor, TrainModel(train, head));
+    ASSIGN_OR_RETURN(report.rating_head, Evaluate(predictor, test, eval_options));
+    log->Info("rating head: bpmf, test rmse %.4f (%.2f s)", report.rating_head->rmse.value_or(0),
+              head_timer.Seconds());
+  }
   return report;
 }
 

@@ -49,6 +49,14 @@ struct ModelSettings {
   // ranking models (SelectionCandidates) by NDCG@k on a validation split of the training data,
   // then fits the winner on all of it. What `train` does when no --algorithm is named.
   bool auto_select = false;
+  // The time budget of that choice in seconds: candidates are tried cheapest first (als, then
+  // ease by growing lambda), and once the budget is spent the rest are skipped (logged), the
+  // best so far winning. The final fit on all the data is not counted.
+  double select_budget_seconds = 300.0;
+  // With rank_ratings and a test set: also fit the rating predictor (bpmf with `bpmf`'s options)
+  // and report its RMSE/MAE beside the ranking (TrainReport::rating_head). It is reported, not
+  // saved: the served model is the ranking model.
+  bool rating_head = false;
 };
 
 // One model the automatic choice tries.
@@ -64,10 +72,12 @@ std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, in
 
 // The choice: fits every candidate on 90% of `train` (a seeded random split) and evaluates it
 // on the other 10% at cut-off k; returns the best by NDCG@k (the first on ties) and writes each
-// candidate's figure into `metrics` as "select/NAME/ndcg@K". With one candidate, or fewer than
-// 200 validation rows, returns the first (als) without fitting. Errors: the split's and the trainers'.
+// candidate's figure into `metrics` as "select/NAME/ndcg@K". Candidates not started within
+// `budget_seconds` are skipped. With one candidate, or fewer than 200 validation rows, returns
+// the first (als) without fitting. Errors: the split's and the trainers'.
 absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const TrainOptions& base,
-                                                int k, uint64_t seed, Logger* log,
+                                                int k, uint64_t seed, double budget_seconds,
+                                                Logger* log,
                                                 std::map<std::string, double>* metrics);
 
 // The neutral rating of `data`'s ratings: the midpoint of their range, rounded to a half
@@ -110,6 +120,7 @@ struct TrainReport {
   std::optional<EvalResult> eval;      // on the test set, if there is one
   std::optional<EvalResult> baseline;  // the popularity model's, beside it
   std::optional<BpmfReport> bpmf;      // bpmf with a test set: the cost of thinning
+  std::optional<EvalResult> rating_head;  // ModelSettings::rating_head: bpmf's on the test set
   std::optional<GateResult> gate;      // a retrain from `base`: its gate's verdict
   int64_t new_events = 0;              // a retrain from `base`: events newer than the base
   std::optional<SavedModel> saved;     // where the model was written

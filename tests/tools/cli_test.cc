@@ -233,6 +233,9 @@ TEST_F(Cli, MovieLensU1DefaultsRankAbovePopularity) {
   EXPECT_EQ(j["model_feedback"], "implicit");
   EXPECT_GE(ndcg, 0.50);
   EXPECT_GE(ndcg, 1.5 * popular);
+  // The rating head in the same output: bpmf's RMSE target of issue 7.
+  EXPECT_EQ(j["rating_head"]["algorithm"], "bpmf");
+  EXPECT_LE(j["rating_head"]["rmse"].get<double>(), 0.905);
 }
 
 TEST_F(Cli, MovieLensU1BpmfMeetsTheRmseTarget) {
