@@ -1,32 +1,42 @@
 // Api: the router of the HTTP API. A pure function of the request and the live model (no socket,
 // no Beast): the server calls it on its I/O threads, tests and the fuzz target call it directly.
+// Its route table (serving/api.cc) gives each route its methods, path pattern, scope and handler
+// (serving/handlers/); matching, percent-decoding, ID checks, authentication, 405 with Allow and
+// the metrics route name are done once, by the dispatcher. Response bodies: serving/json_codec.h.
 //
 //   GET    /v1/users/{user}/recommendations?n=&offset=&category=&exclude=&details=
 //   GET    /v1/items/{item}/similar?n=&offset=&category=&exclude=&details=
 //   GET    /v1/popular?n=&offset=&category=&details=
 //   GET    /v1/items/{item}            the item's catalogue entry
-//   PUT    /v1/items/{item}            {"title":"...","categories":[...],"available":true} (write)
-//   DELETE /v1/items/{item}            mark unavailable                        (write)
+//   PUT    /v1/items/{item}            {"title":"...","categories":[...],"available":true}
+//                                                                                   (catalog)
+//   DELETE /v1/items/{item}            mark unavailable                                 (catalog)
 //   GET    /v1/users?n=&offset=        a page of the live model's customer IDs, {"users","total"}
 //   GET    /v1/model                   version and lineage of the live model
-//   POST   /v1/feedback                [{"user","item","type","value"?,"timestamp"?,"id"?}] (write)
+//   POST   /v1/feedback                [{"user","item","type","value"?,"timestamp"?,"id"?}]
+//                                                                                   (feedback)
 //   GET    /v1/users/{user}/feedback   the user's stored events (?limit=)
-//   DELETE /v1/users/{user}            erase the user's events and folded vector       (write)
-//   POST   /v1/admin/retrain           retrain now (?wait=true: answer with the outcome) (admin)
-//   GET    /v1/admin/retrain           the last retrain's outcome                         (admin)
-//   POST   /v1/admin/rollback          swap the version before the live one back in       (admin)
+//   DELETE /v1/users/{user}            erase the user's events and folded vector           (user)
+//   POST   /v1/admin/retrain           retrain now (?wait=true: answer with the outcome)  (admin)
+//   GET    /v1/admin/retrain           the last retrain's outcome                          (admin)
+//   POST   /v1/admin/rollback          swap the version before the live one back in        (admin)
 //   GET    /healthz  /readyz  /metrics
-//   GET    /  (and /storefront.js, /storefront.css)  the demo storefront page (serving/storefront.h)
+//   GET    /  (and /storefront.js, /storefront.css)  the storefront page (serving/storefront.h)
 //
+// Scopes: /healthz, /readyz and the page are public; the other GET routes (read) need the API
+// key only with ApiOptions::auth_reads; feedback, catalog and user routes need it whenever one is
+// configured; admin routes always need it (403 admin_disabled when none is configured).
 // Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or wrong
 // API key, 403 admin route without a configured API key, 404 unknown route/item, 405 wrong
 // method (with Allow), 409 a retrain already running / nothing to roll back to, 411 write
 // without a length, 413/431 (from the server) oversized body/header, 415 non-JSON body, 503 no
-// model loaded yet. Admin routes always need the API key (and answer 403 when none is set).
+// model loaded yet.
 #ifndef RECLOOP_SERVING_API_H_
 #define RECLOOP_SERVING_API_H_
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "data/event_store.h"
@@ -35,7 +45,7 @@
 #include "serving/http.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
-#include "serving/retrainer.h"
+#include "serving/retrain_control.h"
 
 namespace recloop {
 
@@ -44,9 +54,10 @@ struct ApiOptions {
   int default_n = 10;
   // Largest n (and offset + n) a request may ask for; larger is a 400.
   int max_n = 1000;
-  // Bearer key that write routes (PUT, DELETE) require; empty = no authentication.
+  // Bearer key that every route but the public ones requires (read routes only with
+  // auth_reads); empty = no authentication (and no admin routes).
   std::string api_key;
-  // Also require the key on read routes (everything but /healthz and /readyz).
+  // Also require the key on read routes (every GET but /healthz, /readyz and the page).
   bool auth_reads = false;
   // HNSW beam width of recommendation and similar-item queries; 0 = the one saved with the
   // model's index. Lower is faster and recalls less (BENCHMARKS.md has the trade-off).
@@ -57,39 +68,38 @@ struct ApiOptions {
   int fold_threads = 1;
 };
 
+// What the Api answers from and writes to.
+struct ApiServices {
+  // The model and catalogue to answer from. Required.
+  LiveModel* live = nullptr;
+  // Request and feedback counters, rendered by /metrics. Required.
+  Metrics* metrics = nullptr;
+  // The server's open connections for /metrics; empty = not reported.
+  std::function<int64_t()> connections = nullptr;
+  // The store POST /v1/feedback writes to; null = the feedback routes answer 404.
+  EventStore* events = nullptr;
+  // Folds users in and holds them; null = the Api keeps its own, over `events` with
+  // ApiOptions::feedback and ApiOptions::fold_threads.
+  FeedbackFolder* folder = nullptr;
+  // Retrains and swaps versions (serving/retrainer.h); null = the admin routes answer 404.
+  RetrainControl* retrain = nullptr;
+};
+
 // Thread safety: Handle is const and may be called from any number of threads at once.
 class Api {
  public:
-  // Every pointer must outlive the Api. `connections` (may be null) reports the server's open
-  // connections for /metrics. `events` (may be null: the feedback routes then answer 404) is
-  // the store that POST /v1/feedback writes to. `folder` folds users in and holds them (null:
-  // the Api keeps its own, over `events` with options.feedback and options.fold_threads).
-  // `retrainer` (may be null: the admin routes then answer 404) retrains and swaps versions.
-  Api(LiveModel* live, Metrics* metrics, ApiOptions options,
-      std::function<int64_t()> connections = nullptr, EventStore* events = nullptr,
-      FeedbackFolder* folder = nullptr, Retrainer* retrainer = nullptr);
+  // Every pointer of `services` must outlive the Api.
+  Api(ApiServices services, ApiOptions options);
 
   // Answers one request. Never throws; a malformed request gets a 4xx JSON error.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
-  HttpResponse Route(const HttpRequest& request) const;
-  // POST /v1/feedback, GET /v1/users/{user}/feedback, DELETE /v1/users/{user}.
-  HttpResponse PostFeedback(const HttpRequest& request) const;
-  HttpResponse UserFeedback(const std::string& user, std::string_view raw_query) const;
-  HttpResponse EraseUser(const std::string& user) const;
-  // /v1/admin/{retrain,rollback}.
-  HttpResponse Admin(const HttpRequest& request, const std::string& action,
-                     std::string_view raw_query) const;
+  HttpResponse Dispatch(const HttpRequest& request) const;
 
-  LiveModel* live_;
-  Metrics* metrics_;
   ApiOptions options_;
-  std::function<int64_t()> connections_;
-  EventStore* events_;
   std::unique_ptr<FeedbackFolder> own_folder_;
-  FeedbackFolder* folder_;
-  Retrainer* retrainer_;
+  ApiServices services_;  // folder: the caller's or own_folder_
 };
 
 }  // namespace recloop

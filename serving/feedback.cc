@@ -67,8 +67,9 @@ std::string ParseEvent(const json& j, const FeedbackOptions& options, int64_t no
 
 }  // namespace
 
-absl::StatusOr<ParsedFeedback> ParseFeedback(std::string_view body, const FeedbackOptions& options,
-                                             int64_t now_seconds) {
+absl::StatusOr<ParsedFeedback> ParseFeedbackBody(std::string_view body,
+                                                 const FeedbackOptions& options,
+                                                 int64_t now_seconds) {
   const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("the body is not valid JSON");
   if (!j.is_array()) return absl::InvalidArgumentError("the body must be a JSON array of events");

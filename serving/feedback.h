@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "data/event_interactions.h"
@@ -49,8 +50,9 @@ struct ParsedFeedback {
 // Parses a JSON array of {"user","item","type","value"?,"timestamp"?,"id"?}; timestamp is ISO
 // 8601 UTC or integer seconds, `now_seconds` where absent. Errors: InvalidArgument if the body
 // is not a JSON array or holds more than max_events_per_request events (nothing is stored then).
-absl::StatusOr<ParsedFeedback> ParseFeedback(std::string_view body, const FeedbackOptions& options,
-                                             int64_t now_seconds);
+absl::StatusOr<ParsedFeedback> ParseFeedbackBody(std::string_view body,
+                                                 const FeedbackOptions& options,
+                                                 int64_t now_seconds);
 
 // A user folded in from fresh feedback, for one model version. Immutable.
 struct FoldedUserEntry {
@@ -88,7 +90,7 @@ class UserOverlay {
   using Entries = std::vector<std::shared_ptr<const FoldedUserEntry>>;  // oldest first, <= 2
   struct Shard {
     mutable std::mutex mu;
-    absl::flat_hash_map<std::string, Entries> users;
+    absl::flat_hash_map<std::string, Entries> users ABSL_GUARDED_BY(mu);
   };
   Shard& ShardOf(const std::string& user) const;
   mutable std::array<Shard, 16> shards_;

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "base/logger.h"
@@ -75,9 +76,9 @@ class FoldQueue {
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  absl::flat_hash_map<std::string, State> users_;  // guarded by mu_
-  std::deque<std::string> queue_;                  // guarded by mu_; may hold stale names
-  bool stop_ = false;                              // guarded by mu_
+  absl::flat_hash_map<std::string, State> users_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);  // may hold stale names
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int64_t> backlog_{0};                // users_.size(), readable without mu_
   std::vector<std::thread> threads_;
 };

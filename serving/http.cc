@@ -1,7 +1,6 @@
 #include "serving/http.h"
 
 #include "absl/strings/match.h"
-#include "nlohmann/json.hpp"
 
 namespace recloop {
 
@@ -13,15 +12,6 @@ std::optional<std::string_view> HttpRequest::Header(std::string_view name) const
     }
   }
   return std::nullopt;
-}
-
-HttpResponse JsonError(int status, std::string_view code, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  const nlohmann::json body = {{"error", {{"code", code}, {"message", message}}}};
-  // Messages may quote client input: invalid UTF-8 is replaced, never a reason to throw.
-  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return r;
 }
 
 }  // namespace recloop

@@ -40,9 +40,6 @@ struct HttpResponse {
   std::string route = "unmatched";
 };
 
-// A JSON error response: {"error":{"code":code,"message":message}} with `status`.
-HttpResponse JsonError(int status, std::string_view code, std::string_view message);
-
 }  // namespace recloop
 
 #endif  // RECLOOP_SERVING_HTTP_H_

@@ -21,6 +21,7 @@
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "serving/json_codec.h"
 
 namespace recloop {
 

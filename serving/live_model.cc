@@ -45,6 +45,32 @@ ItemCatalog BuildCatalog(const FactorModel& model, const CatalogMap& entries,
   return c;
 }
 
+// The titles of every item of `model` from the storefront's entries.
+ItemTitles BuildTitles(const FactorModel& model, const CatalogMap& entries) {
+  ItemTitles t;
+  t.ends.reserve(model.num_items());
+  for (int32_t i = 0; i < model.num_items(); ++i) {
+    const auto it = entries.find(model.items.External(i));
+    if (it != entries.end()) t.text += it->second.title;
+    t.ends.push_back(t.text.size());
+  }
+  return t;
+}
+
+// `old` with item `item`'s title replaced.
+ItemTitles PatchTitles(const ItemTitles& old, int32_t item, std::string_view title) {
+  const uint64_t begin = item == 0 ? 0 : old.ends[item - 1];
+  const uint64_t end = old.ends[item];
+  ItemTitles t;
+  t.text.reserve(old.text.size() - (end - begin) + title.size());
+  t.text.append(old.text, 0, begin);
+  t.text.append(title);
+  t.text.append(old.text, end);
+  t.ends = old.ends;
+  for (size_t i = item; i < t.ends.size(); ++i) t.ends[i] = t.ends[i] - end + begin + title.size();
+  return t;
+}
+
 // `old` with item `item`'s entry replaced: O(items) copies, no hashing.
 ItemCatalog PatchCatalog(const ItemCatalog& old, int32_t item, const CatalogEntry& entry,
                          const IdMap& categories) {
@@ -68,6 +94,15 @@ ItemCatalog PatchCatalog(const ItemCatalog& old, int32_t item, const CatalogEntr
 }
 
 }  // namespace
+
+std::vector<std::string> ModelSnapshot::CategoryNames(int32_t item) const {
+  std::vector<std::string> names;
+  if (catalog->category_indptr.empty()) return names;
+  for (int64_t j = catalog->category_indptr[item]; j < catalog->category_indptr[item + 1]; ++j) {
+    names.push_back(categories->External(catalog->category_ids[j]));
+  }
+  return names;
+}
 
 absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Open(const LiveModelOptions& options) {
   if (options.models_dir.empty()) return absl::InvalidArgumentError("no models directory given");
@@ -110,8 +145,9 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::Prepare(
     fold_in = std::make_shared<const FoldIn>(std::move(f));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(auto snapshot, MakeSnapshot(std::move(model), std::move(index),
-                                               std::move(metadata), nullptr, std::move(fold_in)));
+  ASSIGN_OR_RETURN(auto snapshot,
+                   MakeSnapshot(std::move(model), std::move(index), std::move(metadata), nullptr,
+                                nullptr, std::move(fold_in)));
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
@@ -120,8 +156,9 @@ absl::Status LiveModel::Activate(std::shared_ptr<const ModelSnapshot> prepared) 
   std::lock_guard<std::mutex> lock(mu_);
   if (prepared->catalog_changes != catalog_changes_) {
     // The catalogue changed since Prepare: rebuild the filters from the current one.
-    ASSIGN_OR_RETURN(auto fresh, MakeSnapshot(prepared->model, prepared->index,
-                                              prepared->metadata_json, nullptr, prepared->fold_in));
+    ASSIGN_OR_RETURN(
+        auto fresh, MakeSnapshot(prepared->model, prepared->index, prepared->metadata_json, nullptr,
+                                 nullptr, prepared->fold_in));
     prepared = std::move(fresh);
   }
   snapshot_.store(std::move(prepared), std::memory_order_release);
@@ -140,16 +177,17 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::PrepareExtension
   ASSIGN_OR_RETURN(auto snapshot,
                    MakeSnapshot(std::move(model), std::move(index),
                                 current != nullptr ? current->metadata_json : std::string(),
-                                nullptr, std::move(fold_in)));
+                                nullptr, nullptr, std::move(fold_in)));
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
 absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
     std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
     std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,
-    std::shared_ptr<const FoldIn> fold_in) const {
+    std::shared_ptr<const ItemTitles> titles, std::shared_ptr<const FoldIn> fold_in) const {
   if (catalog == nullptr) {
     catalog = std::make_shared<const ItemCatalog>(BuildCatalog(*model, catalog_, *categories_));
+    titles = std::make_shared<const ItemTitles>(BuildTitles(*model, catalog_));
   }
   ASSIGN_OR_RETURN(Recommender recommender, Recommender::Create(model, index, catalog));
   if (fold_in == nullptr) {
@@ -165,6 +203,7 @@ absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
   snapshot->model = std::move(model);
   snapshot->index = std::move(index);
   snapshot->catalog = std::move(catalog);
+  snapshot->titles = std::move(titles);
   snapshot->recommender = std::make_shared<const Recommender>(std::move(recommender));
   snapshot->categories = categories_;
   snapshot->metadata_json = std::move(metadata_json);
@@ -187,8 +226,11 @@ absl::Status LiveModel::SetItem(const std::string& item, CatalogEntry entry) {
   if (!index) return absl::OkStatus();  // waits for a model that knows the item
   auto catalog = std::make_shared<const ItemCatalog>(
       PatchCatalog(*current->catalog, *index, entry, *categories_));
-  ASSIGN_OR_RETURN(auto snapshot, MakeSnapshot(current->model, current->index,
-                                               current->metadata_json, std::move(catalog)));
+  auto titles =
+      std::make_shared<const ItemTitles>(PatchTitles(*current->titles, *index, entry.title));
+  ASSIGN_OR_RETURN(auto snapshot,
+                   MakeSnapshot(current->model, current->index, current->metadata_json,
+                                std::move(catalog), std::move(titles)));
   snapshot_.store(std::move(snapshot), std::memory_order_release);
   return absl::OkStatus();
 }

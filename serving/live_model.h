@@ -10,7 +10,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/factor_model.h"
@@ -25,11 +28,24 @@ namespace recloop {
 // The catalogue a models directory uses when LiveModelOptions::catalog_path is empty.
 std::string DefaultCatalogPath(const std::string& models_dir);
 
+// The catalogue titles of a model's items, packed in one buffer (8 bytes per item beside the
+// text, not a string object per item), for ?details=true.
+struct ItemTitles {
+  std::string text;            // every item's title, concatenated in item order
+  std::vector<uint64_t> ends;  // ends[i]: where item i's title ends in text (size num_items)
+
+  std::string_view Title(int32_t item) const {
+    const uint64_t begin = item == 0 ? 0 : ends[item - 1];
+    return std::string_view(text).substr(begin, ends[item] - begin);
+  }
+};
+
 // Everything one request needs; immutable once published.
 struct ModelSnapshot {
   std::shared_ptr<const FactorModel> model;
   std::shared_ptr<const ItemIndex> index;  // null for a popularity-only model
   std::shared_ptr<const ItemCatalog> catalog;
+  std::shared_ptr<const ItemTitles> titles;  // the catalogue's titles, by item index
   std::shared_ptr<const Recommender> recommender;
   // Folds users in against this model (null for a popularity model). Refers to `model`.
   std::shared_ptr<const FoldIn> fold_in;
@@ -39,6 +55,10 @@ struct ModelSnapshot {
   uint64_t catalog_changes = 0;  // LiveModel's count of catalogue changes when it was built
 
   const std::string& version() const { return model->lineage.version; }
+  // Item `item`'s catalogue title and category names as the storefront set them (empty for an
+  // item without an entry): what LiveModel::GetItem returns, read without its lock.
+  std::string_view Title(int32_t item) const { return titles->Title(item); }
+  std::vector<std::string> CategoryNames(int32_t item) const;
 };
 
 struct LiveModelOptions {
@@ -88,26 +108,29 @@ class LiveModel {
   // catalogue store's.
   absl::Status SetItem(const std::string& item, CatalogEntry entry);
 
-  // The catalogue entry of `item`, if one was ever set.
+  // The catalogue entry of `item`, if one was ever set. Takes the writers' mutex: request paths
+  // that only need the live model's items read ModelSnapshot::Title/CategoryNames instead.
   std::optional<CatalogEntry> GetItem(const std::string& item) const;
 
  private:
   LiveModel() = default;
-  // A snapshot of `model` + `index` with `catalog` (null: built from catalog_) and `fold_in`
-  // (null: made for the model unless the live snapshot has the same model). Requires mu_.
+  // A snapshot of `model` + `index` with `catalog` and `titles` (both null: built from
+  // catalog_) and `fold_in` (null: made for the model unless the live snapshot has the same
+  // model).
   absl::StatusOr<std::shared_ptr<ModelSnapshot>> MakeSnapshot(
       std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
       std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,
-      std::shared_ptr<const FoldIn> fold_in = nullptr) const;
+      std::shared_ptr<const ItemTitles> titles,
+      std::shared_ptr<const FoldIn> fold_in = nullptr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   LiveModelOptions options_;
   std::unique_ptr<CatalogStore> store_;
   std::atomic<std::shared_ptr<const ModelSnapshot>> snapshot_;
-  mutable std::mutex mu_;  // serialises writers; guards catalog_, categories_, catalog_changes_
-  CatalogMap catalog_;
-  uint64_t catalog_changes_ = 0;  // SetItem calls so far: a prepared snapshot's catalogue is stale
-                                  // if it changed since
-  std::shared_ptr<const IdMap> categories_ = std::make_shared<IdMap>();
+  mutable std::mutex mu_;  // serialises writers
+  CatalogMap catalog_ ABSL_GUARDED_BY(mu_);
+  // SetItem calls so far: a prepared snapshot's catalogue is stale if it changed since.
+  uint64_t catalog_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const IdMap> categories_ ABSL_GUARDED_BY(mu_) = std::make_shared<IdMap>();
 };
 
 }  // namespace recloop

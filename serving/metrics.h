@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+
 namespace recloop {
 
 // Thread safety: every method may be called concurrently.
@@ -70,16 +72,17 @@ class Metrics {
     double sum_seconds = 0;
   };
   mutable std::mutex mu_;
-  std::map<std::string, Route, std::less<>> routes_;  // guarded by mu_
-  Route freshness_;                                   // guarded by mu_ (by_status unused)
-  uint64_t events_accepted_ = 0, events_rejected_ = 0;  // guarded by mu_
-  // Retraining, guarded by mu_.
-  std::map<std::string, uint64_t, std::less<>> retrains_;  // outcome -> count
-  std::optional<RetrainRun> last_retrain_;
-  bool retrain_running_ = false;
-  int64_t retrain_pending_events_ = 0;
-  uint64_t new_items_ = 0;
-  uint64_t rollbacks_ = 0;
+  std::map<std::string, Route, std::less<>> routes_ ABSL_GUARDED_BY(mu_);
+  Route freshness_ ABSL_GUARDED_BY(mu_);  // by_status unused
+  uint64_t events_accepted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t events_rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  // Retraining.
+  std::map<std::string, uint64_t, std::less<>> retrains_ ABSL_GUARDED_BY(mu_);  // outcome -> count
+  std::optional<RetrainRun> last_retrain_ ABSL_GUARDED_BY(mu_);
+  bool retrain_running_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t retrain_pending_events_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t new_items_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t rollbacks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace recloop

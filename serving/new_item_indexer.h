@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "base/logger.h"
 #include "data/event_store.h"
 #include "engine/fold_in.h"
@@ -67,8 +68,8 @@ class NewItemIndexer {
   Logger* log_;
 
   mutable std::mutex mu_;
-  ItemEvents events_;          // guarded by mu_: item -> its (user, value) events so far
-  std::set<std::string> due_;  // guarded by mu_: items that reached min_events
+  ItemEvents events_ ABSL_GUARDED_BY(mu_);          // item -> its (user, value) events so far
+  std::set<std::string> due_ ABSL_GUARDED_BY(mu_);  // items that reached min_events
   // Used by IndexDue only: the live version's user side as a model whose items are the users.
   std::string item_fold_version_;
   std::unique_ptr<FactorModel> user_side_;

@@ -184,7 +184,8 @@ RetrainOutcome Retrainer::RunOnce() {
            std::string(result.status().message()), start);
     return o;
   }
-  o.gate = result->gate;
+  o.gate = {result->gate.metric, result->gate.candidate, result->gate.live, result->gate.skipped,
+            result->gate.passed};
   o.new_events = result->new_events;
   o = SaveAndSwap(*snap, *std::move(result), std::move(o));
   Finish(o, o.outcome, o.message, start);

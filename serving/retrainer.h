@@ -24,11 +24,12 @@
 #include <optional>
 #include <set>
 #include <span>
-#include <utility>
-#include <vector>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "base/logger.h"
 #include "base/timer.h"
@@ -38,6 +39,7 @@
 #include "serving/metrics.h"
 #include "serving/model_swapper.h"
 #include "serving/new_item_indexer.h"
+#include "serving/retrain_control.h"
 #include "training/retrain.h"
 
 namespace recloop {
@@ -64,21 +66,8 @@ struct RetrainerOptions {
   int new_item_min_events = 5;
 };
 
-// The outcome of one retrain.
-struct RetrainOutcome {
-  std::string outcome;        // "promoted", "refused", "skipped" (nothing new), "discarded"
-                              // (the live model changed meanwhile) or "failed"
-  std::string version;        // the version written (promoted or refused), if any
-  std::string parent_version; // the live version it started from
-  std::string message;        // the gate's reason or the error
-  GateResult gate;
-  int64_t new_events = 0;
-  double seconds = 0.0;
-  std::string finished_utc;
-};
-
 // Thread safety: every public method may be called from any thread.
-class Retrainer {
+class Retrainer : public RetrainControl {
  public:
   // All pointers must outlive the Retrainer; `folder` folds users in (serving/feedback_folder.h,
   // whose feedback options the retrainer's event values follow). `metrics` (null: the
@@ -86,29 +75,29 @@ class Retrainer {
   // and new-item indexing. Starts the background thread.
   Retrainer(LiveModel* live, EventStore* events, FeedbackFolder* folder, RetrainerOptions options,
             Metrics* metrics = nullptr, Logger* log = StderrLog());
-  ~Retrainer();  // stops the thread (a retrain in progress finishes first)
+  ~Retrainer() override;  // stops the thread (a retrain in progress finishes first)
   Retrainer(const Retrainer&) = delete;
   Retrainer& operator=(const Retrainer&) = delete;
 
   // Tells the retrainer that `events` were stored (they count towards every_events, and those
   // of items the live model does not know towards new_item_min_events).
-  void NoteEvents(std::span<const Event> events);
+  void NoteEvents(std::span<const Event> events) override;
 
   // Starts a retrain now. With `wait`, blocks until it finishes and returns its outcome;
   // otherwise returns nullopt at once. Errors: AlreadyExists if one is already running (its
   // outcome will be in Last()).
-  absl::StatusOr<std::optional<RetrainOutcome>> RetrainNow(bool wait);
+  absl::StatusOr<std::optional<RetrainOutcome>> RetrainNow(bool wait) override;
 
   // Swaps the version before the live one back in (see the header comment) and points
   // MODELS/current at it. Returns the version now live. Errors: FailedPrecondition if there is
   // no earlier version; the loader's errors.
-  absl::StatusOr<std::string> Rollback();
+  absl::StatusOr<std::string> Rollback() override;
 
-  bool running() const { return running_.load(); }
-  std::optional<RetrainOutcome> Last() const;
+  bool running() const override { return running_.load(); }
+  std::optional<RetrainOutcome> Last() const override;
 
   // Prometheus text of the retrainer's counters (appended to /metrics): Metrics::RenderRetrain.
-  std::string RenderMetrics() const { return metrics_->RenderRetrain(); }
+  std::string RenderMetrics() const override { return metrics_->RenderRetrain(); }
 
  private:
   void Loop();
@@ -129,14 +118,15 @@ class Retrainer {
   ModelSwapper swapper_;  // one swap (promotion, rollback or new items) at a time
   NewItemIndexer new_items_;
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;
   std::condition_variable done_cv_;
-  bool stop_ = false;
-  bool requested_ = false;
-  int64_t pending_events_ = 0;
-  uint64_t runs_started_ = 0, runs_finished_ = 0;
-  std::optional<RetrainOutcome> last_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool requested_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t pending_events_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t runs_started_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t runs_finished_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<RetrainOutcome> last_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> running_{false};
   std::thread thread_;
 };

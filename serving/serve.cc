@@ -36,8 +36,13 @@ absl::Status RunServe(const ServeOptions& options) {
                                             &metrics, &log);
   }
   std::unique_ptr<HttpServer> server;
-  Api api(live.get(), &metrics, options.api, [&server] { return server->open_connections(); },
-          events.get(), &folder, retrainer.get());
+  Api api({.live = live.get(),
+           .metrics = &metrics,
+           .connections = [&server] { return server->open_connections(); },
+           .events = events.get(),
+           .folder = &folder,
+           .retrain = retrainer.get()},
+          options.api);
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();
   const int every = options.access_log_every;

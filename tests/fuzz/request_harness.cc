@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<RequestHarness>> RequestHarness::Create() {
   ApiOptions api;
   api.api_key = std::string(kFuzzApiKey);
   api.max_n = 100;
-  h->api_ = std::make_unique<Api>(h->live_.get(), &h->metrics_, api);
+  h->api_ =
+      std::make_unique<Api>(ApiServices{.live = h->live_.get(), .metrics = &h->metrics_}, api);
   // Small limits, so that short inputs reach the 413 and 431 paths.
   h->options_.max_header_bytes = 1024;
   h->options_.max_body_bytes = 2048;

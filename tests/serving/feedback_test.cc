@@ -37,7 +37,9 @@ class FeedbackTest : public test::PlantedStoreServer {
     if (HasFatalFailure()) return;
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
-    api_ = std::make_unique<Api>(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get());
+    api_ = std::make_unique<Api>(
+        ApiServices{.live = live_.get(), .metrics = &metrics_, .events = events_.get()},
+        ApiOptions{});
     StartServer([this](const HttpRequest& r) { return api_->Handle(r); });
   }
 

@@ -61,9 +61,16 @@ class RetrainerTest : public test::PlantedStoreServer {
     retrainer_ = std::make_unique<Retrainer>(live_.get(), events_.get(), folder_.get(), options);
     ApiOptions api;
     api.api_key = kKey;
-    api_ = std::make_unique<Api>(live_.get(), &metrics_, api, nullptr, events_.get(), folder_.get(),
-                                 retrainer_.get());
+    api_ = std::make_unique<Api>(Services(), api);
     StartServer([this](const HttpRequest& r) { return api_->Handle(r); });
+  }
+
+  ApiServices Services() {
+    return {.live = live_.get(),
+            .metrics = &metrics_,
+            .events = events_.get(),
+            .folder = folder_.get(),
+            .retrain = retrainer_.get()};
   }
 
   void TearDown() override {
@@ -429,8 +436,7 @@ TEST_F(RetrainerTest, AdminRoutesNeedTheApiKey) {
   const json outcome = Admin("/v1/admin/retrain?wait=true");
   EXPECT_EQ(outcome["outcome"], "skipped") << outcome.dump();
 
-  Api keyless(live_.get(), &metrics_, ApiOptions{}, nullptr, events_.get(), folder_.get(),
-              retrainer_.get());
+  Api keyless(Services(), ApiOptions{});
   HttpRequest req;
   req.method = "POST";
   req.target = "/v1/admin/retrain";

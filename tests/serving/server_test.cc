@@ -45,8 +45,11 @@ class ServerTest : public ::testing::Test {
     const FactorModel model = test::RandomModel(40, 300, 8, /*explicit_feedback=*/false, 11);
     ASSERT_OK(SaveModel(model, dir_.File("models")).status());
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
-    api_ = std::make_unique<Api>(live_.get(), &metrics_, api_options,
-                                 [this] { return server_->open_connections(); });
+    api_ = std::make_unique<Api>(
+        ApiServices{.live = live_.get(),
+                    .metrics = &metrics_,
+                    .connections = [this] { return server_->open_connections(); }},
+        api_options);
     http.host = "127.0.0.1";
     http.port = 0;
     http.threads = 2;

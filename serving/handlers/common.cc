@@ -1,0 +1,52 @@
+// Errors and body checks shared by the route handlers (serving/handlers/handlers.h).
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "serving/handlers/handlers.h"
+#include "serving/json_codec.h"
+
+namespace recloop {
+
+const std::string& RouteContext::param(std::string_view name) const {
+  for (const auto& [key, value] : params) {
+    if (key == name) return value;
+  }
+  static const std::string* const kNone = new std::string();  // never reached by a table route
+  return *kNone;
+}
+
+HttpResponse NoModel() {
+  return JsonError(503, "no_model", "no model is loaded yet; train one into the models directory");
+}
+
+HttpResponse FeedbackDisabled() {
+  return JsonError(404, "feedback_disabled",
+                   "this server keeps no events (start it with --events PATH)");
+}
+
+HttpResponse BadRequest(const absl::Status& s, std::string_view code) {
+  return JsonError(400, code, std::string(s.message()));
+}
+
+HttpResponse Internal(const absl::Status& s) {
+  return JsonError(500, "internal", std::string(s.message()));
+}
+
+HttpResponse StoreUnavailable(const absl::Status& s) {
+  return JsonError(503, "store_unavailable", std::string(s.message()));
+}
+
+std::optional<HttpResponse> RefuseNonJsonBody(const HttpRequest& request) {
+  if (!request.has_length) {
+    return JsonError(411, "length_required",
+                     absl::StrCat("a ", request.method, " needs a Content-Length"));
+  }
+  const auto type = request.Header("Content-Type");
+  if (!type || !absl::StartsWithIgnoreCase(absl::string_view(type->data(), type->size()),
+                                           "application/json")) {
+    return JsonError(415, "unsupported_media_type",
+                     "the body must be JSON (Content-Type: application/json)");
+  }
+  return std::nullopt;
+}
+
+}  // namespace recloop

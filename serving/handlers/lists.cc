@@ -1,0 +1,206 @@
+// The list routes: GET /v1/users/{user}/recommendations, /v1/items/{item}/similar,
+// /v1/popular, and the page of the live model's users, GET /v1/users.
+#include <algorithm>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "serving/handlers/handlers.h"
+#include "serving/json_codec.h"
+
+namespace recloop {
+namespace {
+
+constexpr int kMaxOffset = 100'000;
+
+// The parameters of a list route. Errors: NotFound for a key the route does not take,
+// InvalidArgument for a bad value.
+struct ListParams {
+  int n = 0;
+  int offset = 0;
+  std::vector<std::string> categories;
+  std::vector<std::string> exclude;
+  bool details = false;  // each item's title and categories from the catalogue
+};
+
+absl::Status ParseBoundedInt(const std::string& key, const std::string& value, int lo, int hi,
+                             int* out) {
+  int v = 0;
+  if (!absl::SimpleAtoi(value, &v) || v < lo || v > hi) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter '", key, "' must be an integer in [",
+                                                   lo, ", ", hi, "], got '", value, "'"));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_exclude,
+                                           const ApiOptions& options) {
+  ListParams p;
+  p.n = options.default_n;
+  bool seen_n = false, seen_offset = false, seen_details = false;
+  for (const auto& [key, value] : query) {
+    if (key == "n") {
+      if (seen_n) return absl::InvalidArgumentError("parameter 'n' given twice");
+      seen_n = true;
+      if (auto s = ParseBoundedInt(key, value, 1, options.max_n, &p.n); !s.ok()) return s;
+    } else if (key == "offset") {
+      if (seen_offset) return absl::InvalidArgumentError("parameter 'offset' given twice");
+      seen_offset = true;
+      if (auto s = ParseBoundedInt(key, value, 0, kMaxOffset, &p.offset); !s.ok()) return s;
+    } else if (key == "category") {
+      if (value.empty()) return absl::InvalidArgumentError("parameter 'category' is empty");
+      p.categories.push_back(value);
+    } else if (key == "details") {
+      if (seen_details) return absl::InvalidArgumentError("parameter 'details' given twice");
+      seen_details = true;
+      if (value != "true" && value != "false") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter 'details' must be true or false, got '", value, "'"));
+      }
+      p.details = value == "true";
+    } else if (key == "exclude" && allow_exclude) {
+      for (absl::string_view id : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        p.exclude.emplace_back(id);
+      }
+    } else {
+      // NotFound: the key is not one of this route's parameters (400 unknown_parameter).
+      return absl::NotFoundError(absl::StrCat("unknown query parameter '", key, "'"));
+    }
+  }
+  return p;
+}
+
+// 400 unknown_parameter or bad_parameter for a query ParseListParams refused.
+HttpResponse BadListParams(const absl::Status& s) {
+  return BadRequest(s, absl::IsNotFound(s) ? "unknown_parameter" : "bad_parameter");
+}
+
+// Filters of a list request in the snapshot's indices. Unknown category names match no item;
+// unknown excluded items are ignored.
+RecommendOptions ToRecommendOptions(const ListParams& p, const ModelSnapshot& s, int ef_search) {
+  RecommendOptions o;
+  o.ef_search = ef_search;
+  o.n = p.n;
+  o.offset = p.offset;
+  for (const auto& name : p.categories) {
+    o.categories.push_back(s.categories->Find(name).value_or(-1));
+  }
+  for (const auto& id : p.exclude) {
+    if (const auto i = s.model->items.Find(id)) o.exclude.push_back(*i);
+  }
+  return o;
+}
+
+// The list response of `recs`; with details, each item's title and categories come from the
+// snapshot's catalogue (no lock: the snapshot is immutable).
+HttpResponse ListResponse(const ModelSnapshot& s, std::string_view subject_key,
+                          std::string_view subject, bool details,
+                          const std::vector<Recommendation>& recs) {
+  ItemList list{subject_key, subject, s.version(), details, {}};
+  list.items.reserve(recs.size());
+  for (const Recommendation& r : recs) {
+    ListedItem item{s.model->items.External(r.item), r.score, ToString(r.source), {}, {}};
+    if (details) {
+      item.title = s.Title(r.item);
+      item.categories = s.CategoryNames(r.item);
+    }
+    list.items.push_back(std::move(item));
+  }
+  return ItemListJson(list);
+}
+
+// What every list route does first: its parameters, the live snapshot and the query's options
+// against it; or the error response when the parameters are bad or no model is loaded.
+struct ListRequest {
+  ListParams params;
+  std::shared_ptr<const ModelSnapshot> snap;
+  RecommendOptions options;
+  std::optional<HttpResponse> error;
+};
+
+ListRequest StartList(const RouteContext& ctx, bool allow_exclude) {
+  ListRequest out;
+  auto params = ParseListParams(ctx.query, allow_exclude, ctx.options);
+  if (!params.ok()) {
+    out.error = BadListParams(params.status());
+    return out;
+  }
+  out.params = *std::move(params);
+  // Read-your-writes: the user's acknowledged feedback is folded in before answering.
+  const std::string& user = ctx.param("user");
+  if (!user.empty()) ctx.services.folder->EnsureFresh(user);
+  out.snap = ctx.services.live->Get();
+  if (out.snap == nullptr) {
+    out.error = NoModel();
+    return out;
+  }
+  out.options = ToRecommendOptions(out.params, *out.snap, ctx.options.ef_search);
+  return out;
+}
+
+}  // namespace
+
+HttpResponse Recommendations(const RouteContext& ctx) {
+  ListRequest req = StartList(ctx, /*allow_exclude=*/true);
+  if (req.error) return *std::move(req.error);
+  const ModelSnapshot& snap = *req.snap;
+  const std::string& user = ctx.param("user");
+  // A user with fresh feedback is answered from their folded vector; an unknown user is a new
+  // customer: popular items, with source "popular".
+  absl::StatusOr<std::vector<Recommendation>> recs;
+  if (const auto folded = ctx.services.folder->overlay().Find(user, snap.version())) {
+    recs = snap.recommender->RecommendForVector(folded->factors, folded->bias, folded->seen,
+                                                req.options);
+  } else {
+    recs = snap.recommender->Recommend(snap.model->users.Find(user).value_or(-1), req.options);
+  }
+  if (!recs.ok()) return Internal(recs.status());
+  return ListResponse(snap, "user", user, req.params.details, *recs);
+}
+
+HttpResponse SimilarItems(const RouteContext& ctx) {
+  ListRequest req = StartList(ctx, /*allow_exclude=*/true);
+  if (req.error) return *std::move(req.error);
+  const ModelSnapshot& snap = *req.snap;
+  const std::string& id = ctx.param("item");
+  const auto item = snap.model->items.Find(id);
+  if (!item) {
+    return JsonError(404, "unknown_item", absl::StrCat("item '", id, "' is not in the model"));
+  }
+  if (!snap.model->has_factors()) {
+    return JsonError(404, "no_embeddings",
+                     "the live model has no item embeddings (popularity model)");
+  }
+  auto recs = snap.recommender->Similar(*item, req.options);
+  if (!recs.ok()) return Internal(recs.status());
+  return ListResponse(snap, "item", id, req.params.details, *recs);
+}
+
+HttpResponse PopularItems(const RouteContext& ctx) {
+  ListRequest req = StartList(ctx, /*allow_exclude=*/false);
+  if (req.error) return *std::move(req.error);
+  auto recs = req.snap->recommender->Recommend(-1, req.options);
+  if (!recs.ok()) return Internal(recs.status());
+  return ListResponse(*req.snap, "", "", req.params.details, *recs);
+}
+
+// A page of the live model's customer IDs (for pickers such as the storefront page's).
+HttpResponse UserPage(const RouteContext& ctx) {
+  auto params = ParseListParams(ctx.query, /*allow_exclude=*/false, ctx.options);
+  if (!params.ok()) return BadListParams(params.status());
+  if (!params->categories.empty() || params->details) {
+    return JsonError(400, "unknown_parameter", "/v1/users takes n and offset only");
+  }
+  const auto snap = ctx.services.live->Get();
+  if (snap == nullptr) return NoModel();
+  const int64_t total = snap->model->num_users();
+  std::vector<std::string> users;
+  for (int64_t u = params->offset; u < std::min<int64_t>(total, params->offset + params->n); ++u) {
+    users.push_back(snap->model->users.External(static_cast<int32_t>(u)));
+  }
+  return UsersJson(users, total);
+}
+
+}  // namespace recloop

@@ -1,0 +1,82 @@
+// The JSON codec of the HTTP API: every JSON response body the server sends is encoded here,
+// in one place that fixes each body's key order and replaces invalid UTF-8 (IDs and messages
+// come from clients and files) rather than throwing on it. Handlers compute values and call
+// these; no other serving file builds response JSON by hand. Bodies are documented at each
+// function; serving/api.h lists the routes that send them.
+#ifndef RECLOOP_SERVING_JSON_CODEC_H_
+#define RECLOOP_SERVING_JSON_CODEC_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "data/event_store.h"
+#include "serving/catalog_store.h"
+#include "serving/http.h"
+#include "serving/retrain_control.h"
+
+namespace recloop {
+
+// {"error":{"code":code,"message":message}} with `status`.
+HttpResponse JsonError(int status, std::string_view code, std::string_view message);
+
+// {"status":status} with HTTP status `http_status`, followed by "model_version" when given
+// (GET /healthz, /readyz, a retrain started without waiting).
+HttpResponse StatusJson(int http_status, std::string_view status,
+                        std::optional<std::string_view> model_version = std::nullopt);
+
+// {"model_version":version} (POST /v1/admin/rollback).
+HttpResponse ModelVersionJson(std::string_view version);
+
+// {"users":[...],"total":total} (GET /v1/users).
+HttpResponse UsersJson(std::span<const std::string> users, int64_t total);
+
+// One item of a list response. Title and categories are sent only with ItemList::details.
+struct ListedItem {
+  std::string_view item;
+  float score = 0.0f;
+  std::string_view source;  // "personalized", "popular" or "similar"
+  std::string_view title;
+  std::vector<std::string> categories;
+};
+
+// A list response: {subject_key:subject (none if subject_key is empty),"model_version",
+// "items":[{"item","score","source"(,"title","categories")}]} (recommendations, similar
+// items, popular items).
+struct ItemList {
+  std::string_view subject_key;  // "user", "item" or empty
+  std::string_view subject;
+  std::string_view model_version;
+  bool details = false;
+  std::vector<ListedItem> items;
+};
+HttpResponse ItemListJson(const ItemList& list);
+
+// {"item","in_model","title","categories","available"} (GET, PUT, DELETE /v1/items/{item}).
+HttpResponse CatalogEntryJson(std::string_view item, bool in_model, const CatalogEntry& entry);
+
+// {"accepted","duplicates","rejected":[{"index","error"}]} (POST /v1/feedback).
+HttpResponse FeedbackAckJson(int64_t accepted, int64_t duplicates,
+                             std::span<const std::pair<int, std::string>> rejected);
+
+// {"user","events":[{"seq","item","type","value"?,"timestamp","id"?}]}, timestamps as ISO 8601
+// UTC (GET /v1/users/{user}/feedback).
+HttpResponse UserEventsJson(std::string_view user, std::span<const StoredEvent> events);
+
+// {"user","erased_events"} (DELETE /v1/users/{user}).
+HttpResponse ErasedUserJson(std::string_view user, int64_t erased_events);
+
+// {"running","last":outcome or null} (GET /v1/admin/retrain).
+HttpResponse RetrainStateJson(bool running, const std::optional<RetrainOutcome>& last);
+
+// {"outcome","version"?,"parent_version","message","new_events","seconds","finished",
+// "gate"?:{"metric","candidate","live","skipped","passed"}} (POST /v1/admin/retrain?wait=true).
+HttpResponse RetrainOutcomeJson(const RetrainOutcome& outcome);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_JSON_CODEC_H_
