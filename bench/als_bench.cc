@@ -36,8 +36,8 @@ struct Matrices {
 };
 
 // Generated once per (size, feedback) and kept for the whole run: setup is never timed.
-const Matrices& Store(int64_t interactions, Feedback feedback) {
-  static std::map<std::pair<int64_t, Feedback>, std::unique_ptr<Matrices>> cache;
+const Matrices& Store(int64_t interactions, FeedbackKind feedback) {
+  static std::map<std::pair<int64_t, FeedbackKind>, std::unique_ptr<Matrices>> cache;
   auto& slot = cache[{interactions, feedback}];
   if (!slot) {
     cache.clear();  // one store in memory at a time
@@ -71,7 +71,7 @@ double ImplicitFlops(const Matrices& m, int k, int steps) {
   return (steps + 1) * (4.0 * k * 2 * nnz + 2.0 * k * k * rows);
 }
 
-void RunIterations(benchmark::State& state, Feedback feedback, bool cholesky = false) {
+void RunIterations(benchmark::State& state, FeedbackKind feedback, bool cholesky = false) {
   const int64_t interactions = state.range(0) * 1000000;
   const int k = static_cast<int>(state.range(1));
   const Matrices& m = Store(interactions, feedback);
@@ -91,7 +91,7 @@ void RunIterations(benchmark::State& state, Feedback feedback, bool cholesky = f
     if (!trainer->Iterate().ok()) std::abort();
   }
   // The exact implicit solve does the explicit solver's arithmetic (a Gram per row + Cholesky).
-  const double flops = feedback == Feedback::kExplicit || cholesky
+  const double flops = feedback == FeedbackKind::kExplicit || cholesky
                            ? ExplicitFlops(m, k - 1)
                            : ImplicitFlops(m, k, o.cg_steps);
   state.counters["GFLOP/s"] =
@@ -100,15 +100,15 @@ void RunIterations(benchmark::State& state, Feedback feedback, bool cholesky = f
 }
 
 void BM_ExplicitAlsIteration(benchmark::State& state) {
-  RunIterations(state, Feedback::kExplicit);
+  RunIterations(state, FeedbackKind::kExplicit);
 }
 void BM_ImplicitAlsIteration(benchmark::State& state) {
-  RunIterations(state, Feedback::kImplicit);
+  RunIterations(state, FeedbackKind::kImplicit);
 }
 
 // The in-run baseline for the CG solver: the same iteration solved exactly per row.
 void BM_ImplicitAlsIterationCholesky(benchmark::State& state) {
-  RunIterations(state, Feedback::kImplicit, /*cholesky=*/true);
+  RunIterations(state, FeedbackKind::kImplicit, /*cholesky=*/true);
 }
 
 // One BPMF Gibbs sweep (hyper-parameters, every user, every item, the noise) on explicit
@@ -118,7 +118,7 @@ void BM_ImplicitAlsIterationCholesky(benchmark::State& state) {
 // Cholesky, plus drawing the noise, the hyper-parameters and the residuals.
 void BM_BpmfSweep(benchmark::State& state) {
   const int64_t interactions = state.range(0) * 1000000;
-  const Matrices& m = Store(interactions, Feedback::kExplicit);
+  const Matrices& m = Store(interactions, FeedbackKind::kExplicit);
   BpmfOptions o;
   o.factors = static_cast<int>(state.range(1));
   o.burn_in = 1;

@@ -29,7 +29,7 @@ std::shared_ptr<const FactorModel> MakeModel(int32_t items) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 0.3f);
   auto m = std::make_shared<FactorModel>();
-  m->params.feedback = Feedback::kExplicit;
+  m->params.feedback = FeedbackKind::kExplicit;
   m->params.factors = kFactors;
   m->params.regularization = 0.1f;
   m->params.bias_regularization = 0.1f;

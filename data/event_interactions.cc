@@ -7,9 +7,9 @@
 
 namespace recloop {
 
-std::optional<float> EventValue(const Event& e, Feedback feedback,
+std::optional<float> EventValue(const Event& e, FeedbackKind feedback,
                                 const TypeWeights& type_weights, float rating_neutral) {
-  if (feedback == Feedback::kExplicit) {
+  if (feedback == FeedbackKind::kExplicit) {
     if (e.type != "rating" || !e.value) return std::nullopt;
     return *e.value;
   }
@@ -23,7 +23,7 @@ int64_t EventsThroughSeq(const FactorModel& model, const EventStore& store) {
   return model.lineage.events_store_id == store.id() ? model.lineage.events_through_seq : 0;
 }
 
-DuplicatePolicy EventDuplicatePolicy(Feedback feedback) {
+DuplicatePolicy EventDuplicatePolicy(FeedbackKind feedback) {
   // The engine's rule, so that training and every fold combine repeated events alike.
   return DuplicateRuleFor(feedback) == DuplicateRule::kLast ? DuplicatePolicy::kLast
                                                             : DuplicatePolicy::kSum;

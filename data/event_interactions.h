@@ -26,7 +26,7 @@ namespace recloop {
 // nothing (explicit models: every type but "rating"). Implicit models take a rating as the
 // preference it expresses, RatingPreference(value, rating_neutral) (engine/factor_model.h): a
 // low rating counts against the item; every other type its value, or its type's weight.
-std::optional<float> EventValue(const Event& event, Feedback feedback,
+std::optional<float> EventValue(const Event& event, FeedbackKind feedback,
                                 const TypeWeights& type_weights,
                                 float rating_neutral = kDefaultRatingNeutral);
 
@@ -38,14 +38,14 @@ inline float RatingNeutralOf(const ModelParams& model) {
 
 // How interactions of one (user, item) pair combine for `feedback`: kLast for explicit, kSum
 // for implicit (the engine's DuplicateRuleFor, engine/fold_in.h, which every fold applies).
-DuplicatePolicy EventDuplicatePolicy(Feedback feedback);
+DuplicatePolicy EventDuplicatePolicy(FeedbackKind feedback);
 
 // The last seq of `store` that `model` trained on: its lineage's events_through_seq if it was
 // trained on this very store (EventStore::id()), else 0 (none of this store's events is in it).
 int64_t EventsThroughSeq(const FactorModel& model, const EventStore& store);
 
 struct EventDataOptions {
-  Feedback feedback = Feedback::kImplicit;
+  FeedbackKind feedback = FeedbackKind::kImplicit;
   TypeWeights type_weights = DefaultTypeWeights();
   float rating_neutral = kDefaultRatingNeutral;  // implicit: how rating events count (EventValue)
   // The events read: after_seq < seq <= through_seq (through_seq 0 = up to the last one).

@@ -39,7 +39,7 @@ FeedbackGuess GuessFeedback(const std::vector<float>& values) {
   }
   guess.reason = absl::StrFormat("values %g-%g, most common %g", lowest, highest, mode->first);
   if (mode->first > lowest) {
-    guess.feedback = Feedback::kExplicit;
+    guess.feedback = FeedbackKind::kExplicit;
   } else {
     guess.reason += " (the smallest: counts, not ratings)";
   }

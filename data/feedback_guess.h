@@ -16,7 +16,7 @@
 namespace recloop {
 
 struct FeedbackGuess {
-  Feedback feedback = Feedback::kImplicit;
+  FeedbackKind feedback = FeedbackKind::kImplicit;
   std::string reason;  // one line for the user, e.g. "values 1-5 in steps of 0.5, most common 4"
 };
 

@@ -385,7 +385,7 @@ void GenerateUser(const GeneratorOptions& o, const ItemModel& m, int32_t u, int6
     double affinity = 0;
     for (int r = 0; r < o.rank; ++r) affinity += static_cast<double>(user_vec[r]) * v[r];
     float value;
-    if (o.feedback == Feedback::kExplicit) {
+    if (o.feedback == FeedbackKind::kExplicit) {
       const double raw = 3.0 + kRatingScale * affinity + o.noise * rng.Normal();
       value = static_cast<float>(std::round(std::clamp(raw, 1.0, 5.0)));
     } else {

@@ -23,7 +23,7 @@ struct GeneratorOptions {
   int rank = 8;                   // rank of the planted taste structure, >= 1
   double zipf_exponent = 1.0;     // item popularity ~ 1 / rank^s, s >= 0
   double in_cluster = 0.8;        // probability an interaction is drawn from the user's cluster
-  Feedback feedback = Feedback::kExplicit;  // explicit: ratings 1..5; implicit: counts >= 1
+  FeedbackKind feedback = FeedbackKind::kExplicit;  // explicit: ratings 1..5; implicit: counts >= 1
   double noise = 0.3;             // std-dev of rating noise (explicit)
   uint64_t seed = 42;
 };

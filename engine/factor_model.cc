@@ -22,7 +22,7 @@ std::string_view ToString(Algorithm a) {
   return "unknown";
 }
 
-std::string_view ToString(Feedback f) { return f == Feedback::kExplicit ? "explicit" : "implicit"; }
+std::string_view ToString(FeedbackKind f) { return f == FeedbackKind::kExplicit ? "explicit" : "implicit"; }
 
 std::string_view ToString(Confidence c) { return c == Confidence::kLog ? "log" : "linear"; }
 
@@ -42,9 +42,9 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s) {
       absl::StrCat("unknown algorithm '", std::string(s), "' (expected als, bpmf, ease or popular)"));
 }
 
-absl::StatusOr<Feedback> ParseFeedback(std::string_view s) {
-  if (s == "explicit") return Feedback::kExplicit;
-  if (s == "implicit") return Feedback::kImplicit;
+absl::StatusOr<FeedbackKind> ParseFeedbackKind(std::string_view s) {
+  if (s == "explicit") return FeedbackKind::kExplicit;
+  if (s == "implicit") return FeedbackKind::kImplicit;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown feedback '", std::string(s), "' (expected explicit or implicit)"));
 }

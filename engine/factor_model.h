@@ -21,7 +21,7 @@ namespace recloop {
 using FactorMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 enum class Algorithm { kAls, kPopular, kBpmf, kEase };
-enum class Feedback { kExplicit, kImplicit };
+enum class FeedbackKind { kExplicit, kImplicit };
 
 // How an implicit model weighs a stored value v: its confidence is c = 1 + alpha *
 // ConfidenceWeight(t, v), with linear |v| (Hu, Koren & Volinsky 2008's first form) or log
@@ -30,10 +30,10 @@ enum class Feedback { kExplicit, kImplicit };
 enum class Confidence { kLinear, kLog };
 
 std::string_view ToString(Algorithm a);
-std::string_view ToString(Feedback f);
+std::string_view ToString(FeedbackKind f);
 std::string_view ToString(Confidence c);
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view s);
-absl::StatusOr<Feedback> ParseFeedback(std::string_view s);
+absl::StatusOr<FeedbackKind> ParseFeedbackKind(std::string_view s);
 absl::StatusOr<Confidence> ParseConfidence(std::string_view s);
 
 // See Confidence. Pure.
@@ -59,7 +59,7 @@ inline constexpr float kDefaultRatingNeutral = 3.0f;
 // The hyper-parameters a model was trained with (its lineage grows in later formats).
 struct ModelParams {
   Algorithm algorithm = Algorithm::kAls;
-  Feedback feedback = Feedback::kExplicit;
+  FeedbackKind feedback = FeedbackKind::kExplicit;
   int factors = 0;
   int iterations = 0;
   float regularization = 0.0f;

@@ -77,7 +77,7 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
       f.bpmf_.push_back(std::move(prior));
     }
   }
-  if (model.params.feedback == Feedback::kExplicit) {
+  if (model.params.feedback == FeedbackKind::kExplicit) {
     if (model.item_bias.size() != model.num_items()) {
       return absl::InvalidArgumentError(
           absl::StrCat("explicit model needs one item bias per item: ", model.item_bias.size(),
@@ -131,7 +131,7 @@ absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
     }
     return u;
   }
-  return model_->params.feedback == Feedback::kExplicit ? FoldExplicit(items, values)
+  return model_->params.feedback == FeedbackKind::kExplicit ? FoldExplicit(items, values)
                                                         : FoldImplicit(items, values);
 }
 
@@ -250,14 +250,14 @@ float FoldIn::Score(const FoldedUser& user, int32_t i) const {
 
 float FoldIn::PredictRating(const FoldedUser& user, int32_t i) const {
   float p = model_->item_factors.row(i).dot(user.factors);
-  if (model_->params.feedback == Feedback::kExplicit) {
+  if (model_->params.feedback == FeedbackKind::kExplicit) {
     p += model_->global_mean + user.bias + model_->item_bias[i];
   }
   return std::clamp(p, model_->min_value, model_->max_value);
 }
 
-DuplicateRule DuplicateRuleFor(Feedback feedback) {
-  return feedback == Feedback::kExplicit ? DuplicateRule::kLast : DuplicateRule::kSum;
+DuplicateRule DuplicateRuleFor(FeedbackKind feedback) {
+  return feedback == FeedbackKind::kExplicit ? DuplicateRule::kLast : DuplicateRule::kSum;
 }
 
 void FoldHistory::Add(int32_t item, float value) {

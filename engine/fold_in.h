@@ -103,7 +103,7 @@ class FoldIn {
 // (each event is more confidence), explicit models keep the latest (a new rating replaces the
 // old one). The same rule as training's (data/event_interactions.h derives its policy from it).
 enum class DuplicateRule { kSum, kLast };
-DuplicateRule DuplicateRuleFor(Feedback feedback);
+DuplicateRule DuplicateRuleFor(FeedbackKind feedback);
 
 // FoldHistory: the one place that turns a stream of (item, value) interactions into the
 // deduplicated arrays a fold takes. Used for every fold the server makes (users from their

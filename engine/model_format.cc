@@ -160,7 +160,7 @@ absl::Status ModelFromMetadata(const pb::ModelMetadata& meta, const std::string&
   auto& p = m->params;
   const pb::Hyperparameters& hp = meta.params();
   auto algorithm = ParseAlgorithm(hp.algorithm());
-  auto feedback = ParseFeedback(hp.feedback());
+  auto feedback = ParseFeedbackKind(hp.feedback());
   if (!algorithm.ok() || !feedback.ok()) {
     const absl::Status bad = algorithm.ok() ? feedback.status() : algorithm.status();
     return absl::DataLossError(absl::StrCat(meta_path, ": ", bad.message()));

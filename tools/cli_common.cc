@@ -34,24 +34,24 @@ void AddGeneratorFlags(CLI::App* app, GeneratorOptions* g) {
   app->add_option("--seed", g->seed, "Random seed")->capture_default_str();
 }
 
-absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedback) {
+absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, FeedbackKind feedback) {
   ReadOptions o;
   ASSIGN_OR_RETURN(o.format, ParseFileFormat(f.format));
   o.skip_bad_rows = f.skip_bad_rows;
   if (f.duplicates.empty()) {
     // A re-rating replaces the old rating; repeated events add up to a stronger signal.
-    o.duplicates = feedback == Feedback::kExplicit ? DuplicatePolicy::kLast : DuplicatePolicy::kSum;
+    o.duplicates = feedback == FeedbackKind::kExplicit ? DuplicatePolicy::kLast : DuplicatePolicy::kSum;
   } else {
     ASSIGN_OR_RETURN(o.duplicates, ParseDuplicatePolicy(f.duplicates));
   }
   return o;
 }
 
-absl::StatusOr<Feedback> ResolveFeedback(const std::string& flag, const std::string& data,
+absl::StatusOr<FeedbackKind> ResolveFeedbackKind(const std::string& flag, const std::string& data,
                                          const InputFlags& input, Logger* log) {
-  if (flag != "auto") return ParseFeedback(flag);
-  if (data.empty()) return Feedback::kExplicit;
-  ASSIGN_OR_RETURN(ReadOptions read, MakeReadOptions(input, Feedback::kExplicit));
+  if (flag != "auto") return ParseFeedbackKind(flag);
+  if (data.empty()) return FeedbackKind::kExplicit;
+  ASSIGN_OR_RETURN(ReadOptions read, MakeReadOptions(input, FeedbackKind::kExplicit));
   // A sample: a malformed row is reported by the real read, with its file and line.
   read.skip_bad_rows = true;
   ASSIGN_OR_RETURN(const FeedbackGuess guess, GuessFileFeedback(data, read));

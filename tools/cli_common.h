@@ -38,13 +38,13 @@ void AddGeneratorFlags(CLI::App* app, GeneratorOptions* g);
 
 // The reader settings of the input flags; an empty `duplicates` takes the feedback kind's
 // default. Returns InvalidArgument for an unknown format or policy.
-absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, Feedback feedback);
+absl::StatusOr<ReadOptions> MakeReadOptions(const InputFlags& f, FeedbackKind feedback);
 
 // The feedback kind a --feedback flag names: "explicit" or "implicit" as given, or with "auto"
 // guessed from the values of the file `data` (data/feedback_guess.h), saying what was chosen
 // and why on `log` (kInfo). Without a data file (an event store) "auto" is explicit. Errors:
 // InvalidArgument for another name; the reader's for `data`.
-absl::StatusOr<Feedback> ResolveFeedback(const std::string& flag, const std::string& data,
+absl::StatusOr<FeedbackKind> ResolveFeedbackKind(const std::string& flag, const std::string& data,
                                          const InputFlags& input, Logger* log);
 
 // Prints "recloop: MESSAGE" on stderr; returns 1, the exit code of a failed command.
@@ -56,7 +56,7 @@ void PrintTable(const std::string& name, const EvalResult& model, const EvalResu
 // The algorithm a command trains when none is named: als, the ranking model, for every kind of
 // feedback (with ratings, `train` fits it on the ratings as preferences: ModelSettings::
 // rank_ratings). bpmf and explicit als remain the rating predictors, by name.
-inline std::string AlgorithmOrDefault(const std::string& given, Feedback) {
+inline std::string AlgorithmOrDefault(const std::string& given, FeedbackKind) {
   return given.empty() ? "als" : given;
 }
 

@@ -152,7 +152,7 @@ Subcommand AddDemoCommand(CLI::App* app) {
   cmd->generator.users = 5000;
   cmd->generator.items = 1000;
   cmd->generator.interactions = 150000;
-  cmd->generator.feedback = Feedback::kImplicit;
+  cmd->generator.feedback = FeedbackKind::kImplicit;
   CLI::App* sub = app->add_subcommand(
       "demo", "Generate a store, train on it, print metrics and a few recommendations");
   AddGeneratorFlags(sub, &cmd->generator);

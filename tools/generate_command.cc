@@ -19,7 +19,7 @@ struct GenerateCommand {
 
 int RunGenerate(const GenerateCommand& cmd) {
   GeneratorOptions o = cmd.generator;
-  auto feedback = ParseFeedback(cmd.feedback);
+  auto feedback = ParseFeedbackKind(cmd.feedback);
   if (!feedback.ok()) return Fail(feedback.status());
   o.feedback = *feedback;
   const Timer timer;

@@ -36,10 +36,10 @@ absl::StatusOr<TrainRun> RetrainRunOf(const TrainCommand& cmd) {
 absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd, Logger* log) {
   TrainRun run;
   ModelSettings& model = run.model;
-  ASSIGN_OR_RETURN(model.feedback, ResolveFeedback(cmd.feedback, cmd.data, cmd.input, log));
+  ASSIGN_OR_RETURN(model.feedback, ResolveFeedbackKind(cmd.feedback, cmd.data, cmd.input, log));
   ASSIGN_OR_RETURN(model.algorithm,
                    ParseAlgorithm(AlgorithmOrDefault(cmd.algorithm, model.feedback)));
-  if (model.algorithm == Algorithm::kBpmf && model.feedback != Feedback::kExplicit) {
+  if (model.algorithm == Algorithm::kBpmf && model.feedback != FeedbackKind::kExplicit) {
     return absl::InvalidArgumentError(
         "bpmf models explicit ratings: use --algorithm als for implicit feedback");
   }

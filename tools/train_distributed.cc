@@ -39,8 +39,8 @@ absl::StatusOr<DistributedOptions> OptionsOf(const TrainCommand& cmd, Logger* lo
   }
   DistributedOptions o;
   // Every process guesses from the same bytes of the same file, so all agree.
-  ASSIGN_OR_RETURN(const Feedback feedback,
-                   ResolveFeedback(cmd.feedback, cmd.data, cmd.input, log));
+  ASSIGN_OR_RETURN(const FeedbackKind feedback,
+                   ResolveFeedbackKind(cmd.feedback, cmd.data, cmd.input, log));
   o.data_path = cmd.data;
   o.test_path = cmd.test;
   ASSIGN_OR_RETURN(o.read, MakeReadOptions(cmd.input, feedback));

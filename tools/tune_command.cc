@@ -136,7 +136,7 @@ void PrintTrialTable(const SearchSpace& space, const std::vector<TrialConfig>& c
 // What the flags of a search resolve to.
 struct TuneSetup {
   std::string algorithm_name;
-  Feedback feedback = Feedback::kExplicit;
+  FeedbackKind feedback = FeedbackKind::kExplicit;
   TuneMetric metric;
   SearchKind kind = SearchKind::kRandom;
   SplitSpec split;
@@ -147,17 +147,17 @@ struct TuneSetup {
 // Parses and checks the flags before any data is read. Returns InvalidArgument naming the flag.
 absl::StatusOr<TuneSetup> SetupOf(const TuneCommand& cmd, Logger* log) {
   TuneSetup s;
-  ASSIGN_OR_RETURN(s.feedback, ResolveFeedback(cmd.feedback, cmd.data, cmd.input, log));
+  ASSIGN_OR_RETURN(s.feedback, ResolveFeedbackKind(cmd.feedback, cmd.data, cmd.input, log));
   // Ratings without --algorithm tune bpmf, the rating predictor (the ranking-on-ratings model of
   // `train` has no tuning of its own yet); ranked by NDCG@10 like everything else.
   s.algorithm_name = !cmd.algorithm.empty()                  ? cmd.algorithm
-                     : s.feedback == Feedback::kExplicit ? "bpmf"
+                     : s.feedback == FeedbackKind::kExplicit ? "bpmf"
                                                          : "als";
   ModelSettings settings;
   ASSIGN_OR_RETURN(settings.algorithm, ParseAlgorithm(s.algorithm_name));
   // Rating metrics need a model that predicts ratings: explicit feedback, and not popularity.
   const bool predicts_ratings =
-      s.feedback == Feedback::kExplicit && settings.algorithm != Algorithm::kPopular;
+      s.feedback == FeedbackKind::kExplicit && settings.algorithm != Algorithm::kPopular;
   // Ranking first: trials are ranked by the list they serve unless asked otherwise.
   const std::string metric_name = !cmd.metric.empty() ? cmd.metric : "ndcg@10";
   ASSIGN_OR_RETURN(s.metric, ParseTuneMetric(metric_name, s.feedback));

@@ -26,7 +26,7 @@ constexpr int32_t kRowGrain = 16;
 
 float Regularization(const AlsOptions& o) {
   if (o.regularization >= 0) return o.regularization;
-  return o.feedback == Feedback::kExplicit ? kDefaultExplicitRegularization
+  return o.feedback == FeedbackKind::kExplicit ? kDefaultExplicitRegularization
                                            : kDefaultImplicitRegularization;
 }
 
@@ -252,11 +252,11 @@ ModelParams AlsModelParams(const AlsOptions& o) {
   p.factors = o.factors;
   p.iterations = o.iterations;
   p.regularization = Regularization(o);
-  p.bias_regularization = o.feedback == Feedback::kExplicit ? o.bias_regularization : 0;
-  p.alpha = o.feedback == Feedback::kImplicit ? o.alpha : 0;
+  p.bias_regularization = o.feedback == FeedbackKind::kExplicit ? o.bias_regularization : 0;
+  p.alpha = o.feedback == FeedbackKind::kImplicit ? o.alpha : 0;
   p.confidence = o.confidence;
-  p.cg_steps = o.feedback == Feedback::kImplicit && !o.cholesky ? o.cg_steps : 0;
-  p.cholesky = o.feedback == Feedback::kImplicit && o.cholesky;
+  p.cg_steps = o.feedback == FeedbackKind::kImplicit && !o.cholesky ? o.cg_steps : 0;
+  p.cholesky = o.feedback == FeedbackKind::kImplicit && o.cholesky;
   p.seed = o.seed;
   return p;
 }
@@ -302,7 +302,7 @@ absl::Status ValidateAlsOptions(const AlsOptions& o) {
 
 double AlsLoss(const CsrMatrix& by_user, const FactorModel& m, const AlsOptions& o) {
   const float reg = Regularization(o);
-  if (o.feedback == Feedback::kExplicit) {
+  if (o.feedback == FeedbackKind::kExplicit) {
     const CsrMatrix& r = by_user;
     double penalty = SumRows(r.rows(), [&](int32_t u) {
       return static_cast<double>(r.RowSize(u)) *
@@ -367,7 +367,7 @@ absl::StatusOr<AlsTrainer> AlsTrainer::Create(const CsrMatrix& by_user, const Cs
   }
   AlsInitialFactors(keys->users, AlsSide::kUsers, o, &m.user_factors);
   AlsInitialFactors(keys->items, AlsSide::kItems, o, &m.item_factors);
-  if (o.feedback == Feedback::kExplicit) {
+  if (o.feedback == FeedbackKind::kExplicit) {
     const auto& v = by_user.values();
     m.global_mean = static_cast<float>(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
     m.user_bias = Vector::Zero(by_user.rows());
@@ -395,7 +395,7 @@ absl::Status AlsTrainer::WarmStart(const AlsWarmStart& w) {
   };
   RETURN_IF_ERROR(copy_rows(w.user_factors, w.user_known, &m.user_factors, "user"));
   RETURN_IF_ERROR(copy_rows(w.item_factors, w.item_known, &m.item_factors, "item"));
-  if (options_.feedback == Feedback::kExplicit && w.item_bias.size() > 0) {
+  if (options_.feedback == FeedbackKind::kExplicit && w.item_bias.size() > 0) {
     if (w.item_bias.size() != m.item_bias.size()) {
       return absl::InvalidArgumentError("warm start item biases have the wrong length");
     }
@@ -409,7 +409,7 @@ absl::Status AlsTrainer::WarmStart(const AlsWarmStart& w) {
 absl::Status AlsTrainer::Iterate() {
   const AlsOptions& o = options_;
   FactorModel& m = model_;
-  if (o.feedback == Feedback::kExplicit) {
+  if (o.feedback == FeedbackKind::kExplicit) {
     ExplicitHalfStep(*by_user_, m.item_factors, m.item_bias, m.global_mean, o.regularization,
                      o.bias_regularization, &m.user_factors, &m.user_bias);
     ExplicitHalfStep(*by_item_, m.user_factors, m.user_bias, m.global_mean, o.regularization,
@@ -433,7 +433,7 @@ absl::Status AlsTrainer::Iterate() {
 double AlsTrainer::Loss() const { return AlsLoss(*by_user_, model_, options_); }
 
 double AlsTrainer::TrainRmse() const {
-  if (options_.feedback != Feedback::kExplicit) return 0.0;
+  if (options_.feedback != FeedbackKind::kExplicit) return 0.0;
   return std::sqrt(ExplicitSquaredError(*by_user_, model_) / by_user_->nnz());
 }
 

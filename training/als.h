@@ -19,7 +19,7 @@
 namespace recloop {
 
 struct AlsOptions {
-  Feedback feedback = Feedback::kExplicit;
+  FeedbackKind feedback = FeedbackKind::kExplicit;
   // Latent factors (K), >= 1.
   int factors = 64;
   // Full alternations (user half-step + item half-step), >= 1.

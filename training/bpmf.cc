@@ -301,7 +301,7 @@ void Chain::InitServed() {
   const int served = o_.served_samples;
   ModelParams& p = m_.params;
   p.algorithm = Algorithm::kBpmf;
-  p.feedback = Feedback::kExplicit;
+  p.feedback = FeedbackKind::kExplicit;
   p.factors = k_;
   p.iterations = o_.burn_in + o_.samples;
   p.burn_in = o_.burn_in;

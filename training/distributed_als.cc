@@ -79,7 +79,7 @@ Factors InitialFactors(const AlsOptions& o, const Partitioned& data, int me) {
   keys.resize(data.items.ids.size());
   for (size_t r = 0; r < keys.size(); ++r) keys[r] = AlsRowKey(data.items.ids[r]);
   AlsInitialFactors(keys, AlsSide::kItems, o, &f.items);
-  if (o.feedback == Feedback::kExplicit) {
+  if (o.feedback == FeedbackKind::kExplicit) {
     f.user_bias = Eigen::VectorXf::Zero(data.users.count(me));
     f.item_bias = Eigen::VectorXf::Zero(data.items.count(me));
   }
@@ -92,7 +92,7 @@ class Iterator {
   Iterator(const Comm& comm, const DistributedOptions& options, const Partitioned& data,
            const ExchangePlans& plans, Factors* factors)
       : comm_(comm), o_(options.als), data_(data), plans_(plans),
-        f_(*factors), explicit_(o_.feedback == Feedback::kExplicit),
+        f_(*factors), explicit_(o_.feedback == FeedbackKind::kExplicit),
         reg_(AlsRegularization(o_)) {}
 
   // Iteration `it` (1-based). Internal if the factors stop being finite.
@@ -205,7 +205,7 @@ Catalogue GatherCatalogue(const Comm& comm, const DistributedOptions& options,
                           const Factors& factors, const Partitioned& data, int root) {
   Catalogue catalogue;
   catalogue.item_factors = GatherRows(comm, factors.items, options.als.factors, root);
-  if (options.als.feedback == Feedback::kExplicit) {
+  if (options.als.feedback == FeedbackKind::kExplicit) {
     catalogue.item_bias = GatherVector(comm, factors.item_bias, root);
   }
   catalogue.popularity = GatherVector(comm, data.popularity, root);
@@ -216,7 +216,7 @@ Catalogue GatherCatalogue(const Comm& comm, const DistributedOptions& options,
 // matrix only with gather_seen.
 void AssembleModel(const Comm& comm, const DistributedOptions& options, const Partitioned& data,
                    const Factors& factors, Catalogue* catalogue, DistributedTrainResult* result) {
-  const bool explicit_feedback = options.als.feedback == Feedback::kExplicit;
+  const bool explicit_feedback = options.als.feedback == FeedbackKind::kExplicit;
   std::vector<std::string> user_ids = comm.GatherStrings(data.users.ids, 0);
   std::vector<std::string> item_ids = comm.GatherStrings(data.items.ids, 0);
   FactorMatrix all_user_factors = GatherRows(comm, factors.users, options.als.factors, 0);

@@ -83,7 +83,7 @@ absl::StatusOr<EvalResult> EvaluatePart(const Comm& comm, const DistributedOptio
     }
   } else {
     sums.k = options.eval.k;
-    sums.rating_metrics = model.params.feedback == Feedback::kExplicit &&
+    sums.rating_metrics = model.params.feedback == FeedbackKind::kExplicit &&
                           model.params.algorithm != Algorithm::kPopular;
     sums.items = model.num_items();
     sums.recommended.assign(static_cast<size_t>(model.num_items()), 0);

@@ -72,7 +72,7 @@ int64_t ValueStats(const Comm& comm, const DistributedOptions& options,
   latest = comm.Max(latest);
   data->mean_value = static_cast<float>(value_sum / static_cast<double>(interactions));
   // As TrainAls sets it.
-  data->global_mean = options.als.feedback == Feedback::kExplicit ? data->mean_value : 0.0f;
+  data->global_mean = options.als.feedback == FeedbackKind::kExplicit ? data->mean_value : 0.0f;
   return latest;
 }
 

@@ -71,7 +71,7 @@ absl::StatusOr<FactorModel> TrainEase(const CsrMatrix& by_user, const CsrMatrix&
   p = llt.solve(Matrix::Identity(n, n));  // P = (G + λI)⁻¹, symmetric
   FactorModel m;
   m.params.algorithm = Algorithm::kEase;
-  m.params.feedback = Feedback::kImplicit;
+  m.params.feedback = FeedbackKind::kImplicit;
   m.params.factors = n;
   m.params.regularization = options.regularization;
   // Item j's vector is column j of B: B_ij = -P_ij / P_jj off the diagonal, 0 on it.

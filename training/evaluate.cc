@@ -121,7 +121,7 @@ absl::StatusOr<EvalSums> EvaluateSums(const FactorModel& model, const Interactio
   std::vector<std::pair<int32_t, int32_t>> relevant_pairs;
   double squared_error = 0.0, absolute_error = 0.0;
   const bool rating_metrics =
-      model.params.feedback == Feedback::kExplicit && model.params.algorithm != Algorithm::kPopular;
+      model.params.feedback == FeedbackKind::kExplicit && model.params.algorithm != Algorithm::kPopular;
   for (int64_t row = 0; row < test.size(); ++row) {
     const int32_t u = user_of[test.user[row]];
     const int32_t i = item_of[test.item[row]];

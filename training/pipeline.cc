@@ -67,8 +67,8 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenExistingEventStore(const std::st
   return EventStore::Open({path});
 }
 
-void LogIteration(const IterationStats& s, int total, Feedback feedback, Logger* log) {
-  if (feedback == Feedback::kExplicit) {
+void LogIteration(const IterationStats& s, int total, FeedbackKind feedback, Logger* log) {
+  if (feedback == FeedbackKind::kExplicit) {
     log->Info("iteration %2d/%d  loss %.6e  train_rmse %.4f  %.2f s", s.iteration, total, s.loss,
               s.train_rmse, s.seconds);
   } else {
@@ -253,9 +253,9 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   TrainOptions options = MakeTrainOptions(settings);
   // Ratings ranked: an implicit model on the preferences the ratings express.
   std::optional<Interactions> preferences;
-  if (settings.rank_ratings && settings.feedback == Feedback::kExplicit) {
+  if (settings.rank_ratings && settings.feedback == FeedbackKind::kExplicit) {
     if (options.algorithm == Algorithm::kBpmf) options.algorithm = Algorithm::kAls;
-    options.feedback = Feedback::kImplicit;
+    options.feedback = FeedbackKind::kImplicit;
     options.rating_neutral = RatingNeutral(train);
     preferences = RatingsAsPreferences(train, options.rating_neutral);
     log->Info("ranking model: implicit %s on the ratings as preferences (neutral rating %.1f)",
@@ -263,7 +263,7 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   }
   const Interactions& fit_on = preferences ? *preferences : train;
   std::map<std::string, double> selection;
-  if (settings.auto_select && options.feedback == Feedback::kImplicit) {
+  if (settings.auto_select && options.feedback == FeedbackKind::kImplicit) {
     ASSIGN_OR_RETURN(options, SelectRankingModel(fit_on, options, k, settings.als.seed,
                                                  settings.select_budget_seconds, log, &selection));
   }

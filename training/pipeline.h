@@ -35,7 +35,7 @@ namespace recloop {
 // from it by MakeTrainOptions alone).
 struct ModelSettings {
   Algorithm algorithm = Algorithm::kAls;
-  Feedback feedback = Feedback::kExplicit;  // tags every algorithm's model
+  FeedbackKind feedback = FeedbackKind::kExplicit;  // tags every algorithm's model
   AlsOptions als;                // als: its options
   BpmfOptions bpmf;              // bpmf (explicit feedback only)
   EaseOptions ease;              // ease (implicit preferences, or ratings as preferences)

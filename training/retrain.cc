@@ -147,7 +147,7 @@ absl::StatusOr<RetrainResult> Retrain(const EventStore& store, const FactorModel
   if (!(options.tolerance >= 0) || options.k < 1) {
     return absl::InvalidArgumentError("tolerance must be >= 0 and k >= 1");
   }
-  const Feedback feedback = options.train.feedback;
+  const FeedbackKind feedback = options.train.feedback;
   const int64_t after = live != nullptr ? EventsThroughSeq(*live, store) : 0;
   int64_t through = options.through_seq;
   if (through <= 0) {

@@ -34,7 +34,7 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
   return TrainModel(train, options, run);
 }
 
-absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, Feedback feedback,
+absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, FeedbackKind feedback,
                                          const PopularityOptions& popularity) {
   TrainOptions options;
   options.algorithm = Algorithm::kPopular;
@@ -50,7 +50,7 @@ absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, Feedback fee
   return m;
 }
 
-FactorModel TrainPopular(const Interactions& train, Feedback feedback) {
+FactorModel TrainPopular(const Interactions& train, FeedbackKind feedback) {
   // Plain counts need no timestamps: this fails only for item indices outside train.items,
   // which no well-formed Interactions has.
   return *TrainPopular(train, feedback, PopularityOptions{});

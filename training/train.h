@@ -22,7 +22,7 @@ struct TrainOptions {
   Algorithm algorithm = Algorithm::kAls;
   // The kind of feedback the data holds, for every algorithm: ALS trains on it (it overrides
   // als.feedback), BPMF takes explicit ratings only, and every model is tagged with it.
-  Feedback feedback = Feedback::kExplicit;
+  FeedbackKind feedback = FeedbackKind::kExplicit;
   AlsOptions als;    // used when algorithm == kAls (als.feedback is set from `feedback`)
   BpmfOptions bpmf;  // used when algorithm == kBpmf
   EaseOptions ease;  // used when algorithm == kEase
@@ -69,11 +69,11 @@ absl::StatusOr<FactorModel> TrainModel(const Interactions& train, const TrainOpt
 
 // A most-popular model: item scores are training interaction counts. The cold-start fallback
 // and the baseline every ranking figure is compared with.
-FactorModel TrainPopular(const Interactions& train, Feedback feedback);
+FactorModel TrainPopular(const Interactions& train, FeedbackKind feedback);
 
 // As above, with item scores from ItemPopularity(train, popularity) (e.g. time-decayed).
 // Returns InvalidArgument for bad options or decay without timestamps.
-absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, Feedback feedback,
+absl::StatusOr<FactorModel> TrainPopular(const Interactions& train, FeedbackKind feedback,
                                          const PopularityOptions& popularity);
 
 }  // namespace recloop

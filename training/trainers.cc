@@ -20,7 +20,7 @@ absl::Status CheckAlgorithm(const FactorModel& data, Algorithm expected) {
 }
 
 // The rows of `from` for the users and items of `data` that it knows.
-AlsWarmStart WarmStartFrom(const FactorModel& from, const TrainingData& data, Feedback feedback) {
+AlsWarmStart WarmStartFrom(const FactorModel& from, const TrainingData& data, FeedbackKind feedback) {
   const int k = from.params.factors;
   AlsWarmStart w;
   w.user_factors.setZero(data.users.size(), k);
@@ -33,11 +33,11 @@ AlsWarmStart WarmStartFrom(const FactorModel& from, const TrainingData& data, Fe
   }
   w.item_factors.setZero(data.items.size(), k);
   w.item_known.assign(data.items.size(), 0);
-  if (feedback == Feedback::kExplicit) w.item_bias.setZero(data.items.size());
+  if (feedback == FeedbackKind::kExplicit) w.item_bias.setZero(data.items.size());
   for (int32_t i = 0; i < data.items.size(); ++i) {
     if (const auto r = from.items.Find(data.items.External(i)); r) {
       w.item_factors.row(i) = from.item_factors.row(*r);
-      if (feedback == Feedback::kExplicit) w.item_bias[i] = from.item_bias[*r];
+      if (feedback == FeedbackKind::kExplicit) w.item_bias[i] = from.item_bias[*r];
       w.item_known[i] = 1;
     }
   }
@@ -118,7 +118,7 @@ class BpmfModel final : public TrainedModel<Algorithm::kBpmf, BpmfOptions> {
 
 // Most popular: every user is scored by item popularity (no factors, so every fold is a cold
 // start).
-class PopularModel final : public TrainedModel<Algorithm::kPopular, Feedback> {
+class PopularModel final : public TrainedModel<Algorithm::kPopular, FeedbackKind> {
  public:
   using TrainedModel::TrainedModel;
 
@@ -163,7 +163,7 @@ absl::StatusOr<std::unique_ptr<Model>> MakeAls(const TrainOptions& o, const Trai
 }
 
 absl::StatusOr<std::unique_ptr<Model>> MakeBpmf(const TrainOptions& o, const TrainHooks& run) {
-  if (o.feedback != Feedback::kExplicit) {
+  if (o.feedback != FeedbackKind::kExplicit) {
     return absl::InvalidArgumentError("bpmf models explicit ratings: use als for implicit feedback");
   }
   RETURN_IF_ERROR(ValidateBpmfOptions(o.bpmf));

@@ -35,7 +35,7 @@ enum ModelBits : uint32_t {
 
 uint32_t ModelBitOf(const TrainOptions& o) {
   if (o.algorithm == Algorithm::kAls) {
-    return o.feedback == Feedback::kExplicit ? kExplicitAls : kImplicitAls;
+    return o.feedback == FeedbackKind::kExplicit ? kExplicitAls : kImplicitAls;
   }
   if (o.algorithm == Algorithm::kPopular) return kPopularModel;
   if (o.algorithm == Algorithm::kBpmf) return kBpmfModel;
@@ -55,7 +55,7 @@ struct TunableParam {
 
 float ResolvedRegularization(const TrainOptions& o) {
   if (o.als.regularization >= 0) return o.als.regularization;
-  return o.feedback == Feedback::kExplicit ? kDefaultExplicitRegularization
+  return o.feedback == FeedbackKind::kExplicit ? kDefaultExplicitRegularization
                                            : kDefaultImplicitRegularization;
 }
 
@@ -336,7 +336,7 @@ absl::StatusOr<SearchSpace> ReadSearchSpace(const std::string& path) {
   return ParseSearchSpace(json, path);
 }
 
-absl::StatusOr<SearchSpace> DefaultSearchSpace(Algorithm algorithm, Feedback feedback) {
+absl::StatusOr<SearchSpace> DefaultSearchSpace(Algorithm algorithm, FeedbackKind feedback) {
   // Around the defaults (training/als.h), wide enough to move off them in either direction:
   // a default that is already best then wins as trial 0.
   static constexpr char kExplicitAlsSpace[] = R"({
@@ -351,7 +351,7 @@ absl::StatusOr<SearchSpace> DefaultSearchSpace(Algorithm algorithm, Feedback fee
       "iterations": {"min": 5, "max": 20, "int": true}})";
   if (algorithm == Algorithm::kAls) {
     return ParseSearchSpace(
-        nlohmann::json::parse(feedback == Feedback::kExplicit ? kExplicitAlsSpace
+        nlohmann::json::parse(feedback == FeedbackKind::kExplicit ? kExplicitAlsSpace
                                                               : kImplicitAlsSpace),
         "default search space");
   }
@@ -496,7 +496,7 @@ std::vector<TrialConfig> SampleTrials(const SearchSpace& space, SearchKind kind,
   return out;
 }
 
-absl::StatusOr<TuneMetric> ParseTuneMetric(const std::string& s, Feedback feedback) {
+absl::StatusOr<TuneMetric> ParseTuneMetric(const std::string& s, FeedbackKind feedback) {
   TuneMetric m;
   const size_t at = s.find('@');
   const std::string name(s.substr(0, at));
@@ -504,7 +504,7 @@ absl::StatusOr<TuneMetric> ParseTuneMetric(const std::string& s, Feedback feedba
     if (at != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat("metric ", name, " takes no @K"));
     }
-    if (name != "auc" && feedback != Feedback::kExplicit) {
+    if (name != "auc" && feedback != FeedbackKind::kExplicit) {
       return absl::InvalidArgumentError(absl::StrCat(
           "metric ", name, " needs explicit feedback (ratings); for implicit use e.g. ndcg@10"));
     }

@@ -57,7 +57,7 @@ absl::StatusOr<SearchSpace> ReadSearchSpace(const std::string& path);
 // The built-in space of an algorithm: explicit ALS tunes factors, regularization,
 // bias-regularization and iterations; implicit ALS factors, regularization, alpha and
 // iterations. Returns InvalidArgument for algorithms without one (popular: nothing to tune).
-absl::StatusOr<SearchSpace> DefaultSearchSpace(Algorithm algorithm, Feedback feedback);
+absl::StatusOr<SearchSpace> DefaultSearchSpace(Algorithm algorithm, FeedbackKind feedback);
 
 // Checks that every parameter of `space` is used by the model `base` trains (alpha is not, for
 // explicit ALS) and that every value the space can produce passes the trainer's validation.
@@ -101,7 +101,7 @@ struct TuneMetric {
 };
 
 // Returns InvalidArgument for unknown metrics, K < 1 and rmse/mae with implicit feedback.
-absl::StatusOr<TuneMetric> ParseTuneMetric(const std::string& s, Feedback feedback);
+absl::StatusOr<TuneMetric> ParseTuneMetric(const std::string& s, FeedbackKind feedback);
 
 // The metric's value in `result` (InvalidArgument if the result has no such value).
 absl::StatusOr<double> MetricValue(const EvalResult& result, const TuneMetric& metric);

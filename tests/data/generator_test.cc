@@ -103,7 +103,7 @@ void ExpectWellFormed(const GeneratorOptions& o, const GeneratedStore& s) {
   for (float v : d.value) {
     EXPECT_EQ(v, std::round(v));
     EXPECT_GE(v, 1.0f);
-    if (o.feedback == Feedback::kExplicit) {
+    if (o.feedback == FeedbackKind::kExplicit) {
       EXPECT_LE(v, 5.0f);
     }
   }
@@ -159,7 +159,7 @@ TEST(GeneratorTest, ExplicitStoreIsWellFormed) {
 
 TEST(GeneratorTest, ImplicitStoreIsWellFormed) {
   GeneratorOptions o = SmallOptions();
-  o.feedback = Feedback::kImplicit;
+  o.feedback = FeedbackKind::kImplicit;
   ASSERT_OK_AND_ASSIGN(GeneratedStore s, GenerateStore(o));
   ExpectWellFormed(o, s);
   // Counts, not flags: some interactions repeat.
@@ -319,7 +319,7 @@ TEST(GeneratorTest, RatingsAreHigherInTheUsersCluster) {
 
 TEST(GeneratorTest, ImplicitCountsAreHigherInTheUsersCluster) {
   GeneratorOptions o = SmallOptions();
-  o.feedback = Feedback::kImplicit;
+  o.feedback = FeedbackKind::kImplicit;
   ASSERT_OK_AND_ASSIGN(GeneratedStore s, GenerateStore(o));
   double sum[2] = {0, 0};
   int64_t n[2] = {0, 0};

@@ -21,7 +21,7 @@ constexpr int kFactors = 8;
 
 // A model with random item factors (and biases for explicit feedback); no users are needed to
 // fold in. Item 1 is a near-copy of item 0, so that item 1 is item 0's nearest neighbour.
-FactorModel MakeModel(Feedback feedback, uint64_t seed = 7) {
+FactorModel MakeModel(FeedbackKind feedback, uint64_t seed = 7) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.5f);
   FactorModel m;
@@ -34,7 +34,7 @@ FactorModel MakeModel(Feedback feedback, uint64_t seed = 7) {
   for (int c = 0; c < kFactors; ++c) {
     m.item_factors(1, c) = 1.1f * m.item_factors(0, c) + 0.01f * normal(rng);
   }
-  if (feedback == Feedback::kExplicit) {
+  if (feedback == FeedbackKind::kExplicit) {
     m.params.regularization = 0.1f;
     m.params.bias_regularization = 0.05f;
     m.item_bias.resize(kItems);
@@ -57,7 +57,7 @@ struct History {
   std::vector<float> values;
 };
 
-History MakeHistory(Feedback feedback, int n, uint64_t seed = 3) {
+History MakeHistory(FeedbackKind feedback, int n, uint64_t seed = 3) {
   std::mt19937_64 rng(seed);
   std::vector<int32_t> all(kItems);
   for (int i = 0; i < kItems; ++i) all[i] = i;
@@ -66,16 +66,16 @@ History MakeHistory(Feedback feedback, int n, uint64_t seed = 3) {
   History h;
   for (int j = 0; j < n; ++j) {
     h.items.push_back(all[2 + j]);
-    h.values.push_back(feedback == Feedback::kExplicit ? static_cast<float>(rating(rng))
+    h.values.push_back(feedback == FeedbackKind::kExplicit ? static_cast<float>(rating(rng))
                                                        : static_cast<float>(rating(rng) - 1));
   }
   return h;
 }
 
 TEST(FoldIn, ExplicitSolvesTheBiasedWeightedLambdaNormalEquations) {
-  const FactorModel m = MakeModel(Feedback::kExplicit);
+  const FactorModel m = MakeModel(FeedbackKind::kExplicit);
   ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
-  const History h = MakeHistory(Feedback::kExplicit, 20);
+  const History h = MakeHistory(FeedbackKind::kExplicit, 20);
   ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(h.items, h.values));
   EXPECT_FALSE(u.cold_start);
   ASSERT_EQ(u.factors.size(), kFactors);
@@ -104,9 +104,9 @@ TEST(FoldIn, ExplicitSolvesTheBiasedWeightedLambdaNormalEquations) {
 }
 
 TEST(FoldIn, ImplicitEqualsTheFullObjectiveSolution) {
-  const FactorModel m = MakeModel(Feedback::kImplicit);
+  const FactorModel m = MakeModel(FeedbackKind::kImplicit);
   ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
-  History h = MakeHistory(Feedback::kImplicit, 15);
+  History h = MakeHistory(FeedbackKind::kImplicit, 15);
   h.values[0] = -2.0f;  // a negative value: confidence 1 + α·2, preference 0
   ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(h.items, h.values));
   EXPECT_FALSE(u.cold_start);
@@ -130,7 +130,7 @@ TEST(FoldIn, ImplicitEqualsTheFullObjectiveSolution) {
 }
 
 TEST(FoldIn, ExtraPositiveInteractionMovesTowardTheItemAndItsNeighbour) {
-  for (Feedback fb : {Feedback::kExplicit, Feedback::kImplicit}) {
+  for (FeedbackKind fb : {FeedbackKind::kExplicit, FeedbackKind::kImplicit}) {
     SCOPED_TRACE(std::string(ToString(fb)));
     const FactorModel m = MakeModel(fb);
     ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
@@ -138,7 +138,7 @@ TEST(FoldIn, ExtraPositiveInteractionMovesTowardTheItemAndItsNeighbour) {
     ASSERT_OK_AND_ASSIGN(const FoldedUser before, f.Fold(h.items, h.values));
     // Item 0, liked as much as the data allows; item 1 is its near-copy and is not touched.
     h.items.push_back(0);
-    h.values.push_back(fb == Feedback::kExplicit ? 5.0f : 4.0f);
+    h.values.push_back(fb == FeedbackKind::kExplicit ? 5.0f : 4.0f);
     ASSERT_OK_AND_ASSIGN(const FoldedUser after, f.Fold(h.items, h.values));
     EXPECT_GT(f.Score(after, 0), f.Score(before, 0));
     EXPECT_GT(f.Score(after, 1), f.Score(before, 1));
@@ -146,7 +146,7 @@ TEST(FoldIn, ExtraPositiveInteractionMovesTowardTheItemAndItsNeighbour) {
 }
 
 TEST(FoldIn, EmptyHistoryIsAColdStart) {
-  for (Feedback fb : {Feedback::kExplicit, Feedback::kImplicit}) {
+  for (FeedbackKind fb : {FeedbackKind::kExplicit, FeedbackKind::kImplicit}) {
     const FactorModel m = MakeModel(fb);
     ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
     ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold({}, {}));
@@ -157,7 +157,7 @@ TEST(FoldIn, EmptyHistoryIsAColdStart) {
 }
 
 TEST(FoldIn, RejectsBadInput) {
-  const FactorModel m = MakeModel(Feedback::kExplicit);
+  const FactorModel m = MakeModel(FeedbackKind::kExplicit);
   ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
   const std::vector<int32_t> items = {3, 4};
   const std::vector<float> one_value = {1.0f};
@@ -184,23 +184,23 @@ TEST(FoldIn, CreateRejectsModelsItCannotFoldInto) {
   popular.item_popularity = Eigen::VectorXf::Ones(1);
   EXPECT_EQ(FoldIn::Create(popular).status().code(), absl::StatusCode::kFailedPrecondition);
 
-  FactorModel no_bias = MakeModel(Feedback::kExplicit);
+  FactorModel no_bias = MakeModel(FeedbackKind::kExplicit);
   no_bias.item_bias.resize(0);
   EXPECT_EQ(FoldIn::Create(no_bias).status().code(), absl::StatusCode::kInvalidArgument);
 
-  FactorModel bad_reg = MakeModel(Feedback::kImplicit);
+  FactorModel bad_reg = MakeModel(FeedbackKind::kImplicit);
   bad_reg.params.regularization = -1.0f;
   EXPECT_EQ(FoldIn::Create(bad_reg).status().code(), absl::StatusCode::kInvalidArgument);
 
-  FactorModel bad_shape = MakeModel(Feedback::kImplicit);
+  FactorModel bad_shape = MakeModel(FeedbackKind::kImplicit);
   bad_shape.items.GetOrAdd("extra");
   EXPECT_EQ(FoldIn::Create(bad_shape).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FoldIn, ConcurrentFoldsAgreeWithASerialOne) {
-  const FactorModel m = MakeModel(Feedback::kImplicit);
+  const FactorModel m = MakeModel(FeedbackKind::kImplicit);
   ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
-  const History h = MakeHistory(Feedback::kImplicit, 30);
+  const History h = MakeHistory(FeedbackKind::kImplicit, 30);
   ASSERT_OK_AND_ASSIGN(const FoldedUser serial, f.Fold(h.items, h.values));
   constexpr int kThreads = 4;
   std::vector<Eigen::VectorXf> got(kThreads);

@@ -17,7 +17,7 @@ FactorModel SmallModel() {
   FactorModel m;
   ModelParams& p = m.params;
   p.algorithm = Algorithm::kAls;
-  p.feedback = Feedback::kExplicit;
+  p.feedback = FeedbackKind::kExplicit;
   p.factors = 2;
   std::tie(p.regularization, p.bias_regularization) = std::make_tuple(0.1f, 0.05f);
   for (const char* u : {"u0", "u1", "u2"}) m.users.GetOrAdd(u);
@@ -37,7 +37,7 @@ FactorModel SmallModel() {
 }
 
 TEST(FoldHistory, ImplicitModelsSumRepeatedItems) {
-  FoldHistory h(DuplicateRuleFor(Feedback::kImplicit));
+  FoldHistory h(DuplicateRuleFor(FeedbackKind::kImplicit));
   h.Add(3, 1.0f);
   h.Add(1, 2.0f);
   h.Add(3, 0.5f);

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 FactorModel SmallModel() {
   FactorModel m;
   m.params.algorithm = Algorithm::kAls;
-  m.params.feedback = Feedback::kExplicit;
+  m.params.feedback = FeedbackKind::kExplicit;
   m.params.factors = 3;
   m.params.iterations = 7;
   m.params.regularization = 0.12f;
@@ -96,7 +96,7 @@ TEST_F(ModelIo, SaveLoadRoundTripsBitIdentically) {
   const FactorModel& m = model_;
   ASSERT_OK_AND_ASSIGN(FactorModel back, LoadModel(models_));
   EXPECT_EQ(back.params.algorithm, Algorithm::kAls);
-  EXPECT_EQ(back.params.feedback, Feedback::kExplicit);
+  EXPECT_EQ(back.params.feedback, FeedbackKind::kExplicit);
   EXPECT_EQ(back.params.factors, 3);
   EXPECT_EQ(back.params.iterations, 7);
   EXPECT_EQ(back.params.regularization, 0.12f);

@@ -19,7 +19,7 @@ inline FactorModel RandomModel(int32_t users, int32_t items, int k, bool explici
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.3f);
   FactorModel m;
-  m.params.feedback = explicit_feedback ? Feedback::kExplicit : Feedback::kImplicit;
+  m.params.feedback = explicit_feedback ? FeedbackKind::kExplicit : FeedbackKind::kImplicit;
   m.params.factors = k;
   std::vector<std::string> u(users), it(items);
   for (int32_t i = 0; i < users; ++i) u[i] = absl::StrCat("u", i);

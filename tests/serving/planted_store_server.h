@@ -31,7 +31,7 @@ class PlantedStoreServer : public ::testing::Test {
   // with K = 16 by default.
   virtual TrainOptions Training() const {
     TrainOptions t;
-    t.feedback = Feedback::kImplicit;
+    t.feedback = FeedbackKind::kImplicit;
     t.als.factors = 16;
     t.als.iterations = 10;
     return t;

@@ -34,7 +34,7 @@ class RatingsTrainedServerTest : public test::PlantedStoreServer {
  protected:
   TrainOptions Training() const override {
     TrainOptions t;
-    t.feedback = Feedback::kExplicit;  // the store holds ratings 1-5
+    t.feedback = FeedbackKind::kExplicit;  // the store holds ratings 1-5
     return t;
   }
 
@@ -46,18 +46,18 @@ class RatingsTrainedServerTest : public test::PlantedStoreServer {
     g.interactions = 40'000;
     g.clusters = kClusters;
     g.in_cluster = 0.9;
-    g.feedback = Feedback::kExplicit;
+    g.feedback = FeedbackKind::kExplicit;
     g.seed = 5;
     ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
     // What `recloop train --data ratings.csv` fits (training/pipeline.h), without the choice.
     ModelSettings settings;
-    settings.feedback = Feedback::kExplicit;
+    settings.feedback = FeedbackKind::kExplicit;
     settings.rank_ratings = true;
     settings.als.factors = 16;
     settings.als.iterations = 10;
     ASSERT_OK_AND_ASSIGN(TrainReport report,
                          TrainAndEvaluate(store_.data, Interactions{}, settings, 10, NullLog()));
-    ASSERT_EQ(report.model.params.feedback, Feedback::kImplicit);
+    ASSERT_EQ(report.model.params.feedback, FeedbackKind::kImplicit);
     ASSERT_EQ(report.model.params.rating_neutral, 3.0f);
     ASSERT_OK(SaveModel(report.model, models_dir()).status());
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));

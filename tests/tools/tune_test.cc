@@ -40,7 +40,7 @@ std::string ParseError(const std::string& text) {
 TrainOptions ExplicitAls() {
   TrainOptions o;
   o.algorithm = Algorithm::kAls;
-  o.feedback = Feedback::kExplicit;
+  o.feedback = FeedbackKind::kExplicit;
   return o;
 }
 
@@ -112,22 +112,22 @@ TEST(SearchSpace, ReadsFilesAndReportsUnreadableOnes) {
 }
 
 TEST(SearchSpace, DefaultsPerAlgorithm) {
-  ASSERT_OK_AND_ASSIGN(SearchSpace e, DefaultSearchSpace(Algorithm::kAls, Feedback::kExplicit));
+  ASSERT_OK_AND_ASSIGN(SearchSpace e, DefaultSearchSpace(Algorithm::kAls, FeedbackKind::kExplicit));
   std::vector<std::string> names;
   for (const auto& p : e.params) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"factors", "iterations", "regularization",
                                              "bias-regularization"}));
   EXPECT_OK(CheckSearchSpace(e, ExplicitAls(), "default"));
 
-  ASSERT_OK_AND_ASSIGN(SearchSpace i, DefaultSearchSpace(Algorithm::kAls, Feedback::kImplicit));
+  ASSERT_OK_AND_ASSIGN(SearchSpace i, DefaultSearchSpace(Algorithm::kAls, FeedbackKind::kImplicit));
   names.clear();
   for (const auto& p : i.params) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"factors", "iterations", "regularization", "alpha"}));
   TrainOptions implicit;
-  implicit.feedback = Feedback::kImplicit;
+  implicit.feedback = FeedbackKind::kImplicit;
   EXPECT_OK(CheckSearchSpace(i, implicit, "default"));
 
-  ASSERT_OK_AND_ASSIGN(SearchSpace b, DefaultSearchSpace(Algorithm::kBpmf, Feedback::kExplicit));
+  ASSERT_OK_AND_ASSIGN(SearchSpace b, DefaultSearchSpace(Algorithm::kBpmf, FeedbackKind::kExplicit));
   names.clear();
   for (const auto& p : b.params) names.push_back(p.name);
   EXPECT_EQ(names,
@@ -141,7 +141,7 @@ TEST(SearchSpace, DefaultsPerAlgorithm) {
       CheckSearchSpace(MustParse(R"({"served-samples": [1000]})"), bpmf, "s");
   EXPECT_NE(served.message().find("served samples"), std::string::npos) << served;
 
-  auto popular = DefaultSearchSpace(Algorithm::kPopular, Feedback::kExplicit);
+  auto popular = DefaultSearchSpace(Algorithm::kPopular, FeedbackKind::kExplicit);
   ASSERT_FALSE(popular.ok());
   EXPECT_NE(popular.status().message().find("popular has no hyper-parameters"), std::string::npos)
       << popular.status();
@@ -173,7 +173,7 @@ TEST(SearchSpace, ConfigOfResolvesDefaultsAndApplyConfigSetsFields) {
   EXPECT_EQ(o.als.regularization, 0.25f);
   EXPECT_EQ(o.als.bias_regularization, 0.5f);
   TrainOptions implicit;
-  implicit.feedback = Feedback::kImplicit;
+  implicit.feedback = FeedbackKind::kImplicit;
   EXPECT_EQ(ConfigOf(MustParse(R"({"regularization": [1]})"), implicit),
             (TrialConfig{kDefaultImplicitRegularization}));
 }
@@ -261,22 +261,22 @@ TEST(SampleTrials, GridLargerThanTheBudgetIsShuffledWithTheSeedAndCut) {
 }
 
 TEST(TuneMetric, ParsesDirectionAndCutoff) {
-  ASSERT_OK_AND_ASSIGN(TuneMetric rmse, ParseTuneMetric("rmse", Feedback::kExplicit));
+  ASSERT_OK_AND_ASSIGN(TuneMetric rmse, ParseTuneMetric("rmse", FeedbackKind::kExplicit));
   EXPECT_TRUE(rmse.lower_is_better);
   EXPECT_TRUE(rmse.Better(0.9, 0.91));
-  ASSERT_OK_AND_ASSIGN(TuneMetric ndcg, ParseTuneMetric("ndcg@10", Feedback::kImplicit));
+  ASSERT_OK_AND_ASSIGN(TuneMetric ndcg, ParseTuneMetric("ndcg@10", FeedbackKind::kImplicit));
   EXPECT_EQ(ndcg.key, "ndcg@10");
   EXPECT_EQ(ndcg.k, 10);
   EXPECT_FALSE(ndcg.lower_is_better);
   EXPECT_TRUE(ndcg.Better(0.3, 0.2));
-  ASSERT_OK_AND_ASSIGN(TuneMetric recall, ParseTuneMetric("recall@20", Feedback::kExplicit));
+  ASSERT_OK_AND_ASSIGN(TuneMetric recall, ParseTuneMetric("recall@20", FeedbackKind::kExplicit));
   EXPECT_EQ(recall.k, 20);
   EXPECT_EQ(recall.key, "recall@20");
-  EXPECT_FALSE(ParseTuneMetric("rmse", Feedback::kImplicit).ok());
-  EXPECT_FALSE(ParseTuneMetric("ndcg@0", Feedback::kImplicit).ok());
-  EXPECT_FALSE(ParseTuneMetric("ndcg@x", Feedback::kImplicit).ok());
-  EXPECT_FALSE(ParseTuneMetric("users", Feedback::kImplicit).ok());
-  EXPECT_FALSE(ParseTuneMetric("rmse@10", Feedback::kExplicit).ok());
+  EXPECT_FALSE(ParseTuneMetric("rmse", FeedbackKind::kImplicit).ok());
+  EXPECT_FALSE(ParseTuneMetric("ndcg@0", FeedbackKind::kImplicit).ok());
+  EXPECT_FALSE(ParseTuneMetric("ndcg@x", FeedbackKind::kImplicit).ok());
+  EXPECT_FALSE(ParseTuneMetric("users", FeedbackKind::kImplicit).ok());
+  EXPECT_FALSE(ParseTuneMetric("rmse@10", FeedbackKind::kExplicit).ok());
 
   EvalResult result;
   result.k = 20;
@@ -291,7 +291,7 @@ TEST(TuneMetric, ParsesDirectionAndCutoff) {
 TEST(TrainConfig, KeysAreTheLongFlagsAndValuesReadBackExactly) {
   const SearchSpace space = MustParse(R"({"factors": [8], "bias-regularization": [0.05],
                                           "regularization": [0.1]})");
-  ASSERT_OK_AND_ASSIGN(TuneMetric ndcg, ParseTuneMetric("ndcg@20", Feedback::kExplicit));
+  ASSERT_OK_AND_ASSIGN(TuneMetric ndcg, ParseTuneMetric("ndcg@20", FeedbackKind::kExplicit));
   TrainOptions base = ExplicitAls();
   base.als.seed = 9;
   const std::string toml =

@@ -93,7 +93,7 @@ Interactions ImplicitData() {
 
 AlsOptions SmallImplicitOptions(bool cholesky) {
   AlsOptions o;
-  o.feedback = Feedback::kImplicit;
+  o.feedback = FeedbackKind::kImplicit;
   o.factors = 8;
   o.iterations = 10;
   o.regularization = 0.1f;
@@ -119,7 +119,7 @@ TEST(Als, ConjugateGradientConvergesToTheExactSolution) {
   EXPECT_NEAR(cg, exact, 0.01 * exact);
 }
 
-FactorModel TrainWithThreads(const Interactions& data, Feedback f, int threads) {
+FactorModel TrainWithThreads(const Interactions& data, FeedbackKind f, int threads) {
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
   TrainOptions t;
   t.feedback = f;
@@ -133,7 +133,7 @@ FactorModel TrainWithThreads(const Interactions& data, Feedback f, int threads) 
 
 TEST(Als, SameSeedAndThreadsGiveBitIdenticalFactors) {
   Planted p = MakePlanted(200, 150, 4, 0.15, 4);
-  for (Feedback f : {Feedback::kExplicit, Feedback::kImplicit}) {
+  for (FeedbackKind f : {FeedbackKind::kExplicit, FeedbackKind::kImplicit}) {
     const FactorModel a = TrainWithThreads(p.train, f, 2);
     const FactorModel b = TrainWithThreads(p.train, f, 2);
     EXPECT_EQ(a.user_factors, b.user_factors);
@@ -189,7 +189,7 @@ TEST(Popular, ScoresAreTrainingCounts) {
            {"a", "x"}, {"b", "x"}, {"c", "x"}, {"a", "y"}, {"b", "z"}, {"c", "z"}}) {
     d.Add(d.users.GetOrAdd(u), d.items.GetOrAdd(i), 1.0f, 0);
   }
-  const FactorModel m = TrainPopular(d, Feedback::kImplicit);
+  const FactorModel m = TrainPopular(d, FeedbackKind::kImplicit);
   EXPECT_EQ(m.params.algorithm, Algorithm::kPopular);
   EXPECT_FALSE(m.has_factors());
   std::vector<float> scores(3);

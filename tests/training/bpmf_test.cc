@@ -234,7 +234,7 @@ TEST(Bpmf, RejectsBadOptionsAndImplicitFeedback) {
 
   TrainOptions t;
   t.algorithm = Algorithm::kBpmf;
-  t.feedback = Feedback::kImplicit;
+  t.feedback = FeedbackKind::kImplicit;
   const auto r = TrainModel(p.train, t);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(std::string(r.status().message()).find("implicit"), std::string::npos);

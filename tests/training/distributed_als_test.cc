@@ -69,7 +69,7 @@ struct GeneratedFiles {
   std::string train, test;
 };
 
-GeneratedFiles WriteGenerated(const SharedDir& dir, Feedback feedback) {
+GeneratedFiles WriteGenerated(const SharedDir& dir, FeedbackKind feedback) {
   GeneratedFiles f{dir.File("train.csv"), dir.File("test.csv")};
   if (Rank() == 0) {
     GeneratorOptions g;
@@ -92,13 +92,13 @@ GeneratedFiles WriteGenerated(const SharedDir& dir, Feedback feedback) {
   return f;
 }
 
-ReadOptions ReadFor(Feedback feedback) {
+ReadOptions ReadFor(FeedbackKind feedback) {
   ReadOptions r;
-  r.duplicates = feedback == Feedback::kExplicit ? DuplicatePolicy::kLast : DuplicatePolicy::kSum;
+  r.duplicates = feedback == FeedbackKind::kExplicit ? DuplicatePolicy::kLast : DuplicatePolicy::kSum;
   return r;
 }
 
-DistributedOptions OptionsFor(const std::string& train, const std::string& test, Feedback feedback,
+DistributedOptions OptionsFor(const std::string& train, const std::string& test, FeedbackKind feedback,
                               FactorExchange exchange) {
   DistributedOptions o;
   o.data_path = train;
@@ -154,7 +154,7 @@ void ExpectSameAsSingleProcess(const DistributedOptions& o) {
   if (Rank() != 0) return;
   const SingleRun single = TrainSingle(o);
   const EvalResult& d = *result->eval;
-  if (o.als.feedback == Feedback::kExplicit) {
+  if (o.als.feedback == FeedbackKind::kExplicit) {
     ASSERT_TRUE(d.rmse.has_value() && single.eval.rmse.has_value());
     EXPECT_NEAR(*d.rmse, *single.eval.rmse, 1e-4);
     EXPECT_NEAR(*d.mae, *single.eval.mae, 1e-4);
@@ -209,14 +209,14 @@ class DistributedAls : public testing::TestWithParam<FactorExchange> {};
 
 TEST_P(DistributedAls, ExplicitMatchesTheSingleProcessTrainerOnAGeneratedSet) {
   const SharedDir dir;
-  const GeneratedFiles f = WriteGenerated(dir, Feedback::kExplicit);
-  ExpectSameAsSingleProcess(OptionsFor(f.train, f.test, Feedback::kExplicit, GetParam()));
+  const GeneratedFiles f = WriteGenerated(dir, FeedbackKind::kExplicit);
+  ExpectSameAsSingleProcess(OptionsFor(f.train, f.test, FeedbackKind::kExplicit, GetParam()));
 }
 
 TEST_P(DistributedAls, ImplicitMatchesTheSingleProcessTrainerOnAGeneratedSet) {
   const SharedDir dir;
-  const GeneratedFiles f = WriteGenerated(dir, Feedback::kImplicit);
-  DistributedOptions o = OptionsFor(f.train, f.test, Feedback::kImplicit, GetParam());
+  const GeneratedFiles f = WriteGenerated(dir, FeedbackKind::kImplicit);
+  DistributedOptions o = OptionsFor(f.train, f.test, FeedbackKind::kImplicit, GetParam());
   o.als.regularization = 1.0f;
   ExpectSameAsSingleProcess(o);
 }
@@ -225,7 +225,7 @@ TEST_P(DistributedAls, MatchesTheSingleProcessTrainerOnMovieLensU1) {
   REQUIRE_ML100K(ml);
   // Minutes under ASan; the same code runs there on the generated set above.
   SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS();
-  for (Feedback feedback : {Feedback::kExplicit, Feedback::kImplicit}) {
+  for (FeedbackKind feedback : {FeedbackKind::kExplicit, FeedbackKind::kImplicit}) {
     DistributedOptions o =
         OptionsFor(ml + "/u1.base", ml + "/u1.test", feedback, GetParam());
     o.als.factors = 64;  // the defaults of `recloop train --algorithm als`
@@ -260,7 +260,7 @@ TEST(DistributedAlsExchange, BlockSendsOnlyTheRowsThatOtherProcessesNeed) {
   }
   const SharedDir dir;
   const std::string path = dir.Write("local.csv", csv);
-  DistributedOptions o = OptionsFor(path, "", Feedback::kExplicit, FactorExchange::kBlock);
+  DistributedOptions o = OptionsFor(path, "", FeedbackKind::kExplicit, FactorExchange::kBlock);
   absl::StatusOr<DistributedTrainResult> block = TrainDistributed(MPI_COMM_WORLD, o);
   o.exchange = FactorExchange::kAllgather;
   absl::StatusOr<DistributedTrainResult> all = TrainDistributed(MPI_COMM_WORLD, o);
@@ -285,8 +285,8 @@ TEST(DistributedAlsExchange, BlockSendsOnlyTheRowsThatOtherProcessesNeed) {
 // of the seen matrix, with 64-bit offsets) on a small set: the same model and metrics as one call.
 TEST(DistributedAlsRounds, TransfersInRoundsMoveTheSameDataAsOneCall) {
   const SharedDir dir;
-  const GeneratedFiles f = WriteGenerated(dir, Feedback::kExplicit);
-  DistributedOptions o = OptionsFor(f.train, f.test, Feedback::kExplicit, FactorExchange::kBlock);
+  const GeneratedFiles f = WriteGenerated(dir, FeedbackKind::kExplicit);
+  DistributedOptions o = OptionsFor(f.train, f.test, FeedbackKind::kExplicit, FactorExchange::kBlock);
   o.als.iterations = 3;
   absl::StatusOr<DistributedTrainResult> whole = TrainDistributed(MPI_COMM_WORLD, o);
   o.max_message_elements = 97;
@@ -331,7 +331,7 @@ TEST(DistributedAlsErrors, AMalformedRowInTheLastRangeIsNamedByRankFileAndLine) 
   const SharedDir dir;
   const std::string path = dir.Write("bad.csv", csv);
   absl::StatusOr<DistributedTrainResult> r = TrainDistributed(
-      MPI_COMM_WORLD, OptionsFor(path, "", Feedback::kExplicit, FactorExchange::kBlock));
+      MPI_COMM_WORLD, OptionsFor(path, "", FeedbackKind::kExplicit, FactorExchange::kBlock));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   const std::string message(r.status().message());
@@ -344,7 +344,7 @@ TEST(DistributedAlsErrors, AMissingFileFailsEveryProcessAlike) {
   const SharedDir dir;
   absl::StatusOr<DistributedTrainResult> r = TrainDistributed(
       MPI_COMM_WORLD,
-      OptionsFor(dir.File("absent.csv"), "", Feedback::kExplicit, FactorExchange::kBlock));
+      OptionsFor(dir.File("absent.csv"), "", FeedbackKind::kExplicit, FactorExchange::kBlock));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(std::string(r.status().message()).find("rank 0: "), std::string::npos) << r.status();
   EXPECT_NE(std::string(r.status().message()).find("absent.csv"), std::string::npos);
@@ -363,7 +363,7 @@ TEST(DistributedAlsDuplicates, PairsInDifferentRangesMergeAsInOneRead) {
   const SharedDir dir;
   const std::string path = dir.Write("dups.csv", csv);
   for (DuplicatePolicy policy : {DuplicatePolicy::kLast, DuplicatePolicy::kSum}) {
-    DistributedOptions o = OptionsFor(path, path, Feedback::kExplicit, FactorExchange::kBlock);
+    DistributedOptions o = OptionsFor(path, path, FeedbackKind::kExplicit, FactorExchange::kBlock);
     o.read.duplicates = policy;
     absl::StatusOr<DistributedTrainResult> r = TrainDistributed(MPI_COMM_WORLD, o);
     ASSERT_OK(r);
@@ -382,7 +382,7 @@ TEST(DistributedAlsDuplicates, PairsInDifferentRangesMergeAsInOneRead) {
           << whole->users.External(whole->user[k]) << " " << whole->items.External(whole->item[k]);
     }
   }
-  DistributedOptions o = OptionsFor(path, "", Feedback::kExplicit, FactorExchange::kBlock);
+  DistributedOptions o = OptionsFor(path, "", FeedbackKind::kExplicit, FactorExchange::kBlock);
   o.read.duplicates = DuplicatePolicy::kError;
   absl::StatusOr<DistributedTrainResult> r = TrainDistributed(MPI_COMM_WORLD, o);
   ASSERT_FALSE(r.ok());
@@ -395,8 +395,8 @@ TEST(DistributedAlsDuplicates, PairsInDifferentRangesMergeAsInOneRead) {
 // process's rows to process 0's file, and the model loads with the single-process seen rows.
 TEST(DistributedAlsSave, TheSeenMatrixIsStreamedFromEveryProcess) {
   const SharedDir dir;
-  const GeneratedFiles f = WriteGenerated(dir, Feedback::kExplicit);
-  DistributedOptions o = OptionsFor(f.train, "", Feedback::kExplicit, FactorExchange::kBlock);
+  const GeneratedFiles f = WriteGenerated(dir, FeedbackKind::kExplicit);
+  DistributedOptions o = OptionsFor(f.train, "", FeedbackKind::kExplicit, FactorExchange::kBlock);
   o.gather_seen = false;
   absl::StatusOr<DistributedTrainResult> r = TrainDistributed(MPI_COMM_WORLD, o);
   ASSERT_OK(r);

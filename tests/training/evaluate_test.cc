@@ -64,7 +64,7 @@ class EvaluateTest : public ::testing::Test {
     for (const char* u : {"u0", "u1", "u2"}) model_.users.GetOrAdd(u);
     for (const char* i : {"a", "b", "c", "d"}) model_.items.GetOrAdd(i);
     model_.params.algorithm = Algorithm::kAls;
-    model_.params.feedback = Feedback::kExplicit;
+    model_.params.feedback = FeedbackKind::kExplicit;
     model_.params.factors = 2;
     model_.user_factors.resize(3, 2);
     model_.user_factors << 1, 0,  //
@@ -251,7 +251,7 @@ TEST_F(EvaluateTest, DuplicateTestRowsCountOnceForRanking) {
 
 TEST_F(EvaluateTest, ImplicitModelHasNoRatingMetrics) {
   FactorModel implicit = model_;
-  implicit.params.feedback = Feedback::kImplicit;
+  implicit.params.feedback = FeedbackKind::kImplicit;
   ASSERT_OK_AND_ASSIGN(const EvalResult r, Evaluate(implicit, test_, EvalOptions{.k = 2}));
   EXPECT_FALSE(r.rmse.has_value());
   EXPECT_FALSE(r.mae.has_value());
@@ -269,7 +269,7 @@ TEST_F(EvaluateTest, ImplicitModelHasNoRatingMetrics) {
 TEST_F(EvaluateTest, PopularityModelRanksByPopularity) {
   const FactorModel popular = PopularityModel();
   // Explicit feedback but not ALS: still no rating metrics.
-  ASSERT_EQ(popular.params.feedback, Feedback::kExplicit);
+  ASSERT_EQ(popular.params.feedback, FeedbackKind::kExplicit);
   ASSERT_OK_AND_ASSIGN(const EvalResult r, Evaluate(popular, test_, EvalOptions{.k = 2}));
   EXPECT_FALSE(r.rmse.has_value());
   EXPECT_FALSE(r.mae.has_value());
@@ -351,7 +351,7 @@ TEST(EvaluateDeterminism, SameResultForAnyThreadCount) {
 
   FactorModel model;
   model.params.algorithm = Algorithm::kAls;
-  model.params.feedback = Feedback::kExplicit;
+  model.params.feedback = FeedbackKind::kExplicit;
   model.params.factors = kFactors;
   for (int32_t u = 0; u < kUsers; ++u) model.users.GetOrAdd("user" + std::to_string(u));
   for (int32_t i = 0; i < kItems; ++i) model.items.GetOrAdd("item" + std::to_string(i));

@@ -17,7 +17,7 @@ namespace {
 
 // A planted low-rank matrix observed on a random `density` fraction of cells. Explicit values
 // are ratings around 3; implicit values are small positive counts (with a few negatives).
-Interactions MakePlanted(Feedback feedback, int users, int items, int rank, double density,
+Interactions MakePlanted(FeedbackKind feedback, int users, int items, int rank, double density,
                          uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -32,7 +32,7 @@ Interactions MakePlanted(Feedback feedback, int users, int items, int rank, doub
     for (int b = 0; b < items; ++b) {
       if (unif(rng) >= density) continue;
       const float r = u.row(a).dot(v.row(b));
-      if (feedback == Feedback::kExplicit) {
+      if (feedback == FeedbackKind::kExplicit) {
         d.Add(a, b, 3.0f + 0.5f * r, 0);
       } else {
         d.Add(a, b, unif(rng) < 0.05 ? -1.0f : std::round(1.0f + std::abs(r)), 0);
@@ -70,9 +70,9 @@ double MaxFoldInError(const FactorModel& m) {
 }
 
 TEST(FoldIn, ExplicitEqualsTrainedUserAfterConvergence) {
-  const Interactions d = MakePlanted(Feedback::kExplicit, 60, 40, 3, 0.4, 1);
+  const Interactions d = MakePlanted(FeedbackKind::kExplicit, 60, 40, 3, 0.4, 1);
   AlsOptions o;
-  o.feedback = Feedback::kExplicit;
+  o.feedback = FeedbackKind::kExplicit;
   o.factors = 5;
   o.iterations = 300;
   o.regularization = 0.05f;
@@ -85,9 +85,9 @@ TEST(FoldIn, ExplicitEqualsTrainedUserAfterConvergence) {
 }
 
 TEST(FoldIn, ImplicitCholeskyEqualsTrainedUserAfterConvergence) {
-  const Interactions d = MakePlanted(Feedback::kImplicit, 60, 40, 3, 0.3, 2);
+  const Interactions d = MakePlanted(FeedbackKind::kImplicit, 60, 40, 3, 0.3, 2);
   AlsOptions o;
-  o.feedback = Feedback::kImplicit;
+  o.feedback = FeedbackKind::kImplicit;
   o.factors = 5;
   o.iterations = 300;
   o.regularization = 1.0f;
@@ -99,9 +99,9 @@ TEST(FoldIn, ImplicitCholeskyEqualsTrainedUserAfterConvergence) {
 
 // Warm-started CG converges to the same fixed point that fold-in solves exactly.
 TEST(FoldIn, ImplicitCgEqualsTrainedUserAfterConvergence) {
-  const Interactions d = MakePlanted(Feedback::kImplicit, 60, 40, 3, 0.3, 3);
+  const Interactions d = MakePlanted(FeedbackKind::kImplicit, 60, 40, 3, 0.3, 3);
   AlsOptions o;
-  o.feedback = Feedback::kImplicit;
+  o.feedback = FeedbackKind::kImplicit;
   o.factors = 5;
   o.iterations = 300;
   o.regularization = 1.0f;
@@ -111,9 +111,9 @@ TEST(FoldIn, ImplicitCgEqualsTrainedUserAfterConvergence) {
 }
 
 TEST(FoldIn, NewLikeRaisesTheItemsNearestNeighbourOnATrainedModel) {
-  const Interactions d = MakePlanted(Feedback::kImplicit, 60, 40, 3, 0.3, 4);
+  const Interactions d = MakePlanted(FeedbackKind::kImplicit, 60, 40, 3, 0.3, 4);
   AlsOptions o;
-  o.feedback = Feedback::kImplicit;
+  o.feedback = FeedbackKind::kImplicit;
   o.factors = 5;
   o.iterations = 30;
   o.regularization = 1.0f;

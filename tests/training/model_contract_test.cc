@@ -25,22 +25,22 @@ namespace {
 struct ContractCase {
   std::string label;      // the test's name suffix
   std::string algorithm;  // the registry name
-  Feedback feedback;
+  FeedbackKind feedback;
   // Sets one option out of range; the refusal must name `bad_option_name`.
   void (*set_bad_option)(TrainOptions*);
   const char* bad_option_name;
 };
 
 const ContractCase kCases[] = {
-    {"AlsExplicit", "als", Feedback::kExplicit, [](TrainOptions* o) { o->als.factors = 0; },
+    {"AlsExplicit", "als", FeedbackKind::kExplicit, [](TrainOptions* o) { o->als.factors = 0; },
      "factors"},
-    {"AlsImplicit", "als", Feedback::kImplicit, [](TrainOptions* o) { o->als.alpha = -1.0f; },
+    {"AlsImplicit", "als", FeedbackKind::kImplicit, [](TrainOptions* o) { o->als.alpha = -1.0f; },
      "alpha"},
-    {"Bpmf", "bpmf", Feedback::kExplicit, [](TrainOptions* o) { o->bpmf.samples = 0; },
+    {"Bpmf", "bpmf", FeedbackKind::kExplicit, [](TrainOptions* o) { o->bpmf.samples = 0; },
      "samples"},
-    {"Ease", "ease", Feedback::kImplicit,
+    {"Ease", "ease", FeedbackKind::kImplicit,
      [](TrainOptions* o) { o->ease.regularization = 0.0f; }, "regularization"},
-    {"Popular", "popular", Feedback::kImplicit,
+    {"Popular", "popular", FeedbackKind::kImplicit,
      [](TrainOptions* o) { o->popularity.half_life_days = -1.0; }, "half_life_days"},
 };
 

@@ -69,10 +69,10 @@ TEST(MovieLens100K, ImplicitAlsBeatsPopularityByHalfAgainOnNdcgAndRecall) {
   ASSERT_OK_AND_ASSIGN(SplitSpec spec, ParseSplitSpec("user:0.2"));
   ASSERT_OK_AND_ASSIGN(SplitResult split, Split(data, spec, 42));
   TrainOptions options;
-  options.feedback = Feedback::kImplicit;
+  options.feedback = FeedbackKind::kImplicit;
   ASSERT_OK_AND_ASSIGN(FactorModel als, TrainModel(split.train, options));
   ASSERT_OK_AND_ASSIGN(EvalResult a, Evaluate(als, split.test, EvalOptions{}));
-  ASSERT_OK_AND_ASSIGN(EvalResult p, Evaluate(TrainPopular(split.train, Feedback::kImplicit),
+  ASSERT_OK_AND_ASSIGN(EvalResult p, Evaluate(TrainPopular(split.train, FeedbackKind::kImplicit),
                                               split.test, EvalOptions{}));
   std::cout << "implicit ALS ndcg@10 " << a.ndcg << " recall@10 " << a.recall
             << "; popular ndcg@10 " << p.ndcg << " recall@10 " << p.recall << "\n";

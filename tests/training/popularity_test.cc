@@ -95,7 +95,7 @@ TEST(Popularity, EmptyDataScoresZero) {
 }
 
 TEST(Popularity, TrainPopularKeepsCountsByDefault) {
-  const FactorModel m = TrainPopular(MakeData(), Feedback::kExplicit);
+  const FactorModel m = TrainPopular(MakeData(), FeedbackKind::kExplicit);
   EXPECT_EQ(m.params.algorithm, Algorithm::kPopular);
   ASSERT_EQ(m.item_popularity.size(), 3);
   EXPECT_EQ(m.item_popularity[0], 2.0f);
