@@ -1,7 +1,8 @@
 // EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): a closed-form
-// item-item model. With X the users x items matrix of preferences (+1 liked, -1 disliked) and
-// G = XᵀX, P = (G + λI)⁻¹ and B = I − P·diag(1/diag(P)) (so diag(B) = 0); a user with history x
-// scores item j as x·B[:, j].
+// item-item model. With X the users x items consumption matrix (1 wherever a preference was
+// stored, liked or disliked) and G = XᵀX, P = (G + λI)⁻¹ and B = I − P·diag(1/diag(P)) (so
+// diag(B) = 0); a user with history x (+1 liked, −1 disliked: the sign of each preference)
+// scores item j as x·B[:, j], so a dislike counts against the items that go with it.
 //
 // It is stored as a factor model with K = items: the item "factors" are the columns of B and a
 // user's "factors" are their history x, so that everything that scores factor models (FAISS,

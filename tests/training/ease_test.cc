@@ -25,8 +25,9 @@ TEST(EaseTest, MatchesTheClosedForm) {
   EaseOptions o;
   o.regularization = 2.0f;
   ASSERT_OK_AND_ASSIGN(FactorModel m, TrainEase(t.by_user, t.by_item, o));
+  // G comes from consumption: the dislike is a 1 there too (it only signs the history).
   Eigen::MatrixXd x = Eigen::MatrixXd::Zero(4, 3);
-  for (size_t j = 0; j < t.row.size(); ++j) x(t.row[j], t.col[j]) = t.val[j] > 0 ? 1 : -1;
+  for (size_t j = 0; j < t.row.size(); ++j) x(t.row[j], t.col[j]) = 1;
   Eigen::MatrixXd g = x.transpose() * x + 2.0 * Eigen::MatrixXd::Identity(3, 3);
   Eigen::MatrixXd p = g.inverse();
   for (int i = 0; i < 3; ++i) {
