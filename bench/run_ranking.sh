@@ -42,7 +42,7 @@ echo "|---|---|---:|---:|---:|---:|---:|---:|"
 ml="$datasets/ml-100k"
 if [[ -f $ml/u1.base ]]; then
   run "ML-100K u1, defaults" --data "$ml/u1.base" --test "$ml/u1.test"
-  run "ML-100K u1, als" --data "$ml/u1.base" --test "$ml/u1.test" --algorithm als --feedback implicit
+  run "ML-100K u1, als (ratings as interactions: --feedback implicit)" --data "$ml/u1.base" --test "$ml/u1.test" --algorithm als --feedback implicit
   for l in 100 1000; do
     run "ML-100K u1, ease λ$l (ratings as preferences)" --data "$ml/u1.base" --test "$ml/u1.test" \
       --algorithm ease --ease-regularization "$l"

@@ -7,8 +7,9 @@
 // It is stored as a factor model with K = items: the item "factors" are the columns of B and a
 // user's "factors" are their history x, so that everything that scores factor models (FAISS,
 // Recommender, Evaluate) serves it unchanged, and fold-in is exact and instant (the history is
-// the user). The price is K = items: training holds two items x items float matrices (about
-// 8·items² bytes: 0.8 GB at 10K items, 20 GB at 50K) and costs O(Σ_u n_u² + items³); a request
+// the user). The price is K = items: training holds three items x items float matrices (about
+// 12·items² bytes, plus 4·users·items for the dense histories: 3.3 GB at 10K items and 50K
+// users, about 40 GB at 50K items) and costs O(Σ_u n_u² + items³); a request
 // costs O(items²) with the exact index (a dense dot product per item). Hence the cap,
 // EaseOptions::max_items: above it, train refuses and als is the model to use.
 #ifndef RECLOOP_TRAINING_EASE_H_
@@ -27,7 +28,8 @@ struct EaseOptions {
   // λ of (G + λI)⁻¹, > 0. Steck's values are in the hundreds; larger is smoother (more
   // popular items), smaller fits co-occurrence closer.
   float regularization = 300.0f;
-  // The most items EASE trains on (memory: about 8·items² bytes while training).
+  // The most items EASE trains on (memory: about 12·items² bytes while training, plus the
+  // users' dense histories).
   int32_t max_items = 20'000;
 };
 
