@@ -25,6 +25,11 @@
 //   item_popularity.f32                  float32 [items]
 //   seen_indptr.i64, seen_indices.i32, seen_values.f32   the seen-items CSR matrix
 //   users.txt, items.txt                 external IDs, one per line, line i = dense index i
+//   rating_head/  optional (SaveModelOptions::rating_head): a second, complete model directory
+//                 in the same format (its own model.pb and checksummed arrays, no item index):
+//                 the rating predictor served beside the ranking model (LoadRatingHead). It is
+//                 written and fsync'ed inside the temporary version, so it is published with
+//                 the version atomically; its model.pb records no version name.
 // Every array file is a plain little-endian array with no header, so it can be mmap'ed and used
 // in place. LoadModel currently maps each file, verifies its checksum and copies it into the
 // FactorModel's Eigen matrices and vectors (so the model owns its memory and the mapping is
@@ -39,6 +44,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +56,9 @@ namespace recloop {
 
 // Version 1 was model.json + raw arrays without checksums; it is no longer readable.
 inline constexpr uint32_t kModelFormatVersion = 2;
+
+// The subdirectory of a version that holds its rating head, if it has one.
+inline constexpr char kRatingHeadDir[] = "rating_head";
 
 // The recloop version written into every model (the CMake project version).
 std::string LibraryVersion();
@@ -76,6 +85,10 @@ struct SaveModelOptions {
   // (one at a time in memory). A block that does not fit the model, an early empty block or an
   // error from the source aborts the save. Default: none (model.seen is written).
   std::function<absl::StatusOr<SeenRows>()> seen_source;
+  // A rating predictor (e.g. BPMF) to keep beside the model in VERSION/rating_head/ (layout
+  // above); it must outlive the call. Its shapes are checked as the model's (InvalidArgument).
+  // Default: none.
+  const FactorModel* rating_head = nullptr;
 };
 
 struct SavedModel {
@@ -117,9 +130,16 @@ absl::StatusOr<std::vector<std::string>> PruneVersions(const std::string& models
 // or corrupted file; every message names the file.
 absl::StatusOr<FactorModel> LoadModel(const std::string& path);
 
+// The rating head saved with the model at `path` (as for LoadModel): std::nullopt when the
+// version has no rating_head/. Errors as for LoadModel when it has one that cannot be loaded
+// (DataLoss naming the file, also for a missing rating_head/model.pb).
+absl::StatusOr<std::optional<FactorModel>> LoadRatingHead(const std::string& path);
+
 // The metadata of the model at `path` (as for LoadModel) without loading its arrays: Protobuf
-// text format, or JSON (field names as in engine/model.proto) if `json`. Verifies the metadata
-// file's header and checksum only. Errors as for LoadModel.
+// text format, or JSON (field names as in engine/model.proto) if `json`. With a rating head,
+// text mode appends the head's metadata under a "# rating_head: DIR" line, and JSON mode (still
+// one object) adds the key "rating_head" holding the head's metadata object (absent without a
+// head). Verifies the metadata files' headers and checksums only. Errors as for LoadModel.
 absl::StatusOr<std::string> DescribeModel(const std::string& path, bool json);
 
 // Size and XXH64 (seed 0) of a file's content, read in 1 MiB blocks. Leaves path and rows

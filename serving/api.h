@@ -5,6 +5,10 @@
 // the metrics route name are done once, by the dispatcher. Response bodies: serving/json_codec.h.
 //
 //   GET    /v1/users/{user}/recommendations?n=&offset=&category=&exclude=&details=
+//                                      &predicted_rating= (true: each item's "predicted_rating"
+//                                      from the version's rating head, null when the head does
+//                                      not know the user or item or there is none; it reflects
+//                                      the trained user vector, not feedback folded in since)
 //   GET    /v1/items/{item}/similar?n=&offset=&category=&exclude=&details=
 //   GET    /v1/popular?n=&offset=&category=&details=
 //   GET    /v1/items/{item}            the item's catalogue entry

@@ -1,5 +1,7 @@
 #include "serving/json_codec.h"
 
+#include <cmath>
+
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
@@ -70,6 +72,14 @@ HttpResponse ItemListJson(const ItemList& list) {
     if (list.details) {
       item["title"] = r.title;
       item["categories"] = r.categories;
+    }
+    if (list.predicted_rating) {
+      // A non-finite prediction (a damaged head) is sent as unknown, not as invalid JSON.
+      if (r.predicted_rating && std::isfinite(*r.predicted_rating)) {
+        item["predicted_rating"] = *r.predicted_rating;
+      } else {
+        item["predicted_rating"] = nullptr;
+      }
     }
     items.push_back(std::move(item));
   }

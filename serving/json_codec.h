@@ -35,23 +35,26 @@ HttpResponse ModelVersionJson(std::string_view version);
 // {"users":[...],"total":total} (GET /v1/users).
 HttpResponse UsersJson(std::span<const std::string> users, int64_t total);
 
-// One item of a list response. Title and categories are sent only with ItemList::details.
+// One item of a list response. Title and categories are sent only with ItemList::details,
+// predicted_rating only with ItemList::predicted_rating (null when unset).
 struct ListedItem {
   std::string_view item;
   float score = 0.0f;
   std::string_view source;  // "personalized", "popular" or "similar"
   std::string_view title;
   std::vector<std::string> categories;
+  std::optional<float> predicted_rating;  // the rating head's prediction, if it has one
 };
 
 // A list response: {subject_key:subject (none if subject_key is empty),"model_version",
-// "items":[{"item","score","source"(,"title","categories")}]} (recommendations, similar
-// items, popular items).
+// "items":[{"item","score","source"(,"title","categories")(,"predicted_rating")}]}
+// (recommendations, similar items, popular items).
 struct ItemList {
   std::string_view subject_key;  // "user", "item" or empty
   std::string_view subject;
   std::string_view model_version;
   bool details = false;
+  bool predicted_rating = false;  // send each item's predicted_rating (a number or null)
   std::vector<ListedItem> items;
 };
 HttpResponse ItemListJson(const ItemList& list);

@@ -136,8 +136,11 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::Prepare(
   ASSIGN_OR_RETURN(std::string dir,
                    ResolveModelDir(version_dir.empty() ? options_.models_dir : version_dir));
   ASSIGN_OR_RETURN(FactorModel loaded, LoadModel(dir));
+  ASSIGN_OR_RETURN(std::optional<FactorModel> head, LoadRatingHead(dir));
   ASSIGN_OR_RETURN(std::string metadata, DescribeModel(dir, /*json=*/true));
   auto model = std::make_shared<const FactorModel>(std::move(loaded));
+  std::shared_ptr<const FactorModel> rating_head;
+  if (head) rating_head = std::make_shared<const FactorModel>(*std::move(head));
   ASSIGN_OR_RETURN(auto index, LoadOrBuildItemIndex(*model, dir));
   std::shared_ptr<const FoldIn> fold_in;
   if (model->has_factors()) {  // outside the lock: O(items * K^2) for implicit models
@@ -146,8 +149,8 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::Prepare(
   }
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(auto snapshot,
-                   MakeSnapshot(std::move(model), std::move(index), std::move(metadata), nullptr,
-                                nullptr, std::move(fold_in)));
+                   MakeSnapshot(std::move(model), std::move(rating_head), std::move(index),
+                                std::move(metadata), nullptr, nullptr, std::move(fold_in)));
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
@@ -156,9 +159,9 @@ absl::Status LiveModel::Activate(std::shared_ptr<const ModelSnapshot> prepared) 
   std::lock_guard<std::mutex> lock(mu_);
   if (prepared->catalog_changes != catalog_changes_) {
     // The catalogue changed since Prepare: rebuild the filters from the current one.
-    ASSIGN_OR_RETURN(
-        auto fresh, MakeSnapshot(prepared->model, prepared->index, prepared->metadata_json, nullptr,
-                                 nullptr, prepared->fold_in));
+    ASSIGN_OR_RETURN(auto fresh,
+                     MakeSnapshot(prepared->model, prepared->rating_head, prepared->index,
+                                  prepared->metadata_json, nullptr, nullptr, prepared->fold_in));
     prepared = std::move(fresh);
   }
   snapshot_.store(std::move(prepared), std::memory_order_release);
@@ -174,17 +177,19 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::PrepareExtension
   }
   std::lock_guard<std::mutex> lock(mu_);
   const auto current = Get();
-  ASSIGN_OR_RETURN(auto snapshot,
-                   MakeSnapshot(std::move(model), std::move(index),
-                                current != nullptr ? current->metadata_json : std::string(),
-                                nullptr, nullptr, std::move(fold_in)));
+  ASSIGN_OR_RETURN(
+      auto snapshot,
+      MakeSnapshot(std::move(model), current != nullptr ? current->rating_head : nullptr,
+                   std::move(index), current != nullptr ? current->metadata_json : std::string(),
+                   nullptr, nullptr, std::move(fold_in)));
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
 absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
-    std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
-    std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,
-    std::shared_ptr<const ItemTitles> titles, std::shared_ptr<const FoldIn> fold_in) const {
+    std::shared_ptr<const FactorModel> model, std::shared_ptr<const FactorModel> rating_head,
+    std::shared_ptr<const ItemIndex> index, std::string metadata_json,
+    std::shared_ptr<const ItemCatalog> catalog, std::shared_ptr<const ItemTitles> titles,
+    std::shared_ptr<const FoldIn> fold_in) const {
   if (catalog == nullptr) {
     catalog = std::make_shared<const ItemCatalog>(BuildCatalog(*model, catalog_, *categories_));
     titles = std::make_shared<const ItemTitles>(BuildTitles(*model, catalog_));
@@ -201,6 +206,7 @@ absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
   auto snapshot = std::make_shared<ModelSnapshot>();
   snapshot->fold_in = std::move(fold_in);
   snapshot->model = std::move(model);
+  snapshot->rating_head = std::move(rating_head);
   snapshot->index = std::move(index);
   snapshot->catalog = std::move(catalog);
   snapshot->titles = std::move(titles);
@@ -229,8 +235,8 @@ absl::Status LiveModel::SetItem(const std::string& item, CatalogEntry entry) {
   auto titles =
       std::make_shared<const ItemTitles>(PatchTitles(*current->titles, *index, entry.title));
   ASSIGN_OR_RETURN(auto snapshot,
-                   MakeSnapshot(current->model, current->index, current->metadata_json,
-                                std::move(catalog), std::move(titles)));
+                   MakeSnapshot(current->model, current->rating_head, current->index,
+                                current->metadata_json, std::move(catalog), std::move(titles)));
   snapshot_.store(std::move(snapshot), std::memory_order_release);
   return absl::OkStatus();
 }

@@ -43,6 +43,9 @@ struct ItemTitles {
 // Everything one request needs; immutable once published.
 struct ModelSnapshot {
   std::shared_ptr<const FactorModel> model;
+  // The version's rating head (engine/model_io.h LoadRatingHead), matched to `model` by external
+  // IDs; null when the version has none. It predicts from the trained user vectors only.
+  std::shared_ptr<const FactorModel> rating_head;
   std::shared_ptr<const ItemIndex> index;  // null for a popularity-only model
   std::shared_ptr<const ItemCatalog> catalog;
   std::shared_ptr<const ItemTitles> titles;  // the catalogue's titles, by item index
@@ -83,9 +86,9 @@ class LiveModel {
     return snapshot_.load(std::memory_order_acquire);
   }
 
-  // Loads MODELS_DIR/current (or the version directory `version_dir` when given) and publishes
-  // it. On error the live snapshot is unchanged. Errors: NotFound if there is no model; the
-  // loader's errors otherwise.
+  // Loads MODELS_DIR/current (or the version directory `version_dir` when given), with its
+  // rating head if it has one, and publishes it. On error the live snapshot is unchanged. Errors:
+  // NotFound if there is no model; the loader's errors otherwise.
   absl::Status Reload(const std::string& version_dir = "");
 
   // Reload in two steps, for a swap that must prepare state against the new model before it
@@ -97,7 +100,8 @@ class LiveModel {
 
   // A snapshot of `model` (an in-memory extension of the live version, e.g. with new items
   // appended: same version, same user side, item indices of existing items unchanged) with
-  // `index`, for Activate. Errors: the snapshot's (Recommender, FoldIn).
+  // `index` and the live version's rating head, for Activate. Errors: the snapshot's (Recommender,
+  // FoldIn).
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> PrepareExtension(
       std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index);
 
@@ -114,13 +118,13 @@ class LiveModel {
 
  private:
   LiveModel() = default;
-  // A snapshot of `model` + `index` with `catalog` and `titles` (both null: built from
-  // catalog_) and `fold_in` (null: made for the model unless the live snapshot has the same
-  // model).
+  // A snapshot of `model` + `rating_head` + `index` with `catalog` and `titles` (both null:
+  // built from catalog_) and `fold_in` (null: made for the model unless the live snapshot has
+  // the same model).
   absl::StatusOr<std::shared_ptr<ModelSnapshot>> MakeSnapshot(
-      std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index,
-      std::string metadata_json, std::shared_ptr<const ItemCatalog> catalog,
-      std::shared_ptr<const ItemTitles> titles,
+      std::shared_ptr<const FactorModel> model, std::shared_ptr<const FactorModel> rating_head,
+      std::shared_ptr<const ItemIndex> index, std::string metadata_json,
+      std::shared_ptr<const ItemCatalog> catalog, std::shared_ptr<const ItemTitles> titles,
       std::shared_ptr<const FoldIn> fold_in = nullptr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   LiveModelOptions options_;

@@ -202,6 +202,9 @@ RetrainOutcome Retrainer::SaveAndSwap(const ModelSnapshot& parent, RetrainResult
   };
   SaveModelOptions save;
   save.make_current = result.gate.passed;
+  // The parent's rating head carries over (already loaded in its snapshot): a retrain from
+  // events changes the ranking model, and predicted_rating must survive the swap.
+  save.rating_head = parent.rating_head.get();
   if (result.model.has_factors()) {
     const FactorModel& model = result.model;
     const ItemIndexOptions index_options = IndexOptionsLike(parent, options_.threads);

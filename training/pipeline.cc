@@ -156,8 +156,11 @@ absl::StatusOr<TrainReport> RetrainFromBase(const TrainRun& run, Logger* log) {
   log->Warning("gate %s: %s", gate.skipped ? "skipped" : (gate.passed ? "passed" : "refused"),
                gate.reason);
   if (run.out.empty()) return report;
+  // The base's rating head carries over: the retrain changes the ranking, not the predictor.
+  ASSIGN_OR_RETURN(report.rating_head_model, LoadRatingHead(run.base));
   SaveModelOptions save;
   save.make_current = gate.passed;
+  if (report.rating_head_model) save.rating_head = &*report.rating_head_model;
   const std::string dir = gate.passed ? run.out : run.out + "/refused";
   ASSIGN_OR_RETURN(report.saved,
                    SaveModel(report.model, dir, WithItemIndex(report.model, run.index, log, save)));
@@ -181,9 +184,40 @@ absl::Status Save(const TrainRun& run, const TrainTest& data, TrainReport* repor
   lineage.train_interactions = data.train.size();
   lineage.test_interactions = data.test.size();
   if (report->eval) RecordMetrics(*report->eval, &lineage);
-  ASSIGN_OR_RETURN(report->saved,
-                   SaveModel(report->model, run.out, WithItemIndex(report->model, run.index, log)));
+  SaveModelOptions save;
+  if (report->rating_head_model) {
+    // The head was fitted on the same inputs; its metrics are its own (FitRatingHead).
+    FactorModel& head = *report->rating_head_model;
+    std::map<std::string, double> metrics = std::move(head.lineage.metrics);
+    head.lineage = lineage;
+    head.lineage.metrics = std::move(metrics);
+    save.rating_head = &head;
+  }
+  ASSIGN_OR_RETURN(report->saved, SaveModel(report->model, run.out,
+                                            WithItemIndex(report->model, run.index, log, save)));
   log->Info("model %s written to %s", report->saved->version, report->saved->path);
+  return absl::OkStatus();
+}
+
+// The rating head of a run that ranks ratings: bpmf on the training ratings, evaluated on
+// `test` when there is one (its RMSE and MAE also into the ranking model's lineage).
+absl::Status FitRatingHead(const Interactions& train, const Interactions& test,
+                           const ModelSettings& settings, const EvalOptions& eval_options,
+                           TrainReport* report, Logger* log) {
+  TrainOptions head = MakeTrainOptions(settings);
+  head.algorithm = Algorithm::kBpmf;
+  const Timer timer;
+  ASSIGN_OR_RETURN(report->rating_head_model, TrainModel(train, head));
+  if (test.empty()) {
+    log->Info("rating head: bpmf (%.2f s)", timer.Seconds());
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(report->rating_head, Evaluate(*report->rating_head_model, test, eval_options));
+  const EvalResult& eval = *report->rating_head;
+  if (eval.rmse) report->model.lineage.metrics["rating_head/rmse"] = *eval.rmse;
+  if (eval.mae) report->model.lineage.metrics["rating_head/mae"] = *eval.mae;
+  RecordMetrics(eval, &report->rating_head_model->lineage);
+  log->Info("rating head: bpmf, test rmse %.4f (%.2f s)", eval.rmse.value_or(0), timer.Seconds());
   return absl::OkStatus();
 }
 
@@ -289,20 +323,15 @@ absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const In
   report.train_interactions = train.size();
   report.test_interactions = test.size();
   if (probe) report.bpmf = bpmf_report;
-  if (test.empty()) return report;
   EvalOptions eval_options;
   eval_options.k = k;
-  ASSIGN_OR_RETURN(report.eval, Evaluate(report.model, test, eval_options));
-  ASSIGN_OR_RETURN(report.baseline,
-                   Evaluate(TrainPopular(train, settings.feedback), test, eval_options));
+  if (!test.empty()) {
+    ASSIGN_OR_RETURN(report.eval, Evaluate(report.model, test, eval_options));
+    ASSIGN_OR_RETURN(report.baseline,
+                     Evaluate(TrainPopular(train, settings.feedback), test, eval_options));
+  }
   if (preferences && settings.rating_head) {
-    TrainOptions head = MakeTrainOptions(settings);
-    head.algorithm = Algorithm::kBpmf;
-    const Timer head_timer;
-    ASSIGN_OR_RETURN(const FactorModel predictor, TrainModel(train, head));
-    ASSIGN_OR_RETURN(report.rating_head, Evaluate(predictor, test, eval_options));
-    log->Info("rating head: bpmf, test rmse %.4f (%.2f s)", report.rating_head->rmse.value_or(0),
-              head_timer.Seconds());
+    RETURN_IF_ERROR(FitRatingHead(train, test, settings, eval_options, &report, log));
   }
   return report;
 }

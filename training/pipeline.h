@@ -53,9 +53,11 @@ struct ModelSettings {
   // ease by growing lambda), and once the budget is spent the rest are skipped (logged), the
   // best so far winning. The final fit on all the data is not counted.
   double select_budget_seconds = 300.0;
-  // With rank_ratings and a test set: also fit the rating predictor (bpmf with `bpmf`'s options)
-  // and report its RMSE/MAE beside the ranking (TrainReport::rating_head). It is reported, not
-  // saved: the served model is the ranking model.
+  // With rank_ratings on ratings: also fit the rating predictor (bpmf with `bpmf`'s options) on
+  // the training ratings, kept in TrainReport::rating_head_model and saved with the ranking
+  // model (SaveModelOptions::rating_head); with a test set its RMSE/MAE are reported beside the
+  // ranking (TrainReport::rating_head) and recorded in the lineage as "rating_head/rmse" and
+  // "rating_head/mae". The ranking model is what lists are made from.
   bool rating_head = false;
 };
 
@@ -121,6 +123,7 @@ struct TrainReport {
   std::optional<EvalResult> baseline;  // the popularity model's, beside it
   std::optional<BpmfReport> bpmf;      // bpmf with a test set: the cost of thinning
   std::optional<EvalResult> rating_head;  // ModelSettings::rating_head: bpmf's on the test set
+  std::optional<FactorModel> rating_head_model;  // ModelSettings::rating_head: the fitted bpmf
   std::optional<GateResult> gate;      // a retrain from `base`: its gate's verdict
   int64_t new_events = 0;              // a retrain from `base`: events newer than the base
   std::optional<SavedModel> saved;     // where the model was written
@@ -139,7 +142,8 @@ absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOpt
 
 // Trains `settings` on `train` (logging each iteration or every tenth sweep, kInfo) and, if
 // `test` is not empty, evaluates the model and the popularity baseline on it at cut-off `k`.
-// Fills model, train_seconds, eval, baseline and bpmf of the report.
+// Fills model, train_seconds, eval, baseline and bpmf of the report, and the rating head
+// (rating_head_model, and rating_head with a test set) when ModelSettings::rating_head applies.
 absl::StatusOr<TrainReport> TrainAndEvaluate(const Interactions& train, const Interactions& test,
                                              const ModelSettings& settings, int k,
                                              Logger* log = StderrLog());

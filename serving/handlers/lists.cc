@@ -1,6 +1,7 @@
 // The list routes: GET /v1/users/{user}/recommendations, /v1/items/{item}/similar,
 // /v1/popular, and the page of the live model's users, GET /v1/users.
 #include <algorithm>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -22,6 +23,13 @@ struct ListParams {
   std::vector<std::string> categories;
   std::vector<std::string> exclude;
   bool details = false;  // each item's title and categories from the catalogue
+  bool predicted_rating = false;  // each item's rating from the version's rating head
+};
+
+// Which optional keys a list route takes beside n, offset, category and details.
+struct ListKeys {
+  bool exclude = false;
+  bool predicted_rating = false;
 };
 
 absl::Status ParseBoundedInt(const std::string& key, const std::string& value, int lo, int hi,
@@ -35,11 +43,23 @@ absl::Status ParseBoundedInt(const std::string& key, const std::string& value, i
   return absl::OkStatus();
 }
 
-absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_exclude,
+// A boolean parameter: "true" or "false", once.
+absl::Status ParseBool(const std::string& key, const std::string& value, bool* seen, bool* out) {
+  if (*seen) return absl::InvalidArgumentError(absl::StrCat("parameter '", key, "' given twice"));
+  *seen = true;
+  if (value != "true" && value != "false") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter '", key, "' must be true or false, got '", value, "'"));
+  }
+  *out = value == "true";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys keys,
                                            const ApiOptions& options) {
   ListParams p;
   p.n = options.default_n;
-  bool seen_n = false, seen_offset = false, seen_details = false;
+  bool seen_n = false, seen_offset = false, seen_details = false, seen_predicted = false;
   for (const auto& [key, value] : query) {
     if (key == "n") {
       if (seen_n) return absl::InvalidArgumentError("parameter 'n' given twice");
@@ -53,14 +73,10 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, bool allow_
       if (value.empty()) return absl::InvalidArgumentError("parameter 'category' is empty");
       p.categories.push_back(value);
     } else if (key == "details") {
-      if (seen_details) return absl::InvalidArgumentError("parameter 'details' given twice");
-      seen_details = true;
-      if (value != "true" && value != "false") {
-        return absl::InvalidArgumentError(
-            absl::StrCat("parameter 'details' must be true or false, got '", value, "'"));
-      }
-      p.details = value == "true";
-    } else if (key == "exclude" && allow_exclude) {
+      if (auto s = ParseBool(key, value, &seen_details, &p.details); !s.ok()) return s;
+    } else if (key == "predicted_rating" && keys.predicted_rating) {
+      if (auto s = ParseBool(key, value, &seen_predicted, &p.predicted_rating); !s.ok()) return s;
+    } else if (key == "exclude" && keys.exclude) {
       for (absl::string_view id : absl::StrSplit(value, ',', absl::SkipEmpty())) {
         p.exclude.emplace_back(id);
       }
@@ -93,19 +109,36 @@ RecommendOptions ToRecommendOptions(const ListParams& p, const ModelSnapshot& s,
   return o;
 }
 
+// The rating head's prediction of `user` for `item` (external IDs), or nullopt when the
+// snapshot has no head or the head does not know the user or the item. Clamped to the range of
+// the head's training ratings (FactorModel::PredictRating).
+std::optional<float> PredictedRating(const ModelSnapshot& s, std::optional<int32_t> head_user,
+                                     std::string_view item) {
+  if (s.rating_head == nullptr || !head_user) return std::nullopt;
+  const auto head_item = s.rating_head->items.Find(item);
+  if (!head_item) return std::nullopt;
+  return s.rating_head->PredictRating(*head_user, *head_item);
+}
+
 // The list response of `recs`; with details, each item's title and categories come from the
-// snapshot's catalogue (no lock: the snapshot is immutable).
+// snapshot's catalogue (no lock: the snapshot is immutable); with predicted_rating, each item's
+// rating for `subject` (a user) from the snapshot's rating head.
 HttpResponse ListResponse(const ModelSnapshot& s, std::string_view subject_key,
-                          std::string_view subject, bool details,
+                          std::string_view subject, const ListParams& p,
                           const std::vector<Recommendation>& recs) {
-  ItemList list{subject_key, subject, s.version(), details, {}};
+  ItemList list{subject_key, subject, s.version(), p.details, p.predicted_rating, {}};
+  std::optional<int32_t> head_user;
+  if (p.predicted_rating && s.rating_head != nullptr) {
+    head_user = s.rating_head->users.Find(subject);
+  }
   list.items.reserve(recs.size());
   for (const Recommendation& r : recs) {
-    ListedItem item{s.model->items.External(r.item), r.score, ToString(r.source), {}, {}};
-    if (details) {
+    ListedItem item{s.model->items.External(r.item), r.score, ToString(r.source), {}, {}, {}};
+    if (p.details) {
       item.title = s.Title(r.item);
       item.categories = s.CategoryNames(r.item);
     }
+    if (p.predicted_rating) item.predicted_rating = PredictedRating(s, head_user, item.item);
     list.items.push_back(std::move(item));
   }
   return ItemListJson(list);
@@ -120,9 +153,9 @@ struct ListRequest {
   std::optional<HttpResponse> error;
 };
 
-ListRequest StartList(const RouteContext& ctx, bool allow_exclude) {
+ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
   ListRequest out;
-  auto params = ParseListParams(ctx.query, allow_exclude, ctx.options);
+  auto params = ParseListParams(ctx.query, keys, ctx.options);
   if (!params.ok()) {
     out.error = BadListParams(params.status());
     return out;
@@ -143,7 +176,7 @@ ListRequest StartList(const RouteContext& ctx, bool allow_exclude) {
 }  // namespace
 
 HttpResponse Recommendations(const RouteContext& ctx) {
-  ListRequest req = StartList(ctx, /*allow_exclude=*/true);
+  ListRequest req = StartList(ctx, {.exclude = true, .predicted_rating = true});
   if (req.error) return *std::move(req.error);
   const ModelSnapshot& snap = *req.snap;
   const std::string& user = ctx.param("user");
@@ -157,11 +190,11 @@ HttpResponse Recommendations(const RouteContext& ctx) {
     recs = snap.recommender->Recommend(snap.model->users.Find(user).value_or(-1), req.options);
   }
   if (!recs.ok()) return Internal(recs.status());
-  return ListResponse(snap, "user", user, req.params.details, *recs);
+  return ListResponse(snap, "user", user, req.params, *recs);
 }
 
 HttpResponse SimilarItems(const RouteContext& ctx) {
-  ListRequest req = StartList(ctx, /*allow_exclude=*/true);
+  ListRequest req = StartList(ctx, {.exclude = true});
   if (req.error) return *std::move(req.error);
   const ModelSnapshot& snap = *req.snap;
   const std::string& id = ctx.param("item");
@@ -175,20 +208,20 @@ HttpResponse SimilarItems(const RouteContext& ctx) {
   }
   auto recs = snap.recommender->Similar(*item, req.options);
   if (!recs.ok()) return Internal(recs.status());
-  return ListResponse(snap, "item", id, req.params.details, *recs);
+  return ListResponse(snap, "item", id, req.params, *recs);
 }
 
 HttpResponse PopularItems(const RouteContext& ctx) {
-  ListRequest req = StartList(ctx, /*allow_exclude=*/false);
+  ListRequest req = StartList(ctx, {});
   if (req.error) return *std::move(req.error);
   auto recs = req.snap->recommender->Recommend(-1, req.options);
   if (!recs.ok()) return Internal(recs.status());
-  return ListResponse(*req.snap, "", "", req.params.details, *recs);
+  return ListResponse(*req.snap, "", "", req.params, *recs);
 }
 
 // A page of the live model's customer IDs (for pickers such as the storefront page's).
 HttpResponse UserPage(const RouteContext& ctx) {
-  auto params = ParseListParams(ctx.query, /*allow_exclude=*/false, ctx.options);
+  auto params = ParseListParams(ctx.query, {}, ctx.options);
   if (!params.ok()) return BadListParams(params.status());
   if (!params->categories.empty() || params->details) {
     return JsonError(400, "unknown_parameter", "/v1/users takes n and offset only");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "test_util.h"
 
 namespace recloop {
@@ -387,6 +388,128 @@ TEST_F(ModelIo, ASeenSourceThatEndsEarlyOrMisfitsAbortsTheSave) {
   SaveModelOptions both;
   both.seen_source = [] { return absl::StatusOr<SeenRows>(SeenRows{}); };
   EXPECT_EQ(SaveModel(model_, models_, both).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A BPMF rating head (one served sample of K 3) over users and items partly unlike the model's.
+FactorModel SmallHead() {
+  FactorModel h = SmallModel();
+  h.params.algorithm = Algorithm::kBpmf;
+  h.params.served_samples = 1;
+  h.params.samples = 5;
+  h.params.burn_in = 2;
+  h.users = IdMap::FromExternals({"alice", "carol"});
+  h.user_prior = FactorMatrix::Random(1, 2 + 3 + 9);
+  h.item_prior = FactorMatrix::Random(1, 2 + 3 + 9);
+  h.global_mean = 3.6f;
+  h.lineage.metrics = {{"rmse", 0.9}};
+  return h;
+}
+
+// A second version, saved with SmallHead() as its rating head.
+class ModelIoHead : public ModelIo {
+ protected:
+  void SetUp() override {
+    ModelIo::SetUp();
+    SaveModelOptions options;
+    options.rating_head = &head_;
+    auto saved = SaveModel(model_, models_, options);
+    ASSERT_TRUE(saved.ok()) << saved.status();
+    head_version_ = saved->path;
+  }
+
+  const FactorModel head_ = SmallHead();
+  std::string head_version_;
+};
+
+TEST_F(ModelIoHead, SavesTheRatingHeadInsideTheVersionAndLoadsItBackEqual) {
+  const fs::path dir = fs::path(head_version_) / kRatingHeadDir;
+  EXPECT_TRUE(fs::exists(dir / "model.pb"));
+  EXPECT_TRUE(fs::exists(dir / "user_factors.f32"));
+  EXPECT_FALSE(fs::exists(fs::path(version_dir_) / kRatingHeadDir));
+  // The ranking model loads as before; the head through models_/current.
+  ASSERT_OK_AND_ASSIGN(FactorModel model, LoadModel(models_));
+  EXPECT_EQ(model.lineage.version, "v000002");
+  EXPECT_EQ(model.user_factors, model_.user_factors);
+  ASSERT_OK_AND_ASSIGN(std::optional<FactorModel> head, LoadRatingHead(models_));
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->params.algorithm, Algorithm::kBpmf);
+  EXPECT_EQ(head->params.served_samples, 1);
+  EXPECT_EQ(head->users.externals(), head_.users.externals());
+  EXPECT_EQ(head->items.externals(), head_.items.externals());
+  EXPECT_EQ(head->user_factors, head_.user_factors);
+  EXPECT_EQ(head->item_factors, head_.item_factors);
+  EXPECT_EQ(head->user_bias, head_.user_bias);
+  EXPECT_EQ(head->item_bias, head_.item_bias);
+  EXPECT_EQ(head->user_prior, head_.user_prior);
+  EXPECT_EQ(head->item_prior, head_.item_prior);
+  EXPECT_EQ(head->global_mean, 3.6f);
+  EXPECT_EQ(head->min_value, 1.0f);
+  EXPECT_EQ(head->max_value, 5.0f);
+  EXPECT_EQ(head->lineage.metrics, head_.lineage.metrics);
+  EXPECT_EQ(head->PredictRating(1, 2), head_.PredictRating(1, 2));
+  // By version directory too.
+  ASSERT_OK_AND_ASSIGN(std::optional<FactorModel> again, LoadRatingHead(head_version_));
+  EXPECT_TRUE(again.has_value());
+}
+
+TEST_F(ModelIoHead, AVersionWithoutAHeadHasNone) {
+  ASSERT_OK_AND_ASSIGN(std::optional<FactorModel> head, LoadRatingHead(version_dir_));
+  EXPECT_FALSE(head.has_value());
+  EXPECT_EQ(LoadRatingHead(dir_.File("nothing")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelIoHead, ACorruptedHeadFileIsDataLossNamingIt) {
+  const fs::path dir = fs::path(head_version_) / kRatingHeadDir;
+  for (const char* name : {"item_factors.f32", "bpmf_user_prior.f32", "model.pb"}) {
+    const fs::path p = dir / name;
+    const std::string original = ReadAll(p);
+    FlipByte(p, static_cast<int64_t>(original.size()) - 2);
+    const auto head = LoadRatingHead(models_);
+    ASSERT_FALSE(head.ok()) << name;
+    EXPECT_EQ(head.status().code(), absl::StatusCode::kDataLoss) << head.status();
+    EXPECT_NE(head.status().message().find((dir / name).string()), std::string::npos)
+        << head.status();
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << original;
+  }
+  EXPECT_OK(LoadRatingHead(models_));
+  // A rating_head/ without its metadata is a damaged version, not a version without a head.
+  fs::remove(dir / "model.pb");
+  const auto head = LoadRatingHead(models_);
+  EXPECT_EQ(head.status().code(), absl::StatusCode::kDataLoss) << head.status();
+  EXPECT_NE(head.status().message().find("rating_head"), std::string::npos) << head.status();
+}
+
+TEST_F(ModelIoHead, AnInconsistentHeadAbortsTheSave) {
+  FactorModel bad = SmallHead();
+  bad.item_bias.resize(2);
+  SaveModelOptions options;
+  options.rating_head = &bad;
+  const auto saved = SaveModel(model_, models_, options);
+  EXPECT_EQ(saved.status().code(), absl::StatusCode::kInvalidArgument) << saved.status();
+  EXPECT_EQ(fs::read_symlink(fs::path(models_) / "current"), "v000002");
+}
+
+TEST_F(ModelIoHead, DescribeModelShowsBothHeads) {
+  ASSERT_OK_AND_ASSIGN(std::string text, DescribeModel(models_, /*json=*/false));
+  const size_t heading = text.find("# rating_head: ");
+  ASSERT_NE(heading, std::string::npos) << text;
+  EXPECT_LT(text.find("algorithm: \"als\""), heading) << text;
+  EXPECT_NE(text.find("algorithm: \"bpmf\"", heading), std::string::npos) << text;
+
+  ASSERT_OK_AND_ASSIGN(std::string json, DescribeModel(models_, /*json=*/true));
+  const nlohmann::json j = nlohmann::json::parse(json);  // one object
+  EXPECT_EQ(j["model_version"], "v000002");
+  EXPECT_EQ(j["params"]["algorithm"], "als");
+  ASSERT_TRUE(j.contains("rating_head")) << json;
+  EXPECT_EQ(j["rating_head"]["params"]["algorithm"], "bpmf");
+  EXPECT_EQ(j["rating_head"]["users"], "2");  // int64 fields are strings in Protobuf JSON
+  EXPECT_EQ(j["rating_head"]["lineage"]["metrics"]["rmse"], 0.9);
+
+  // Without a head: no key, and the text has no heading.
+  ASSERT_OK_AND_ASSIGN(std::string plain, DescribeModel(version_dir_, /*json=*/true));
+  EXPECT_FALSE(nlohmann::json::parse(plain).contains("rating_head")) << plain;
+  ASSERT_OK_AND_ASSIGN(std::string plain_text, DescribeModel(version_dir_, /*json=*/false));
+  EXPECT_EQ(plain_text.find("rating_head"), std::string::npos) << plain_text;
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // The router without sockets: Api::Handle called with HttpRequest values over a random implicit
 // model (40 users "u0".., 300 items "i0".., K = 8), an event store and a fake retrainer. Checks
 // the route table's dispatch: every route reachable, 404, 405 with Allow per pattern, the scopes
-// with and without a key, queries on routes that take none, ID lengths, route names, and
-// ?details=true answered from the snapshot's catalogue.
+// with and without a key, queries on routes that take none, ID lengths, route names,
+// ?details=true answered from the snapshot's catalogue, and ?predicted_rating=true from the
+// version's rating head.
 #include "serving/api.h"
 
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -395,6 +397,88 @@ TEST_F(ApiTest, DetailsComeFromTheSnapshotsCatalogue) {
   const json plain = json::parse(Call("GET", "/v1/popular?n=3").body);
   EXPECT_FALSE(plain["items"][0].contains("title"));
   EXPECT_EQ(plain["model_version"], "v000001");
+}
+
+// Issue 20 item 4: a version with a rating head answers ?predicted_rating=true with the head's
+// prediction for the user and each item; null where the head does not know them.
+TEST_F(ApiTest, PredictedRatingsComeFromTheVersionsRatingHead) {
+  // v000001 has no head: the key is there, null.
+  const json headless =
+      json::parse(Call("GET", "/v1/users/u3/recommendations?n=5&predicted_rating=true").body);
+  ASSERT_EQ(headless["items"].size(), 5u);
+  for (const json& item : headless["items"]) EXPECT_TRUE(item["predicted_rating"].is_null());
+
+  // v000002: the same ranking model with a head that knows users u0..u29 and items i0..i249.
+  FactorModel head = test::RandomModel(30, 250, 4, /*explicit_feedback=*/true, 5);
+  head.params.algorithm = Algorithm::kAls;
+  head.min_value = 1.0f;
+  head.max_value = 5.0f;
+  head.user_bias.array() += 3.0f;  // some predictions above the range: clamped
+  SaveModelOptions save;
+  save.rating_head = &head;
+  const FactorModel model = test::RandomModel(40, 300, 8, /*explicit_feedback=*/false, 11);
+  ASSERT_OK(SaveModel(model, dir_.File("models"), save).status());
+  ASSERT_OK(live_->Reload());
+  ASSERT_NE(live_->Get()->rating_head, nullptr);
+
+  const HttpResponse r = Call("GET", "/v1/users/u3/recommendations?n=300&predicted_rating=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json list = json::parse(r.body);
+  EXPECT_EQ(list["model_version"], "v000002");
+  const int32_t u3 = *head.users.Find("u3");
+  int known = 0, unknown = 0, clamped = 0;
+  for (const json& item : list["items"]) {
+    const std::string id = item["item"].get<std::string>();
+    ASSERT_TRUE(item.contains("predicted_rating")) << item.dump();
+    const auto i = head.items.Find(id);
+    if (!i) {
+      EXPECT_TRUE(item["predicted_rating"].is_null()) << item.dump();
+      ++unknown;
+      continue;
+    }
+    ASSERT_TRUE(item["predicted_rating"].is_number()) << item.dump();
+    const double rating = item["predicted_rating"].get<double>();
+    EXPECT_TRUE(std::isfinite(rating));
+    EXPECT_EQ(rating, static_cast<double>(head.PredictRating(u3, *i))) << id;
+    EXPECT_GE(rating, 1.0);
+    EXPECT_LE(rating, 5.0);
+    ++known;
+    clamped += rating == 5.0;
+  }
+  EXPECT_GT(known, 0);
+  EXPECT_GT(clamped, 0);
+  EXPECT_GT(unknown, 0);  // i250..i299
+
+  // A user the head does not know (u35 is in the ranking model only; "nobody" in neither).
+  for (const std::string user : {"u35", "nobody"}) {
+    const json other = json::parse(
+        Call("GET", "/v1/users/" + user + "/recommendations?n=5&predicted_rating=true").body);
+    ASSERT_EQ(other["items"].size(), 5u) << user;
+    for (const json& item : other["items"]) {
+      EXPECT_TRUE(item["predicted_rating"].is_null()) << user << " " << item.dump();
+    }
+  }
+  // Absent or false: unchanged output.
+  for (const std::string query : {"n=5", "n=5&predicted_rating=false"}) {
+    const json plain = json::parse(Call("GET", "/v1/users/u3/recommendations?" + query).body);
+    ASSERT_EQ(plain["items"].size(), 5u) << query;
+    EXPECT_FALSE(plain["items"][0].contains("predicted_rating")) << query;
+  }
+  // A catalogue change publishes a snapshot that keeps the head.
+  const auto loaded_head = live_->Get()->rating_head;
+  ASSERT_OK(live_->SetItem("i5", {{"Kitchen"}, true, "Kettle"}));
+  EXPECT_EQ(live_->Get()->rating_head, loaded_head);
+
+  // Bad values, as for details; other routes do not take it.
+  for (const std::string query : {"predicted_rating=yes", "predicted_rating=",
+                                  "predicted_rating=true&predicted_rating=true"}) {
+    const HttpResponse bad = Call("GET", "/v1/users/u3/recommendations?" + query);
+    EXPECT_EQ(bad.status, 400) << query;
+    EXPECT_EQ(ErrorCode(bad), "bad_parameter") << query;
+  }
+  EXPECT_EQ(ErrorCode(Call("GET", "/v1/popular?predicted_rating=true")), "unknown_parameter");
+  EXPECT_EQ(ErrorCode(Call("GET", "/v1/items/i1/similar?predicted_rating=true")),
+            "unknown_parameter");
 }
 
 }  // namespace

@@ -301,6 +301,44 @@ TEST_F(RetrainerTest, RollbackRestoresThePreviousVersionAndOldVersionsArePruned)
             std::string::npos);
 }
 
+// Issue 20 item 4: a promoted retrain carries the live version's rating head into the new
+// version, so ?predicted_rating=true survives the swap.
+TEST_F(RetrainerTest, APromotedRetrainKeepsTheRatingHead) {
+  ASSERT_OK_AND_ASSIGN(const FactorModel model, LoadModel(models_dir()));
+  FactorModel head = model;  // any model will do as the head: its predictions are checked
+  head.params.feedback = FeedbackKind::kExplicit;
+  head.global_mean = 3.0f;
+  head.min_value = 1.0f;
+  head.max_value = 5.0f;
+  SaveModelOptions save;
+  save.rating_head = &head;
+  ASSERT_OK(SaveModel(model, models_dir(), save).status());  // v000002, with the head
+  Start();
+  PostNewCustomers("h", 120, 8);
+  const json outcome = Admin("/v1/admin/retrain?wait=true");
+  ASSERT_EQ(outcome["outcome"], "promoted") << outcome.dump();
+  EXPECT_EQ(LiveVersion(), "v000003");
+  ASSERT_OK_AND_ASSIGN(const std::optional<FactorModel> kept, LoadRatingHead(models_dir()));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->users.externals(), head.users.externals());
+  EXPECT_EQ(kept->user_factors, head.user_factors);
+  EXPECT_EQ(kept->item_factors, head.item_factors);
+
+  const std::string user = head.users.External(0);
+  const Reply r = Client(server_->port())
+                      .Get("/v1/users/" + user + "/recommendations?n=3&predicted_rating=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json list = r.Json();
+  EXPECT_EQ(list["model_version"], "v000003");
+  ASSERT_EQ(list["items"].size(), 3u) << r.body;
+  for (const json& item : list["items"]) {
+    ASSERT_TRUE(item["predicted_rating"].is_number()) << item.dump();
+    const int32_t i = *head.items.Find(item["item"].get<std::string>());
+    EXPECT_EQ(item["predicted_rating"].get<double>(),
+              static_cast<double>(head.PredictRating(0, i)));
+  }
+}
+
 // The retrainer starts by itself after every_events new events.
 TEST_F(RetrainerTest, RetrainsAfterEnoughNewEvents) {
   RetrainerOptions options = OnRequest();

@@ -10,18 +10,17 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <thread>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "data/event_store.h"
-#include "serving/catalog_store.h"
+#include "engine/model_io.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "serving/catalog_store.h"
 #include "test_util.h"
 #include "tests/tools/cli_runner.h"
 
@@ -31,9 +30,20 @@ namespace {
 using Result = test::CliResult;
 using test::LastJsonLine;
 
+void AppendEvents(const std::string& path, int shift);
+
 class Cli : public ::testing::Test {
  protected:
   Result Run(const std::string& args) { return test::RunRecloop(args, dir_.File("stderr.txt")); }
+
+  // An event store at `store_path` with AppendEvents(.., 0), and an implicit model trained on
+  // it written to `models` as v000001: what a `train --events --base` retrain starts from.
+  void TrainBaseOnEvents(const std::string& store_path, const std::string& models) {
+    ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 0));
+    const Result r = Run("train --events " + store_path +
+                         " --feedback implicit --factors 4 --iterations 2 --quiet --out " + models);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
 
   test::TempDir dir_;
 };
@@ -222,7 +232,9 @@ TEST_F(Cli, QuietSilencesProgress) {
 TEST_F(Cli, MovieLensU1DefaultsRankAbovePopularity) {
   REQUIRE_ML100K(ml);
   SKIP_ACCURACY_FIGURE_UNDER_SANITIZERS();
-  const Result r = Run("train --data " + ml + "/u1.base --test " + ml + "/u1.test --json --quiet");
+  const std::string models = dir_.File("models");
+  const Result r = Run("train --data " + ml + "/u1.base --test " + ml + "/u1.test --out " + models +
+                       " --json --quiet");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json j = LastJsonLine(r.out);
   const double ndcg = j["ndcg@10"].get<double>();
@@ -236,6 +248,40 @@ TEST_F(Cli, MovieLensU1DefaultsRankAbovePopularity) {
   // The rating head in the same output: bpmf's RMSE target of issue 7.
   EXPECT_EQ(j["rating_head"]["algorithm"], "bpmf");
   EXPECT_LE(j["rating_head"]["rmse"].get<double>(), 0.905);
+  // Issue 20 item 4: the head's figures are in the saved model's lineage, beside the ranking's.
+  const Result info = Run("model info " + models + " --json");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const nlohmann::json meta = nlohmann::json::parse(info.out);
+  const nlohmann::json& metrics = meta["lineage"]["metrics"];
+  EXPECT_DOUBLE_EQ(metrics["rating_head/rmse"].get<double>(), j["rating_head"]["rmse"]);
+  EXPECT_DOUBLE_EQ(metrics["rating_head/mae"].get<double>(), j["rating_head"]["mae"]);
+  EXPECT_DOUBLE_EQ(meta["rating_head"]["lineage"]["metrics"]["rmse"].get<double>(),
+                   j["rating_head"]["rmse"]);
+}
+
+// Issue 20 item 4: one model version holds both heads, even without a test set; `model info`
+// shows both.
+TEST_F(Cli, MovieLensU1DefaultsSaveTheRatingHeadBesideTheRanking) {
+  REQUIRE_ML100K(ml);
+  const std::string models = dir_.File("models");
+  const Result r = Run("train --data " + ml + "/u1.base --out " + models + " --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(models + "/current/rating_head/model.pb"));
+  const Result info = Run("model info " + models + " --json");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const nlohmann::json meta = nlohmann::json::parse(info.out);  // one object
+  EXPECT_NE(meta["params"]["algorithm"], "bpmf");
+  EXPECT_EQ(meta["params"]["feedback"], "implicit");
+  ASSERT_TRUE(meta.contains("rating_head")) << info.out;
+  EXPECT_EQ(meta["rating_head"]["params"]["algorithm"], "bpmf");
+  EXPECT_EQ(meta["rating_head"]["params"]["feedback"], "explicit");
+  EXPECT_EQ(meta["rating_head"]["min_value"], 1.0);
+  EXPECT_EQ(meta["rating_head"]["max_value"], 5.0);
+  // No test set: no held-out figures of the head.
+  EXPECT_FALSE(meta["lineage"]["metrics"].contains("rating_head/rmse"));
+  const Result text = Run("model info " + models);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("# rating_head: "), std::string::npos) << text.out;
 }
 
 TEST_F(Cli, MovieLensU1BpmfMeetsTheRmseTarget) {
@@ -473,13 +519,11 @@ TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
 // forward plus the newer events, gated on a temporal holdout; the result names its parent.
 TEST_F(Cli, TrainWithABaseRetrainsAsTheServerDoes) {
   const std::string store_path = dir_.File("events.db");
-  ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 0));
   const std::string models = dir_.File("models");
-  Result r = Run("train --events " + store_path +
-                 " --feedback implicit --factors 4 --iterations 2 --quiet --out " + models);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_NO_FATAL_FAILURE(TrainBaseOnEvents(store_path, models));
   ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 1));
-  r = Run("train --events " + store_path + " --base " + models + " --iterations 2 --out " + models);
+  Result r =
+      Run("train --events " + store_path + " --base " + models + " --iterations 2 --out " + models);
   ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 3) << r.err;  // promoted or refused
   EXPECT_NE(r.err.find("1440 new events"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("held-out events"), std::string::npos) << r.err;
@@ -495,6 +539,31 @@ TEST_F(Cli, TrainWithABaseRetrainsAsTheServerDoes) {
   r = Run("train --data " + store_path + " --base " + models);  // --base needs --events
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--base needs --events"), std::string::npos) << r.err;
+}
+
+// Issue 20 item 4: `train --events --base` carries the base version's rating head into the
+// version it writes (promoted or refused), unchanged.
+TEST_F(Cli, TrainWithABaseKeepsTheBasesRatingHead) {
+  const std::string store_path = dir_.File("events.db");
+  const std::string models = dir_.File("models");
+  ASSERT_NO_FATAL_FAILURE(TrainBaseOnEvents(store_path, models));
+  // v000002: the same model with a head (any model will do: it is compared, not evaluated).
+  ASSERT_OK_AND_ASSIGN(const FactorModel base, LoadModel(models));
+  SaveModelOptions save;
+  save.rating_head = &base;
+  ASSERT_OK(SaveModel(base, models, save).status());
+  ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 1));
+  Result r =
+      Run("train --events " + store_path + " --base " + models + " --iterations 2 --out " + models);
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 3) << r.err;  // promoted or refused
+  const std::string written = r.exit_code == 0 ? models + "/v000003" : models + "/refused/v000001";
+  ASSERT_OK_AND_ASSIGN(const std::optional<FactorModel> head, LoadRatingHead(written));
+  ASSERT_TRUE(head.has_value()) << written;
+  EXPECT_EQ(head->users.externals(), base.users.externals());
+  EXPECT_EQ(head->user_factors, base.user_factors);
+  r = Run("model info " + written + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out).contains("rating_head")) << r.out;
 }
 
 }  // namespace
