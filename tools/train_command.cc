@@ -53,7 +53,7 @@ absl::StatusOr<TrainRun> RunOf(const TrainCommand& cmd, Logger* log) {
   model.auto_select = cmd.algorithm.empty();
   if (cmd.select_budget <= 0) return absl::InvalidArgumentError("--select-budget must be > 0");
   model.select_budget_seconds = cmd.select_budget;
-  model.rating_head = cmd.algorithm.empty();
+  model.rating_head = cmd.algorithm.empty() && !cmd.no_rating_head;
   if (cmd.k < 1) return absl::InvalidArgumentError("--k must be >= 1");
   ASSIGN_OR_RETURN(run.read, MakeReadOptions(cmd.input, model.feedback));
   if (cmd.data.empty() == cmd.events.empty()) {
@@ -159,6 +159,9 @@ CLI::Option* AddModelFlags(CLI::App* sub, TrainCommand* cmd) {
   sub->add_option("--alpha", cmd->als.alpha,
                   "Implicit: confidence 1 + alpha * w(value), w as --confidence")
       ->capture_default_str();
+  sub->add_flag("--no-rating-head", cmd->no_rating_head,
+                "Without --algorithm on ratings: skip the rating head (bpmf, saved beside the "
+                "ranking model for predicted ratings), which costs a bpmf fit");
   sub->add_option("--select-budget", cmd->select_budget,
                   "Without --algorithm: seconds the choice of the ranking model may take on its "
                   "validation split (cheapest candidates first; the rest are skipped)")

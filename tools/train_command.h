@@ -28,6 +28,7 @@ struct TrainCommand {
   // implicit.
   std::string algorithm;
   double select_budget = 300.0;    // ModelSettings::select_budget_seconds
+  bool no_rating_head = false;     // without --algorithm on ratings: no bpmf rating head
   std::string feedback = "auto";   // explicit, implicit or auto (data/feedback_guess.h)
   std::string confidence = "log";  // implicit: linear or log (engine/factor_model.h Confidence)
   EaseOptions ease;

@@ -223,12 +223,14 @@ absl::Status FitRatingHead(const Interactions& train, const Interactions& test,
 
 }  // namespace
 
-std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, int32_t items) {
+std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, int64_t users,
+                                                    int32_t items) {
   std::vector<SelectionCandidate> out;
   TrainOptions als = base;
   als.algorithm = Algorithm::kAls;
   out.push_back({"als", als});
-  if (items <= base.ease.max_items) {
+  if (items <= std::min(base.ease.max_items, kAutoEaseMaxItems) &&
+      EaseTrainingBytes(users, items) <= kAutoEaseMaxBytes) {
     for (const float lambda : {100.0f, 1000.0f}) {
       TrainOptions ease = base;
       ease.algorithm = Algorithm::kEase;
@@ -244,7 +246,7 @@ absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const
                                                 Logger* log,
                                                 std::map<std::string, double>* metrics) {
   const std::vector<SelectionCandidate> candidates =
-      SelectionCandidates(base, static_cast<int32_t>(train.items.size()));
+      SelectionCandidates(base, train.users.size(), static_cast<int32_t>(train.items.size()));
   if (candidates.size() == 1) return candidates[0].options;
   SplitSpec spec;
   spec.fraction = 0.1;

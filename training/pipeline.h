@@ -67,10 +67,25 @@ struct SelectionCandidate {
   TrainOptions options;
 };
 
-// What the automatic choice tries for `base` (a ranking model's options) on `items` items:
+// The automatic choice tries ease only where it stays cheap: at most this many items (a fit
+// costs O(items³): 80 s at 10K items on 2 cores) ...
+inline constexpr int32_t kAutoEaseMaxItems = 10'000;
+// ... and at most this much memory while training (EaseTrainingBytes).
+inline constexpr double kAutoEaseMaxBytes = 4.0 * (1 << 30);
+
+// EASE's training memory for `users` x `items`, in bytes: three items x items float matrices
+// and every user's history as a dense vector of length items (training/ease.h). Pure.
+inline double EaseTrainingBytes(int64_t users, int64_t items) {
+  return 4.0 * static_cast<double>(users) * static_cast<double>(items) +
+         12.0 * static_cast<double>(items) * static_cast<double>(items);
+}
+
+// What the automatic choice tries for `base` (a ranking model's options) on `users` x `items`:
 // implicit als with base's options, and ease at lambda 100 and 1000 when items <= its cap
-// (base.ease.max_items). Pure.
-std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, int32_t items);
+// (base.ease.max_items) and kAutoEaseMaxItems and EaseTrainingBytes <= kAutoEaseMaxBytes (a
+// larger ease is trained only when asked for by name). Pure.
+std::vector<SelectionCandidate> SelectionCandidates(const TrainOptions& base, int64_t users,
+                                                    int32_t items);
 
 // The choice: fits every candidate on 90% of `train` (a seeded random split) and evaluates it
 // on the other 10% at cut-off k; returns the best by NDCG@k (the first on ties) and writes each
