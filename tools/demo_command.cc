@@ -31,6 +31,9 @@ struct DemoCommand {
   bool serve = false;  // then serves it (needs models)
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
+  // --serve: the API key's file (created with a new key when missing); else RECLOOP_API_KEY.
+  // A --host other than loopback needs one.
+  std::string api_key_file;
 };
 
 // Recommendations for a few customers, with the planted cluster of each item: a working model
@@ -142,6 +145,8 @@ int RunDemo(const DemoCommand& cmd) {
   serve.serve.events_path = cmd.models + "/events.db";
   serve.serve.http.host = cmd.host;
   serve.serve.http.port = cmd.port;
+  serve.api_key_file = cmd.api_key_file;
+  serve.create_api_key_file = !cmd.api_key_file.empty();
   return RunServeCommand(std::move(serve));
 }
 
@@ -163,6 +168,9 @@ Subcommand AddDemoCommand(CLI::App* app) {
   sub->add_flag("--serve", cmd->serve, "Then serve it (needs --models)")->needs("--models");
   sub->add_option("--host", cmd->host, "--serve: address to listen on")->capture_default_str();
   sub->add_option("--port", cmd->port, "--serve: TCP port")->capture_default_str();
+  sub->add_option("--api-key-file", cmd->api_key_file,
+                  "--serve: the API key's file, created with a new key if missing (else "
+                  "$RECLOOP_API_KEY); needed for a --host other than loopback");
   return {sub, [cmd] { return RunDemo(*cmd); }};
 }
 
