@@ -200,8 +200,9 @@ void Audit(Logger* log, std::string_view caller, const Route& route, std::string
   char when[32] = "-";
   const std::time_t now = std::time(nullptr);
   std::tm utc;
-  if (gmtime_r(&now, &utc) != nullptr)
+  if (gmtime_r(&now, &utc) != nullptr) {
     std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  }
   log->Info("audit key=%s time=%s route=\"%s %s\" target=%s status=%d",
             caller.empty() ? "-" : caller, when, route.method, route.pattern, path, status);
 }

@@ -2,6 +2,7 @@
 // and optionally saves and serves the model.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "engine/model_io.h"
 #include "engine/status_macros.h"
 #include "engine/top_k.h"
+#include "serving/api_keys.h"
 #include "serving/catalog_store.h"
 #include "serving/live_model.h"
 #include "tools/serve_command.h"
@@ -113,6 +115,15 @@ void PrintTryLines(const DemoCommand& cmd, const FactorModel& model, const Gener
 }
 
 int RunDemo(const DemoCommand& cmd) {
+  // Before training, what `recloop serve` would refuse after it (serving/serve.cc).
+  const char* env_key = std::getenv("RECLOOP_API_KEY");
+  if (cmd.serve && !IsLoopbackHost(cmd.host) && cmd.api_key_file.empty() &&
+      (env_key == nullptr || *env_key == 0)) {
+    return Fail(absl::FailedPreconditionError(
+        "demo --serve --host " + cmd.host +
+        " needs an API key: add --api-key-file FILE (created with a new key when missing) or "
+        "set RECLOOP_API_KEY, or serve 127.0.0.1"));
+  }
   std::printf(
       "recloop demo: a synthetic store of %d customers, %d items and %lld interactions "
       "with %d planted taste clusters\n\n",

@@ -113,6 +113,17 @@ TEST_F(ServeSecurity, RefusesANonLoopbackAddressWithoutAKeyBeforeBinding) {
   EXPECT_EQ(r.err.find("listening"), std::string::npos);
 }
 
+// scripts/demo's `--host`: refused before the demo trains, with the fix.
+TEST_F(ServeSecurity, DemoOnANonLoopbackHostNeedsAKeyAndSaysSoBeforeTraining) {
+  const test::CliResult r = test::RunShell("env -u RECLOOP_API_KEY " + std::string(RECLOOP_BINARY) +
+                                               " demo --quiet --models " + dir_.File("demo") +
+                                               " --serve --host 0.0.0.0 --port 0",
+                                           dir_.File("err.txt"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("needs an API key: add --api-key-file"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("demo")));
+}
+
 TEST_F(ServeSecurity, InsecureNoAuthServesAnyAddressAndWarns) {
   const int port = Start({"--host", "0.0.0.0", "--insecure-no-auth"});
   ASSERT_GT(port, 0) << Log();
