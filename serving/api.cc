@@ -1,8 +1,8 @@
 #include "serving/api.h"
 
-#include <openssl/crypto.h>
 #include <uriparser/Uri.h>
 
+#include <ctime>
 #include <exception>
 #include <optional>
 #include <string_view>
@@ -12,6 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/logger.h"
+#include "serving/api_keys.h"
 #include "serving/handlers/handlers.h"
 #include "serving/json_codec.h"
 #include "serving/storefront.h"
@@ -109,45 +111,100 @@ bool Matches(std::string_view pattern, const std::vector<std::string>& segments,
   return i == segments.size();
 }
 
-bool KeyMatches(const HttpRequest& request, const std::string& key) {
+// The secret of an "Authorization: Bearer <secret>" header, or nullopt.
+std::optional<std::string_view> BearerSecret(const HttpRequest& request) {
   const auto header = request.Header("Authorization");
   constexpr std::string_view kScheme = "Bearer ";
   if (!header || header->size() < kScheme.size() ||
       !absl::EqualsIgnoreCase(absl::string_view(header->data(), kScheme.size()),
                               absl::string_view(kScheme.data(), kScheme.size()))) {
-    return false;
+    return std::nullopt;
   }
-  const std::string_view given = header->substr(kScheme.size());
-  if (given.size() != key.size()) return false;  // the length of a key is not its secret
-  return CRYPTO_memcmp(given.data(), key.data(), key.size()) == 0;
+  return header->substr(kScheme.size());
+}
+
+// The key scope a route's scope needs.
+uint32_t NeededScope(Scope scope) {
+  switch (scope) {
+    case Scope::kPublic:
+      return 0;
+    case Scope::kRead:
+      return kScopeRead;
+    case Scope::kFeedback:
+      return kScopeFeedback;
+    case Scope::kCatalog:
+      return kScopeCatalog;
+    case Scope::kUser:
+      return kScopeErase;
+    case Scope::kAdmin:
+      return kScopeAdmin;
+  }
+  return kScopeAdmin;
+}
+
+std::string_view ScopeName(uint32_t scope) {
+  switch (scope) {
+    case kScopeRead:
+      return "read";
+    case kScopeFeedback:
+      return "feedback";
+    case kScopeCatalog:
+      return "catalog";
+    case kScopeErase:
+      return "erase";
+    default:
+      return "admin";
+  }
 }
 
 // The one place a route's scope meets the request's credentials: nullopt if the request may
-// call a route of `scope`, else its 401 (with WWW-Authenticate) or 403.
+// call a route of `scope`, else its 401 (missing or unknown key, with WWW-Authenticate) or 403
+// (a key without the route's scope; an admin route on a server without keys). *caller receives
+// the name of the key the request gave, when it was looked at and known.
 std::optional<HttpResponse> Authorize(Scope scope, const HttpRequest& request,
-                                      const ApiOptions& options) {
-  const std::string& key = options.api_key;
-  switch (scope) {
-    case Scope::kPublic:
-      return std::nullopt;
-    case Scope::kRead:
-      if (!options.auth_reads) return std::nullopt;
-      break;
-    case Scope::kFeedback:
-    case Scope::kCatalog:
-    case Scope::kUser:
-      break;
-    case Scope::kAdmin:
-      if (key.empty()) {
-        return JsonError(403, "admin_disabled",
-                         "admin routes need the server to be started with an API key");
-      }
-      break;
+                                      const ApiOptions& options, const ApiKeys& keys,
+                                      std::string* caller) {
+  if (scope == Scope::kPublic || (scope == Scope::kRead && !options.auth_reads)) {
+    return std::nullopt;
   }
-  if (key.empty() || KeyMatches(request, key)) return std::nullopt;
-  HttpResponse r = JsonError(401, "unauthorized", "this route needs Authorization: Bearer <key>");
-  r.headers.emplace_back("WWW-Authenticate", "Bearer");
-  return r;
+  if (!keys.enabled()) {
+    if (scope != Scope::kAdmin) return std::nullopt;
+    return JsonError(403, "admin_disabled",
+                     "admin routes need the server to be started with an API key");
+  }
+  const std::optional<std::string_view> secret = BearerSecret(request);
+  const std::optional<ApiKeys::Match> match =
+      secret ? keys.Find(*secret) : std::optional<ApiKeys::Match>();
+  if (!match) {
+    HttpResponse r = JsonError(401, "unauthorized", "this route needs Authorization: Bearer <key>");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  *caller = match->name;
+  const uint32_t needed = NeededScope(scope);
+  if ((match->scopes & needed) == 0) {
+    return JsonError(403, "forbidden",
+                     absl::StrCat("the key ", match->name, " has no ",
+                                  std::string(ScopeName(needed)), " scope"));
+  }
+  return std::nullopt;
+}
+
+// Writes (catalogue, erasure) and admin calls leave an audit line.
+bool Audited(Scope scope) {
+  return scope == Scope::kCatalog || scope == Scope::kUser || scope == Scope::kAdmin;
+}
+
+void Audit(Logger* log, std::string_view caller, const Route& route, std::string_view path,
+           int status) {
+  char when[32] = "-";
+  const std::time_t now = std::time(nullptr);
+  std::tm utc;
+  if (gmtime_r(&now, &utc) != nullptr) {
+    std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  }
+  log->Info("audit key=%s time=%s route=\"%s %s\" target=%s status=%d",
+            caller.empty() ? "-" : caller, when, route.method, route.pattern, path, status);
 }
 
 // The entry of `pattern` for `method`, or null; *allow receives the pattern's methods.
@@ -171,6 +228,12 @@ Api::Api(ApiServices services, ApiOptions options)
         std::make_unique<FeedbackFolder>(services_.live, services_.events, options_.feedback,
                                          options_.fold_threads, services_.metrics);
     services_.folder = own_folder_.get();
+  }
+  if (services_.keys == nullptr) {
+    std::vector<ApiKey> keys;
+    if (!options_.api_key.empty()) keys.push_back(LegacyApiKey(options_.api_key));
+    own_keys_ = std::make_unique<ApiKeys>(!options_.api_key.empty(), std::move(keys));
+    services_.keys = own_keys_.get();
   }
 }
 
@@ -208,15 +271,21 @@ HttpResponse Api::Dispatch(const HttpRequest& request) const {
   }
   if (matched == nullptr) return JsonError(404, "not_found", "no such route");
 
+  const Route* route = nullptr;
+  std::string caller;  // the name of the key the request gave, when Authorize looked at it
   auto answer = [&]() -> HttpResponse {
     std::string allow;
-    const Route* route = FindMethod(matched->pattern, request.method, &allow);
+    route = FindMethod(matched->pattern, request.method, &allow);
     if (route == nullptr) {
       HttpResponse r = JsonError(405, "method_not_allowed", "this route answers " + allow);
       r.headers.emplace_back("Allow", allow);
       return r;
     }
-    if (auto denied = Authorize(route->scope, request, options_)) return *std::move(denied);
+    if (auto denied = Authorize(route->scope, request, options_, *services_.keys, &caller)) {
+      services_.metrics->CountAuth(caller, denied->status);
+      return *std::move(denied);
+    }
+    if (!caller.empty()) services_.metrics->CountAuth(caller, 200);
     for (const auto& [name, value] : params) {
       if (value.empty() || value.size() > kMaxIdBytes) {
         return JsonError(400, "bad_parameter",
@@ -236,6 +305,9 @@ HttpResponse Api::Dispatch(const HttpRequest& request) const {
   };
   HttpResponse response = answer();
   response.route = std::string(matched->pattern);
+  if (route != nullptr && Audited(route->scope) && services_.log != nullptr) {
+    Audit(services_.log, caller, *route, path, response.status);
+  }
   return response;
 }
 

@@ -27,11 +27,15 @@
 //   GET    /healthz  /readyz  /metrics
 //   GET    /  (and /storefront.js, /storefront.css)  the storefront page (serving/storefront.h)
 //
-// Scopes: /healthz, /readyz and the page are public; the other GET routes (read) need the API
-// key only with ApiOptions::auth_reads; feedback, catalog and user routes need it whenever one is
-// configured; admin routes always need it (403 admin_disabled when none is configured).
-// Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or wrong
-// API key, 403 admin route without a configured API key, 404 unknown route/item, 405 wrong
+// Scopes: /healthz, /readyz and the page are public; the other GET routes (read) need a key with
+// the read scope only with ApiOptions::auth_reads; feedback, catalog and user routes need a key
+// with the feedback, catalog or erase scope whenever keys are configured (serving/api_keys.h);
+// admin routes always need one with the admin scope (403 admin_disabled when none is
+// configured). Catalogue writes, erasures and admin calls are audited: one line each through
+// ApiServices::log (key name, UTC time, route, target path, status).
+// Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or unknown
+// API key, 403 a key without the route's scope (forbidden) or an admin route without a
+// configured API key (admin_disabled), 404 unknown route/item, 405 wrong
 // method (with Allow), 409 a retrain already running / nothing to roll back to, 411 write
 // without a length, 413/431 (from the server) oversized body/header, 415 non-JSON body, 503 no
 // model loaded yet.
@@ -43,7 +47,9 @@
 #include <memory>
 #include <string>
 
+#include "base/logger.h"
 #include "data/event_store.h"
+#include "serving/api_keys.h"
 #include "serving/feedback.h"
 #include "serving/feedback_folder.h"
 #include "serving/http.h"
@@ -58,8 +64,8 @@ struct ApiOptions {
   int default_n = 10;
   // Largest n (and offset + n) a request may ask for; larger is a 400.
   int max_n = 1000;
-  // Bearer key that every route but the public ones requires (read routes only with
-  // auth_reads); empty = no authentication (and no admin routes).
+  // The legacy single bearer key, with every scope, used when ApiServices::keys is null;
+  // empty (and no ApiServices::keys) = no authentication (and no admin routes).
   std::string api_key;
   // Also require the key on read routes (every GET but /healthz, /readyz and the page).
   bool auth_reads = false;
@@ -87,6 +93,11 @@ struct ApiServices {
   FeedbackFolder* folder = nullptr;
   // Retrains and swaps versions (serving/retrainer.h); null = the admin routes answer 404.
   RetrainControl* retrain = nullptr;
+  // The keys requests authenticate with (a key file, reloadable); null = the Api keeps its own,
+  // holding ApiOptions::api_key if it is set.
+  const ApiKeys* keys = nullptr;
+  // The audit trail (catalogue writes, erasures, admin calls); null = not logged.
+  Logger* log = nullptr;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
@@ -103,7 +114,8 @@ class Api {
 
   ApiOptions options_;
   std::unique_ptr<FeedbackFolder> own_folder_;
-  ApiServices services_;  // folder: the caller's or own_folder_
+  std::unique_ptr<ApiKeys> own_keys_;
+  ApiServices services_;  // folder, keys: the caller's or own_folder_, own_keys_
 };
 
 }  // namespace recloop

@@ -101,6 +101,7 @@ struct HttpServer::Impl {
   net::steady_timer retry_timer{strand};
   net::steady_timer drain_timer{strand};
   std::optional<net::signal_set> signals;
+  std::function<void()> on_hangup;  // SIGHUP's callback, if any
   std::atomic<int64_t> connections{0};
   std::atomic<bool> stopping{false};
   uint16_t port = 0;
@@ -410,11 +411,20 @@ void HttpServer::Stop() {
   });
 }
 
-void HttpServer::StopOnSignals() {
+void HttpServer::StopOnSignals(std::function<void()> on_hangup) {
   Impl& s = *impl_;
+  s.on_hangup = std::move(on_hangup);
   s.signals.emplace(s.strand, SIGINT, SIGTERM);
-  s.signals->async_wait([this](beast::error_code ec, int) {
-    if (!ec) Stop();
+  if (s.on_hangup) s.signals->add(SIGHUP);
+  AwaitSignal();
+}
+
+void HttpServer::AwaitSignal() {
+  impl_->signals->async_wait([this](beast::error_code ec, int signal) {
+    if (ec) return;
+    if (signal != SIGHUP) return Stop();
+    impl_->on_hangup();
+    AwaitSignal();
   });
 }
 

@@ -79,8 +79,10 @@ class HttpServer {
   // Stops accepting, lets requests in flight finish (up to drain_timeout), closes idle
   // connections, and makes Run() return.
   void Stop();
-  // Calls Stop() on SIGINT or SIGTERM (handled on the server's own threads). Call before Run().
-  void StopOnSignals();
+  // Calls Stop() on SIGINT or SIGTERM (handled on the server's own threads), and `on_hangup`,
+  // if given, on every SIGHUP (on one of the server's threads, while it keeps serving). Call
+  // before Run().
+  void StopOnSignals(std::function<void()> on_hangup = nullptr);
   // Connections open now.
   int64_t open_connections() const;
 
@@ -88,6 +90,7 @@ class HttpServer {
 
  private:
   explicit HttpServer(std::unique_ptr<Impl> impl);
+  void AwaitSignal();
   std::unique_ptr<Impl> impl_;
 };
 

@@ -38,6 +38,16 @@ void Metrics::CountFeedback(int64_t accepted, int64_t rejected) {
   events_rejected_ += rejected;
 }
 
+void Metrics::CountAuth(std::string_view key, int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!key.empty()) {
+    auto it = key_requests_.find(key);
+    if (it == key_requests_.end()) it = key_requests_.emplace(std::string(key), 0).first;
+    ++it->second;
+  }
+  if (status == 401 || status == 403) ++auth_refusals_[status];
+}
+
 void Metrics::ObserveFreshness(double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   AddToHistogram(seconds, freshness_.buckets.data(), &freshness_.count, &freshness_.sum_seconds);
@@ -95,6 +105,22 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
                     freshness_.count, "\nrecloop_feedback_freshness_seconds_sum ",
                     freshness_.sum_seconds, "\nrecloop_feedback_freshness_seconds_count ",
                     freshness_.count, "\n");
+    absl::StrAppend(&out,
+                    "# HELP recloop_http_requests_by_key_total Authenticated requests, by the "
+                    "name of the key they gave.\n# TYPE recloop_http_requests_by_key_total "
+                    "counter\n");
+    for (const auto& [key, n] : key_requests_) {
+      absl::StrAppend(&out, "recloop_http_requests_by_key_total{key=\"", key, "\"} ", n, "\n");
+    }
+    absl::StrAppend(&out,
+                    "# HELP recloop_http_auth_refusals_total Requests refused by the "
+                    "authorisation check: 401 no or unknown key, 403 a key without the route's "
+                    "scope.\n# TYPE recloop_http_auth_refusals_total counter\n");
+    for (const int status : {401, 403}) {
+      const auto it = auth_refusals_.find(status);
+      absl::StrAppend(&out, "recloop_http_auth_refusals_total{status=\"", status, "\"} ",
+                      it == auth_refusals_.end() ? 0 : it->second, "\n");
+    }
   }
   for (const auto& g : gauges) {
     absl::StrAppend(&out, "# HELP ", g.name, " ", g.help, "\n# TYPE ", g.name, " gauge\n",

@@ -40,6 +40,11 @@ class Metrics {
   };
   std::string Render(const std::vector<Gauge>& gauges) const;
 
+  // Authentication: a request that gave the key named `key` (empty: none or an unknown one)
+  // and was answered `status` by the authorisation check (401 and 403 are counted as
+  // refusals). Key names come from the key file, so the label set stays bounded.
+  void CountAuth(std::string_view key, int status);
+
   // Feedback: events stored and rejected, and the freshness lag of one user's fold (seconds
   // from their events being acknowledged to their new vector being live).
   void CountFeedback(int64_t accepted, int64_t rejected);
@@ -74,6 +79,8 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::string, Route, std::less<>> routes_ ABSL_GUARDED_BY(mu_);
   Route freshness_ ABSL_GUARDED_BY(mu_);  // by_status unused
+  std::map<std::string, uint64_t, std::less<>> key_requests_ ABSL_GUARDED_BY(mu_);
+  std::map<int, uint64_t> auth_refusals_ ABSL_GUARDED_BY(mu_);  // status -> count
   uint64_t events_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t events_rejected_ ABSL_GUARDED_BY(mu_) = 0;
   // Retraining.

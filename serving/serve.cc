@@ -4,23 +4,68 @@
 #include <cstdio>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "base/logger.h"
 #include "engine/status_macros.h"
+#include "serving/api_keys.h"
 #include "serving/feedback_folder.h"
 
 namespace recloop {
+namespace {
+
+// Secure by default: without a key, only this machine may write. Refuses (before anything is
+// opened or bound) to serve another address open, unless told to; says what it does.
+absl::Status CheckExposure(const ServeOptions& options, Logger* log) {
+  if (!options.api.api_key.empty() || !options.key_file.empty()) return absl::OkStatus();
+  const std::string& host = options.http.host;
+  if (IsLoopbackHost(host)) {
+    log->Warning(
+        "no API key: every write is open, to this machine only (%s); give a key "
+        "(--api-key-file, RECLOOP_API_KEY or --key-file) before serving other hosts",
+        host);
+    return absl::OkStatus();
+  }
+  if (!options.insecure_no_auth) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve ", host,
+        " without an API key: anyone who can reach it could write feedback, change the "
+        "catalogue and erase users. Give a key (--api-key-file FILE [--create-api-key-file], "
+        "RECLOOP_API_KEY or --key-file FILE), or bind 127.0.0.1 (or, knowingly, "
+        "--insecure-no-auth)"));
+  }
+  log->Warning(
+      "--insecure-no-auth: serving %s WITHOUT AUTHENTICATION: anyone who can reach it may "
+      "write feedback, change the catalogue and erase users",
+      host);
+  return absl::OkStatus();
+}
+
+// The keys of ServeOptions: the key file's and the legacy key.
+absl::StatusOr<std::vector<ApiKey>> LoadKeys(const ServeOptions& options) {
+  std::vector<ApiKey> keys;
+  if (!options.key_file.empty()) {
+    ASSIGN_OR_RETURN(keys, ReadKeyFile(options.key_file));
+  }
+  if (!options.api.api_key.empty()) keys.push_back(LegacyApiKey(options.api.api_key));
+  return keys;
+}
+
+}  // namespace
 
 absl::Status RunServe(const ServeOptions& options) {
   if (options.access_log_every < 0) {
     return absl::InvalidArgumentError("access_log_every must be >= 0");
   }
+  StderrLogger log("recloop serve: ");
+  RETURN_IF_ERROR(CheckExposure(options, &log));
+  ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
+  ApiKeys keys(!options.api.api_key.empty() || !options.key_file.empty(), std::move(initial_keys));
   ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Open(options.model));
   std::unique_ptr<EventStore> events;
   if (!options.events_path.empty()) {
     ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
   }
   Metrics metrics;
-  StderrLogger log("recloop serve: ");
   // The one fold path, shared by the Api, the retrainer and the restart catch-up below.
   FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold_threads,
                         &metrics, &log);
@@ -41,7 +86,9 @@ absl::Status RunServe(const ServeOptions& options) {
            .connections = [&server] { return server->open_connections(); },
            .events = events.get(),
            .folder = &folder,
-           .retrain = retrainer.get()},
+           .retrain = retrainer.get(),
+           .keys = &keys,
+           .log = &log},
           options.api);
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();
@@ -62,7 +109,18 @@ absl::Status RunServe(const ServeOptions& options) {
                                options.http,
                                [&api](const HttpRequest& r) { return api.Handle(r); }, observer));
   RETURN_IF_ERROR(server->Start());
-  server->StopOnSignals();
+  // SIGHUP re-reads the key file: keys rotate without a restart; a bad file keeps the old set.
+  server->StopOnSignals([&options, &keys, &log] {
+    if (options.key_file.empty()) return log.Info("SIGHUP: no --key-file to re-read");
+    absl::StatusOr<std::vector<ApiKey>> fresh = LoadKeys(options);
+    if (!fresh.ok()) {
+      return log.Error("SIGHUP: kept the %d keys in use: %s", keys.size(),
+                       fresh.status().ToString());
+    }
+    const size_t n = fresh->size();
+    keys.Replace(*std::move(fresh));
+    log.Info("SIGHUP: re-read %s, %d keys", options.key_file, n);
+  });
   const auto snap = live->Get();
   std::fprintf(stderr, "recloop serve: listening on http://%s:%u/ (model %s)\n",
                options.http.host.c_str(), server->port(),

@@ -1,6 +1,7 @@
 // RunServe: the whole server process behind `recloop serve`: opens the live model and the
 // catalogue, starts the HTTP server with the API, logs, and serves until SIGINT/SIGTERM, after
-// which requests in flight are finished and it returns.
+// which requests in flight are finished and it returns. Secure by default: without any key it
+// serves loopback addresses only (see ServeOptions::insecure_no_auth).
 #ifndef RECLOOP_SERVING_SERVE_H_
 #define RECLOOP_SERVING_SERVE_H_
 
@@ -26,11 +27,19 @@ struct ServeOptions {
   std::string events_path;
   // Background retraining from the event store (needs events_path).
   RetrainerOptions retrain;
+  // Scoped keys (serving/api_keys.h), re-read on SIGHUP (a bad file keeps the old keys);
+  // empty = none. api.api_key, if set too, is accepted beside them with every scope.
+  std::string key_file;
+  // Without any key (api.api_key, key_file) the server binds loopback addresses only and
+  // refuses any other host, unless this is set (then it warns on every start). Default false.
+  bool insecure_no_auth = false;
 };
 
-// Serves until a signal (or a fatal start-up error). Errors: the live model's (a corrupted
-// model, an unusable catalogue), InvalidArgument for bad options, Unavailable if the address
-// cannot be bound.
+// Serves until a signal (or a fatal start-up error). Errors: FailedPrecondition (before
+// anything is opened or bound) for a non-loopback host without any key and without
+// insecure_no_auth; the key file's (ReadKeyFile); the live model's (a corrupted model, an
+// unusable catalogue), InvalidArgument for bad options, Unavailable if the address cannot be
+// bound.
 absl::Status RunServe(const ServeOptions& options);
 
 }  // namespace recloop

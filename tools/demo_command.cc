@@ -2,6 +2,7 @@
 // and optionally saves and serves the model.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "engine/model_io.h"
 #include "engine/status_macros.h"
 #include "engine/top_k.h"
+#include "serving/api_keys.h"
 #include "serving/catalog_store.h"
 #include "serving/live_model.h"
 #include "tools/serve_command.h"
@@ -31,6 +33,9 @@ struct DemoCommand {
   bool serve = false;  // then serves it (needs models)
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
+  // --serve: the API key's file (created with a new key when missing); else RECLOOP_API_KEY.
+  // A --host other than loopback needs one.
+  std::string api_key_file;
 };
 
 // Recommendations for a few customers, with the planted cluster of each item: a working model
@@ -110,6 +115,15 @@ void PrintTryLines(const DemoCommand& cmd, const FactorModel& model, const Gener
 }
 
 int RunDemo(const DemoCommand& cmd) {
+  // Before training, what `recloop serve` would refuse after it (serving/serve.cc).
+  const char* env_key = std::getenv("RECLOOP_API_KEY");
+  if (cmd.serve && !IsLoopbackHost(cmd.host) && cmd.api_key_file.empty() &&
+      (env_key == nullptr || *env_key == 0)) {
+    return Fail(absl::FailedPreconditionError(
+        "demo --serve --host " + cmd.host +
+        " needs an API key: add --api-key-file FILE (created with a new key when missing) or "
+        "set RECLOOP_API_KEY, or serve 127.0.0.1"));
+  }
   std::printf(
       "recloop demo: a synthetic store of %d customers, %d items and %lld interactions "
       "with %d planted taste clusters\n\n",
@@ -142,6 +156,8 @@ int RunDemo(const DemoCommand& cmd) {
   serve.serve.events_path = cmd.models + "/events.db";
   serve.serve.http.host = cmd.host;
   serve.serve.http.port = cmd.port;
+  serve.api_key_file = cmd.api_key_file;
+  serve.create_api_key_file = !cmd.api_key_file.empty();
   return RunServeCommand(std::move(serve));
 }
 
@@ -163,6 +179,9 @@ Subcommand AddDemoCommand(CLI::App* app) {
   sub->add_flag("--serve", cmd->serve, "Then serve it (needs --models)")->needs("--models");
   sub->add_option("--host", cmd->host, "--serve: address to listen on")->capture_default_str();
   sub->add_option("--port", cmd->port, "--serve: TCP port")->capture_default_str();
+  sub->add_option("--api-key-file", cmd->api_key_file,
+                  "--serve: the API key's file, created with a new key if missing (else "
+                  "$RECLOOP_API_KEY); needed for a --host other than loopback");
   return {sub, [cmd] { return RunDemo(*cmd); }};
 }
 

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
       recloop::AddEventsCommand(&app),    recloop::AddCatalogCommand(&app),
       recloop::AddModelCommand(&app),     recloop::AddDemoCommand(&app),
       recloop::AddRecommendCommand(&app), recloop::AddSimilarCommand(&app),
-      recloop::AddServeCommand(&app)};
+      recloop::AddServeCommand(&app),     recloop::AddKeysCommand(&app)};
 
   CLI11_PARSE(app, argc, argv);
 

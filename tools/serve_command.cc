@@ -2,12 +2,14 @@
 #include "tools/serve_command.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "serving/api_keys.h"
 #include "tools/subcommands.h"
 
 namespace recloop {
@@ -102,10 +104,18 @@ void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   sub->add_option("--api-key-file", cmd->api_key_file,
-                  "File whose first line is the API key that write routes require "
-                  "(else $RECLOOP_API_KEY; neither: no authentication)");
+                  "File whose first line is the API key (every scope) that write routes "
+                  "require (else $RECLOOP_API_KEY)");
+  sub->add_flag("--create-api-key-file", cmd->create_api_key_file,
+                "Create --api-key-file (mode 0600, a new random key) if it does not exist")
+      ->needs("--api-key-file");
+  sub->add_option("--key-file", so.key_file,
+                  "Scoped keys, one a line: NAME SCOPES SHA256HEX (`recloop keys hash`); "
+                  "re-read on SIGHUP");
+  sub->add_flag("--insecure-no-auth", so.insecure_no_auth,
+                "Serve a non-loopback --host without any key (every write open to the network)");
   sub->add_flag("--auth-reads", so.api.auth_reads,
-                "Require the API key on read routes too (not /healthz, /readyz)");
+                "Require a key with the read scope on read routes too (not /healthz, /readyz)");
   sub->add_option("--access-log-every", so.access_log_every,
                   "Log every N-th request to stderr (0: no access log)")
       ->capture_default_str();
@@ -119,6 +129,16 @@ int RunServeCommand(ServeCommand cmd) {
   o.http.read_timeout = std::chrono::milliseconds(cmd.read_timeout_ms);
   o.http.drain_timeout = std::chrono::milliseconds(cmd.drain_timeout_ms);
   // The key never comes from the command line (it would show in ps and shell history).
+  if (cmd.create_api_key_file) {
+    absl::StatusOr<bool> created = CreateApiKeyFile(cmd.api_key_file);
+    if (!created.ok()) return Fail(created.status());
+    // The path only: the key stays in the file.
+    if (*created) {
+      std::fprintf(stderr,
+                   "recloop serve: created a new API key in %s (mode 0600; read it there)\n",
+                   cmd.api_key_file.c_str());
+    }
+  }
   if (!cmd.api_key_file.empty()) {
     std::ifstream in(cmd.api_key_file);
     if (!in) return Fail(absl::NotFoundError("cannot read --api-key-file " + cmd.api_key_file));

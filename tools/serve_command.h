@@ -11,7 +11,8 @@ namespace recloop {
 
 struct ServeCommand {
   ServeOptions serve;
-  std::string api_key_file;  // the API key's file; else RECLOOP_API_KEY; else no auth
+  std::string api_key_file;          // the API key's file; else RECLOOP_API_KEY; else no legacy key
+  bool create_api_key_file = false;  // create api_key_file with a new key if it is missing
   int64_t idle_timeout_ms = 30'000;
   int64_t read_timeout_ms = 10'000;
   int64_t drain_timeout_ms = 10'000;

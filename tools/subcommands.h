@@ -20,6 +20,7 @@ Subcommand AddDemoCommand(CLI::App* app);       // demo_command.cc
 Subcommand AddRecommendCommand(CLI::App* app);  // recommend_command.cc
 Subcommand AddSimilarCommand(CLI::App* app);    // recommend_command.cc
 Subcommand AddServeCommand(CLI::App* app);      // serve_command.cc
+Subcommand AddKeysCommand(CLI::App* app);       // keys_command.cc: `keys hash`
 
 }  // namespace recloop
 

@@ -63,11 +63,28 @@ if "$recipe" verify "$tmp/other" 2>"$tmp/verify.err"; then
 fi
 grep -q "not in the runtime packages" "$tmp/verify.err" || fail "unexpected verify error: $(cat "$tmp/verify.err")"
 
-# Starts `recloop serve` as the image's CMD does (but on 127.0.0.1 and a free port) and sets
+step "the image's command never serves open: it creates an API key in the volume"
+# The CMD's JSON array as arguments, the volume moved to $tmp/data, on 127.0.0.1 and a free port.
+cmd_line=$(grep -E '^CMD \[' <<<"$dockerfile_text") || fail "no CMD [...] in the Dockerfile"
+cmd_line=${cmd_line#CMD [}
+cmd_line=${cmd_line%]}
+image_args=()
+while IFS= read -r arg; do
+  arg=${arg//\/var\/lib\/recloop/$tmp/data}
+  [[ $arg == 0.0.0.0 ]] && arg=127.0.0.1
+  [[ $arg == 8080 ]] && arg=0
+  image_args+=("$arg")
+done < <(sed -e 's/^[[:space:]]*"//' -e 's/"[[:space:]]*$//' -e 's/"[[:space:]]*,[[:space:]]*"/\n/g' \
+           <<<"$cmd_line")
+[[ " ${image_args[*]} " == *" --create-api-key-file "* && " ${image_args[*]} " == *" --api-key-file "* ]] ||
+  fail "the image's command does not create an API key: ${image_args[*]}"
+mkdir -p "$tmp/data/models"
+
+# Starts `recloop serve` with the image's command (on 127.0.0.1 and a free port) and sets
 # $port from its "listening on" line.
 start_server() {
-  "$bin" --threads 2 serve --models "$tmp/data/models" --events "$tmp/data/events.db" \
-    --host 127.0.0.1 --port 0 --io-threads 2 --drain-timeout-ms 2000 2>"$tmp/serve.err" &
+  "$bin" --threads 2 "${image_args[@]}" --io-threads 2 --drain-timeout-ms 2000 \
+    2>"$tmp/serve.err" &
   server_pid=$!
   local i
   for ((i = 0; i < 300; i++)); do
@@ -88,8 +105,31 @@ stop_server() {
   ((status == 0)) || fail "recloop serve exited $status on SIGTERM: $(cat "$tmp/serve.err")"
 }
 
-step "a first start on an empty volume: healthy, not ready"
+# The status line of POST /v1/feedback with an empty batch and the Authorization header $1.
+post_feedback_status() {
+  local line auth=
+  [[ -z $1 ]] || auth="Authorization: $1"$'\r\n'
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf 'POST /v1/feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n%sContent-Length: 2\r\nConnection: close\r\n\r\n[]' \
+    "$auth" >&3
+  IFS= read -r line <&3
+  exec 3<&-
+  printf '%s\n' "${line%$'\r'}"
+}
+
+step "a first start on an empty volume: healthy, not ready, writes closed"
 start_server
+key_file=$tmp/data/api-key
+[[ -f $key_file ]] || fail "the first start did not create $key_file: $(cat "$tmp/serve.err")"
+[[ $(stat -c %a "$key_file") == 600 ]] || fail "$key_file has mode $(stat -c %a "$key_file")"
+key=$(head -n1 "$key_file")
+((${#key} >= 32)) || fail "the created key is too short"
+grep -q "$key_file" "$tmp/serve.err" || fail "the log does not name $key_file"
+if grep -qF "$key" "$tmp/serve.err"; then fail "the log shows the key itself"; fi
+status=$(post_feedback_status "")
+[[ $status == "HTTP/1.1 401"* ]] || fail "POST /v1/feedback without a key answered '$status'"
+status=$(post_feedback_status "Bearer $key")
+[[ $status != "HTTP/1.1 401"* ]] || fail "POST /v1/feedback with the created key answered '$status'"
 "$recipe" healthcheck "http://127.0.0.1:$port/healthz" || fail "healthcheck failed without a model"
 if "$recipe" healthcheck "http://127.0.0.1:$port/readyz" 2>/dev/null; then
   fail "/readyz answered 200 without a model"

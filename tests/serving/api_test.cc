@@ -20,6 +20,7 @@
 #include "serving/metrics.h"
 #include "serving/retrain_control.h"
 #include "tests/engine/random_model.h"
+#include "tests/serving/api_request.h"
 #include "tests/test_util.h"
 
 namespace recloop {
@@ -74,23 +75,10 @@ class ApiTest : public ::testing::Test {
   // Sends `method` `target`; with `key`, as a bearer token; a body is sent as JSON.
   HttpResponse Call(const std::string& method, const std::string& target,
                     const std::string& key = "", const std::string& body = "") const {
-    HttpRequest r;
-    r.method = method;
-    r.target = target;
-    if (!key.empty()) r.headers.emplace_back("Authorization", "Bearer " + key);
-    if (!body.empty()) {
-      r.headers.emplace_back("Content-Type", "application/json");
-      r.body = body;
-      r.has_length = true;
-    }
-    return api_->Handle(r);
+    return api_->Handle(test::ApiRequest(method, target, key, body));
   }
 
-  static std::string ErrorCode(const HttpResponse& r) {
-    const json body = json::parse(r.body, nullptr, false);
-    if (body.is_discarded() || !body.contains("error")) return "";
-    return body["error"]["code"].get<std::string>();
-  }
+  static std::string ErrorCode(const HttpResponse& r) { return test::ErrorCode(r); }
 
   static std::optional<std::string> Header(const HttpResponse& r, const std::string& name) {
     for (const auto& [key, value] : r.headers) {
