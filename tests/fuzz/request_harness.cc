@@ -1,18 +1,54 @@
 #include "tests/fuzz/request_harness.h"
 
+#include <optional>
 #include <random>
+#include <span>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/logger.h"
 #include "boost/asio/buffer.hpp"
 #include "boost/beast/http.hpp"
 #include "engine/model_io.h"
 #include "nlohmann/json.hpp"
+#include "serving/retrain_control.h"
 #include "tests/engine/random_model.h"
 
 namespace recloop::test {
 
 namespace http = boost::beast::http;
+
+namespace {
+
+// The admin routes' other side, without training: a retrain "promotes" nothing and answers at
+// once, a rollback succeeds every other time. Enough for the router's admin paths.
+class RetrainDouble : public RetrainControl {
+ public:
+  void NoteEvents(std::span<const Event> events) override { noted_ += events.size(); }
+  absl::StatusOr<std::optional<RetrainOutcome>> RetrainNow(bool wait) override {
+    last_.emplace();
+    last_->outcome = "skipped";
+    last_->message = "fuzz harness";
+    last_->new_events = noted_;
+    if (!wait) return std::nullopt;
+    return last_;
+  }
+  absl::StatusOr<std::string> Rollback() override {
+    if (++rollbacks_ % 2 == 0) return absl::FailedPreconditionError("nothing to roll back to");
+    return std::string("v-fuzz");
+  }
+  bool running() const override { return false; }
+  std::optional<RetrainOutcome> Last() const override { return last_; }
+  std::string RenderMetrics() const override { return "recloop_retrains_total 0\n"; }
+
+ private:
+  int64_t noted_ = 0;
+  int64_t rollbacks_ = 0;
+  std::optional<RetrainOutcome> last_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<RequestHarness>> RequestHarness::Create() {
   std::unique_ptr<RequestHarness> h(new RequestHarness());
@@ -30,11 +66,26 @@ absl::StatusOr<std::unique_ptr<RequestHarness>> RequestHarness::Create() {
   auto live = LiveModel::Open({(h->dir_ / "models").string(), ""});
   if (!live.ok()) return live.status();
   h->live_ = std::move(live).value();
+  auto events = EventStore::Open({.path = (h->dir_ / "events.db").string()});
+  if (!events.ok()) return events.status();
+  h->events_ = std::move(events).value();
   ApiOptions api;
-  api.api_key = std::string(kFuzzApiKey);
   api.max_n = 100;
-  h->api_ =
-      std::make_unique<Api>(ApiServices{.live = h->live_.get(), .metrics = &h->metrics_}, api);
+  h->folder_ = std::make_unique<FeedbackFolder>(h->live_.get(), h->events_.get(), api.feedback,
+                                                /*threads=*/1, &h->metrics_, NullLog());
+  h->retrain_ = std::make_unique<RetrainDouble>();
+  std::vector<ApiKey> keys = {LegacyApiKey(kFuzzApiKey),
+                              {"reader", kScopeRead, Sha256(kFuzzReadKey)},
+                              {"page", kScopeFeedback, Sha256(kFuzzFeedbackKey)}};
+  h->keys_ = std::make_unique<ApiKeys>(/*enabled=*/true, std::move(keys));
+  h->api_ = std::make_unique<Api>(ApiServices{.live = h->live_.get(),
+                                              .metrics = &h->metrics_,
+                                              .events = h->events_.get(),
+                                              .folder = h->folder_.get(),
+                                              .retrain = h->retrain_.get(),
+                                              .keys = h->keys_.get(),
+                                              .log = NullLog()},
+                                  api);
   // Small limits, so that short inputs reach the 413 and 431 paths.
   h->options_.max_header_bytes = 1024;
   h->options_.max_body_bytes = 2048;
@@ -43,6 +94,8 @@ absl::StatusOr<std::unique_ptr<RequestHarness>> RequestHarness::Create() {
 
 RequestHarness::~RequestHarness() {
   api_.reset();
+  folder_.reset();  // stops its fold threads before the store and the model go
+  events_.reset();
   live_.reset();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);

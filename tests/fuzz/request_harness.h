@@ -1,6 +1,8 @@
 // The server's request-to-response path without a socket, for the libFuzzer target
 // (request_fuzzer.cc) and its regression test (tests/serving/fuzz_regression_test.cc): a small
-// random model saved to a temporary directory, the live model, the API with an API key, and
+// random model saved to a temporary directory, the live model, an event store with the one fold
+// path, scoped API keys (one with every scope, one read-only, one feedback-only), admin routes
+// over a retrain double (the real retrainer trains, far too slow per input), and
 // AnswerRequestBytes with the server's parser and limits. Check() answers raw bytes and tests
 // what every answer must satisfy.
 #ifndef RECLOOP_TESTS_FUZZ_REQUEST_HARNESS_H_
@@ -12,15 +14,20 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "data/event_store.h"
 #include "serving/api.h"
+#include "serving/api_keys.h"
+#include "serving/feedback_folder.h"
 #include "serving/http_server.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
 
 namespace recloop::test {
 
-// The API key the harness's server requires on write routes (seeds send it).
+// The API keys of the harness's server (seeds send them): every scope, read only, feedback only.
 inline constexpr std::string_view kFuzzApiKey = "fuzz-key";
+inline constexpr std::string_view kFuzzReadKey = "fuzz-read";
+inline constexpr std::string_view kFuzzFeedbackKey = "fuzz-feedback";
 
 // Thread-compatible (one input at a time).
 class RequestHarness {
@@ -45,6 +52,10 @@ class RequestHarness {
   std::filesystem::path dir_;
   std::unique_ptr<LiveModel> live_;
   Metrics metrics_;
+  std::unique_ptr<EventStore> events_;
+  std::unique_ptr<FeedbackFolder> folder_;
+  std::unique_ptr<RetrainControl> retrain_;
+  std::unique_ptr<ApiKeys> keys_;
   std::unique_ptr<Api> api_;
   HttpServerOptions options_;
   std::string last_answer_;

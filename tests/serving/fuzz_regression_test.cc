@@ -47,7 +47,7 @@ TEST_F(FuzzRegressionTest, EveryCorpusAndCrashInputGetsWellFormedAnswers) {
       ++replayed;
     }
   }
-  EXPECT_GE(replayed, 15);  // the seeds alone are 15
+  EXPECT_GE(replayed, 26);  // the seeds alone are 26
 }
 
 TEST_F(FuzzRegressionTest, PipelinedRequestsAreAnsweredInOrderUntilClose) {
@@ -91,6 +91,21 @@ TEST_F(FuzzRegressionTest, AuthorizedPutIsStoredAndReadBack) {
       << harness_->last_answer();
   EXPECT_NE(harness_->last_answer().find(R"("available":false)"), std::string::npos)
       << harness_->last_answer();
+}
+
+TEST_F(FuzzRegressionTest, EachKeyReachesItsScopesRoutesOnly) {
+  const auto status_of = [this](const std::string& seed) {
+    std::string raw = ReadFile(std::filesystem::path(RECLOOP_FUZZ_DIR) / "corpus" / seed);
+    EXPECT_EQ(harness_->Check(raw), "") << seed;
+    return harness_->last_answer().substr(0, 12);
+  };
+  EXPECT_EQ(status_of("post_feedback"), "HTTP/1.1 200");
+  EXPECT_EQ(status_of("post_feedback_read_key"), "HTTP/1.1 403");
+  EXPECT_EQ(status_of("erase_user_feedback_key"), "HTTP/1.1 403");
+  EXPECT_EQ(status_of("erase_user"), "HTTP/1.1 200");
+  EXPECT_EQ(status_of("admin_read_key"), "HTTP/1.1 403");
+  EXPECT_EQ(status_of("admin_retrain"), "HTTP/1.1 200");
+  EXPECT_EQ(status_of("user_feedback"), "HTTP/1.1 200");
 }
 
 }  // namespace
