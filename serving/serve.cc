@@ -50,6 +50,16 @@ absl::StatusOr<std::vector<ApiKey>> LoadKeys(const ServeOptions& options) {
   return keys;
 }
 
+// A key file that holds no key (empty, or comments only) closes every route that needs a key:
+// safe, but surely not what was meant. Says so at start and on each SIGHUP that reads one.
+void WarnIfNoKeys(const ServeOptions& options, size_t keys, Logger* log) {
+  if (keys > 0 || options.key_file.empty()) return;
+  log->Warning(
+      "%s holds no key: every route that needs one (feedback, catalogue, erasure, admin%s) "
+      "answers 401 until it does (add a line NAME SCOPES SHA256HEX and send SIGHUP)",
+      options.key_file, options.api.auth_reads ? ", reads" : "");
+}
+
 }  // namespace
 
 absl::Status RunServe(const ServeOptions& options) {
@@ -59,6 +69,7 @@ absl::Status RunServe(const ServeOptions& options) {
   StderrLogger log("recloop serve: ");
   RETURN_IF_ERROR(CheckExposure(options, &log));
   ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
+  WarnIfNoKeys(options, initial_keys.size(), &log);
   ApiKeys keys(!options.api.api_key.empty() || !options.key_file.empty(), std::move(initial_keys));
   ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Open(options.model));
   std::unique_ptr<EventStore> events;
@@ -118,6 +129,7 @@ absl::Status RunServe(const ServeOptions& options) {
                        fresh.status().ToString());
     }
     const size_t n = fresh->size();
+    WarnIfNoKeys(options, n, &log);
     keys.Replace(*std::move(fresh));
     log.Info("SIGHUP: re-read %s, %d keys", options.key_file, n);
   });

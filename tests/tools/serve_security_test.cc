@@ -2,7 +2,8 @@
 // serve a non-loopback address without a key (before binding), --insecure-no-auth overrides that
 // loudly, loopback without a key says writes are open to this machine only, --create-api-key-file
 // makes a private key that then works and never shows in the log, `keys hash` makes a key-file
-// line, and SIGHUP rotates the key file over a real socket (a bad file keeps the old keys).
+// line, SIGHUP rotates the key file over a real socket (a bad file keeps the old keys), and an
+// empty key file closes the writes and warns.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -205,6 +206,18 @@ TEST_F(ServeSecurity, SighupRotatesTheKeyFileAndABadFileKeepsTheOldKeys) {
   }
   ASSERT_TRUE(logged) << Log();
   EXPECT_NE(PostFeedback(port, "new"), 401);
+  EXPECT_EQ(Stop(), 0);
+}
+
+// An empty key file (or comments only) is closed, not open, and says so at start.
+TEST_F(ServeSecurity, AnEmptyKeyFileClosesTheWritesAndWarns) {
+  const std::string keys = dir_.File("keys");
+  std::ofstream(keys) << "# no keys yet\n";
+  const int port = Start({"--host", "0.0.0.0", "--key-file", keys});
+  ASSERT_GT(port, 0) << Log();
+  EXPECT_NE(Log().find("holds no key"), std::string::npos) << Log();
+  EXPECT_EQ(PostFeedback(port, ""), 401);
+  EXPECT_EQ(PostFeedback(port, "anything"), 401);
   EXPECT_EQ(Stop(), 0);
 }
 
