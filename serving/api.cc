@@ -235,6 +235,10 @@ Api::Api(ApiServices services, ApiOptions options)
     own_keys_ = std::make_unique<ApiKeys>(!options_.api_key.empty(), std::move(keys));
     services_.keys = own_keys_.get();
   }
+  if (services_.ranked_cache == nullptr) {
+    own_ranked_cache_ = std::make_unique<RankedCache>(options_.ranked_cache);
+    services_.ranked_cache = own_ranked_cache_.get();
+  }
 }
 
 HttpResponse Api::Handle(const HttpRequest& request) const {

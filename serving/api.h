@@ -55,6 +55,7 @@
 #include "serving/http.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
+#include "serving/ranked_cache.h"
 #include "serving/retrain_control.h"
 
 namespace recloop {
@@ -76,6 +77,9 @@ struct ApiOptions {
   FeedbackOptions feedback;
   // Threads folding users in after their feedback is acknowledged (serving/fold_queue.h).
   int fold_threads = 1;
+  // The cache of users' ranked candidates (serving/ranked_cache.h) the Api keeps when
+  // ApiServices::ranked_cache is null.
+  RankedCacheOptions ranked_cache;
 };
 
 // What the Api answers from and writes to.
@@ -98,6 +102,9 @@ struct ApiServices {
   const ApiKeys* keys = nullptr;
   // The audit trail (catalogue writes, erasures, admin calls); null = not logged.
   Logger* log = nullptr;
+  // Users' ranked candidates, exact under feedback, catalogue changes and swaps
+  // (serving/ranked_cache.h); null = the Api keeps its own, with ApiOptions::ranked_cache.
+  RankedCache* ranked_cache = nullptr;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
@@ -115,6 +122,7 @@ class Api {
   ApiOptions options_;
   std::unique_ptr<FeedbackFolder> own_folder_;
   std::unique_ptr<ApiKeys> own_keys_;
+  std::unique_ptr<RankedCache> own_ranked_cache_;
   ApiServices services_;  // folder, keys: the caller's or own_folder_, own_keys_
 };
 

@@ -63,6 +63,9 @@ struct FoldedUserEntry {
   std::vector<int32_t> seen;     // the model's item indices the user interacted with
   // The user was erased: the model's training interactions of the user no longer count.
   bool erased = false;
+  // This entry's own number (serving/live_model.h NextServingSerial), which a cached ranking of
+  // the user records (serving/ranked_cache.h).
+  uint64_t serial = NextServingSerial();
 };
 
 // A user holds entries for at most two model versions at once: while a new version is being

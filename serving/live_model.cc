@@ -8,6 +8,11 @@
 
 namespace recloop {
 
+uint64_t NextServingSerial() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 std::string DefaultCatalogPath(const std::string& models_dir) {
   return models_dir + "/catalog.db";
 }

@@ -25,6 +25,11 @@
 
 namespace recloop {
 
+// A process-wide unique number, increasing, for each immutable object a request ranks from (a
+// snapshot, a folded user): a cache keyed by it cannot mistake a new object for a freed one at
+// the same address (serving/ranked_cache.h). Thread-safe.
+uint64_t NextServingSerial();
+
 // The catalogue a models directory uses when LiveModelOptions::catalog_path is empty.
 std::string DefaultCatalogPath(const std::string& models_dir);
 
@@ -56,6 +61,9 @@ struct ModelSnapshot {
   std::shared_ptr<const IdMap> categories;
   std::string metadata_json;  // the version's Protobuf metadata as JSON (GET /v1/model)
   uint64_t catalog_changes = 0;  // LiveModel's count of catalogue changes when it was built
+  // This snapshot's own number (NextServingSerial): a catalogue change or a swap publishes a
+  // snapshot with a new one.
+  uint64_t serial = NextServingSerial();
 
   const std::string& version() const { return model->lineage.version; }
   // Item `item`'s catalogue title and category names as the storefront set them (empty for an

@@ -103,6 +103,16 @@ void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
                   "saved with the index")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  sub->add_option("--cache-candidates", so.api.ranked_cache.candidates,
+                  "Ranked candidates cached per user (exact under feedback, catalogue changes "
+                  "and swaps; a request needing more searches); 0 = no cache")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
+  sub->add_option("--cache-users", so.api.ranked_cache.max_users,
+                  "Users whose ranking is cached at most (least recently used evicted; about "
+                  "8 bytes a candidate + 150 a user)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
   sub->add_option("--api-key-file", cmd->api_key_file,
                   "File whose first line is the API key (every scope) that write routes "
                   "require (else $RECLOOP_API_KEY)");

@@ -1,6 +1,7 @@
 // The list routes: GET /v1/users/{user}/recommendations, /v1/items/{item}/similar,
 // /v1/popular, and the page of the live model's users, GET /v1/users.
 #include <algorithm>
+#include <memory>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "serving/handlers/handlers.h"
 #include "serving/json_codec.h"
+#include "serving/ranked_cache.h"
 
 namespace recloop {
 namespace {
@@ -173,6 +175,50 @@ ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
   return out;
 }
 
+// The user's list for `options`: from their cached ranking when it is still exact and long
+// enough, else from a search (which, for a user the model or the overlay knows, ranks the
+// unfiltered candidates once and caches them). A user with fresh feedback (`folded`) is ranked
+// from their folded vector; an unknown user is a new customer: popular items, with source
+// "popular", never cached (cheap, and every unknown ID would take a slot).
+absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const ModelSnapshot& snap,
+                                                     const std::string& user,
+                                                     const FoldedUserEntry* folded,
+                                                     const RecommendOptions& options) {
+  const std::optional<int32_t> known = snap.model->users.Find(user);
+  const auto search = [&](const RecommendOptions& o) {
+    if (folded != nullptr) {
+      return snap.recommender->RecommendForVector(folded->factors, folded->bias, folded->seen, o);
+    }
+    return snap.recommender->Recommend(known.value_or(-1), o);
+  };
+  if (cache == nullptr || !cache->enabled() || (folded == nullptr && !known) ||
+      static_cast<int64_t>(options.offset) + options.n > cache->candidates()) {
+    return search(options);
+  }
+  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
+  std::shared_ptr<const RankedList> list = cache->Find(user, snap.serial, fold_serial);
+  if (list == nullptr) {
+    RecommendOptions all = options;
+    all.n = cache->candidates();
+    all.offset = 0;
+    all.exclude.clear();
+    all.categories.clear();
+    auto ranked = search(all);
+    if (!ranked.ok()) return ranked.status();
+    auto fresh = std::make_shared<RankedList>();
+    fresh->snapshot_serial = snap.serial;
+    fresh->fold_serial = fold_serial;
+    fresh->complete = static_cast<int>(ranked->size()) < all.n;
+    fresh->items = *std::move(ranked);
+    cache->Put(user, fresh);
+    list = std::move(fresh);
+  }
+  if (auto answer = AnswerFromRankedList(*list, options, snap.catalog.get())) {
+    return *std::move(answer);
+  }
+  return search(options);
+}
+
 }  // namespace
 
 HttpResponse Recommendations(const RouteContext& ctx) {
@@ -180,15 +226,8 @@ HttpResponse Recommendations(const RouteContext& ctx) {
   if (req.error) return *std::move(req.error);
   const ModelSnapshot& snap = *req.snap;
   const std::string& user = ctx.param("user");
-  // A user with fresh feedback is answered from their folded vector; an unknown user is a new
-  // customer: popular items, with source "popular".
-  absl::StatusOr<std::vector<Recommendation>> recs;
-  if (const auto folded = ctx.services.folder->overlay().Find(user, snap.version())) {
-    recs = snap.recommender->RecommendForVector(folded->factors, folded->bias, folded->seen,
-                                                req.options);
-  } else {
-    recs = snap.recommender->Recommend(snap.model->users.Find(user).value_or(-1), req.options);
-  }
+  const auto folded = ctx.services.folder->overlay().Find(user, snap.version());
+  auto recs = RankUser(ctx.services.ranked_cache, snap, user, folded.get(), req.options);
   if (!recs.ok()) return Internal(recs.status());
   return ListResponse(snap, "user", user, req.params, *recs);
 }

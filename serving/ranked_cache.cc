@@ -1,0 +1,133 @@
+#include "serving/ranked_cache.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+
+namespace recloop {
+
+RankedCache::RankedCache(RankedCacheOptions options)
+    : options_(options),
+      max_users_per_shard_(
+          std::max<int64_t>(1, (options.max_users + static_cast<int64_t>(shards_.size()) - 1) /
+                                   static_cast<int64_t>(shards_.size()))) {}
+
+RankedCache::Shard& RankedCache::ShardOf(std::string_view user) {
+  return shards_[absl::HashOf(user) % shards_.size()];
+}
+
+int64_t RankedCache::BytesOf(const Node& node) {
+  // The list node (two links and the Node), the index slot (key view + iterator, at a load of
+  // about 7/8), the key's heap buffer beyond the small-string capacity, the shared RankedList
+  // with its control block, and the candidates.
+  constexpr int64_t kFixed = 2 * sizeof(void*) + sizeof(Node) +
+                             (sizeof(std::string_view) + sizeof(Lru::iterator)) * 8 / 7 +
+                             sizeof(RankedList) + 2 * sizeof(void*) + sizeof(int64_t);
+  const int64_t key_heap = node.user.capacity() > 15 ? node.user.capacity() + 1 : 0;
+  const int64_t items =
+      node.list == nullptr ? 0
+                           : static_cast<int64_t>(node.list->items.capacity() *
+                                                  sizeof(Recommendation));
+  return kFixed + key_heap + items;
+}
+
+void RankedCache::EraseLocked(Shard& shard, Lru::iterator it) {
+  bytes_.fetch_sub(BytesOf(*it), std::memory_order_relaxed);
+  users_.fetch_sub(1, std::memory_order_relaxed);
+  shard.index.erase(std::string_view(it->user));
+  shard.lru.erase(it);
+}
+
+std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user,
+                                                    uint64_t snapshot_serial,
+                                                    uint64_t fold_serial) {
+  if (!enabled()) return nullptr;
+  Shard& shard = ShardOf(user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const auto found = shard.index.find(user);
+  if (found == shard.index.end()) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  const Lru::iterator it = found->second;
+  if (it->list->snapshot_serial != snapshot_serial || it->list->fold_serial != fold_serial) {
+    // Ranked from a snapshot or a fold that is gone: never usable again.
+    EraseLocked(shard, it);
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  shard.lru.splice(shard.lru.begin(), shard.lru, it);
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return it->list;
+}
+
+void RankedCache::Put(std::string_view user, std::shared_ptr<const RankedList> list) {
+  if (!enabled() || list == nullptr) return;
+  Shard& shard = ShardOf(user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (const auto found = shard.index.find(user); found != shard.index.end()) {
+    EraseLocked(shard, found->second);
+  }
+  shard.lru.push_front(Node{std::string(user), std::move(list)});
+  const Lru::iterator it = shard.lru.begin();
+  shard.index.emplace(std::string_view(it->user), it);
+  bytes_.fetch_add(BytesOf(*it), std::memory_order_relaxed);
+  users_.fetch_add(1, std::memory_order_relaxed);
+  while (static_cast<int64_t>(shard.lru.size()) > max_users_per_shard_) {
+    EraseLocked(shard, std::prev(shard.lru.end()));
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::string RankedCache::RenderMetrics() const {
+  return absl::StrCat(
+      "# HELP recloop_ranked_cache_hits_total List requests answered from a cached ranking\n"
+      "# TYPE recloop_ranked_cache_hits_total counter\n"
+      "recloop_ranked_cache_hits_total ", hits(), "\n",
+      "# HELP recloop_ranked_cache_misses_total List requests that found no usable cached ranking\n"
+      "# TYPE recloop_ranked_cache_misses_total counter\n"
+      "recloop_ranked_cache_misses_total ", misses(), "\n",
+      "# HELP recloop_ranked_cache_evictions_total Cached rankings evicted by the size bound\n"
+      "# TYPE recloop_ranked_cache_evictions_total counter\n"
+      "recloop_ranked_cache_evictions_total ", evictions(), "\n",
+      "# HELP recloop_ranked_cache_users Users with a cached ranking\n"
+      "# TYPE recloop_ranked_cache_users gauge\n"
+      "recloop_ranked_cache_users ", users(), "\n",
+      "# HELP recloop_ranked_cache_bytes Memory held by the cached rankings\n"
+      "# TYPE recloop_ranked_cache_bytes gauge\n"
+      "recloop_ranked_cache_bytes ", memory_bytes(), "\n");
+}
+
+std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList& list,
+                                                                const RecommendOptions& options,
+                                                                const ItemCatalog* catalog) {
+  if (options.n < 0 || options.offset < 0) return std::nullopt;  // the search's error
+  std::vector<int32_t> categories = options.categories;
+  if (!categories.empty()) {
+    if (catalog == nullptr) return std::nullopt;  // the search's error
+    std::sort(categories.begin(), categories.end());
+  }
+  const auto excluded = [&options](int32_t item) {
+    return std::find(options.exclude.begin(), options.exclude.end(), item) !=
+           options.exclude.end();
+  };
+  std::vector<Recommendation> out;
+  out.reserve(static_cast<size_t>(options.n));
+  int skipped = 0;
+  for (const Recommendation& r : list.items) {
+    if (static_cast<int>(out.size()) == options.n) break;
+    if (!options.exclude.empty() && excluded(r.item)) continue;
+    if (!categories.empty() && !catalog->InAnyCategory(r.item, categories)) continue;
+    if (skipped < options.offset) {
+      ++skipped;
+      continue;
+    }
+    out.push_back(r);
+  }
+  if (static_cast<int>(out.size()) < options.n && !list.complete) return std::nullopt;
+  return out;
+}
+
+}  // namespace recloop

@@ -1,0 +1,118 @@
+// RankedCache: each recently served user's ranked candidates (issue 21), so that the next request
+// of the same user is answered without searching the index.
+//
+// Exact, not "fresh enough": an entry records the serials of the snapshot (model version and
+// catalogue, serving/live_model.h) and of the user's fold-in entry (serving/feedback.h) it was
+// ranked from, and is used only while both are still the ones a request would rank from. A
+// feedback event folds the user in again (a new overlay entry, a new serial); a catalogue change
+// or a model swap publishes a new snapshot (a new serial): every such change makes the entries it
+// affects unusable at once, without a pass over the cache.
+//
+// An entry holds the top `candidates` items of the user's unfiltered request (seen and
+// unavailable items already dropped, no offset), best first. A request with its own filters
+// (`exclude`, `category`) and offset walks that list; when fewer than offset + n of its items
+// qualify and the list was cut at `candidates`, the request searches instead (and does not
+// replace the entry). Filtering a ranked list keeps its order, so the answer is the one the
+// search would give (with an HNSW index, the search's own approximation: the cached list comes
+// from a search for `candidates` items, which recalls at least as well as one for n).
+//
+// Memory: per user, 8 bytes a candidate plus about 150 bytes of key, entry and LRU bookkeeping
+// (memory_bytes() counts them); bounded by max_users, least recently used first out.
+#ifndef RECLOOP_SERVING_RANKED_CACHE_H_
+#define RECLOOP_SERVING_RANKED_CACHE_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "engine/recommender.h"
+
+namespace recloop {
+
+struct RankedCacheOptions {
+  // Candidates kept per user; 0 turns the cache off. Enough for the common page (n 10, a short
+  // exclude list, a category holding a fair share of the catalogue); a request that needs more
+  // searches.
+  int candidates = 64;
+  // Users kept at most; the least recently used go first. 500K users of 64 candidates take
+  // about 330 MB.
+  int64_t max_users = 500'000;
+};
+
+// One user's ranked candidates, immutable once cached.
+struct RankedList {
+  uint64_t snapshot_serial = 0;  // ModelSnapshot::serial it was ranked from
+  uint64_t fold_serial = 0;      // FoldedUserEntry::serial it was ranked from; 0: no entry
+  // Fewer than `candidates` items qualified: `items` holds every qualifying one.
+  bool complete = false;
+  std::vector<Recommendation> items;  // best first
+};
+
+// Thread safety: every method may be called from any number of threads at once (16 shards,
+// each a mutex held for a lookup or an insertion only).
+class RankedCache {
+ public:
+  explicit RankedCache(RankedCacheOptions options);
+
+  bool enabled() const { return options_.candidates > 0 && options_.max_users > 0; }
+  int candidates() const { return options_.candidates; }
+
+  // The user's list if it was ranked from exactly these serials, else null (a miss; a stale
+  // entry is dropped).
+  std::shared_ptr<const RankedList> Find(std::string_view user, uint64_t snapshot_serial,
+                                         uint64_t fold_serial);
+  // Stores `list` as the user's (replacing any), evicting the least recently used user of its
+  // shard past the bound.
+  void Put(std::string_view user, std::shared_ptr<const RankedList> list);
+
+  int64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  int64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+  int64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
+  int64_t users() const { return users_.load(std::memory_order_relaxed); }
+  // Bytes held by the entries: candidates, keys and bookkeeping (an estimate of the allocator's
+  // share, from the sizes of what is stored).
+  int64_t memory_bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Prometheus text of the counters above, appended to /metrics.
+  std::string RenderMetrics() const;
+
+ private:
+  struct Node;
+  using Lru = std::list<Node>;
+  struct Node {
+    std::string user;
+    std::shared_ptr<const RankedList> list;
+  };
+  struct Shard {
+    std::mutex mu;
+    Lru lru ABSL_GUARDED_BY(mu);  // most recently used first
+    absl::flat_hash_map<std::string_view, Lru::iterator> index ABSL_GUARDED_BY(mu);
+  };
+  Shard& ShardOf(std::string_view user);
+  static int64_t BytesOf(const Node& node);
+  void EraseLocked(Shard& shard, Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+
+  const RankedCacheOptions options_;
+  const int64_t max_users_per_shard_;
+  std::array<Shard, 16> shards_;
+  std::atomic<int64_t> hits_{0}, misses_{0}, evictions_{0}, users_{0}, bytes_{0};
+};
+
+// The answer to a request with `options` (n, offset, exclude, categories; seen and unavailable
+// items are already out of `list`) from `list`, or nullopt when the list is too short to know it.
+// `catalog` is the snapshot's (null: no categories, so a category filter matches nothing).
+std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList& list,
+                                                                const RecommendOptions& options,
+                                                                const ItemCatalog* catalog);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_RANKED_CACHE_H_

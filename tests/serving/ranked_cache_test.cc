@@ -1,0 +1,248 @@
+// The cache of users' ranked candidates (serving/ranked_cache.h, issue 21): its bound, its
+// accounting and the filters applied to a cached list, then the server over real sockets, where
+// every cached answer must equal the answer without a cache (the same folder, the same live
+// model) under concurrent feedback, and after a catalogue DELETE and a model swap.
+#include "serving/ranked_cache.h"
+
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/event_store.h"
+#include "engine/model_io.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "serving/api.h"
+#include "serving/feedback_folder.h"
+#include "serving/live_model.h"
+#include "tbb/global_control.h"
+#include "tests/serving/planted_store_server.h"
+#include "tests/serving/test_client.h"
+#include "tests/test_util.h"
+#include "training/train.h"
+
+namespace recloop {
+namespace {
+
+using json = nlohmann::json;
+using test::Client;
+using test::Reply;
+namespace http = boost::beast::http;
+
+std::shared_ptr<const RankedList> List(uint64_t snap, uint64_t fold, std::vector<int32_t> items,
+                                       bool complete = false) {
+  auto list = std::make_shared<RankedList>();
+  list->snapshot_serial = snap;
+  list->fold_serial = fold;
+  list->complete = complete;
+  for (int32_t i : items) {
+    list->items.push_back({i, 1.0f / static_cast<float>(i + 1), RecommendationSource::kPersonalized});
+  }
+  return list;
+}
+
+std::vector<int32_t> Items(const std::vector<Recommendation>& recs) {
+  std::vector<int32_t> out;
+  for (const auto& r : recs) out.push_back(r.item);
+  return out;
+}
+
+TEST(RankedCache, HitsOnlyForTheSerialsItWasRankedFrom) {
+  RankedCache cache({.candidates = 8, .max_users = 100});
+  EXPECT_EQ(cache.Find("u1", 1, 0), nullptr);
+  cache.Put("u1", List(1, 0, {3, 1, 2}));
+  ASSERT_NE(cache.Find("u1", 1, 0), nullptr);
+  EXPECT_EQ(cache.Find("u1", 1, 7), nullptr);  // folded in since
+  EXPECT_EQ(cache.users(), 0);                 // ... which dropped the stale entry
+  cache.Put("u1", List(1, 7, {3}));
+  EXPECT_EQ(cache.Find("u1", 2, 7), nullptr);  // a new snapshot
+  EXPECT_EQ(cache.hits(), 1);
+  EXPECT_EQ(cache.misses(), 3);
+  EXPECT_EQ(cache.memory_bytes(), 0);
+}
+
+TEST(RankedCache, TheBoundEvictsTheLeastRecentlyUsedAndCountsMemory) {
+  // 16 shards of at most 1 user each.
+  RankedCache cache({.candidates = 4, .max_users = 16});
+  for (int u = 0; u < 200; ++u) cache.Put("user-" + std::to_string(u), List(1, 0, {1, 2, 3, 4}));
+  EXPECT_LE(cache.users(), 16);
+  EXPECT_EQ(cache.evictions(), 200 - cache.users());
+  EXPECT_GE(cache.memory_bytes(), cache.users() * static_cast<int64_t>(4 * sizeof(Recommendation)));
+  // The latest user of each shard stayed.
+  EXPECT_NE(cache.Find("user-199", 1, 0), nullptr);
+  const std::string text = cache.RenderMetrics();
+  EXPECT_NE(text.find("recloop_ranked_cache_evictions_total " + std::to_string(cache.evictions())),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("recloop_ranked_cache_bytes " + std::to_string(cache.memory_bytes())),
+            std::string::npos);
+}
+
+TEST(RankedCache, DisabledCacheStoresNothing) {
+  RankedCache cache({.candidates = 0});
+  EXPECT_FALSE(cache.enabled());
+  cache.Put("u1", List(1, 0, {1}));
+  EXPECT_EQ(cache.Find("u1", 1, 0), nullptr);
+  EXPECT_EQ(cache.users(), 0);
+}
+
+TEST(AnswerFromRankedList, AppliesOffsetExcludeAndCategoriesInRankOrder) {
+  ItemCatalog catalog;
+  // Items 0..9; item i is in category i % 2.
+  for (int i = 0; i <= 10; ++i) catalog.category_indptr.push_back(i);
+  for (int i = 0; i < 10; ++i) catalog.category_ids.push_back(i % 2);
+  const auto list = List(1, 0, {9, 8, 7, 6, 5, 4, 3, 2});
+  RecommendOptions o;
+  o.n = 3;
+  o.offset = 1;
+  o.exclude = {7};
+  auto answer = AnswerFromRankedList(*list, o, &catalog);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(Items(*answer), (std::vector<int32_t>{8, 6, 5}));
+  o.categories = {1};  // odd items
+  // Odd, not 7, past the first: 5, 3, and then the list runs out while it was cut: unknown.
+  EXPECT_FALSE(AnswerFromRankedList(*list, o, &catalog).has_value());
+  o.n = 2;
+  answer = AnswerFromRankedList(*list, o, &catalog);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(Items(*answer), (std::vector<int32_t>{5, 3}));
+  // A complete list (every qualifying item) answers short.
+  o.n = 5;
+  answer = AnswerFromRankedList(*List(1, 0, {9, 8, 7, 6, 5, 4, 3, 2}, true), o, &catalog);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(Items(*answer), (std::vector<int32_t>{5, 3}));
+  // A category filter without a catalogue is the search's to refuse.
+  EXPECT_FALSE(AnswerFromRankedList(*list, o, nullptr).has_value());
+}
+
+// The server with the cache (over sockets) against the same Api without it (called directly),
+// both over one live model and one folder, so that they must agree on every answer.
+class RankedCacheServerTest : public test::PlantedStoreServer {
+ protected:
+  void SetUp() override {
+    PlantedStoreServer::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
+    ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
+    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 2,
+                                               &metrics_, NullLog());
+    const ApiServices services{
+        .live = live_.get(), .metrics = &metrics_, .events = events_.get(), .folder = folder_.get()};
+    ApiOptions cached;
+    cached.ranked_cache.candidates = 32;
+    api_ = std::make_unique<Api>(services, cached);
+    ApiOptions uncached;
+    uncached.ranked_cache.candidates = 0;
+    reference_ = std::make_unique<Api>(services, uncached);
+    StartServer([this](const HttpRequest& r) { return api_->Handle(r); });
+  }
+
+  void TearDown() override {
+    PlantedStoreServer::TearDown();
+    api_.reset();
+    reference_.reset();
+    folder_.reset();
+  }
+
+  // The reference answer: the same request through the Api without a cache.
+  std::string Reference(const std::string& target) const {
+    HttpRequest req;
+    req.method = "GET";
+    req.target = target;
+    const HttpResponse res = reference_->Handle(req);
+    EXPECT_EQ(res.status, 200) << res.body;
+    return res.body;
+  }
+
+  std::string Top(Client& c, const std::string& user) {
+    const Reply r = c.Get("/v1/users/" + user + "/recommendations?n=5");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.Json()["items"][0]["item"];
+  }
+
+  std::unique_ptr<LiveModel> live_;
+  std::unique_ptr<EventStore> events_;
+  std::unique_ptr<FeedbackFolder> folder_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<Api> reference_;
+};
+
+// Four clients, each with its own customers: a purchase, then the next list (cached, over the
+// socket) must equal the uncached one and never hold what was bought; random pages and filters.
+TEST_F(RankedCacheServerTest, CachedListsEqualUncachedOnesUnderConcurrentFeedback) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 40;
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(kThreads, 0), served_bought(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(port());
+      std::mt19937 rng(t);
+      for (int round = 0; round < kRounds; ++round) {
+        const std::string user = "u" + std::to_string(t * 10 + static_cast<int>(rng() % 5));
+        const std::string base = "/v1/users/" + user + "/recommendations";
+        std::string bought;
+        if (round % 3 == 0) {
+          bought = Top(c, user);
+          const json event = json::array({{{"user", user}, {"item", bought}, {"type", "purchase"}}});
+          EXPECT_EQ(c.Send(http::verb::post, "/v1/feedback", event.dump()).status, 200);
+        }
+        std::string target = base + "?n=" + std::to_string(1 + rng() % 12) +
+                             "&offset=" + std::to_string(rng() % 4);
+        if (rng() % 2 == 0) target += "&exclude=i" + std::to_string(rng() % 400);
+        const Reply r = c.Get(target);
+        EXPECT_EQ(r.status, 200) << r.body;
+        mismatches[t] += r.body != Reference(target);
+        if (!bought.empty()) served_bought[t] += r.body.find("\"" + bought + "\"") != std::string::npos;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(mismatches[t], 0) << "client " << t;
+    EXPECT_EQ(served_bought[t], 0) << "client " << t;
+  }
+  Client c(port());
+  const std::string metrics = c.Get("/metrics").body;
+  EXPECT_EQ(metrics.find("recloop_ranked_cache_hits_total 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("recloop_ranked_cache_bytes "), std::string::npos);
+}
+
+TEST_F(RankedCacheServerTest, ACatalogueDeleteTakesTheItemOutOfTheNextList) {
+  Client c(port());
+  const std::string target = "/v1/users/u3/recommendations?n=10";
+  const std::string top = Top(c, "u3");
+  ASSERT_EQ(c.Get(target).status, 200);  // cached now
+  ASSERT_EQ(c.Send(http::verb::delete_, "/v1/items/" + top).status, 200);
+  const Reply r = c.Get(target);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("\"" + top + "\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.body, Reference(target));
+}
+
+TEST_F(RankedCacheServerTest, AfterASwapListsComeFromTheNewVersion) {
+  Client c(port());
+  const std::string target = "/v1/users/u5/recommendations?n=10";
+  const Reply before = c.Get(target);
+  ASSERT_EQ(before.status, 200);
+  ASSERT_EQ(c.Get(target).body, before.body);  // from the cache
+  TrainOptions t = Training();
+  t.als.factors = 8;
+  t.als.seed = 99;
+  {
+    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+    ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
+    ASSERT_OK(SaveModel(second, models_dir()).status());
+  }
+  ASSERT_OK(live_->Reload());
+  const Reply after = c.Get(target);
+  ASSERT_EQ(after.status, 200);
+  EXPECT_NE(after.Json()["model_version"], before.Json()["model_version"]);
+  EXPECT_EQ(after.Json()["model_version"], live_->Get()->version());
+  EXPECT_EQ(after.body, Reference(target));
+}
+
+}  // namespace
+}  // namespace recloop
