@@ -1,6 +1,8 @@
 #include "serving/json_codec.h"
 
+#include <charconv>
 #include <cmath>
+#include <memory>
 
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -42,6 +44,47 @@ json OutcomeObject(const RetrainOutcome& o) {
   return out;
 }
 
+// Appends a list response's JSON straight to one string, without building a DOM (the hot path
+// of every list request: a DOM costs an allocation per key and value). The structure is fixed
+// and written here; every string goes through nlohmann's own escaping (its serializer, with the
+// same replacement of invalid UTF-8 as Dump), numbers through std::to_chars (the shortest text
+// that reads back as the same double; non-finite ones as null, as Dump writes them).
+class ListWriter {
+ public:
+  explicit ListWriter(std::string* out) : out_(out) {}
+
+  void Raw(std::string_view text) { out_->append(text); }
+  void String(std::string_view s) {
+    // The serializer writes a JSON string value, quoted and escaped, into the scratch string it
+    // was made with; value, scratch and serializer are per thread and keep their capacity, so a
+    // warm thread allocates nothing here.
+    thread_local std::string scratch;
+    thread_local json value = json::string_t();
+    thread_local nlohmann::detail::serializer<json> escaper(
+        nlohmann::detail::output_adapter<char>(scratch), ' ', json::error_handler_t::replace);
+    value.get_ref<json::string_t&>().assign(s);
+    scratch.clear();
+    escaper.dump(value, /*pretty_print=*/false, /*ensure_ascii=*/false, /*indent_step=*/0);
+    out_->append(scratch);
+  }
+  void Number(float v) {
+    if (!std::isfinite(v)) return Raw("null");
+    char buf[32];
+    // As a double, as the DOM wrote it: a client reading the text as a double gets exactly the
+    // float's value.
+    const auto end = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(v)).ptr;
+    out_->append(buf, end);
+  }
+  void Key(std::string_view key) {  // `key` is one of ours: plain ASCII
+    out_->push_back('"');
+    out_->append(key);
+    out_->append("\":");
+  }
+
+ private:
+  std::string* out_;
+};
+
 }  // namespace
 
 HttpResponse JsonError(int status, std::string_view code, std::string_view message) {
@@ -66,28 +109,54 @@ HttpResponse UsersJson(std::span<const std::string> users, int64_t total) {
 }
 
 HttpResponse ItemListJson(const ItemList& list) {
-  json items = json::array();
-  for (const ListedItem& r : list.items) {
-    json item = {{"item", r.item}, {"score", r.score}, {"source", r.source}};
+  HttpResponse r;
+  r.body.reserve(96 + list.items.size() * (list.details ? 160 : 64));
+  ListWriter w(&r.body);
+  w.Raw("{");
+  if (!list.subject_key.empty()) {
+    w.Key(list.subject_key);
+    w.String(list.subject);
+    w.Raw(",");
+  }
+  w.Key("model_version");
+  w.String(list.model_version);
+  w.Raw(",\"items\":[");
+  for (size_t i = 0; i < list.items.size(); ++i) {
+    const ListedItem& item = list.items[i];
+    w.Raw(i == 0 ? "{" : ",{");
+    w.Key("item");
+    w.String(item.item);
+    w.Raw(",");
+    w.Key("score");
+    w.Number(item.score);
+    w.Raw(",");
+    w.Key("source");
+    w.String(item.source);
     if (list.details) {
-      item["title"] = r.title;
-      item["categories"] = r.categories;
+      w.Raw(",");
+      w.Key("title");
+      w.String(item.title);
+      w.Raw(",\"categories\":[");
+      for (size_t c = 0; c < item.categories.size(); ++c) {
+        if (c > 0) w.Raw(",");
+        w.String(item.categories[c]);
+      }
+      w.Raw("]");
     }
     if (list.predicted_rating) {
       // A non-finite prediction (a damaged head) is sent as unknown, not as invalid JSON.
-      if (r.predicted_rating && std::isfinite(*r.predicted_rating)) {
-        item["predicted_rating"] = *r.predicted_rating;
+      w.Raw(",");
+      w.Key("predicted_rating");
+      if (item.predicted_rating) {
+        w.Number(*item.predicted_rating);
       } else {
-        item["predicted_rating"] = nullptr;
+        w.Raw("null");
       }
     }
-    items.push_back(std::move(item));
+    w.Raw("}");
   }
-  json out;
-  if (!list.subject_key.empty()) out[std::string(list.subject_key)] = list.subject;
-  out["model_version"] = list.model_version;
-  out["items"] = std::move(items);
-  return JsonResponse(200, out);
+  w.Raw("]}");
+  return r;
 }
 
 HttpResponse CatalogEntryJson(std::string_view item, bool in_model, const CatalogEntry& e) {

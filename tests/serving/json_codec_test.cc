@@ -1,0 +1,59 @@
+// The list response is written straight into the body (serving/json_codec.cc ListWriter), not
+// through a DOM: its text must be what nlohmann's DOM would have written, hostile strings
+// included.
+#include "serving/json_codec.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace recloop {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+std::string Reference(const ItemList& list) {
+  ojson items = ojson::array();
+  for (const ListedItem& r : list.items) {
+    ojson item = {{"item", r.item}, {"score", r.score}, {"source", r.source}};
+    if (list.details) {
+      item["title"] = r.title;
+      item["categories"] = r.categories;
+    }
+    if (list.predicted_rating) {
+      item["predicted_rating"] = r.predicted_rating && std::isfinite(*r.predicted_rating)
+                                     ? ojson(*r.predicted_rating)
+                                     : ojson(nullptr);
+    }
+    items.push_back(std::move(item));
+  }
+  ojson out;
+  if (!list.subject_key.empty()) out[std::string(list.subject_key)] = list.subject;
+  out["model_version"] = list.model_version;
+  out["items"] = std::move(items);
+  return out.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
+  const std::string bad_utf8 = "caf\xc3";  // cut in the middle of a sequence
+  ItemList list{"user", "u\"1\\", "v000002", true, true, {}};
+  list.items.push_back({"<img src=x onerror=alert(1)>", 0.8426203727f, "personalized",
+                        "Title \"quoted\"\n\t\x01 und Stra\xc3\x9f" "e", {"a", "b/c", bad_utf8},
+                        4.5f});
+  list.items.push_back({"i2", 1e-7f, "popular", "", {}, std::nullopt});
+  list.items.push_back({bad_utf8, std::numeric_limits<float>::quiet_NaN(), "similar", bad_utf8,
+                        {}, std::numeric_limits<float>::infinity()});
+  EXPECT_EQ(ItemListJson(list).body, Reference(list));
+  list.details = false;
+  list.predicted_rating = false;
+  list.subject_key = "";
+  EXPECT_EQ(ItemListJson(list).body, Reference(list));
+  list.items.clear();
+  EXPECT_EQ(ItemListJson(list).body, Reference(list));
+}
+
+}  // namespace
+}  // namespace recloop
