@@ -209,6 +209,12 @@ absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
     }
   }
   auto snapshot = std::make_shared<ModelSnapshot>();
+  if (const auto current = Get();
+      current != nullptr && current->model == model && current->index == index) {
+    snapshot->ranking_serial = current->ranking_serial;  // a catalogue change
+  } else {
+    snapshot->ranking_serial = NextServingSerial();
+  }
   snapshot->fold_in = std::move(fold_in);
   snapshot->model = std::move(model);
   snapshot->rating_head = std::move(rating_head);

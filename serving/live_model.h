@@ -61,9 +61,12 @@ struct ModelSnapshot {
   std::shared_ptr<const IdMap> categories;
   std::string metadata_json;  // the version's Protobuf metadata as JSON (GET /v1/model)
   uint64_t catalog_changes = 0;  // LiveModel's count of catalogue changes when it was built
-  // This snapshot's own number (NextServingSerial): a catalogue change or a swap publishes a
-  // snapshot with a new one.
-  uint64_t serial = NextServingSerial();
+  // The number of the model and item index this snapshot ranks with (NextServingSerial): a swap
+  // or an extension (new items indexed) gets a new one; a catalogue change, which publishes a new
+  // snapshot of the same model and index, keeps it. Rankings cached under it
+  // (serving/ranked_cache.h) stay exact across catalogue changes because they are filtered by
+  // the catalogue when they are used.
+  uint64_t ranking_serial = 0;
 
   const std::string& version() const { return model->lineage.version; }
   // Item `item`'s catalogue title and category names as the storefront set them (empty for an

@@ -41,7 +41,7 @@ void RankedCache::EraseLocked(Shard& shard, Lru::iterator it) {
 }
 
 std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user,
-                                                    uint64_t snapshot_serial,
+                                                    uint64_t ranking_serial,
                                                     uint64_t fold_serial) {
   if (!enabled()) return nullptr;
   Shard& shard = ShardOf(user);
@@ -52,8 +52,8 @@ std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user,
     return nullptr;
   }
   const Lru::iterator it = found->second;
-  if (it->list->snapshot_serial != snapshot_serial || it->list->fold_serial != fold_serial) {
-    // Ranked from a snapshot or a fold that is gone: never usable again.
+  if (it->list->ranking_serial != ranking_serial || it->list->fold_serial != fold_serial) {
+    // Ranked from a model or a fold that is gone: never usable again.
     EraseLocked(shard, it);
     misses_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
@@ -119,6 +119,9 @@ std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList
   for (const Recommendation& r : list.items) {
     if (static_cast<int>(out.size()) == options.n) break;
     if (!options.exclude.empty() && excluded(r.item)) continue;
+    if (options.exclude_unavailable && catalog != nullptr && !catalog->IsAvailable(r.item)) {
+      continue;
+    }
     if (!categories.empty() && !catalog->InAnyCategory(r.item, categories)) continue;
     if (skipped < options.offset) {
       ++skipped;

@@ -1,20 +1,22 @@
 // RankedCache: each recently served user's ranked candidates (issue 21), so that the next request
 // of the same user is answered without searching the index.
 //
-// Exact, not "fresh enough": an entry records the serials of the snapshot (model version and
-// catalogue, serving/live_model.h) and of the user's fold-in entry (serving/feedback.h) it was
-// ranked from, and is used only while both are still the ones a request would rank from. A
-// feedback event folds the user in again (a new overlay entry, a new serial); a catalogue change
-// or a model swap publishes a new snapshot (a new serial): every such change makes the entries it
-// affects unusable at once, without a pass over the cache.
+// Exact, not "fresh enough": an entry records the serials of the model and index
+// (ModelSnapshot::ranking_serial, serving/live_model.h) and of the user's fold-in entry
+// (serving/feedback.h) it was ranked from, and is used only while both are still the ones a
+// request would rank from. A feedback event folds the user in again (a new overlay entry, a new
+// serial); a model swap or an extension publishes a new ranking serial: every such change makes
+// the entries it affects unusable at once, without a pass over the cache. A catalogue change
+// keeps the ranking serial: the catalogue filters a cached list when it is used.
 //
-// An entry holds the top `candidates` items of the user's unfiltered request (seen and
-// unavailable items already dropped, no offset), best first. A request with its own filters
-// (`exclude`, `category`) and offset walks that list; when fewer than offset + n of its items
-// qualify and the list was cut at `candidates`, the request searches instead (and does not
-// replace the entry). Filtering a ranked list keeps its order, so the answer is the one the
-// search would give (with an HNSW index, the search's own approximation: the cached list comes
-// from a search for `candidates` items, which recalls at least as well as one for n).
+// An entry holds the top `candidates` items of the user's request without its filters (seen
+// items dropped; unavailable ones kept, no category, no exclude, no offset), best first. A
+// request walks that list through the live catalogue's availability and its own filters and
+// offset; when fewer than offset + n items qualify and the list was cut at `candidates`, the
+// request searches instead (and does not replace the entry). Filtering a ranked list keeps its
+// order, so the answer is the one the search would give (with an HNSW index, the search's own
+// approximation: the cached list comes from a search for `candidates` items, which recalls at
+// least as well as one for n).
 //
 // Memory: per user, 8 bytes a candidate plus about 150 bytes of key, entry and LRU bookkeeping
 // (memory_bytes() counts them); bounded by max_users, least recently used first out.
@@ -50,7 +52,7 @@ struct RankedCacheOptions {
 
 // One user's ranked candidates, immutable once cached.
 struct RankedList {
-  uint64_t snapshot_serial = 0;  // ModelSnapshot::serial it was ranked from
+  uint64_t ranking_serial = 0;   // ModelSnapshot::ranking_serial it was ranked from
   uint64_t fold_serial = 0;      // FoldedUserEntry::serial it was ranked from; 0: no entry
   // Fewer than `candidates` items qualified: `items` holds every qualifying one.
   bool complete = false;
@@ -68,7 +70,7 @@ class RankedCache {
 
   // The user's list if it was ranked from exactly these serials, else null (a miss; a stale
   // entry is dropped).
-  std::shared_ptr<const RankedList> Find(std::string_view user, uint64_t snapshot_serial,
+  std::shared_ptr<const RankedList> Find(std::string_view user, uint64_t ranking_serial,
                                          uint64_t fold_serial);
   // Stores `list` as the user's (replacing any), evicting the least recently used user of its
   // shard past the bound.
@@ -106,9 +108,10 @@ class RankedCache {
   std::atomic<int64_t> hits_{0}, misses_{0}, evictions_{0}, users_{0}, bytes_{0};
 };
 
-// The answer to a request with `options` (n, offset, exclude, categories; seen and unavailable
-// items are already out of `list`) from `list`, or nullopt when the list is too short to know it.
-// `catalog` is the snapshot's (null: no categories, so a category filter matches nothing).
+// The answer to a request with `options` (n, offset, exclude, categories, exclude_unavailable;
+// seen items are already out of `list`) from `list` through `catalog` (the live snapshot's; null:
+// every item available, and a category filter is left to the search), or nullopt when the list
+// is too short to know it.
 std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList& list,
                                                                 const RecommendOptions& options,
                                                                 const ItemCatalog* catalog);

@@ -196,17 +196,18 @@ absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const M
     return search(options);
   }
   const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-  std::shared_ptr<const RankedList> list = cache->Find(user, snap.serial, fold_serial);
+  std::shared_ptr<const RankedList> list = cache->Find(user, snap.ranking_serial, fold_serial);
   if (list == nullptr) {
     RecommendOptions all = options;
     all.n = cache->candidates();
     all.offset = 0;
     all.exclude.clear();
     all.categories.clear();
+    all.exclude_unavailable = false;  // the catalogue filters the list when it is used
     auto ranked = search(all);
     if (!ranked.ok()) return ranked.status();
     auto fresh = std::make_shared<RankedList>();
-    fresh->snapshot_serial = snap.serial;
+    fresh->ranking_serial = snap.ranking_serial;
     fresh->fold_serial = fold_serial;
     fresh->complete = static_cast<int>(ranked->size()) < all.n;
     fresh->items = *std::move(ranked);

@@ -34,7 +34,7 @@ namespace http = boost::beast::http;
 std::shared_ptr<const RankedList> List(uint64_t snap, uint64_t fold, std::vector<int32_t> items,
                                        bool complete = false) {
   auto list = std::make_shared<RankedList>();
-  list->snapshot_serial = snap;
+  list->ranking_serial = snap;
   list->fold_serial = fold;
   list->complete = complete;
   for (int32_t i : items) {
@@ -57,7 +57,7 @@ TEST(RankedCache, HitsOnlyForTheSerialsItWasRankedFrom) {
   EXPECT_EQ(cache.Find("u1", 1, 7), nullptr);  // folded in since
   EXPECT_EQ(cache.users(), 0);                 // ... which dropped the stale entry
   cache.Put("u1", List(1, 7, {3}));
-  EXPECT_EQ(cache.Find("u1", 2, 7), nullptr);  // a new snapshot
+  EXPECT_EQ(cache.Find("u1", 2, 7), nullptr);  // a new model
   EXPECT_EQ(cache.hits(), 1);
   EXPECT_EQ(cache.misses(), 3);
   EXPECT_EQ(cache.memory_bytes(), 0);
@@ -113,6 +113,18 @@ TEST(AnswerFromRankedList, AppliesOffsetExcludeAndCategoriesInRankOrder) {
   answer = AnswerFromRankedList(*List(1, 0, {9, 8, 7, 6, 5, 4, 3, 2}, true), o, &catalog);
   ASSERT_TRUE(answer.has_value());
   EXPECT_EQ(Items(*answer), (std::vector<int32_t>{5, 3}));
+  // The catalogue's availability filters the list as it is used (a catalogue change keeps it).
+  ItemCatalog available;
+  available.available.assign(10, 1);
+  available.available[8] = 0;
+  o = RecommendOptions{};
+  o.n = 3;
+  answer = AnswerFromRankedList(*list, o, &available);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(Items(*answer), (std::vector<int32_t>{9, 7, 6}));
+  o.exclude_unavailable = false;
+  EXPECT_EQ(Items(*AnswerFromRankedList(*list, o, &available)), (std::vector<int32_t>{9, 8, 7}));
+  o.categories = {1};
   // A category filter without a catalogue is the search's to refuse.
   EXPECT_FALSE(AnswerFromRankedList(*list, o, nullptr).has_value());
 }
@@ -128,11 +140,11 @@ class RankedCacheServerTest : public test::PlantedStoreServer {
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
     folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 2,
                                                &metrics_, NullLog());
-    const ApiServices services{
+    ApiServices services{
         .live = live_.get(), .metrics = &metrics_, .events = events_.get(), .folder = folder_.get()};
-    ApiOptions cached;
-    cached.ranked_cache.candidates = 32;
-    api_ = std::make_unique<Api>(services, cached);
+    ApiServices with_cache = services;
+    with_cache.ranked_cache = &cache_;
+    api_ = std::make_unique<Api>(with_cache, ApiOptions{});
     ApiOptions uncached;
     uncached.ranked_cache.candidates = 0;
     reference_ = std::make_unique<Api>(services, uncached);
@@ -162,9 +174,12 @@ class RankedCacheServerTest : public test::PlantedStoreServer {
     return r.Json()["items"][0]["item"];
   }
 
+  int64_t api_cache_hits() const { return cache_.hits(); }
+
   std::unique_ptr<LiveModel> live_;
   std::unique_ptr<EventStore> events_;
   std::unique_ptr<FeedbackFolder> folder_;
+  RankedCache cache_{{.candidates = 32, .max_users = 10'000}};
   std::unique_ptr<Api> api_;
   std::unique_ptr<Api> reference_;
 };
@@ -215,11 +230,14 @@ TEST_F(RankedCacheServerTest, ACatalogueDeleteTakesTheItemOutOfTheNextList) {
   const std::string target = "/v1/users/u3/recommendations?n=10";
   const std::string top = Top(c, "u3");
   ASSERT_EQ(c.Get(target).status, 200);  // cached now
+  const int64_t hits = api_cache_hits();
   ASSERT_EQ(c.Send(http::verb::delete_, "/v1/items/" + top).status, 200);
   const Reply r = c.Get(target);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.body.find("\"" + top + "\""), std::string::npos) << r.body;
   EXPECT_EQ(r.body, Reference(target));
+  // ... answered from the same cached ranking, filtered by the new catalogue.
+  EXPECT_EQ(api_cache_hits(), hits + 1);
 }
 
 TEST_F(RankedCacheServerTest, AfterASwapListsComeFromTheNewVersion) {
