@@ -63,6 +63,15 @@ std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user,
   return it->list;
 }
 
+bool RankedCache::Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial) {
+  if (!enabled()) return false;
+  Shard& shard = ShardOf(user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const auto found = shard.index.find(user);
+  return found != shard.index.end() && found->second->list->ranking_serial == ranking_serial &&
+         found->second->list->fold_serial == fold_serial;
+}
+
 void RankedCache::Put(std::string_view user, std::shared_ptr<const RankedList> list) {
   if (!enabled() || list == nullptr) return;
   Shard& shard = ShardOf(user);
@@ -97,7 +106,10 @@ std::string RankedCache::RenderMetrics() const {
       "recloop_ranked_cache_users ", users(), "\n",
       "# HELP recloop_ranked_cache_bytes Memory held by the cached rankings\n"
       "# TYPE recloop_ranked_cache_bytes gauge\n"
-      "recloop_ranked_cache_bytes ", memory_bytes(), "\n");
+      "recloop_ranked_cache_bytes ", memory_bytes(), "\n",
+      "# HELP recloop_ranked_cache_warm_pending Users the background warmer has still to rank\n"
+      "# TYPE recloop_ranked_cache_warm_pending gauge\n"
+      "recloop_ranked_cache_warm_pending ", warm_pending(), "\n");
 }
 
 std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList& list,
@@ -131,6 +143,69 @@ std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList
   }
   if (static_cast<int>(out.size()) < options.n && !list.complete) return std::nullopt;
   return out;
+}
+
+}  // namespace recloop
+
+namespace recloop {
+
+namespace {
+
+absl::StatusOr<std::vector<Recommendation>> Search(const ModelSnapshot& snap,
+                                                   std::optional<int32_t> known,
+                                                   const FoldedUserEntry* folded,
+                                                   const RecommendOptions& options) {
+  if (folded != nullptr) {
+    return snap.recommender->RecommendForVector(folded->factors, folded->bias, folded->seen,
+                                                options);
+  }
+  return snap.recommender->Recommend(known.value_or(-1), options);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const RankedList>> RankForCache(const ModelSnapshot& snap,
+                                                               std::optional<int32_t> known,
+                                                               const FoldedUserEntry* folded,
+                                                               const RecommendOptions& request,
+                                                               int candidates) {
+  RecommendOptions all;
+  all.n = candidates;
+  all.ef_search = request.ef_search;
+  all.exclude_seen = request.exclude_seen;
+  all.exclude_unavailable = false;  // the catalogue filters the list when it is used
+  auto ranked = Search(snap, known, folded, all);
+  if (!ranked.ok()) return ranked.status();
+  auto list = std::make_shared<RankedList>();
+  list->ranking_serial = snap.ranking_serial;
+  list->fold_serial = folded != nullptr ? folded->serial : 0;
+  list->complete = static_cast<int>(ranked->size()) < candidates;
+  list->items = *std::move(ranked);
+  return list;
+}
+
+absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const ModelSnapshot& snap,
+                                                     const std::string& user,
+                                                     const FoldedUserEntry* folded,
+                                                     const RecommendOptions& options) {
+  const std::optional<int32_t> known = snap.model->users.Find(user);
+  if (cache == nullptr || !cache->enabled() || (folded == nullptr && !known) ||
+      !options.exclude_seen ||
+      static_cast<int64_t>(options.offset) + options.n > cache->candidates()) {
+    return Search(snap, known, folded, options);
+  }
+  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
+  std::shared_ptr<const RankedList> list = cache->Find(user, snap.ranking_serial, fold_serial);
+  if (list == nullptr) {
+    auto ranked = RankForCache(snap, known, folded, options, cache->candidates());
+    if (!ranked.ok()) return ranked.status();
+    list = *std::move(ranked);
+    cache->Put(user, list);
+  }
+  if (auto answer = AnswerFromRankedList(*list, options, snap.catalog.get())) {
+    return *std::move(answer);
+  }
+  return Search(snap, known, folded, options);
 }
 
 }  // namespace recloop

@@ -36,7 +36,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "engine/recommender.h"
+#include "serving/feedback.h"
+#include "serving/live_model.h"
 
 namespace recloop {
 
@@ -67,11 +70,15 @@ class RankedCache {
 
   bool enabled() const { return options_.candidates > 0 && options_.max_users > 0; }
   int candidates() const { return options_.candidates; }
+  int64_t max_users() const { return options_.max_users; }
 
   // The user's list if it was ranked from exactly these serials, else null (a miss; a stale
   // entry is dropped).
   std::shared_ptr<const RankedList> Find(std::string_view user, uint64_t ranking_serial,
                                          uint64_t fold_serial);
+  // Whether Find would hit, without counting a hit or a miss or touching the LRU order (for the
+  // background warmer).
+  bool Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial);
   // Stores `list` as the user's (replacing any), evicting the least recently used user of its
   // shard past the bound.
   void Put(std::string_view user, std::shared_ptr<const RankedList> list);
@@ -83,6 +90,9 @@ class RankedCache {
   // Bytes held by the entries: candidates, keys and bookkeeping (an estimate of the allocator's
   // share, from the sizes of what is stored).
   int64_t memory_bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Users a background warmer (serving/cache_warmer.h) has still to rank, for /metrics.
+  void SetWarmPending(int64_t users) { warm_pending_.store(users, std::memory_order_relaxed); }
+  int64_t warm_pending() const { return warm_pending_.load(std::memory_order_relaxed); }
   // Prometheus text of the counters above, appended to /metrics.
   std::string RenderMetrics() const;
 
@@ -106,7 +116,28 @@ class RankedCache {
   const int64_t max_users_per_shard_;
   std::array<Shard, 16> shards_;
   std::atomic<int64_t> hits_{0}, misses_{0}, evictions_{0}, users_{0}, bytes_{0};
+  std::atomic<int64_t> warm_pending_{0};
 };
+
+// Ranks `user` for the cache against `snap`: the top `candidates` items of their request without
+// filters (seen items dropped; search settings such as ef_search from `request`), from their
+// folded vector when `folded` is given, else from the model's row `known`. Errors: the
+// recommender's.
+absl::StatusOr<std::shared_ptr<const RankedList>> RankForCache(const ModelSnapshot& snap,
+                                                               std::optional<int32_t> known,
+                                                               const FoldedUserEntry* folded,
+                                                               const RecommendOptions& request,
+                                                               int candidates);
+
+// The user's list for `options`, as Recommender::Recommend/RecommendForVector would answer it:
+// from their cached ranking when it is still exact and long enough, else from a search (which,
+// for a user the model or the overlay knows, ranks their candidates once and caches them). An
+// unknown user without an overlay entry (a new customer: popular items) is never cached: cheap,
+// and every unknown ID would take a slot. `cache` may be null or disabled (always searches).
+absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const ModelSnapshot& snap,
+                                                     const std::string& user,
+                                                     const FoldedUserEntry* folded,
+                                                     const RecommendOptions& options);
 
 // The answer to a request with `options` (n, offset, exclude, categories, exclude_unavailable;
 // seen items are already out of `list`) from `list` through `catalog` (the live snapshot's; null:

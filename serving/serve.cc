@@ -8,6 +8,8 @@
 #include "base/logger.h"
 #include "engine/status_macros.h"
 #include "serving/api_keys.h"
+#include "serving/cache_warmer.h"
+#include "serving/ranked_cache.h"
 #include "serving/feedback_folder.h"
 
 namespace recloop {
@@ -91,6 +93,14 @@ absl::Status RunServe(const ServeOptions& options) {
     retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &folder, options.retrain,
                                             &metrics, &log);
   }
+  // Users' ranked candidates, warmed in the background after each model goes live.
+  RankedCache ranked_cache(options.api.ranked_cache);
+  std::unique_ptr<CacheWarmer> warmer;
+  if (ranked_cache.enabled() && options.warm_cache) {
+    warmer = std::make_unique<CacheWarmer>(live.get(), &folder, &ranked_cache,
+                                           CacheWarmerOptions{.ef_search = options.api.ef_search},
+                                           &log);
+  }
   std::unique_ptr<HttpServer> server;
   Api api({.live = live.get(),
            .metrics = &metrics,
@@ -99,7 +109,8 @@ absl::Status RunServe(const ServeOptions& options) {
            .folder = &folder,
            .retrain = retrainer.get(),
            .keys = &keys,
-           .log = &log},
+           .log = &log,
+           .ranked_cache = &ranked_cache},
           options.api);
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();

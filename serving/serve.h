@@ -33,6 +33,9 @@ struct ServeOptions {
   // Without any key (api.api_key, key_file) the server binds loopback addresses only and
   // refuses any other host, unless this is set (then it warns on every start). Default false.
   bool insecure_no_auth = false;
+  // After each model goes live, rank its most active users into the ranked cache in the
+  // background (serving/cache_warmer.h), at the lowest CPU priority. Default true.
+  bool warm_cache = true;
 };
 
 // Serves until a signal (or a fatal start-up error). Errors: FailedPrecondition (before

@@ -113,6 +113,9 @@ void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
                   "8 bytes a candidate + 150 a user)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
+  sub->add_flag("--no-cache-warm{false}", so.warm_cache,
+                "Do not rank the most active users into the cache in the background after each "
+                "model goes live (first requests then search)");
   sub->add_option("--api-key-file", cmd->api_key_file,
                   "File whose first line is the API key (every scope) that write routes "
                   "require (else $RECLOOP_API_KEY)");

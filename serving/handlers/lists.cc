@@ -175,51 +175,6 @@ ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
   return out;
 }
 
-// The user's list for `options`: from their cached ranking when it is still exact and long
-// enough, else from a search (which, for a user the model or the overlay knows, ranks the
-// unfiltered candidates once and caches them). A user with fresh feedback (`folded`) is ranked
-// from their folded vector; an unknown user is a new customer: popular items, with source
-// "popular", never cached (cheap, and every unknown ID would take a slot).
-absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const ModelSnapshot& snap,
-                                                     const std::string& user,
-                                                     const FoldedUserEntry* folded,
-                                                     const RecommendOptions& options) {
-  const std::optional<int32_t> known = snap.model->users.Find(user);
-  const auto search = [&](const RecommendOptions& o) {
-    if (folded != nullptr) {
-      return snap.recommender->RecommendForVector(folded->factors, folded->bias, folded->seen, o);
-    }
-    return snap.recommender->Recommend(known.value_or(-1), o);
-  };
-  if (cache == nullptr || !cache->enabled() || (folded == nullptr && !known) ||
-      static_cast<int64_t>(options.offset) + options.n > cache->candidates()) {
-    return search(options);
-  }
-  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-  std::shared_ptr<const RankedList> list = cache->Find(user, snap.ranking_serial, fold_serial);
-  if (list == nullptr) {
-    RecommendOptions all = options;
-    all.n = cache->candidates();
-    all.offset = 0;
-    all.exclude.clear();
-    all.categories.clear();
-    all.exclude_unavailable = false;  // the catalogue filters the list when it is used
-    auto ranked = search(all);
-    if (!ranked.ok()) return ranked.status();
-    auto fresh = std::make_shared<RankedList>();
-    fresh->ranking_serial = snap.ranking_serial;
-    fresh->fold_serial = fold_serial;
-    fresh->complete = static_cast<int>(ranked->size()) < all.n;
-    fresh->items = *std::move(ranked);
-    cache->Put(user, fresh);
-    list = std::move(fresh);
-  }
-  if (auto answer = AnswerFromRankedList(*list, options, snap.catalog.get())) {
-    return *std::move(answer);
-  }
-  return search(options);
-}
-
 }  // namespace
 
 HttpResponse Recommendations(const RouteContext& ctx) {

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "serving/api.h"
+#include "serving/cache_warmer.h"
 #include "serving/feedback_folder.h"
 #include "serving/live_model.h"
 #include "tbb/global_control.h"
@@ -260,6 +261,50 @@ TEST_F(RankedCacheServerTest, AfterASwapListsComeFromTheNewVersion) {
   EXPECT_NE(after.Json()["model_version"], before.Json()["model_version"]);
   EXPECT_EQ(after.Json()["model_version"], live_->Get()->version());
   EXPECT_EQ(after.body, Reference(target));
+}
+
+// The warmer ranks the most active users into the cache after the model goes live, and again for
+// a new version; their first requests are then hits.
+TEST_F(RankedCacheServerTest, TheWarmerRanksTheMostActiveUsersAfterEachSwap) {
+  RankedCache small({.candidates = 16, .max_users = 100});
+  CacheWarmer warmer(live_.get(), folder_.get(), &small, {.poll = std::chrono::milliseconds(5)},
+                     NullLog());
+  const auto wait_passes = [&](int64_t n) {
+    for (int i = 0; i < 2000 && warmer.passes() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return warmer.passes() >= n;
+  };
+  ASSERT_TRUE(wait_passes(1));
+  EXPECT_EQ(warmer.pending(), 0);
+  EXPECT_EQ(small.warm_pending(), 0);
+  EXPECT_GE(warmer.warmed(), 90);  // 100 over 16 shards: a shard may hold a few fewer
+  EXPECT_LE(small.users(), 112);
+  // The most active user is among them, ranked exactly as a request would be.
+  const auto snap = live_->Get();
+  int32_t top = 0;
+  for (int32_t u = 0; u < snap->model->num_users(); ++u) {
+    if (snap->model->seen.RowSize(u) > snap->model->seen.RowSize(top)) top = u;
+  }
+  const std::string user = snap->model->users.External(top);
+  const auto list = small.Find(user, snap->ranking_serial, 0);
+  ASSERT_NE(list, nullptr);
+  RecommendOptions o;
+  o.n = 16;
+  o.exclude_unavailable = false;
+  ASSERT_OK_AND_ASSIGN(const auto direct, snap->recommender->Recommend(top, o));
+  EXPECT_EQ(Items(list->items), Items(direct));
+
+  TrainOptions t = Training();
+  t.als.seed = 7;
+  {
+    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+    ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
+    ASSERT_OK(SaveModel(second, models_dir()).status());
+  }
+  ASSERT_OK(live_->Reload());
+  ASSERT_TRUE(wait_passes(2));
+  EXPECT_NE(small.Find(user, live_->Get()->ranking_serial, 0), nullptr);
 }
 
 }  // namespace
