@@ -87,6 +87,9 @@ HttpResponse PutItem(const RouteContext& ctx) {
   const std::string& item = ctx.param("item");
   const bool in_model = InModel(live, item);
   if (auto refused = RefuseNonJsonBody(ctx.request)) return *std::move(refused);
+  if (auto refused = RefuseJsonShape(ctx)) {
+    return *std::move(refused);
+  }
   auto entry = ParseEntryBody(ctx.request.body);
   if (!entry.ok()) return BadRequest(entry.status(), "bad_body");
   if (auto s = live.SetItem(item, *std::move(entry)); !s.ok()) return Internal(s);
