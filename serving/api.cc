@@ -223,7 +223,8 @@ const Route* FindMethod(std::string_view pattern, std::string_view method, std::
 std::optional<HttpResponse> CheckPathIds(const PathParams& params) {
   for (const auto& [name, value] : params) {
     if (value.empty()) {
-      return JsonError(400, "bad_parameter", absl::StrCat("the ", std::string(name), " ID is empty"));
+      return JsonError(400, "bad_parameter",
+                       absl::StrCat("the ", std::string(name), " ID is empty"));
     }
     if (value.size() > kMaxIdBytes) {
       return JsonError(400, "id_too_long",
@@ -256,8 +257,7 @@ absl::Status Api::Validate(const ApiOptions& options) {
   if (auto s = RateLimiter::Validate(options.address_rate_limit); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("per-address ", s.message()));
   }
-  if (options.json.max_depth < 1 || options.json.max_depth > 63 ||
-      options.json.max_elements < 1) {
+  if (options.json.max_depth < 1 || options.json.max_depth > 63 || options.json.max_elements < 1) {
     return absl::InvalidArgumentError(
         "JSON limits: max_depth must be in [1, 63] and max_elements >= 1");
   }

@@ -156,8 +156,7 @@ class Api {
   std::optional<HttpResponse> LimitAddress(const HttpRequest& request) const;
   // 429 when the key named `caller` (or, if empty, the request's valid Bearer key) is over its
   // limit, else nullopt.
-  std::optional<HttpResponse> LimitKey(const HttpRequest& request,
-                                       const std::string& caller) const;
+  std::optional<HttpResponse> LimitKey(const HttpRequest& request, const std::string& caller) const;
 
   ApiOptions options_;
   std::unique_ptr<RateLimiter> key_limiter_;

@@ -205,9 +205,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res.rate_limited_by = "connection";
       // Whole seconds until the bucket holds a token again.
       const double rate = options().max_requests_per_second_per_connection;
-      res.headers.emplace_back("Retry-After",
-                               std::to_string(std::max(1, static_cast<int>(std::ceil(
-                                                              (1 - tokens_) / rate)))));
+      res.headers.emplace_back(
+          "Retry-After",
+          std::to_string(std::max(1, static_cast<int>(std::ceil((1 - tokens_) / rate)))));
     } else {
       res = server_->handler(req);
     }

@@ -55,9 +55,9 @@ std::optional<JsonShapeError> CheckJsonShape(std::string_view text, const JsonLi
       case '[':
       case '{':
         if (++depth > max_depth) {
-          return JsonShapeError{JsonShapeError::kTooDeep,
-                                absl::StrCat("JSON nested deeper than ", max_depth,
-                                             " levels (the nesting cap)")};
+          return JsonShapeError{
+              JsonShapeError::kTooDeep,
+              absl::StrCat("JSON nested deeper than ", max_depth, " levels (the nesting cap)")};
         }
         elements[depth] = 0;
         started[depth] = false;

@@ -97,10 +97,10 @@ std::optional<HttpResponse> CheckListCaps(const ListParams& p, const ApiOptions&
                                   " IDs in 'exclude' (the exclusion cap), got ", p.exclude.size()));
   }
   if (p.categories.size() > static_cast<size_t>(options.max_categories)) {
-    return JsonError(400, "too_many_categories",
-                     absl::StrCat("at most ", options.max_categories,
-                                  " 'category' filters (the category cap), got ",
-                                  p.categories.size()));
+    return JsonError(
+        400, "too_many_categories",
+        absl::StrCat("at most ", options.max_categories,
+                     " 'category' filters (the category cap), got ", p.categories.size()));
   }
   for (const std::vector<std::string>* ids : {&p.exclude, &p.categories}) {
     for (const std::string& id : *ids) {

@@ -41,17 +41,15 @@ class LimitsTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({dir_.File("models"), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
     ASSERT_OK(Api::Validate(options));
-    api_ = std::make_unique<Api>(ApiServices{.live = live_.get(),
-                                             .metrics = &metrics_,
-                                             .events = events_.get(),
-                                             .keys = &keys_},
-                                 options);
+    api_ = std::make_unique<Api>(
+        ApiServices{
+            .live = live_.get(), .metrics = &metrics_, .events = events_.get(), .keys = &keys_},
+        options);
     HttpServerOptions http;
     http.host = "127.0.0.1";
     http.port = 0;
     http.threads = 2;
-    ASSERT_OK_AND_ASSIGN(server_,
-                         HttpServer::Create(http, [this](const HttpRequest& r) {
+    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(http, [this](const HttpRequest& r) {
                            return api_->Handle(r);
                          }));
     ASSERT_OK(server_->Start());
@@ -108,8 +106,7 @@ TEST_F(LimitsTest, PerKeyLimitAnswers429WithRetryAfterWhileAnotherKeyIsServed) {
   EXPECT_EQ(limited.status, 429);
   EXPECT_EQ(ErrorCode(limited), "rate_limited");
   EXPECT_EQ(limited.retry_after, "1");
-  EXPECT_NE(limited.Json()["error"]["message"].get<std::string>().find("shop"),
-            std::string::npos);
+  EXPECT_NE(limited.Json()["error"]["message"].get<std::string>().find("shop"), std::string::npos);
   // A new connection does not help the key; another key and the health checks are served.
   Client fresh(port());
   EXPECT_EQ(Get(fresh, "/v1/popular", kShop).status, 429);
@@ -198,16 +195,16 @@ TEST_F(LimitsTest, EachRequestCapAnswers400NamingIt) {
   expect(c.Send(http::verb::put, "/v1/items/i1", categories, "application/json", kShop),
          "json_too_many_elements", "50");
   // IDs in bodies: an event with a user ID over the store's cap is rejected, the others stored.
-  const std::string mixed = R"([{"user":")" + long_id +
-                            R"(","item":"i1","type":"view"},{"user":"u1","item":"i1","type":"view"}])";
+  const std::string mixed =
+      R"([{"user":")" + long_id +
+      R"(","item":"i1","type":"view"},{"user":"u1","item":"i1","type":"view"}])";
   const Reply ack = c.Send(http::verb::post, "/v1/feedback", mixed, "application/json", kShop);
   ASSERT_EQ(ack.status, 200) << ack.body;
   EXPECT_EQ(ack.Json()["accepted"], 1);
   ASSERT_EQ(ack.Json()["rejected"].size(), 1u);
   EXPECT_EQ(ack.Json()["rejected"][0]["index"], 0);
   // At the caps: served.
-  EXPECT_EQ(Get(c, "/v1/users/u1/recommendations?exclude=a,b,c&category=x&category=y").status,
-            200);
+  EXPECT_EQ(Get(c, "/v1/users/u1/recommendations?exclude=a,b,c&category=x&category=y").status, 200);
 }
 
 TEST_F(LimitsTest, HostileJsonBodiesGet400AndTheServerKeepsServing) {
@@ -219,9 +216,9 @@ TEST_F(LimitsTest, HostileJsonBodiesGet400AndTheServerKeepsServing) {
   };
   for (const auto& [body, code] : bodies) {
     for (const char* target : {"/v1/feedback", "/v1/items/i1"}) {
-      const Reply r = c.Send(std::string(target) == "/v1/feedback" ? http::verb::post
-                                                                    : http::verb::put,
-                             target, body, "application/json", kShop);
+      const Reply r =
+          c.Send(std::string(target) == "/v1/feedback" ? http::verb::post : http::verb::put, target,
+                 body, "application/json", kShop);
       EXPECT_EQ(r.status, 400) << target;
       EXPECT_EQ(ErrorCode(r), code) << target << " " << r.body.substr(0, 200);
       EXPECT_TRUE(r.keep_alive);

@@ -151,13 +151,11 @@ TEST(JsonShape, RefusesDeepNestingAndLargeContainersBeforeParsing) {
   EXPECT_EQ(CheckJsonShape(std::string(1 << 20, '['), limits)->kind, JsonShapeError::kTooDeep);
 
   EXPECT_FALSE(CheckJsonShape(R"([1,2,3,4,5])", limits));
-  EXPECT_EQ(CheckJsonShape(R"([1,2,3,4,5,6])", limits)->kind,
-            JsonShapeError::kTooManyRootElements);
+  EXPECT_EQ(CheckJsonShape(R"([1,2,3,4,5,6])", limits)->kind, JsonShapeError::kTooManyRootElements);
   EXPECT_FALSE(CheckJsonShape(R"([{"a":1,"b":2,"c":3}])", limits));
   EXPECT_EQ(CheckJsonShape(R"([{"a":1,"b":2,"c":3,"d":4}])", limits)->kind,
             JsonShapeError::kTooManyElements);
-  EXPECT_EQ(CheckJsonShape(R"({"x":[1,2,3,4]})", limits)->kind,
-            JsonShapeError::kTooManyElements);
+  EXPECT_EQ(CheckJsonShape(R"({"x":[1,2,3,4]})", limits)->kind, JsonShapeError::kTooManyElements);
   // Brackets and commas inside strings (escaped quotes too) are not structure.
   EXPECT_FALSE(CheckJsonShape(R"(["[[[[[[,,,,,,", "\"[[[[[[,,,,"])", limits));
   EXPECT_FALSE(CheckJsonShape(R"([])", limits));
