@@ -194,6 +194,9 @@ TEST_F(LimitsTest, EachRequestCapAnswers400NamingIt) {
   categories += "]}";
   expect(c.Send(http::verb::put, "/v1/items/i1", categories, "application/json", kShop),
          "json_too_many_elements", "50");
+  expect(c.Send(http::verb::put, "/v1/items/i1", R"({"categories":[")" + long_id + R"("]})",
+                "application/json", kShop),
+         "id_too_long", "512");
   // IDs in bodies: an event with a user ID over the store's cap is rejected, the others stored.
   const std::string mixed =
       R"([{"user":")" + long_id +
