@@ -219,10 +219,59 @@ const Route* FindMethod(std::string_view pattern, std::string_view method, std::
   return found;
 }
 
+// 400 for a path ID that is empty (bad_parameter) or longer than kMaxIdBytes (id_too_long).
+std::optional<HttpResponse> CheckPathIds(const PathParams& params) {
+  for (const auto& [name, value] : params) {
+    if (value.empty()) {
+      return JsonError(400, "bad_parameter",
+                       absl::StrCat("the ", std::string(name), " ID is empty"));
+    }
+    if (value.size() > kMaxIdBytes) {
+      return JsonError(400, "id_too_long",
+                       absl::StrCat("the ", std::string(name), " ID is longer than the ID cap, ",
+                                    kMaxIdBytes, " bytes"));
+    }
+  }
+  return std::nullopt;
+}
+
+// Routes no rate limit counts: health checks must answer however busy a client is.
+bool Exempt(const Route& route) {
+  return route.pattern == "/healthz" || route.pattern == "/readyz";
+}
+
+// 429 rate_limited with Retry-After (whole seconds).
+HttpResponse RateLimited(std::string_view by, std::string_view message, int retry_after) {
+  HttpResponse r = JsonError(429, "rate_limited", message);
+  r.headers.emplace_back("Retry-After", absl::StrCat(retry_after));
+  r.rate_limited_by = std::string(by);
+  return r;
+}
+
 }  // namespace
 
+absl::Status Api::Validate(const ApiOptions& options) {
+  if (auto s = RateLimiter::Validate(options.key_rate_limit); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("per-key ", s.message()));
+  }
+  if (auto s = RateLimiter::Validate(options.address_rate_limit); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("per-address ", s.message()));
+  }
+  if (options.json.max_depth < 1 || options.json.max_depth > 63 || options.json.max_elements < 1) {
+    return absl::InvalidArgumentError(
+        "JSON limits: max_depth must be in [1, 63] and max_elements >= 1");
+  }
+  if (options.max_exclude < 1 || options.max_categories < 1) {
+    return absl::InvalidArgumentError("max_exclude and max_categories must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
 Api::Api(ApiServices services, ApiOptions options)
-    : options_(std::move(options)), services_(std::move(services)) {
+    : options_(std::move(options)),
+      key_limiter_(std::make_unique<RateLimiter>(options_.key_rate_limit)),
+      address_limiter_(std::make_unique<RateLimiter>(options_.address_rate_limit)),
+      services_(std::move(services)) {
   if (services_.folder == nullptr) {
     own_folder_ =
         std::make_unique<FeedbackFolder>(services_.live, services_.events, options_.feedback,
@@ -251,6 +300,41 @@ HttpResponse Api::Handle(const HttpRequest& request) const {
   }
 }
 
+std::optional<HttpResponse> Api::LimitAddress(const HttpRequest& request) const {
+  if (!address_limiter_->enabled()) return std::nullopt;
+  const std::string address = ClientAddress(request, options_.trusted_proxies);
+  if (address.empty() || (!options_.rate_limit_loopback && IsLoopbackAddress(address))) {
+    return std::nullopt;
+  }
+  const RateLimiter::Decision d = address_limiter_->Admit(ClientAddressKey(address));
+  if (d.allowed) return std::nullopt;
+  services_.metrics->CountRateLimited("address");
+  return RateLimited("address",
+                     absl::StrCat("too many requests from this address (at most ",
+                                  options_.address_rate_limit.rate, " a second)"),
+                     d.retry_after_seconds);
+}
+
+std::optional<HttpResponse> Api::LimitKey(const HttpRequest& request,
+                                          const std::string& caller) const {
+  if (!key_limiter_->enabled()) return std::nullopt;
+  std::string name = caller;
+  if (name.empty() && services_.keys->enabled()) {
+    // A route that needs no key: a valid key given anyway still counts against its limit.
+    if (const auto secret = BearerSecret(request)) {
+      if (const auto match = services_.keys->Find(*secret)) name = match->name;
+    }
+  }
+  if (name.empty()) return std::nullopt;
+  const RateLimiter::Decision d = key_limiter_->Admit(name);
+  if (d.allowed) return std::nullopt;
+  services_.metrics->CountRateLimited("key");
+  return RateLimited("key",
+                     absl::StrCat("too many requests with the key ", name, " (at most ",
+                                  options_.key_rate_limit.rate, " a second)"),
+                     d.retry_after_seconds);
+}
+
 HttpResponse Api::Dispatch(const HttpRequest& request) const {
   const std::string_view target = request.target;
   const size_t question = target.find('?');
@@ -273,6 +357,13 @@ HttpResponse Api::Dispatch(const HttpRequest& request) const {
       break;
     }
   }
+  // The per-address limit counts unmatched paths too (a scanner's), but never health checks.
+  if (matched == nullptr || !Exempt(*matched)) {
+    if (auto limited = LimitAddress(request)) {
+      if (matched != nullptr) limited->route = std::string(matched->pattern);
+      return *std::move(limited);
+    }
+  }
   if (matched == nullptr) return JsonError(404, "not_found", "no such route");
 
   const Route* route = nullptr;
@@ -290,12 +381,10 @@ HttpResponse Api::Dispatch(const HttpRequest& request) const {
       return *std::move(denied);
     }
     if (!caller.empty()) services_.metrics->CountAuth(caller, 200);
-    for (const auto& [name, value] : params) {
-      if (value.empty() || value.size() > kMaxIdBytes) {
-        return JsonError(400, "bad_parameter",
-                         absl::StrCat("the ", std::string(name), " ID is empty or too long"));
-      }
+    if (!Exempt(*route)) {
+      if (auto limited = LimitKey(request, caller)) return *std::move(limited);
     }
+    if (auto bad = CheckPathIds(params)) return *std::move(bad);
     QueryParams query;
     if (route->query == Query::kRejected && !raw_query.empty()) {
       return JsonError(400, "unknown_parameter", "this route takes no parameters");

@@ -37,15 +37,21 @@
 // API key, 403 a key without the route's scope (forbidden) or an admin route without a
 // configured API key (admin_disabled), 404 unknown route/item, 405 wrong
 // method (with Allow), 409 a retrain already running / nothing to roll back to, 411 write
-// without a length, 413/431 (from the server) oversized body/header, 415 non-JSON body, 503 no
-// model loaded yet.
+// without a length, 413/431 (from the server) oversized body/header, 415 non-JSON body, 429
+// rate_limited with Retry-After (whole seconds) past the per-address or per-key limit
+// (ApiOptions; every route but /healthz and /readyz; the server's per-connection limit answers
+// the same), 503 no model loaded yet. A request over a cap is a 400 whose code names it:
+// too_many_events, too_many_exclusions, too_many_categories, id_too_long, json_too_deep,
+// json_too_many_elements.
 #ifndef RECLOOP_SERVING_API_H_
 #define RECLOOP_SERVING_API_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/logger.h"
 #include "data/event_store.h"
@@ -53,9 +59,11 @@
 #include "serving/feedback.h"
 #include "serving/feedback_folder.h"
 #include "serving/http.h"
+#include "serving/json_limits.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
 #include "serving/ranked_cache.h"
+#include "serving/rate_limiter.h"
 #include "serving/retrain_control.h"
 
 namespace recloop {
@@ -80,6 +88,36 @@ struct ApiOptions {
   // The cache of users' ranked candidates (serving/ranked_cache.h) the Api keeps when
   // ApiServices::ranked_cache is null.
   RankedCacheOptions ranked_cache;
+
+  // Rate limits (serving/rate_limiter.h; beside HttpServerOptions' per-connection one). Every
+  // route but /healthz and /readyz counts. Past a limit: 429 rate_limited with Retry-After.
+  // Per API key (by the key's name, once the key is known: after authentication, or from a
+  // valid Bearer header on a route that needs none). Default off: keys belong to known clients
+  // whose volume only the operator knows (a storefront backend may send every shopper's
+  // requests under one key).
+  RateLimiterOptions key_rate_limit;
+  // Per client address, before authentication, so it holds against clients without a key and
+  // clients that open new connections. An IPv6 client counts by its /64. The default, 200
+  // requests a second with a burst of 400, is far above what the shoppers behind one NAT send
+  // (a page view makes a few requests) and far below a flood; a storefront backend calling
+  // from one address faster than that must raise it (or set rate 0: off).
+  RateLimiterOptions address_rate_limit{.rate = 200, .burst = 400, .max_keys = 100'000};
+  // Whether loopback peers (this machine: benchmarks, a local reverse proxy not listed in
+  // trusted_proxies) count against the per-address limit. Default false: behind a local
+  // proxy every client would share 127.0.0.1's bucket.
+  bool rate_limit_loopback = false;
+  // Reverse proxies whose X-Forwarded-For is believed (exact IP addresses): for a request whose
+  // peer is one of them, the client address is X-Forwarded-For's last hop. Empty (the default):
+  // the header is ignored (any client could forge it).
+  std::vector<std::string> trusted_proxies;
+
+  // Request caps (each 400 with a code naming it). Shape of JSON bodies, checked before they
+  // are parsed (serving/json_limits.h): 400 json_too_deep, json_too_many_elements.
+  JsonLimits json;
+  // IDs in ?exclude= of a list route, at most (more: 400 too_many_exclusions).
+  int max_exclude = 500;
+  // ?category= filters of a list route, at most (more: 400 too_many_categories).
+  int max_categories = 20;
 };
 
 // What the Api answers from and writes to.
@@ -110,16 +148,26 @@ struct ApiServices {
 // Thread safety: Handle is const and may be called from any number of threads at once.
 class Api {
  public:
-  // Every pointer of `services` must outlive the Api.
+  // Every pointer of `services` must outlive the Api. The options must be valid (Validate).
   Api(ApiServices services, ApiOptions options);
+
+  // InvalidArgument naming the bad option (a rate limit's, a JSON limit below 1, a cap below 1).
+  static absl::Status Validate(const ApiOptions& options);
 
   // Answers one request. Never throws; a malformed request gets a 4xx JSON error.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
   HttpResponse Dispatch(const HttpRequest& request) const;
+  // 429 when the request's client address is over its limit, else nullopt.
+  std::optional<HttpResponse> LimitAddress(const HttpRequest& request) const;
+  // 429 when the key named `caller` (or, if empty, the request's valid Bearer key) is over its
+  // limit, else nullopt.
+  std::optional<HttpResponse> LimitKey(const HttpRequest& request, const std::string& caller) const;
 
   ApiOptions options_;
+  std::unique_ptr<RateLimiter> key_limiter_;
+  std::unique_ptr<RateLimiter> address_limiter_;
   std::unique_ptr<FeedbackFolder> own_folder_;
   std::unique_ptr<ApiKeys> own_keys_;
   std::unique_ptr<RankedCache> own_ranked_cache_;

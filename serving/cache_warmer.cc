@@ -61,14 +61,10 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
   const auto activity = [&model](int32_t u) {
     return u < model.seen.rows() ? model.seen.RowSize(u) : int64_t{0};
   };
-  const size_t keep =
-      static_cast<size_t>(std::min<int64_t>(users, std::max<int64_t>(0, cache_->max_users())));
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
-                    [&](int32_t a, int32_t b) {
-                      const int64_t x = activity(a), y = activity(b);
-                      return x != y ? x > y : a < b;
-                    });
-  order.resize(keep);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    const int64_t x = activity(a), y = activity(b);
+    return x != y ? x > y : a < b;
+  });
   pending_.store(static_cast<int64_t>(order.size()), std::memory_order_relaxed);
   cache_->SetWarmPending(pending());
   RecommendOptions request;
@@ -82,7 +78,7 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
     const std::string& user = model.users.External(order[j]);
     const auto folded = folder_->overlay().Find(user, snap.version());
     const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-    if (!cache_->Holds(user, snap.ranking_serial, fold_serial)) {
+    if (!cache_->Holds(user, snap.ranking_serial, fold_serial) && cache_->HasRoom(user, snap.ranking_serial)) {
       auto list = RankForCache(snap, order[j], folded.get(), request, cache_->candidates());
       if (!list.ok()) {
         log_->Error("cache warmer: %s", list.status().ToString());
@@ -90,12 +86,13 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
         cache_->SetWarmPending(0);
         return true;  // not again for this model: the error would repeat
       }
-      cache_->Put(user, *std::move(list));
-      warmed_.fetch_add(1, std::memory_order_relaxed);
+      if (cache_->PutIfRoom(user, *std::move(list))) warmed_.fetch_add(1, std::memory_order_relaxed);
     }
     pending_.fetch_sub(1, std::memory_order_relaxed);
     if (j % 256 == 255 || j + 1 == order.size()) cache_->SetWarmPending(pending());
   }
+  pending_.store(0, std::memory_order_relaxed);
+  cache_->SetWarmPending(0);
   return true;
 }
 

@@ -22,6 +22,9 @@ struct HttpRequest {
   // True if the request carried a Content-Length or Transfer-Encoding: chunked (a PUT/POST
   // without either gets 411 Length Required).
   bool has_length = false;
+  // The peer's IP address ("203.0.113.7", "2001:db8::1"), set by the server from the socket;
+  // empty when there is none (AnswerRequestBytes, tests calling the router directly).
+  std::string remote_address;
 
   // The value of the first header field named `name` (case-insensitive), if any.
   std::optional<std::string_view> Header(std::string_view name) const;
@@ -38,6 +41,8 @@ struct HttpResponse {
   // The route template that answered (e.g. "/v1/items/{item}/similar"), a bounded label for
   // metrics and logs; "unmatched" when no route did.
   std::string route = "unmatched";
+  // On a 429 from a rate limit: which one ("connection", "key" or "address"); else empty.
+  std::string rate_limited_by;
 };
 
 }  // namespace recloop

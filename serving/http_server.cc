@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -128,7 +129,11 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)),
         server_(server),
         tokens_(server->options.max_requests_per_second_per_connection),
-        refilled_(Clock::now()) {}
+        refilled_(Clock::now()) {
+    beast::error_code ec;
+    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_address_ = peer.address().to_string();
+  }
 
   ~Session() { server_->SessionClosed(); }
 
@@ -193,9 +198,16 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& msg = parser_->get();
     const bool keep_alive = msg.keep_alive();
     HttpRequest req = ToHttpRequest(msg);
+    req.remote_address = remote_address_;
     HttpResponse res;
     if (!TakeToken()) {
       res = JsonError(429, "rate_limited", "too many requests on this connection");
+      res.rate_limited_by = "connection";
+      // Whole seconds until the bucket holds a token again.
+      const double rate = options().max_requests_per_second_per_connection;
+      res.headers.emplace_back(
+          "Retry-After",
+          std::to_string(std::max(1, static_cast<int>(std::ceil((1 - tokens_) / rate)))));
     } else {
       res = server_->handler(req);
     }
@@ -261,6 +273,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 4096> discard_;
   double tokens_;
   Clock::time_point refilled_;
+  std::string remote_address_;  // the peer's IP address, empty if unknown
 };
 
 }  // namespace

@@ -48,6 +48,13 @@ void Metrics::CountAuth(std::string_view key, int status) {
   if (status == 401 || status == 403) ++auth_refusals_[status];
 }
 
+void Metrics::CountRateLimited(std::string_view reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = rate_limited_.find(reason);
+  if (it == rate_limited_.end()) it = rate_limited_.emplace(std::string(reason), 0).first;
+  ++it->second;
+}
+
 void Metrics::ObserveFreshness(double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   AddToHistogram(seconds, freshness_.buckets.data(), &freshness_.count, &freshness_.sum_seconds);
@@ -120,6 +127,15 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
       const auto it = auth_refusals_.find(status);
       absl::StrAppend(&out, "recloop_http_auth_refusals_total{status=\"", status, "\"} ",
                       it == auth_refusals_.end() ? 0 : it->second, "\n");
+    }
+    absl::StrAppend(&out,
+                    "# HELP recloop_http_rate_limited_total Requests refused with 429 by a rate "
+                    "limit, by the limit: per connection, per API key, per client address.\n"
+                    "# TYPE recloop_http_rate_limited_total counter\n");
+    for (const char* reason : {"connection", "key", "address"}) {
+      const auto it = rate_limited_.find(reason);
+      absl::StrAppend(&out, "recloop_http_rate_limited_total{reason=\"", reason, "\"} ",
+                      it == rate_limited_.end() ? 0 : it->second, "\n");
     }
   }
   for (const auto& g : gauges) {

@@ -45,6 +45,10 @@ class Metrics {
   // refusals). Key names come from the key file, so the label set stays bounded.
   void CountAuth(std::string_view key, int status);
 
+  // A request refused with 429 by a rate limit: `reason` is "connection", "key" or "address"
+  // (a bounded label set).
+  void CountRateLimited(std::string_view reason);
+
   // Feedback: events stored and rejected, and the freshness lag of one user's fold (seconds
   // from their events being acknowledged to their new vector being live).
   void CountFeedback(int64_t accepted, int64_t rejected);
@@ -81,6 +85,7 @@ class Metrics {
   Route freshness_ ABSL_GUARDED_BY(mu_);  // by_status unused
   std::map<std::string, uint64_t, std::less<>> key_requests_ ABSL_GUARDED_BY(mu_);
   std::map<int, uint64_t> auth_refusals_ ABSL_GUARDED_BY(mu_);  // status -> count
+  std::map<std::string, uint64_t, std::less<>> rate_limited_ ABSL_GUARDED_BY(mu_);  // by reason
   uint64_t events_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t events_rejected_ ABSL_GUARDED_BY(mu_) = 0;
   // Retraining.

@@ -90,6 +90,33 @@ void RankedCache::Put(std::string_view user, std::shared_ptr<const RankedList> l
   }
 }
 
+bool RankedCache::HasRoom(std::string_view user, uint64_t ranking_serial) {
+  if (!enabled()) return false;
+  Shard& shard = ShardOf(user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  return static_cast<int64_t>(shard.lru.size()) < max_users_per_shard_ ||
+         shard.index.contains(user) || shard.lru.back().list->ranking_serial != ranking_serial;
+}
+
+bool RankedCache::PutIfRoom(std::string_view user, std::shared_ptr<const RankedList> list) {
+  if (!enabled() || list == nullptr) return false;
+  Shard& shard = ShardOf(user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (const auto found = shard.index.find(user); found != shard.index.end()) {
+    EraseLocked(shard, found->second);
+  } else if (static_cast<int64_t>(shard.lru.size()) >= max_users_per_shard_) {
+    if (shard.lru.back().list->ranking_serial == list->ranking_serial) return false;
+    EraseLocked(shard, std::prev(shard.lru.end()));  // stale: never usable again
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
+  shard.lru.push_front(Node{std::string(user), std::move(list)});
+  const Lru::iterator it = shard.lru.begin();
+  shard.index.emplace(std::string_view(it->user), it);
+  bytes_.fetch_add(BytesOf(*it), std::memory_order_relaxed);
+  users_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 std::string RankedCache::RenderMetrics() const {
   return absl::StrCat(
       "# HELP recloop_ranked_cache_hits_total List requests answered from a cached ranking\n"

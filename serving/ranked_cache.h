@@ -82,6 +82,13 @@ class RankedCache {
   // Stores `list` as the user's (replacing any), evicting the least recently used user of its
   // shard past the bound.
   void Put(std::string_view user, std::shared_ptr<const RankedList> list);
+  // Stores `list` only if that evicts no usable entry (the user's shard has room, holds the user
+  // already, or its least recently used entry was ranked from another model: stale, so it goes);
+  // returns whether it stored it. For the warmer, which must not push out the users that
+  // requests brought in (nor its own earlier, more active, users).
+  bool PutIfRoom(std::string_view user, std::shared_ptr<const RankedList> list);
+  // Whether PutIfRoom(user, a list of `ranking_serial`) would store now.
+  bool HasRoom(std::string_view user, uint64_t ranking_serial);
 
   int64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   int64_t misses() const { return misses_.load(std::memory_order_relaxed); }

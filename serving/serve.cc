@@ -68,6 +68,7 @@ absl::Status RunServe(const ServeOptions& options) {
   if (options.access_log_every < 0) {
     return absl::InvalidArgumentError("access_log_every must be >= 0");
   }
+  RETURN_IF_ERROR(Api::Validate(options.api));
   StderrLogger log("recloop serve: ");
   RETURN_IF_ERROR(CheckExposure(options, &log));
   ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
@@ -118,6 +119,8 @@ absl::Status RunServe(const ServeOptions& options) {
   auto observer = [&metrics, &requests, live_ptr, every](const HttpRequest& req,
                                                         const HttpResponse& res, double micros) {
     metrics.Observe(res.route, res.status, micros);
+    // The router counts its own limits' 429s; the server's per-connection one is counted here.
+    if (res.rate_limited_by == "connection") metrics.CountRateLimited("connection");
     if (every > 0 && requests.fetch_add(1) % every == 0) {
       const auto snap = live_ptr->Get();
       // The path only: query strings may carry IDs a log should not keep.

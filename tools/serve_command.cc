@@ -45,7 +45,7 @@ void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
                   "On SIGTERM/SIGINT, time for requests in flight to finish")
       ->capture_default_str();
   sub->add_option("--rate-limit", so.http.max_requests_per_second_per_connection,
-                  "Requests per second per connection (more: 429); 0 = unlimited")
+                  "Requests per second per connection (more: 429 with Retry-After); 0 = unlimited")
       ->capture_default_str();
   sub->add_option("--default-n", so.api.default_n, "Results when a request gives no n")
       ->capture_default_str();
@@ -134,6 +134,55 @@ void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
       ->capture_default_str();
 }
 
+// Rate limits and request caps (serving/api.h ApiOptions).
+void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
+  ApiOptions& api = cmd->serve.api;
+  sub->add_option("--rate-limit-per-key", api.key_rate_limit.rate,
+                  "Requests per second per API key (more: 429 with Retry-After); 0 = unlimited")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--rate-limit-per-key-burst", api.key_rate_limit.burst,
+                  "Requests a key may send at once after being idle; 0 = the rate")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--rate-limit-per-address", api.address_rate_limit.rate,
+                  "Requests per second per client address, IPv6 by /64 (more: 429 with "
+                  "Retry-After); 0 = unlimited. Loopback peers are exempt unless "
+                  "--rate-limit-loopback")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--rate-limit-per-address-burst", api.address_rate_limit.burst,
+                  "Requests an address may send at once after being idle; 0 = the rate")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--rate-limit-loopback", api.rate_limit_loopback,
+                "Count loopback peers (this machine) against --rate-limit-per-address too");
+  sub->add_option("--trusted-proxy", api.trusted_proxies,
+                  "IP address of a reverse proxy whose X-Forwarded-For is believed: its "
+                  "requests are limited by the header's last hop (repeatable; default none)");
+  sub->add_option("--max-feedback-events", api.feedback.max_events_per_request,
+                  "Events one POST /v1/feedback may carry (more: 400 too_many_events)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  sub->add_option("--max-exclude", api.max_exclude,
+                  "IDs in a list route's ?exclude= (more: 400 too_many_exclusions)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  sub->add_option("--max-categories", api.max_categories,
+                  "?category= filters of a list route (more: 400 too_many_categories)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  sub->add_option("--max-json-depth", api.json.max_depth,
+                  "Deepest nesting of a JSON body (deeper: 400 json_too_deep)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 63));
+  sub->add_option("--max-json-elements", api.json.max_elements,
+                  "Elements of any nested JSON array or object of a body (more: 400 "
+                  "json_too_many_elements)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000'000));
+}
+
 }  // namespace
 
 int RunServeCommand(ServeCommand cmd) {
@@ -177,6 +226,7 @@ Subcommand AddServeCommand(CLI::App* app) {
   sub->fallthrough();  // --config, a root option (tools/recloop_main.cc): its [serve] table
   AddServerFlags(sub, cmd.get());
   AddRetrainAndAccessFlags(sub, cmd.get());
+  AddLimitFlags(sub, cmd.get());
   return {sub, [cmd] { return RunServeCommand(std::move(*cmd)); }};
 }
 

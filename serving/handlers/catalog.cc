@@ -13,7 +13,8 @@ constexpr size_t kMaxCategories = 100;
 constexpr size_t kMaxTitleBytes = 1024;
 
 // A PUT body, {"title","categories","available"} (each optional), as the entry it sets.
-// Errors: InvalidArgument saying what is wrong (400 bad_body).
+// Errors: InvalidArgument saying what is wrong (400 bad_body), OutOfRange for a category longer
+// than the ID cap (400 id_too_long).
 absl::StatusOr<CatalogEntry> ParseEntryBody(const std::string& text) {
   using json = nlohmann::json;
   const json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -28,9 +29,12 @@ absl::StatusOr<CatalogEntry> ParseEntryBody(const std::string& text) {
           absl::StrCat("'categories' must be an array of at most ", kMaxCategories, " strings"));
     }
     for (const auto& v : c) {
-      if (!v.is_string() || v.get_ref<const std::string&>().empty() ||
-          v.get_ref<const std::string&>().size() > kMaxIdBytes) {
+      if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
         return absl::InvalidArgumentError("every category must be a non-empty string");
+      }
+      if (v.get_ref<const std::string&>().size() > kMaxIdBytes) {
+        return absl::OutOfRangeError(
+            absl::StrCat("a category is longer than the ID cap, ", kMaxIdBytes, " bytes"));
       }
       entry.categories.push_back(v.get<std::string>());
     }
@@ -87,8 +91,14 @@ HttpResponse PutItem(const RouteContext& ctx) {
   const std::string& item = ctx.param("item");
   const bool in_model = InModel(live, item);
   if (auto refused = RefuseNonJsonBody(ctx.request)) return *std::move(refused);
+  if (auto refused = RefuseJsonShape(ctx)) {
+    return *std::move(refused);
+  }
   auto entry = ParseEntryBody(ctx.request.body);
-  if (!entry.ok()) return BadRequest(entry.status(), "bad_body");
+  if (!entry.ok()) {
+    return BadRequest(entry.status(),
+                      absl::IsOutOfRange(entry.status()) ? "id_too_long" : "bad_body");
+  }
   if (auto s = live.SetItem(item, *std::move(entry)); !s.ok()) return Internal(s);
   return CatalogEntryJson(item, in_model, *live.GetItem(item));
 }

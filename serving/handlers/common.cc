@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "serving/handlers/handlers.h"
 #include "serving/json_codec.h"
+#include "serving/json_limits.h"
 
 namespace recloop {
 
@@ -47,6 +48,28 @@ std::optional<HttpResponse> RefuseNonJsonBody(const HttpRequest& request) {
                      "the body must be JSON (Content-Type: application/json)");
   }
   return std::nullopt;
+}
+
+std::optional<HttpResponse> RefuseJsonShape(const RouteContext& ctx, int64_t max_root_elements,
+                                            std::string_view root_code,
+                                            std::string_view root_what) {
+  JsonLimits limits = ctx.options.json;
+  limits.max_root_elements = max_root_elements;
+  const std::optional<JsonShapeError> error = CheckJsonShape(ctx.request.body, limits);
+  if (!error) return std::nullopt;
+  switch (error->kind) {
+    case JsonShapeError::kTooDeep:
+      return JsonError(400, "json_too_deep", error->message);
+    case JsonShapeError::kTooManyElements:
+      return JsonError(400, "json_too_many_elements", error->message);
+    case JsonShapeError::kTooManyRootElements:
+      if (root_code.empty()) return JsonError(400, "json_too_many_elements", error->message);
+      break;
+  }
+  const int64_t cap = max_root_elements > 0 ? max_root_elements : limits.max_elements;
+  const std::string what(root_what);
+  return JsonError(400, root_code,
+                   absl::StrCat("at most ", cap, " ", what, " per request (the ", what, " cap)"));
 }
 
 }  // namespace recloop

@@ -17,6 +17,10 @@ HttpResponse PostFeedback(const RouteContext& ctx) {
   const ApiServices& services = ctx.services;
   if (services.events == nullptr) return FeedbackDisabled();
   if (auto refused = RefuseNonJsonBody(ctx.request)) return *std::move(refused);
+  if (auto refused = RefuseJsonShape(ctx, ctx.options.feedback.max_events_per_request,
+                                     "too_many_events", "events")) {
+    return *std::move(refused);
+  }
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   auto parsed = ParseFeedbackBody(ctx.request.body, ctx.options.feedback, now);
   if (!parsed.ok()) return BadRequest(parsed.status(), "bad_body");

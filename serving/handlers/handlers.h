@@ -93,6 +93,12 @@ HttpResponse Internal(const absl::Status& s);                           // 500 i
 HttpResponse StoreUnavailable(const absl::Status& s);                   // 503 store_unavailable
 // 411 for a write without a length, 415 for a body that is not JSON; nullopt for a good one.
 std::optional<HttpResponse> RefuseNonJsonBody(const HttpRequest& request);
+// 400 for a JSON body beyond ApiOptions::json, found before it is parsed: json_too_deep,
+// json_too_many_elements, or `root_code` (if given) when its outermost array or object has more
+// than `max_root_elements` (0: the JSON element cap) elements, `root_what` naming them.
+std::optional<HttpResponse> RefuseJsonShape(const RouteContext& ctx, int64_t max_root_elements = 0,
+                                            std::string_view root_code = "",
+                                            std::string_view root_what = "");
 
 }  // namespace recloop
 

@@ -90,6 +90,32 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys ke
   return p;
 }
 
+// 400 for a list query over a request cap: too_many_exclusions, too_many_categories, or
+// id_too_long for an excluded ID or a category longer than kMaxIdBytes.
+std::optional<HttpResponse> CheckListCaps(const ListParams& p, const ApiOptions& options) {
+  if (p.exclude.size() > static_cast<size_t>(options.max_exclude)) {
+    return JsonError(400, "too_many_exclusions",
+                     absl::StrCat("at most ", options.max_exclude,
+                                  " IDs in 'exclude' (the exclusion cap), got ", p.exclude.size()));
+  }
+  if (p.categories.size() > static_cast<size_t>(options.max_categories)) {
+    return JsonError(
+        400, "too_many_categories",
+        absl::StrCat("at most ", options.max_categories,
+                     " 'category' filters (the category cap), got ", p.categories.size()));
+  }
+  for (const std::vector<std::string>* ids : {&p.exclude, &p.categories}) {
+    for (const std::string& id : *ids) {
+      if (id.size() > kMaxIdBytes) {
+        return JsonError(400, "id_too_long",
+                         absl::StrCat("an ID in '", ids == &p.exclude ? "exclude" : "category",
+                                      "' is longer than the ID cap, ", kMaxIdBytes, " bytes"));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 // 400 unknown_parameter or bad_parameter for a query ParseListParams refused.
 HttpResponse BadListParams(const absl::Status& s) {
   return BadRequest(s, absl::IsNotFound(s) ? "unknown_parameter" : "bad_parameter");
@@ -163,6 +189,7 @@ ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
     return out;
   }
   out.params = *std::move(params);
+  if ((out.error = CheckListCaps(out.params, ctx.options))) return out;
   // Read-your-writes: the user's acknowledged feedback is folded in before answering.
   const std::string& user = ctx.param("user");
   if (!user.empty()) ctx.services.folder->EnsureFresh(user);

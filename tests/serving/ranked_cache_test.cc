@@ -278,8 +278,11 @@ TEST_F(RankedCacheServerTest, TheWarmerRanksTheMostActiveUsersAfterEachSwap) {
   ASSERT_TRUE(wait_passes(1));
   EXPECT_EQ(warmer.pending(), 0);
   EXPECT_EQ(small.warm_pending(), 0);
-  EXPECT_GE(warmer.warmed(), 90);  // 100 over 16 shards: a shard may hold a few fewer
-  EXPECT_LE(small.users(), 112);
+  // Up to the bound (16 shards of 7), and evicting nobody.
+  EXPECT_GE(warmer.warmed(), 100);
+  EXPECT_LE(warmer.warmed(), 112);
+  EXPECT_EQ(small.users(), warmer.warmed());
+  EXPECT_EQ(small.evictions(), 0);
   // The most active user is among them, ranked exactly as a request would be.
   const auto snap = live_->Get();
   int32_t top = 0;

@@ -478,7 +478,12 @@ TEST_F(ServerTest, RateLimitPerConnectionAnswers429) {
   Start(http);
   Client c(port());
   int limited = 0;
-  for (int i = 0; i < 20; ++i) limited += c.Get("/healthz").status == 429 ? 1 : 0;
+  for (int i = 0; i < 20; ++i) {
+    const Reply r = c.Get("/healthz");
+    if (r.status != 429) continue;
+    ++limited;
+    EXPECT_EQ(r.retry_after, "1");  // whole seconds until the next token (0.2 s at 5/s)
+  }
   EXPECT_GE(limited, 10);  // a burst of 5 passes, then about 5 per second
 }
 

@@ -28,6 +28,7 @@ struct Reply {
   std::string body;
   std::string allow;
   std::string content_type;
+  std::string retry_after;  // the Retry-After header, if any
   bool keep_alive = false;
   nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
@@ -85,6 +86,7 @@ class Client {
     r.body = res.body();
     r.allow = std::string(res[http::field::allow]);
     r.content_type = std::string(res[http::field::content_type]);
+    r.retry_after = std::string(res[http::field::retry_after]);
     r.keep_alive = res.keep_alive();
     return r;
   }
