@@ -5,9 +5,11 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/logger.h"
 #include "engine/status_macros.h"
 #include "serving/api_keys.h"
+#include "serving/cors.h"
 #include "serving/feedback_folder.h"
 
 namespace recloop {
@@ -40,6 +42,22 @@ absl::Status CheckExposure(const ServeOptions& options, Logger* log) {
   return absl::OkStatus();
 }
 
+// Refuses a malformed CORS origin before anything is opened; says which origins browsers let
+// call the API, warning for "*".
+absl::Status CheckCors(const CorsOptions& cors, Logger* log) {
+  RETURN_IF_ERROR(ValidateCorsOptions(cors));
+  if (cors.allowed_origins.empty()) return absl::OkStatus();
+  log->Info("CORS: pages on %s may call the API from browsers",
+            absl::StrJoin(cors.allowed_origins, ", "));
+  for (const std::string& origin : cors.allowed_origins) {
+    if (origin == "*") {
+      log->Warning(
+          "--cors-origin '*': a page on ANY site may call the API from its visitors' browsers");
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The keys of ServeOptions: the key file's and the legacy key.
 absl::StatusOr<std::vector<ApiKey>> LoadKeys(const ServeOptions& options) {
   std::vector<ApiKey> keys;
@@ -58,6 +76,7 @@ absl::Status RunServe(const ServeOptions& options) {
   }
   StderrLogger log("recloop serve: ");
   RETURN_IF_ERROR(CheckExposure(options, &log));
+  RETURN_IF_ERROR(CheckCors(options.api.cors, &log));
   ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
   ApiKeys keys(!options.api.api_key.empty() || !options.key_file.empty(), std::move(initial_keys));
   ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Open(options.model));
