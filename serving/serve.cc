@@ -43,12 +43,16 @@ absl::Status CheckExposure(const ServeOptions& options, Logger* log) {
 }
 
 // Refuses a malformed CORS origin before anything is opened; says which origins browsers let
-// call the API, warning for "*".
-absl::Status CheckCors(const CorsOptions& cors, Logger* log) {
+// call the API, warning for "*" and for open writes.
+absl::Status CheckCors(const ServeOptions& options, Logger* log) {
+  const CorsOptions& cors = options.api.cors;
   RETURN_IF_ERROR(ValidateCorsOptions(cors));
   if (cors.allowed_origins.empty()) return absl::OkStatus();
   log->Info("CORS: pages on %s may call the API from browsers",
             absl::StrJoin(cors.allowed_origins, ", "));
+  if (options.api.api_key.empty() && options.key_file.empty()) {
+    log->Warning("no API key: those pages may also write, from any visitor's browser");
+  }
   for (const std::string& origin : cors.allowed_origins) {
     if (origin == "*") {
       log->Warning(
@@ -76,7 +80,7 @@ absl::Status RunServe(const ServeOptions& options) {
   }
   StderrLogger log("recloop serve: ");
   RETURN_IF_ERROR(CheckExposure(options, &log));
-  RETURN_IF_ERROR(CheckCors(options.api.cors, &log));
+  RETURN_IF_ERROR(CheckCors(options, &log));
   ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
   ApiKeys keys(!options.api.api_key.empty() || !options.key_file.empty(), std::move(initial_keys));
   ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Open(options.model));
