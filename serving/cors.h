@@ -61,8 +61,7 @@ class Cors {
   // If `request` is a preflight from an allowed origin: its 204 approval, naming `methods` (the
   // route's, e.g. "GET, PUT"), to be passed through Decorate like every answer (which adds the
   // origin). Else nullopt: the caller answers as for any other OPTIONS.
-  std::optional<HttpResponse> Preflight(const HttpRequest& request,
-                                        std::string_view methods) const;
+  std::optional<HttpResponse> Preflight(const HttpRequest& request, std::string_view methods) const;
 
   // Adds Vary: Origin when enabled, and Access-Control-Allow-Origin for an allowed origin.
   void Decorate(const HttpRequest& request, HttpResponse* response) const;

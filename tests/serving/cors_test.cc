@@ -2,6 +2,8 @@
 // preflights approved for allowed origins only and without a key, the page's security headers
 // and nosniff on every answer. The origin rules are checked on Cors itself; what a browser sees
 // over a real socket on 127.0.0.1.
+#include "serving/cors.h"
+
 #include <chrono>
 #include <memory>
 #include <regex>
@@ -12,7 +14,6 @@
 #include "engine/model_io.h"
 #include "gtest/gtest.h"
 #include "serving/api.h"
-#include "serving/cors.h"
 #include "serving/http_server.h"
 #include "serving/live_model.h"
 #include "tests/engine/random_model.h"
@@ -41,10 +42,10 @@ TEST(CorsOptions, AcceptsOriginsAndStarAndRefusesAnythingElse) {
                            "http://127.0.0.1:8080", "http://[::1]:8080", "*"}) {
     EXPECT_TRUE(ValidateCorsOptions({.allowed_origins = {good}}).ok()) << good;
   }
-  for (const char* bad : {"https://shop.example/", "https://shop.example/path", "shop.example",
-                          "null", "ftp://shop.example", "https://", "https://shop.example:",
-                          "https://shop.example:99999", "https://sh op.example", "",
-                          "https://*.example", "**"}) {
+  for (const char* bad :
+       {"https://shop.example/", "https://shop.example/path", "shop.example", "null",
+        "ftp://shop.example", "https://", "https://shop.example:", "https://shop.example:99999",
+        "https://sh op.example", "", "https://*.example", "**"}) {
     const absl::Status s = ValidateCorsOptions({.allowed_origins = {bad}});
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << bad;
     EXPECT_NE(s.message().find(bad), std::string::npos) << s;
@@ -73,9 +74,9 @@ TEST(Cors, AllowsOnlyListedOriginsAndStarOnlyWhenListed) {
   EXPECT_EQ(cors.AllowedOrigin(WithOrigin("GET", "https://SHOP.example")), "https://SHOP.example");
   EXPECT_EQ(cors.AllowedOrigin(WithOrigin("GET", "http://localhost:3000")),
             "http://localhost:3000");
-  for (const char* other : {"https://evil.example", "http://shop.example",
-                            "https://shop.example.evil.example", "https://shop.example:444",
-                            "http://localhost", "*", "null", ""}) {
+  for (const char* other :
+       {"https://evil.example", "http://shop.example", "https://shop.example.evil.example",
+        "https://shop.example:444", "http://localhost", "*", "null", ""}) {
     EXPECT_FALSE(cors.AllowedOrigin(WithOrigin("GET", other)).has_value()) << other;
   }
   const Cors any({.allowed_origins = {"*"}});
@@ -101,8 +102,8 @@ TEST(Cors, PreflightAndDecorate) {
   cors.Decorate(WithOrigin("GET", kShop), &response);
   ASSERT_EQ(response.headers.size(), 2u);
   EXPECT_EQ(response.headers[0].second, "Accept-Encoding, Origin");
-  EXPECT_EQ(response.headers[1], std::make_pair(std::string("Access-Control-Allow-Origin"),
-                                                std::string(kShop)));
+  EXPECT_EQ(response.headers[1],
+            std::make_pair(std::string("Access-Control-Allow-Origin"), std::string(kShop)));
   HttpResponse refused;
   cors.Decorate(WithOrigin("GET", "https://evil.example"), &refused);
   ASSERT_EQ(refused.headers.size(), 1u);  // Vary only: caches keep answers per origin
@@ -126,8 +127,7 @@ class CorsServerTest : public ::testing::Test {
     http.host = "127.0.0.1";
     http.port = 0;
     http.threads = 1;
-    ASSERT_OK_AND_ASSIGN(server_,
-                         HttpServer::Create(http, [this](const HttpRequest& r) {
+    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(http, [this](const HttpRequest& r) {
                            return api_->Handle(r);
                          }));
     ASSERT_OK(server_->Start());
@@ -197,8 +197,8 @@ TEST_F(CorsServerTest, PreflightFromAnAllowedOriginIs204WithTheRoutesMethodsAndN
   EXPECT_FALSE(r.HasHeader("Access-Control-Allow-Credentials"));
   EXPECT_FALSE(r.HasHeader("WWW-Authenticate"));
   // Every API route, the admin ones included: the key is checked on the actual request.
-  for (const char* target : {"/v1/feedback", "/v1/users/u1/recommendations?n=3",
-                             "/v1/admin/retrain", "/v1/users/u1"}) {
+  for (const char* target :
+       {"/v1/feedback", "/v1/users/u1/recommendations?n=3", "/v1/admin/retrain", "/v1/users/u1"}) {
     const Reply p = Preflight(target, kShop, "POST");
     EXPECT_EQ(p.status, 204) << target << " " << p.body;
     EXPECT_EQ(p.Header("Access-Control-Allow-Origin"), kShop) << target;

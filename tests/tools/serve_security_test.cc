@@ -181,9 +181,9 @@ TEST_F(ServeSecurity, KeysHashPrintsAKeyFileLine) {
 // --cors-origin (issue 23, browsers): repeatable and handed to the Api, a malformed origin
 // refused before anything is opened, "*" and open writes to listed pages warned about.
 TEST_F(ServeSecurity, CorsOriginsAreCheckedReportedAndApplied) {
-  const test::CliResult bad = test::RunRecloop("serve --models " + dir_.File("missing") +
-                                                   " --port 0 --cors-origin https://shop.example/",
-                                               dir_.File("err.txt"));
+  const test::CliResult bad = test::RunRecloop(
+      "serve --models " + dir_.File("missing") + " --port 0 --cors-origin https://shop.example/",
+      dir_.File("err.txt"));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("'https://shop.example/' is not"), std::string::npos) << bad.err;
   EXPECT_EQ(bad.err.find("listening"), std::string::npos);
@@ -194,9 +194,11 @@ TEST_F(ServeSecurity, CorsOriginsAreCheckedReportedAndApplied) {
   EXPECT_NE(Log().find("CORS: pages on https://a.example, https://b.example"), std::string::npos)
       << Log();
   EXPECT_NE(Log().find("those pages may also write"), std::string::npos) << Log();
-  const test::Reply preflight = test::Client(static_cast<uint16_t>(port)).SendRaw(
-      "OPTIONS /v1/feedback HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n"
-      "Access-Control-Request-Method: POST\r\n\r\n");
+  const test::Reply preflight =
+      test::Client(static_cast<uint16_t>(port))
+          .SendRaw(
+              "OPTIONS /v1/feedback HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n"
+              "Access-Control-Request-Method: POST\r\n\r\n");
   EXPECT_EQ(preflight.status, 204);
   EXPECT_EQ(preflight.Header("Access-Control-Allow-Origin"), "https://b.example");
   EXPECT_EQ(Stop(), 0);
