@@ -271,6 +271,7 @@ Api::Api(ApiServices services, ApiOptions options)
     : options_(std::move(options)),
       key_limiter_(std::make_unique<RateLimiter>(options_.key_rate_limit)),
       address_limiter_(std::make_unique<RateLimiter>(options_.address_rate_limit)),
+      cors_(options_.cors),
       services_(std::move(services)) {
   if (services_.folder == nullptr) {
     own_folder_ =
@@ -291,13 +292,18 @@ Api::Api(ApiServices services, ApiOptions options)
 }
 
 HttpResponse Api::Handle(const HttpRequest& request) const {
+  HttpResponse response;
   try {
-    return Dispatch(request);
+    response = Dispatch(request);
   } catch (const std::exception& e) {
     // Nothing below should throw; if it does, the client gets a JSON 500, never a dropped
     // connection, and the server keeps serving.
-    return JsonError(500, "internal", e.what());
+    response = JsonError(500, "internal", e.what());
   }
+  // What every answer tells browsers: take the Content-Type as given, and CORS (serving/cors.h).
+  response.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  cors_.Decorate(request, &response);
+  return response;
 }
 
 std::optional<HttpResponse> Api::LimitAddress(const HttpRequest& request) const {
@@ -372,6 +378,7 @@ HttpResponse Api::Dispatch(const HttpRequest& request) const {
     std::string allow;
     route = FindMethod(matched->pattern, request.method, &allow);
     if (route == nullptr) {
+      if (auto approved = cors_.Preflight(request, allow)) return *std::move(approved);
       HttpResponse r = JsonError(405, "method_not_allowed", "this route answers " + allow);
       r.headers.emplace_back("Allow", allow);
       return r;

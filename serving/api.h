@@ -33,6 +33,13 @@
 // admin routes always need one with the admin scope (403 admin_disabled when none is
 // configured). Catalogue writes, erasures and admin calls are audited: one line each through
 // ApiServices::log (key name, UTC time, route, target path, status).
+// Browsers: every answer carries X-Content-Type-Options: nosniff; the page's also a
+// Content-Security-Policy ('self' scripts and styles only, no inline code, no framing),
+// X-Frame-Options: DENY and Referrer-Policy: no-referrer. CORS is closed unless
+// ApiOptions::cors lists origins (serving/cors.h); then OPTIONS on any route, a preflight from
+// an allowed origin, is answered 204 with the route's methods without a key, answers to allowed
+// origins carry Access-Control-Allow-Origin, and every answer Vary: Origin. Any other OPTIONS
+// is a 405 like any method a route does not answer.
 // Errors are {"error":{"code":"...","message":"..."}}: 400 bad parameter, 401 missing or unknown
 // API key, 403 a key without the route's scope (forbidden) or an admin route without a
 // configured API key (admin_disabled), 404 unknown route/item, 405 wrong
@@ -56,6 +63,7 @@
 #include "base/logger.h"
 #include "data/event_store.h"
 #include "serving/api_keys.h"
+#include "serving/cors.h"
 #include "serving/feedback.h"
 #include "serving/feedback_folder.h"
 #include "serving/http.h"
@@ -118,6 +126,9 @@ struct ApiOptions {
   int max_exclude = 500;
   // ?category= filters of a list route, at most (more: 400 too_many_categories).
   int max_categories = 20;
+  // Pages on other origins a browser lets call the API (serving/cors.h). Default: none, and no
+  // Access-Control-* header is ever sent.
+  CorsOptions cors;
 };
 
 // What the Api answers from and writes to.
@@ -168,6 +179,7 @@ class Api {
   ApiOptions options_;
   std::unique_ptr<RateLimiter> key_limiter_;
   std::unique_ptr<RateLimiter> address_limiter_;
+  Cors cors_;  // of options_.cors
   std::unique_ptr<FeedbackFolder> own_folder_;
   std::unique_ptr<ApiKeys> own_keys_;
   std::unique_ptr<RankedCache> own_ranked_cache_;

@@ -81,6 +81,8 @@ std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse&
   auto msg = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(res.status), 11);
   msg->set(http::field::server, "recloop");
+  // Also on the answers the server makes itself (400/413/431, 429), not only the Api's.
+  msg->set("X-Content-Type-Options", "nosniff");
   msg->set(http::field::content_type, res.content_type);
   for (const auto& [name, value] : res.headers) msg->set(name, value);
   msg->body() = std::move(res.body);
@@ -300,7 +302,8 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     const HttpResponse busy =
         JsonError(503, "too_many_connections", "the server is at its connection limit");
     const std::string raw = absl::StrCat(
-        "HTTP/1.1 503 Service Unavailable\r\nServer: recloop\r\nContent-Type: ",
+        "HTTP/1.1 503 Service Unavailable\r\nServer: recloop\r\n"
+        "X-Content-Type-Options: nosniff\r\nContent-Type: ",
         busy.content_type, "\r\nConnection: close\r\nContent-Length: ", busy.body.size(),
         "\r\n\r\n", busy.body);
     beast::error_code ignored;

@@ -5,11 +5,13 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/logger.h"
 #include "engine/status_macros.h"
 #include "serving/api_keys.h"
 #include "serving/cache_warmer.h"
 #include "serving/ranked_cache.h"
+#include "serving/cors.h"
 #include "serving/feedback_folder.h"
 
 namespace recloop {
@@ -42,6 +44,26 @@ absl::Status CheckExposure(const ServeOptions& options, Logger* log) {
   return absl::OkStatus();
 }
 
+// Refuses a malformed CORS origin before anything is opened; says which origins browsers let
+// call the API, warning for "*" and for open writes.
+absl::Status CheckCors(const ServeOptions& options, Logger* log) {
+  const CorsOptions& cors = options.api.cors;
+  RETURN_IF_ERROR(ValidateCorsOptions(cors));
+  if (cors.allowed_origins.empty()) return absl::OkStatus();
+  log->Info("CORS: pages on %s may call the API from browsers",
+            absl::StrJoin(cors.allowed_origins, ", "));
+  if (options.api.api_key.empty() && options.key_file.empty()) {
+    log->Warning("no API key: those pages may also write, from any visitor's browser");
+  }
+  for (const std::string& origin : cors.allowed_origins) {
+    if (origin == "*") {
+      log->Warning(
+          "--cors-origin '*': a page on ANY site may call the API from its visitors' browsers");
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The keys of ServeOptions: the key file's and the legacy key.
 absl::StatusOr<std::vector<ApiKey>> LoadKeys(const ServeOptions& options) {
   std::vector<ApiKey> keys;
@@ -71,6 +93,7 @@ absl::Status RunServe(const ServeOptions& options) {
   RETURN_IF_ERROR(Api::Validate(options.api));
   StderrLogger log("recloop serve: ");
   RETURN_IF_ERROR(CheckExposure(options, &log));
+  RETURN_IF_ERROR(CheckCors(options, &log));
   ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
   WarnIfNoKeys(options, initial_keys.size(), &log);
   ApiKeys keys(!options.api.api_key.empty() || !options.key_file.empty(), std::move(initial_keys));

@@ -129,6 +129,15 @@ void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
                 "Serve a non-loopback --host without any key (every write open to the network)");
   sub->add_flag("--auth-reads", so.api.auth_reads,
                 "Require a key with the read scope on read routes too (not /healthz, /readyz)");
+  sub->add_option("--cors-origin", so.api.cors.allowed_origins,
+                  "Origin (https://host[:port]) whose pages may call the API from browsers; "
+                  "repeatable. Default none: no CORS headers. '*' allows every site")
+      ->take_all()
+      ->expected(1);
+  sub->add_option("--cors-max-age", so.api.cors.max_age_seconds,
+                  "Seconds a browser may cache a CORS preflight's approval")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   sub->add_option("--access-log-every", so.access_log_every,
                   "Log every N-th request to stderr (0: no access log)")
       ->capture_default_str();

@@ -1,4 +1,8 @@
 // recloop's demo storefront: plain JavaScript against the server's own HTTP API, no build step.
+// Every string from the server (titles, categories, item and customer IDs, the model version,
+// error messages) reaches the page as text: through el()'s children or textContent, never
+// innerHTML or HTML built from strings. The page's Content-Security-Policy (serving/handlers/
+// system.cc) runs only this file: no inline script, style or event-handler attribute.
 'use strict';
 
 const N = 12;  // recommendations shown
@@ -11,6 +15,8 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 
+// A new element: props become attributes (a literal 'on...' key a listener); children, strings
+// or nodes, are appended as they are (a string as a text node, never parsed as HTML).
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {

@@ -6,12 +6,17 @@ Starts `recloop demo --serve` for real on 127.0.0.1 (a small generated store), o
 checks what it shows (titles, categories, sources, model version, live counters), clicks "Buy"
 on the first recommendation and checks that the list changed and the bought item is gone, then
 starts a new customer (popular items) and checks that one purchase makes their list personal.
-Saves a screenshot of the page after the purchase as a test artifact.
+Then gives an item the title `<img src=x onerror=alert(1)>` (PUT /v1/items/{item}, open on the
+demo's loopback server) and opens a customer whose ID is HTML too: both must show as text, with no
+element made of them and no alert; and the page's security headers (CSP, nosniff, no framing)
+must be served and the CSP enforced. Saves a screenshot of the page after the purchase as a test
+artifact.
 
 Usage: storefront_test.py RECLOOP_BINARY ARTIFACT_DIR
 Exit 77 (CTest: skipped) when Chromium, its driver or Selenium is missing, unless
 RECLOOP_REQUIRE_BROWSER=1 (scripts/test sets it, so CI cannot skip it).
 """
+import json
 import os
 import re
 import shutil
@@ -20,6 +25,8 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
+import urllib.request
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -27,6 +34,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     HAVE_SELENIUM = True
@@ -185,6 +193,94 @@ class StorefrontTest(unittest.TestCase):
         self.wait(lambda: self.text("status").startswith("Rated"), "the rating is confirmed")
         self.assertIn(f"rating 2 · #{item}", self.text("activity"))
         self.assert_no_page_errors()
+
+    # ---- catalogue strings are text, and the page's headers (issue 23, "secure by default") ----
+    def put_item(self, item, entry):
+        """PUT /v1/items/{item} as a catalogue tool would (the demo on loopback has no key)."""
+        headers = {"Content-Type": "application/json"}
+        if os.environ.get("RECLOOP_API_KEY"):
+            headers["Authorization"] = "Bearer " + os.environ["RECLOOP_API_KEY"]
+        request = urllib.request.Request(
+            f"{self.base}/v1/items/{urllib.parse.quote(item, safe='')}",
+            data=json.dumps(entry).encode(), headers=headers, method="PUT")
+        with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:
+            self.assertEqual(response.status, 200)
+
+    def record_alerts(self):
+        """Records window.alert calls in every document loaded from now on (window.__alerts),
+        still showing them; returns the CDP script's identifier."""
+        return self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+            "source": "window.__alerts = []; const shown = window.alert.bind(window); "
+                      "window.alert = (m) => { window.__alerts.push(String(m)); shown(m); };"})
+
+    def assert_no_alert(self):
+        with self.assertRaises(NoAlertPresentException):
+            self.driver.switch_to.alert.dismiss()
+        self.assertEqual(self.driver.execute_script("return window.__alerts;"), [])
+
+    def test_4_catalogue_strings_and_ids_are_shown_as_text_never_as_html(self):
+        self.open_customer("u4")
+        item = self.cards()[0].get_attribute("data-item")
+        payload = "<img src=x onerror=alert(1)>"
+        category = "<b onmouseover=alert(2)>bold</b>"
+        self.put_item(item, {"title": payload, "categories": [category], "available": True})
+        script = self.record_alerts()
+        try:
+            self.open_customer("u4")
+            card = self.driver.find_element(By.CSS_SELECTOR, f"li.card[data-item='{item}']")
+            # (a) the strings are there, as text
+            self.assertEqual(card.find_element(By.CLASS_NAME, "title").text, payload)
+            self.assertIn(category, [c.text for c in card.find_elements(By.CSS_SELECTOR, ".chip")])
+            # ... also where the page repeats the title: the status line, "Similar to"
+            card.find_element(By.CSS_SELECTOR, "button[data-action='view']").click()
+            self.wait(lambda: self.text("status").startswith("Viewed"), "the view is confirmed")
+            self.assertIn(payload, self.text("status"))
+            self.assertEqual(self.text("similar-to"), payload)
+            # A customer ID that is HTML: in the heading, the ID box, the requests' paths.
+            hostile_user = "<img src=x onerror=alert(3)>"
+            self.driver.get(f"{self.base}/?user={urllib.parse.quote(hostile_user)}")
+            self.wait(lambda: self.text("current-customer") == hostile_user and
+                      len(self.cards()) == 12, "the page shows the customer ID as text")
+            self.assertEqual(self.driver.find_element(By.ID, "customer-id").get_attribute("value"),
+                             hostile_user)
+            # (b) no element came out of them: no image at all, no bold, no handler attribute
+            self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR, "img[src='x'], img, b"),
+                             [])
+            self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR,
+                                                       "[onerror], [onmouseover]"), [])
+            # (c) nothing ran
+            self.assert_no_alert()
+        finally:
+            self.driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", script)
+        self.assert_no_page_errors()
+
+    def test_5_the_page_is_served_with_a_csp_that_the_browser_enforces(self):
+        # (d) the headers of `/` (and of its files)
+        for path in ("/", "/storefront.js", "/storefront.css"):
+            with urllib.request.urlopen(self.base + path, timeout=WAIT_SECONDS) as response:
+                csp = response.headers.get("Content-Security-Policy", "")
+                self.assertIn("script-src 'self'", csp, path)
+                self.assertIn("style-src 'self'", csp, path)
+                self.assertIn("frame-ancestors 'none'", csp, path)
+                self.assertNotIn("unsafe", csp, path)
+                self.assertEqual(response.headers.get("X-Content-Type-Options"), "nosniff")
+                self.assertEqual(response.headers.get("X-Frame-Options"), "DENY")
+                self.assertEqual(response.headers.get("Referrer-Policy"), "no-referrer")
+        with urllib.request.urlopen(self.base + "/v1/popular", timeout=WAIT_SECONDS) as response:
+            self.assertEqual(response.headers.get("X-Content-Type-Options"), "nosniff")
+        # Chromium enforces it: the page works (its own files) but an inline script added to it
+        # does not run, and the refusal is logged.
+        self.open_customer("u5")
+        self.assert_no_page_errors()
+        ran = self.driver.execute_script(
+            "const s = document.createElement('script');"
+            "s.textContent = 'window.__inline_ran = true;';"
+            "document.head.append(s); return window.__inline_ran === true;")
+        self.assertFalse(ran, "an inline script ran despite the page's CSP")
+        logged = []
+        self.wait(lambda: logged.extend(e["message"] for e in self.driver.get_log("browser")) or
+                  any("Content Security Policy" in m for m in logged),
+                  "Chromium logs the refused inline script")
 
 
 def main():

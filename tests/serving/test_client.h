@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "boost/asio/connect.hpp"
 #include "boost/asio/io_context.hpp"
@@ -30,7 +32,22 @@ struct Reply {
   std::string content_type;
   std::string retry_after;  // the Retry-After header, if any
   bool keep_alive = false;
+  // Every header field as received, for header checks (Header()).
+  std::vector<std::pair<std::string, std::string>> headers;
   nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
+  // The value of the first field named `name` (case-insensitive), or "" if there is none.
+  std::string Header(const std::string& name) const {
+    for (const auto& [n, v] : headers) {
+      if (beast::iequals(n, name)) return v;
+    }
+    return "";
+  }
+  bool HasHeader(const std::string& name) const {
+    for (const auto& field : headers) {
+      if (beast::iequals(field.first, name)) return true;
+    }
+    return false;
+  }
 };
 
 // A client connection to 127.0.0.1:port (keep-alive: several requests may share it).
@@ -88,6 +105,9 @@ class Client {
     r.content_type = std::string(res[http::field::content_type]);
     r.retry_after = std::string(res[http::field::retry_after]);
     r.keep_alive = res.keep_alive();
+    for (const auto& field : res) {
+      r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
     return r;
   }
 

@@ -2,8 +2,9 @@
 // serve a non-loopback address without a key (before binding), --insecure-no-auth overrides that
 // loudly, loopback without a key says writes are open to this machine only, --create-api-key-file
 // makes a private key that then works and never shows in the log, `keys hash` makes a key-file
-// line, SIGHUP rotates the key file over a real socket (a bad file keeps the old keys), and an
-// empty key file closes the writes and warns.
+// line, SIGHUP rotates the key file over a real socket (a bad file keeps the old keys), an
+// empty key file closes the writes and warns, and --cors-origin is checked at start and reaches
+// the router.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -176,6 +177,37 @@ TEST_F(ServeSecurity, KeysHashPrintsAKeyFileLine) {
                 dir_.File("err.txt"))
                 .exit_code,
             0);
+}
+
+// --cors-origin (issue 23, browsers): repeatable and handed to the Api, a malformed origin
+// refused before anything is opened, "*" and open writes to listed pages warned about.
+TEST_F(ServeSecurity, CorsOriginsAreCheckedReportedAndApplied) {
+  const test::CliResult bad = test::RunRecloop(
+      "serve --models " + dir_.File("missing") + " --port 0 --cors-origin https://shop.example/",
+      dir_.File("err.txt"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("'https://shop.example/' is not"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("listening"), std::string::npos);
+
+  const int port =
+      Start({"--cors-origin", "https://a.example", "--cors-origin", "https://b.example"});
+  ASSERT_GT(port, 0) << Log();
+  EXPECT_NE(Log().find("CORS: pages on https://a.example, https://b.example"), std::string::npos)
+      << Log();
+  EXPECT_NE(Log().find("those pages may also write"), std::string::npos) << Log();
+  const test::Reply preflight =
+      test::Client(static_cast<uint16_t>(port))
+          .SendRaw(
+              "OPTIONS /v1/feedback HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n"
+              "Access-Control-Request-Method: POST\r\n\r\n");
+  EXPECT_EQ(preflight.status, 204);
+  EXPECT_EQ(preflight.Header("Access-Control-Allow-Origin"), "https://b.example");
+  EXPECT_EQ(Stop(), 0);
+
+  ASSERT_GT(Start({"--cors-origin", "*"}, "RECLOOP_API_KEY=k3y"), 0) << Log();
+  EXPECT_NE(Log().find("a page on ANY site"), std::string::npos) << Log();
+  EXPECT_EQ(Log().find("those pages may also write"), std::string::npos) << Log();
+  EXPECT_EQ(Stop(), 0);
 }
 
 // Rotation without restart: SIGHUP re-reads --key-file; a bad file keeps the keys in use.
