@@ -100,10 +100,11 @@ TEST(Cors, PreflightAndDecorate) {
   HttpResponse response;
   response.headers.emplace_back("Vary", "Accept-Encoding");
   cors.Decorate(WithOrigin("GET", kShop), &response);
-  ASSERT_EQ(response.headers.size(), 2u);
+  ASSERT_EQ(response.headers.size(), 3u);
   EXPECT_EQ(response.headers[0].second, "Accept-Encoding, Origin");
   EXPECT_EQ(response.headers[1],
             std::make_pair(std::string("Access-Control-Allow-Origin"), std::string(kShop)));
+  EXPECT_EQ(response.headers[2].first, "Access-Control-Expose-Headers");
   HttpResponse refused;
   cors.Decorate(WithOrigin("GET", "https://evil.example"), &refused);
   ASSERT_EQ(refused.headers.size(), 1u);  // Vary only: caches keep answers per origin
