@@ -2,12 +2,14 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "boost/asio/ssl/error.hpp"
 
 namespace recloop {
 namespace {
@@ -22,14 +24,10 @@ absl::Status CheckReadable(const std::string& what, const std::string& path) {
       absl::StrCat("cannot read TLS ", what, " ", path, ": ", std::strerror(errno)));
 }
 
-// OpenSSL's reason for the last failure (its error queue), e.g. "no start line".
+// OpenSSL's reason for a failure of Asio's, e.g. "no start line".
 std::string OpenSslReason(const boost::system::error_code& ec) {
-  const unsigned long code = ERR_peek_last_error();
-  std::string reason = code != 0 && ERR_reason_error_string(code) != nullptr
-                           ? ERR_reason_error_string(code)
-                           : ec.message();
   ERR_clear_error();
-  return reason;
+  return ec.message();
 }
 
 }  // namespace
@@ -58,14 +56,17 @@ absl::StatusOr<std::unique_ptr<ssl::context>> MakeTlsServerContext(const std::st
         "TLS certificate ", cert_file, " is not a PEM certificate: ", OpenSslReason(ec)));
   }
   ctx->use_private_key_file(key_file, ssl::context::pem, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TLS key ", key_file, " is not an unencrypted PEM private key: ", OpenSslReason(ec)));
-  }
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+  // OpenSSL checks the key against the certificate as it loads it (Asio's error code is the
+  // OpenSSL error it took off the queue).
+  if (ec && ec.category() == boost::asio::error::get_ssl_category() &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
     ERR_clear_error();
     return absl::InvalidArgumentError(
         absl::StrCat("TLS key ", key_file, " does not match the certificate ", cert_file));
+  }
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS key ", key_file, " is not an unencrypted PEM private key: ", OpenSslReason(ec)));
   }
   return ctx;
 }
