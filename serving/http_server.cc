@@ -180,10 +180,10 @@ void HttpServer::Impl::SessionClosed() {
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() = default;
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
-                                                                HttpHandler handler,
-                                                                HttpObserver observer) {
-  if (handler == nullptr) return absl::InvalidArgumentError("HttpServer needs a handler");
+namespace {
+
+// The checks of HttpServer::CheckOptions, without loading the TLS files.
+absl::Status ValidateOptions(const HttpServerOptions& options) {
   if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
   if (options.max_header_bytes < 256) {
     return absl::InvalidArgumentError("max_header_bytes must be >= 256");
@@ -198,13 +198,29 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   if (!(options.max_requests_per_second_per_connection >= 0)) {
     return absl::InvalidArgumentError("max_requests_per_second_per_connection must be >= 0");
   }
-  if (options.threads == 0) {
-    options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError(options.tls_cert_file.empty()
                                           ? "tls_key_file needs tls_cert_file"
                                           : "tls_cert_file needs tls_key_file");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status HttpServer::CheckOptions(const HttpServerOptions& options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  if (options.tls_cert_file.empty()) return absl::OkStatus();
+  return MakeTlsServerContext(options.tls_cert_file, options.tls_key_file).status();
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
+                                                                HttpHandler handler,
+                                                                HttpObserver observer) {
+  if (handler == nullptr) return absl::InvalidArgumentError("HttpServer needs a handler");
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  if (options.threads == 0) {
+    options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   auto impl = std::make_unique<Impl>();
   if (!options.tls_cert_file.empty()) {

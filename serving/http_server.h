@@ -75,6 +75,9 @@ class HttpServer {
   static absl::StatusOr<std::unique_ptr<HttpServer>> Create(HttpServerOptions options,
                                                             HttpHandler handler,
                                                             HttpObserver observer = nullptr);
+  // Create's checks of the options and the TLS files, without a server: for callers that want
+  // those errors before they open anything else. Same errors as Create.
+  static absl::Status CheckOptions(const HttpServerOptions& options);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
