@@ -22,6 +22,7 @@ struct HttpRequest {
   // True if the request carried a Content-Length or Transfer-Encoding: chunked (a PUT/POST
   // without either gets 411 Length Required).
   bool has_length = false;
+  std::string remote_address;  // the peer's IP address, as text
 
   // The value of the first header field named `name` (case-insensitive), if any.
   std::optional<std::string_view> Header(std::string_view name) const;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -90,7 +91,11 @@ class Session : public SessionControl, public std::enable_shared_from_this<Sessi
       : stream_(std::move(socket), stream_args...),
         server_(server),
         tokens_(server->options.max_requests_per_second_per_connection),
-        refilled_(Clock::now()) {}
+        refilled_(Clock::now()) {
+    beast::error_code ec;
+    const tcp::endpoint peer = this->socket().remote_endpoint(ec);
+    if (!ec) remote_address_ = peer.address().to_string();
+  }
 
   ~Session() override { server_->SessionClosed(); }
 
@@ -179,6 +184,7 @@ class Session : public SessionControl, public std::enable_shared_from_this<Sessi
     const bool keep_alive = msg.keep_alive();
     // The one place where a request's fields are filled in (from the message and the socket).
     HttpRequest req = ToHttpRequest(msg);
+    req.remote_address = remote_address_;
     HttpResponse res;
     if (!TakeToken()) {
       res = JsonError(429, "rate_limited", "too many requests on this connection");
@@ -266,6 +272,7 @@ class Session : public SessionControl, public std::enable_shared_from_this<Sessi
   std::array<char, 4096> discard_;
   double tokens_;
   Clock::time_point refilled_;
+  std::string remote_address_;  // the peer's IP address; empty if the socket could not say
 };
 
 }  // namespace recloop::http_internal

@@ -24,7 +24,8 @@ namespace net = boost::asio;
 using Clock = std::chrono::steady_clock;
 using test::TlsClient;
 
-// A server with a small handler (/healthz; /test/slow takes 300 ms) on its own thread.
+// A server with a small handler (/healthz; /test/slow takes 300 ms; /test/peer answers the
+// request's remote_address) on its own thread.
 class TlsServerTest : public ::testing::Test {
  protected:
   void SetUp() override { cert_ = test::WriteSelfSignedCert(dir_.File("server")); }
@@ -41,6 +42,8 @@ class TlsServerTest : public ::testing::Test {
                              slow_entered_ = true;
                              std::this_thread::sleep_for(std::chrono::milliseconds(300));
                              res.body = "{\"slow\":true}";
+                           } else if (r.target == "/test/peer") {
+                             res.body = r.remote_address;
                            } else if (r.target == "/healthz") {
                              res.body = "{\"status\":\"ok\"}";
                            } else {
@@ -90,6 +93,11 @@ TEST_F(TlsServerTest, HealthzOverTlsAnswers200AndKeepsTheConnection) {
     EXPECT_TRUE(r.keep_alive);
   }
   EXPECT_EQ(server_->open_connections(), 1);  // the three requests shared one connection
+}
+
+TEST_F(TlsServerTest, RequestsCarryThePeerAddress) {
+  Start();
+  EXPECT_EQ(TlsClient(port(), cert_.cert_file).Get("/test/peer").body, "127.0.0.1");
 }
 
 TEST_F(TlsServerTest, TlsCloseAfterConnectionCloseIsOrderly) {
