@@ -101,7 +101,7 @@ class HttpServer {
   // Connections open now.
   int64_t open_connections() const;
 
-  struct Impl;  // opaque; public only so that http_server.cc's session class can name it
+  struct Impl;  // opaque (http_server.cc)
 
  private:
   explicit HttpServer(std::unique_ptr<Impl> impl);
