@@ -1,8 +1,6 @@
 #include "serving/http_server.h"
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -11,7 +9,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "boost/asio/dispatch.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
