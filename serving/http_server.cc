@@ -1,9 +1,6 @@
 #include "serving/http_server.h"
 
 #include <algorithm>
-#include <array>
-#include <atomic>
-#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -12,7 +9,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "boost/asio/dispatch.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -22,24 +18,19 @@
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "serving/http_session.h"
+#include "serving/http_tls.h"
 #include "serving/json_codec.h"
 
 namespace recloop {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
+namespace beast = http_internal::beast;
+namespace http = http_internal::http;
+namespace net = http_internal::net;
 using tcp = net::ip::tcp;
-using Clock = std::chrono::steady_clock;
 
-namespace {
+namespace http_internal {
 
-class Session;
-
-// The steps of answering one request that do not touch a socket, shared by Session and
-// AnswerRequestBytes so that the fuzz target runs exactly the server's code.
-
-// The response to a request the parser refused (oversized or malformed).
 HttpResponse ParseErrorResponse(beast::error_code ec, const HttpServerOptions& options) {
   if (ec == http::error::header_limit) {
     return JsonError(431, "header_too_large",
@@ -52,8 +43,6 @@ HttpResponse ParseErrorResponse(beast::error_code ec, const HttpServerOptions& o
   return JsonError(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
 }
 
-// True for errors that mean the peer or a timer ended the read, not that the request was bad:
-// these close the connection without a response.
 bool IsTransportError(beast::error_code ec) {
   return ec.category() != http::make_error_code(http::error::end_of_stream).category() ||
          ec == http::error::end_of_stream || ec == http::error::partial_message;
@@ -91,13 +80,13 @@ std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse&
   return msg;
 }
 
-}  // namespace
+}  // namespace http_internal
 
-struct HttpServer::Impl {
-  HttpServerOptions options;
-  HttpHandler handler;
-  HttpObserver observer;
+// The listener and the server's lifecycle; the sessions are http_internal::Session<Stream>.
+struct HttpServer::Impl : http_internal::SessionHost {
   net::io_context ioc;
+  // HTTPS when set (options.tls_cert_file), else plain HTTP.
+  std::unique_ptr<net::ssl::context> tls;
   // Server-wide operations (accept, drain timer, signals) run on this strand.
   net::strand<net::io_context::executor_type> strand{net::make_strand(ioc)};
   tcp::acceptor acceptor{strand};
@@ -105,180 +94,23 @@ struct HttpServer::Impl {
   net::steady_timer drain_timer{strand};
   std::optional<net::signal_set> signals;
   std::function<void()> on_hangup;  // SIGHUP's callback, if any
-  std::atomic<int64_t> connections{0};
-  std::atomic<bool> stopping{false};
   uint16_t port = 0;
 
   std::mutex mu;
-  std::vector<std::weak_ptr<Session>> sessions;  // guarded by mu; expired entries pruned
+  // Guarded by mu; expired entries pruned.
+  std::vector<std::weak_ptr<http_internal::SessionControl>> sessions;
 
   void Log(const std::string& message) const {
     std::fprintf(stderr, "recloop serve: %s\n", message.c_str());
   }
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
-  void SessionClosed();
+  void RefuseOverLimit(tcp::socket& socket);
+  // Starts a session of `Stream` on `socket` and registers it for Stop().
+  template <class Stream, class... StreamArgs>
+  void StartSession(tcp::socket&& socket, StreamArgs&... stream_args);
+  void SessionClosed() override;
 };
-
-namespace {
-
-// One connection: waits for a request (idle timeout), reads it (read timeout, size limits),
-// calls the handler, writes the response, and loops while the connection is kept alive. All of
-// its handlers run on its own strand.
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)),
-        server_(server),
-        tokens_(server->options.max_requests_per_second_per_connection),
-        refilled_(Clock::now()) {
-    beast::error_code ec;
-    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote_address_ = peer.address().to_string();
-  }
-
-  ~Session() { server_->SessionClosed(); }
-
-  void Start() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::WaitForRequest, shared_from_this()));
-  }
-
-  // On server stop: an idle connection closes now; a busy one after its response.
-  void StopIfIdle() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_) {
-        beast::error_code ec;
-        self->stream_.socket().cancel(ec);
-      }
-    });
-  }
-
-  void ForceClose() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ec;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->stream_.socket().close(ec);
-    });
-  }
-
- private:
-  const HttpServerOptions& options() const { return server_->options; }
-
-  void WaitForRequest() {
-    if (server_->stopping) return Close();
-    if (buffer_.size() > 0) return ReadRequest();  // a pipelined request is already here
-    idle_ = true;
-    stream_.expires_after(options().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096),
-                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
-  }
-
-  void OnFirstBytes(beast::error_code ec, std::size_t n) {
-    idle_ = false;
-    if (ec) return Close();  // idle timeout, client gone, or server stopping
-    buffer_.commit(n);
-    ReadRequest();
-  }
-
-  void ReadRequest() {
-    parser_.emplace();
-    ConfigureParser(*parser_, options());
-    // The whole request within the read timeout, however slowly its bytes trickle in.
-    stream_.expires_after(options().read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
-  }
-
-  void OnRead(beast::error_code ec, std::size_t) {
-    if (ec) {
-      if (IsTransportError(ec)) return Close();
-      HttpRequest req;  // what could be parsed is unreliable: observe it as an empty request
-      return Write(ParseErrorResponse(ec, options()), /*keep_alive=*/false, req, Clock::now());
-    }
-    const auto start = Clock::now();
-    auto& msg = parser_->get();
-    const bool keep_alive = msg.keep_alive();
-    HttpRequest req = ToHttpRequest(msg);
-    req.remote_address = remote_address_;
-    HttpResponse res;
-    if (!TakeToken()) {
-      res = JsonError(429, "rate_limited", "too many requests on this connection");
-      res.rate_limited_by = "connection";
-      // Whole seconds until the bucket holds a token again.
-      const double rate = options().max_requests_per_second_per_connection;
-      res.headers.emplace_back(
-          "Retry-After",
-          std::to_string(std::max(1, static_cast<int>(std::ceil((1 - tokens_) / rate)))));
-    } else {
-      res = server_->handler(req);
-    }
-    Write(std::move(res), keep_alive, req, start);
-  }
-
-  bool TakeToken() {
-    const double rate = options().max_requests_per_second_per_connection;
-    if (rate <= 0) return true;
-    const auto now = Clock::now();
-    tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
-    refilled_ = now;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
-    return true;
-  }
-
-  void Write(HttpResponse res, bool keep_alive, const HttpRequest& req, Clock::time_point start) {
-    keep_alive = keep_alive && !res.close && !server_->stopping;
-    auto msg = ToBeastResponse(res, keep_alive);
-    if (server_->observer) {
-      res.body.clear();
-      server_->observer(req, res,
-                        std::chrono::duration<double, std::micro>(Clock::now() - start).count());
-    }
-    response_ = msg;
-    stream_.expires_after(options().write_timeout);
-    http::async_write(stream_, *msg,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep_alive));
-  }
-
-  void OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
-    response_.reset();
-    if (ec || !keep_alive) return Close();
-    WaitForRequest();
-  }
-
-  // Lingering close: stop sending, then read and discard what the client still sends until it
-  // closes (or a second passes). Closing a socket with unread bytes makes the kernel reset the
-  // connection, which can destroy our last response (a 413, say) before the client reads it.
-  // The socket closes when the last handler holding this session returns.
-  void Close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return;
-    stream_.expires_after(std::chrono::seconds(1));
-    Discard();
-  }
-
-  void Discard() {
-    stream_.async_read_some(net::buffer(discard_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (!ec) self->Discard();
-                            });
-  }
-
-  beast::tcp_stream stream_;
-  HttpServer::Impl* server_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<void> response_;  // kept alive until written
-  bool idle_ = false;
-  std::array<char, 4096> discard_;
-  double tokens_;
-  Clock::time_point refilled_;
-  std::string remote_address_;  // the peer's IP address, empty if unknown
-};
-
-}  // namespace
 
 void HttpServer::Impl::DoAccept() {
   acceptor.async_accept(net::make_strand(ioc),
@@ -298,7 +130,20 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   if (connections.load() >= options.max_connections) {
-    // Answered here, synchronously: a few bytes that fit the socket buffer.
+    RefuseOverLimit(socket);
+  } else if (tls != nullptr) {
+    StartSession<http_internal::TlsStream>(std::move(socket), *tls);
+  } else {
+    StartSession<http_internal::PlainStream>(std::move(socket));
+  }
+  DoAccept();
+}
+
+// Plain HTTP: a 503, written here synchronously (a few bytes that fit the socket buffer). Over
+// TLS: closed without an answer, which would need a handshake first.
+void HttpServer::Impl::RefuseOverLimit(tcp::socket& socket) {
+  beast::error_code ignored;
+  if (tls == nullptr) {
     const HttpResponse busy =
         JsonError(503, "too_many_connections", "the server is at its connection limit");
     const std::string raw = absl::StrCat(
@@ -306,22 +151,24 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
         "X-Content-Type-Options: nosniff\r\nContent-Type: ",
         busy.content_type, "\r\nConnection: close\r\nContent-Length: ", busy.body.size(),
         "\r\n\r\n", busy.body);
-    beast::error_code ignored;
     net::write(socket, net::buffer(raw), ignored);
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-  } else {
-    ++connections;
-    auto session = std::make_shared<Session>(std::move(socket), this);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      if (sessions.size() >= 64 && sessions.size() >= 2 * static_cast<size_t>(connections)) {
-        std::erase_if(sessions, [](const auto& w) { return w.expired(); });
-      }
-      sessions.push_back(session);
-    }
-    session->Start();
   }
-  DoAccept();
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+template <class Stream, class... StreamArgs>
+void HttpServer::Impl::StartSession(tcp::socket&& socket, StreamArgs&... stream_args) {
+  ++connections;
+  auto session =
+      std::make_shared<http_internal::Session<Stream>>(this, std::move(socket), stream_args...);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (sessions.size() >= 64 && sessions.size() >= 2 * static_cast<size_t>(connections)) {
+      std::erase_if(sessions, [](const auto& w) { return w.expired(); });
+    }
+    sessions.push_back(session);
+  }
+  session->Start();
 }
 
 void HttpServer::Impl::SessionClosed() {
@@ -333,10 +180,10 @@ void HttpServer::Impl::SessionClosed() {
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() = default;
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
-                                                                HttpHandler handler,
-                                                                HttpObserver observer) {
-  if (handler == nullptr) return absl::InvalidArgumentError("HttpServer needs a handler");
+namespace {
+
+// The checks of HttpServer::CheckOptions, without loading the TLS files.
+absl::Status ValidateOptions(const HttpServerOptions& options) {
   if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
   if (options.max_header_bytes < 256) {
     return absl::InvalidArgumentError("max_header_bytes must be >= 256");
@@ -351,10 +198,36 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   if (!(options.max_requests_per_second_per_connection >= 0)) {
     return absl::InvalidArgumentError("max_requests_per_second_per_connection must be >= 0");
   }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(options.tls_cert_file.empty()
+                                          ? "tls_key_file needs tls_cert_file"
+                                          : "tls_cert_file needs tls_key_file");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status HttpServer::CheckOptions(const HttpServerOptions& options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  if (options.tls_cert_file.empty()) return absl::OkStatus();
+  return MakeTlsServerContext(options.tls_cert_file, options.tls_key_file).status();
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
+                                                                HttpHandler handler,
+                                                                HttpObserver observer) {
+  if (handler == nullptr) return absl::InvalidArgumentError("HttpServer needs a handler");
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   if (options.threads == 0) {
     options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   auto impl = std::make_unique<Impl>();
+  if (!options.tls_cert_file.empty()) {
+    auto tls = MakeTlsServerContext(options.tls_cert_file, options.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    impl->tls = *std::move(tls);
+  }
   impl->options = std::move(options);
   impl->handler = std::move(handler);
   impl->observer = std::move(observer);
@@ -385,6 +258,8 @@ absl::Status HttpServer::Start() {
 
 uint16_t HttpServer::port() const { return impl_->port; }
 
+bool HttpServer::tls() const { return impl_->tls != nullptr; }
+
 int64_t HttpServer::open_connections() const { return impl_->connections.load(); }
 
 void HttpServer::Run() {
@@ -403,7 +278,7 @@ void HttpServer::Stop() {
     s.acceptor.close(ec);
     s.retry_timer.cancel();
     if (s.signals) s.signals->cancel(ec);
-    std::vector<std::shared_ptr<Session>> live;
+    std::vector<std::shared_ptr<http_internal::SessionControl>> live;
     {
       std::lock_guard<std::mutex> lock(s.mu);
       for (const auto& w : s.sessions) {
@@ -415,8 +290,8 @@ void HttpServer::Stop() {
     if (s.connections.load() == 0) return;
     // Requests in flight get drain_timeout to finish; then every connection is closed.
     s.drain_timer.expires_after(s.options.drain_timeout);
-    s.drain_timer.async_wait([&s, weak = std::vector<std::weak_ptr<Session>>(live.begin(),
-                                                                              live.end())](
+    using Weak = std::weak_ptr<http_internal::SessionControl>;
+    s.drain_timer.async_wait([&s, weak = std::vector<Weak>(live.begin(), live.end())](
                                  beast::error_code e) {
       if (e) return;  // cancelled: every connection closed in time
       s.Log("drain timeout: closing the remaining connections");
@@ -446,6 +321,11 @@ void HttpServer::AwaitSignal() {
 
 std::string AnswerRequestBytes(std::string_view raw, const HttpServerOptions& options,
                                const HttpHandler& handler) {
+  using http_internal::ConfigureParser;
+  using http_internal::IsTransportError;
+  using http_internal::ParseErrorResponse;
+  using http_internal::ToBeastResponse;
+  using http_internal::ToHttpRequest;
   std::ostringstream out;
   std::string_view rest = raw;
   bool first = true;

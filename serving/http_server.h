@@ -3,7 +3,8 @@
 // It owns the limits a public endpoint needs: header and body sizes, connection count, a
 // per-connection request rate, idle and read timeouts (a client trickling a request byte by byte
 // is cut off when the read timeout expires, without holding a thread), and a graceful stop that
-// finishes the requests in flight.
+// finishes the requests in flight. Optionally it speaks HTTPS itself (tls_cert_file), with the
+// same limits, for deployments without a TLS-terminating proxy in front.
 #ifndef RECLOOP_SERVING_HTTP_SERVER_H_
 #define RECLOOP_SERVING_HTTP_SERVER_H_
 
@@ -45,6 +46,13 @@ struct HttpServerOptions {
   double max_requests_per_second_per_connection = 0;
   // On Stop(): how long in-flight requests may take to finish before connections are closed.
   std::chrono::milliseconds drain_timeout{10'000};
+  // HTTPS: PEM files of the server's certificate (chain, leaf first) and of its unencrypted
+  // private key; both or neither. Empty (the default) = plain HTTP, as behind a proxy that
+  // terminates TLS. With TLS the handshake must finish within read_timeout, TLS 1.2 is the
+  // oldest version accepted, and a connection past max_connections is closed without an answer
+  // (answering would need the handshake that the limit exists to bound).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Called once per request on an I/O thread; must be thread-safe (it runs on all of them at once)
@@ -61,10 +69,15 @@ using HttpObserver =
 // from any thread (e.g. a signal handler thread), also more than once.
 class HttpServer {
  public:
-  // Validates the options. Errors: InvalidArgument naming the bad option.
+  // Validates the options and loads the TLS certificate and key, if any. Errors:
+  // InvalidArgument naming the bad option, or naming the certificate or key file that cannot be
+  // read, is not PEM, or does not match the other.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Create(HttpServerOptions options,
                                                             HttpHandler handler,
                                                             HttpObserver observer = nullptr);
+  // Create's checks of the options and the TLS files, without a server: for callers that want
+  // those errors before they open anything else. Same errors as Create.
+  static absl::Status CheckOptions(const HttpServerOptions& options);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -73,6 +86,8 @@ class HttpServer {
   absl::Status Start();
   // The bound port (after Start; the ephemeral one when options.port was 0).
   uint16_t port() const;
+  // True if the server speaks HTTPS (options.tls_cert_file was given).
+  bool tls() const;
   // Serves on options.threads threads (the caller's among them) until Stop() has drained every
   // connection. Requires Start().
   void Run();
@@ -86,7 +101,7 @@ class HttpServer {
   // Connections open now.
   int64_t open_connections() const;
 
-  struct Impl;  // opaque; public only so that http_server.cc's session class can name it
+  struct Impl;  // opaque (http_server.cc)
 
  private:
   explicit HttpServer(std::unique_ptr<Impl> impl);

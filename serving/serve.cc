@@ -94,6 +94,8 @@ absl::Status RunServe(const ServeOptions& options) {
   StderrLogger log("recloop serve: ");
   RETURN_IF_ERROR(CheckExposure(options, &log));
   RETURN_IF_ERROR(CheckCors(options, &log));
+  // Bad HTTP options or TLS files fail here, before the model is opened.
+  RETURN_IF_ERROR(HttpServer::CheckOptions(options.http));
   ASSIGN_OR_RETURN(std::vector<ApiKey> initial_keys, LoadKeys(options));
   WarnIfNoKeys(options, initial_keys.size(), &log);
   ApiKeys keys(!options.api.api_key.empty() || !options.key_file.empty(), std::move(initial_keys));
@@ -171,8 +173,8 @@ absl::Status RunServe(const ServeOptions& options) {
     log.Info("SIGHUP: re-read %s, %d keys", options.key_file, n);
   });
   const auto snap = live->Get();
-  std::fprintf(stderr, "recloop serve: listening on http://%s:%u/ (model %s)\n",
-               options.http.host.c_str(), server->port(),
+  std::fprintf(stderr, "recloop serve: listening on %s://%s:%u/ (model %s)\n",
+               server->tls() ? "https" : "http", options.http.host.c_str(), server->port(),
                snap ? snap->version().c_str() : "none yet");
   server->Run();
   std::fprintf(stderr, "recloop serve: stopped\n");

@@ -40,7 +40,8 @@ struct ServeOptions {
 
 // Serves until a signal (or a fatal start-up error). Errors: FailedPrecondition (before
 // anything is opened or bound) for a non-loopback host without any key and without
-// insecure_no_auth; the key file's (ReadKeyFile); the live model's (a corrupted model, an
+// insecure_no_auth; the HTTP options' and TLS files' (HttpServer::CheckOptions, also before
+// anything is opened); the key file's (ReadKeyFile); the live model's (a corrupted model, an
 // unusable catalogue), InvalidArgument for bad options, Unavailable if the address cannot be
 // bound.
 absl::Status RunServe(const ServeOptions& options);

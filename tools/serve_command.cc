@@ -51,6 +51,15 @@ void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
       ->capture_default_str();
   sub->add_option("--max-n", so.api.max_n, "Largest n a request may ask for")
       ->capture_default_str();
+  // HTTPS without a proxy; both or neither (CLI11 names the missing one).
+  CLI::Option* cert =
+      sub->add_option("--tls-cert", so.http.tls_cert_file,
+                      "Serve HTTPS with this PEM certificate (chain, leaf first); needs "
+                      "--tls-key. Usually a proxy terminates TLS instead (README, Security)");
+  CLI::Option* key = sub->add_option("--tls-key", so.http.tls_key_file,
+                                     "PEM private key (unencrypted) of --tls-cert");
+  cert->needs(key);
+  key->needs(cert);
   sub->add_option("--events", so.events_path,
                   "Event store of POST /v1/feedback (SQLite, created when missing); without "
                   "it the feedback routes answer 404");

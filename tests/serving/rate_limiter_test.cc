@@ -80,7 +80,9 @@ TEST(RateLimiter, MemoryStaysBoundedAgainstManyKeys) {
   // An attacker with a million addresses, all active at once: the table never grows past the cap.
   for (int i = 0; i < 1'000'000; ++i) {
     limiter.Admit(absl::StrCat("10.", i / 65536, ".", (i / 256) % 256, ".", i % 256));
-    if (i % 100'000 == 0) ASSERT_LE(limiter.size(), 1600u) << i;
+    if (i % 100'000 == 0) {
+      ASSERT_LE(limiter.size(), 1600u) << i;
+    }
   }
   EXPECT_LE(limiter.size(), 1600u);
   EXPECT_GT(limiter.size(), 1000u);

@@ -3,8 +3,8 @@
 // loudly, loopback without a key says writes are open to this machine only, --create-api-key-file
 // makes a private key that then works and never shows in the log, `keys hash` makes a key-file
 // line, SIGHUP rotates the key file over a real socket (a bad file keeps the old keys), an
-// empty key file closes the writes and warns, and --cors-origin is checked at start and reaches
-// the router.
+// empty key file closes the writes and warns, --cors-origin is checked at start and reaches the
+// router, and --tls-cert/--tls-key serve HTTPS (both or neither; a bad file is a startup error).
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -17,12 +17,14 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "serving/api_keys.h"
 #include "test_util.h"
 #include "tests/serving/test_client.h"
+#include "tests/serving/tls_test_util.h"
 #include "tests/tools/cli_runner.h"
 
 extern char** environ;
@@ -64,8 +66,8 @@ class ServeSecurity : public ::testing::Test {
     // Readiness: the log's "listening on" line (bounded polling, no fixed sleep).
     for (int i = 0; i < 600; ++i) {
       const std::string text = Log();
-      if (const size_t p = text.find("listening on http://"); p != std::string::npos) {
-        return std::atoi(text.c_str() + text.find(':', p + 20) + 1);  // after the host
+      if (const size_t p = text.find("listening on http"); p != std::string::npos) {
+        return std::atoi(text.c_str() + text.find(':', p + 21) + 1);  // after the host
       }
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -251,6 +253,38 @@ TEST_F(ServeSecurity, AnEmptyKeyFileClosesTheWritesAndWarns) {
   EXPECT_EQ(PostFeedback(port, ""), 401);
   EXPECT_EQ(PostFeedback(port, "anything"), 401);
   EXPECT_EQ(Stop(), 0);
+}
+
+// HTTPS without a proxy: the binary with a throwaway self-signed certificate, verified.
+TEST_F(ServeSecurity, TlsFlagsServeHttps) {
+  const test::TestCert cert = test::WriteSelfSignedCert(dir_.File("server"));
+  const int port = Start({"--tls-cert", cert.cert_file, "--tls-key", cert.key_file});
+  ASSERT_GT(port, 0) << Log();
+  EXPECT_NE(Log().find("listening on https://127.0.0.1:"), std::string::npos) << Log();
+  EXPECT_EQ(test::TlsClient(static_cast<uint16_t>(port), cert.cert_file).Get("/healthz").status,
+            200);
+  EXPECT_EQ(Stop(), 0);
+}
+
+TEST_F(ServeSecurity, TlsFlagsComeTogetherAndABadFileIsAStartupError) {
+  const std::string models = " --models " + dir_.File("models") + " --port 0";
+  const test::CliResult half =
+      test::RunRecloop("serve" + models + " --tls-cert " + dir_.File("x.crt"), dir_.File("err"));
+  EXPECT_NE(half.exit_code, 0);
+  EXPECT_NE(half.err.find("--tls-key"), std::string::npos) << half.err;
+  const std::string missing = dir_.File("missing.crt");
+  const std::string garbage = dir_.Write("garbage.key", "not a key\n");
+  const test::TestCert cert = test::WriteSelfSignedCert(dir_.File("server"));
+  // Checked before the model is opened: no models directory either.
+  const std::string no_models = " --models " + dir_.File("none") + " --port 0";
+  for (const auto& [crt, key, named] : {std::tuple{missing, cert.key_file, missing},
+                                        std::tuple{cert.cert_file, garbage, garbage}}) {
+    const test::CliResult r = test::RunRecloop(
+        "serve" + no_models + " --tls-cert " + crt + " --tls-key " + key, dir_.File("err"));
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("listening"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
