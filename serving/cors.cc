@@ -108,6 +108,7 @@ std::optional<HttpResponse> Cors::Preflight(const HttpRequest& request,
   const std::optional<std::string_view> origin = AllowedOrigin(request);
   if (!origin) return std::nullopt;
   HttpResponse r;
+  r.content_type.clear();  // no body, so no type
   r.status = 204;
   r.headers.emplace_back("Access-Control-Allow-Methods", std::string(methods));
   r.headers.emplace_back("Access-Control-Allow-Headers", std::string(kCorsAllowedHeaders));

@@ -32,7 +32,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string content_type = "application/json";  // empty: no Content-Type (no body)
   std::string body;
   // Extra header fields, e.g. {"Allow", "GET"} or {"WWW-Authenticate", "Bearer"}.
   std::vector<std::pair<std::string, std::string>> headers;

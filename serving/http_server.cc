@@ -72,7 +72,8 @@ std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse&
   msg->set(http::field::server, "recloop");
   // Also on the answers the server makes itself (400/413/431, 429), not only the Api's.
   msg->set("X-Content-Type-Options", "nosniff");
-  msg->set(http::field::content_type, res.content_type);
+  // None on an answer without a body (a 204 preflight).
+  if (!res.content_type.empty()) msg->set(http::field::content_type, res.content_type);
   for (const auto& [name, value] : res.headers) msg->set(name, value);
   msg->body() = std::move(res.body);
   msg->keep_alive(keep_alive);

@@ -71,6 +71,13 @@ absl::StatusOr<std::unique_ptr<RequestHarness>> RequestHarness::Create() {
   h->events_ = std::move(events).value();
   ApiOptions api;
   api.max_n = 100;
+  // One allowed origin, so that preflights and the CORS headers are on the path; the address
+  // limits stay off (AnswerRequestBytes has no peer) and the caps small enough to reach.
+  api.cors.allowed_origins = {std::string(kFuzzOrigin)};
+  api.max_exclude = 8;
+  api.max_categories = 4;
+  api.json.max_depth = 6;
+  api.json.max_elements = 64;
   h->folder_ = std::make_unique<FeedbackFolder>(h->live_.get(), h->events_.get(), api.feedback,
                                                 /*threads=*/1, &h->metrics_, NullLog());
   h->retrain_ = std::make_unique<RetrainDouble>();

@@ -2,7 +2,8 @@
 // (request_fuzzer.cc) and its regression test (tests/serving/fuzz_regression_test.cc): a small
 // random model saved to a temporary directory, the live model, an event store with the one fold
 // path, scoped API keys (one with every scope, one read-only, one feedback-only), admin routes
-// over a retrain double (the real retrainer trains, far too slow per input), and
+// over a retrain double (the real retrainer trains, far too slow per input), one CORS origin,
+// small request caps, and
 // AnswerRequestBytes with the server's parser and limits. Check() answers raw bytes and tests
 // what every answer must satisfy.
 #ifndef RECLOOP_TESTS_FUZZ_REQUEST_HARNESS_H_
@@ -28,6 +29,8 @@ namespace recloop::test {
 inline constexpr std::string_view kFuzzApiKey = "fuzz-key";
 inline constexpr std::string_view kFuzzReadKey = "fuzz-read";
 inline constexpr std::string_view kFuzzFeedbackKey = "fuzz-feedback";
+// The origin the harness's server allows (CORS).
+inline constexpr std::string_view kFuzzOrigin = "https://shop.example";
 
 // Thread-compatible (one input at a time).
 class RequestHarness {
