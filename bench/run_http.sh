@@ -11,7 +11,7 @@
 # EF_SEARCH (the server's --ef-search; default 0 = the index's own, 128), SERVE_FLAGS (more flags
 # for `recloop serve`, e.g. "--cache-candidates 0" to measure without the ranked cache),
 # WARM_WAIT_SECONDS (default 600: how long to wait for the ranked cache's warmer to finish before
-# measuring; /metrics recloop_ranked_cache_warm_pending 0), PORT (default 18080; nginx uses
+# measuring; /metrics recloop_ranked_cache_warm_passes_total 1), PORT (default 18080; nginx uses
 # PORT+1), and those of bench/http/common.sh (the model's shape, BENCH_NO_BUILD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,13 +44,14 @@ bench_wait_ready "http://127.0.0.1:$port/readyz"
 # server as it runs, warm (bounded wait; a server without the cache reports nothing to wait for).
 warm_start=$(date +%s)
 for _ in $(seq 1 $((${WARM_WAIT_SECONDS:-600} * 2))); do
-  pending=$(curl -fs "http://127.0.0.1:$port/metrics" |
-    sed -n 's/^recloop_ranked_cache_warm_pending //p')
-  if [[ -z "$pending" || "$pending" == 0 ]]; then break; fi
+  passes=$(curl -fs "http://127.0.0.1:$port/metrics" |
+    sed -n 's/^recloop_ranked_cache_warm_passes_total //p')
+  if [[ -z "$passes" || "$passes" != 0 ]]; then break; fi
   sleep 0.5
 done
+pending=${passes:+done}
 echo "ranked cache warm after $(( $(date +%s) - warm_start )) s" \
-  "(pending ${pending:-none}, $(curl -fs "http://127.0.0.1:$port/metrics" |
+  "(${pending:-no cache}, $(curl -fs "http://127.0.0.1:$port/metrics" |
     sed -n 's/^recloop_ranked_cache_users //p') users cached)"
 
 # The static file for nginx: a real response, so the bytes on the wire match.

@@ -47,6 +47,7 @@ void CacheWarmer::Run() {
     if (Pass(*snap)) {
       warm_serial = snap->ranking_serial;
       passes_.fetch_add(1, std::memory_order_relaxed);
+      cache_->CountWarmPass();
     }
   }
 }

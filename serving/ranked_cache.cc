@@ -136,7 +136,10 @@ std::string RankedCache::RenderMetrics() const {
       "recloop_ranked_cache_bytes ", memory_bytes(), "\n",
       "# HELP recloop_ranked_cache_warm_pending Users the background warmer has still to rank\n"
       "# TYPE recloop_ranked_cache_warm_pending gauge\n"
-      "recloop_ranked_cache_warm_pending ", warm_pending(), "\n");
+      "recloop_ranked_cache_warm_pending ", warm_pending(), "\n",
+      "# HELP recloop_ranked_cache_warm_passes_total Warming passes finished (one per model)\n"
+      "# TYPE recloop_ranked_cache_warm_passes_total counter\n"
+      "recloop_ranked_cache_warm_passes_total ", warm_passes(), "\n");
 }
 
 std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList& list,

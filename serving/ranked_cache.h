@@ -100,6 +100,9 @@ class RankedCache {
   // Users a background warmer (serving/cache_warmer.h) has still to rank, for /metrics.
   void SetWarmPending(int64_t users) { warm_pending_.store(users, std::memory_order_relaxed); }
   int64_t warm_pending() const { return warm_pending_.load(std::memory_order_relaxed); }
+  // A warmer finished a pass over a model (for /metrics: a client waiting for warm knows when).
+  void CountWarmPass() { warm_passes_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t warm_passes() const { return warm_passes_.load(std::memory_order_relaxed); }
   // Prometheus text of the counters above, appended to /metrics.
   std::string RenderMetrics() const;
 
@@ -123,7 +126,7 @@ class RankedCache {
   const int64_t max_users_per_shard_;
   std::array<Shard, 16> shards_;
   std::atomic<int64_t> hits_{0}, misses_{0}, evictions_{0}, users_{0}, bytes_{0};
-  std::atomic<int64_t> warm_pending_{0};
+  std::atomic<int64_t> warm_pending_{0}, warm_passes_{0};
 };
 
 // Ranks `user` for the cache against `snap`: the top `candidates` items of their request without

@@ -41,7 +41,9 @@ HttpResponse MetricsText(const RouteContext& ctx) {
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = services.metrics->Render(gauges);
   if (services.retrain != nullptr) r.body += services.retrain->RenderMetrics();
-  if (services.ranked_cache != nullptr) r.body += services.ranked_cache->RenderMetrics();
+  if (services.ranked_cache != nullptr && services.ranked_cache->enabled()) {
+    r.body += services.ranked_cache->RenderMetrics();
+  }
   return r;
 }
 
