@@ -119,7 +119,7 @@ void AddRetrainAndAccessFlags(CLI::App* sub, ServeCommand* cmd) {
       ->check(CLI::Range(0, 10000));
   sub->add_option("--cache-users", so.api.ranked_cache.max_users,
                   "Users whose ranking is cached at most (least recently used evicted; about "
-                  "8 bytes a candidate + 150 a user)")
+                  "12 bytes a candidate + 150 a user)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
   sub->add_flag("--no-cache-warm{false}", so.warm_cache,
