@@ -85,15 +85,7 @@ std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse&
 
 // The listener and the server's lifecycle; the sessions are http_internal::Session<Stream>.
 struct HttpServer::Impl : http_internal::SessionHost {
-  // One io_context per I/O thread, each run by that thread alone (issue 21): a connection lives
-  // on one thread, so threads share neither a scheduler's lock nor its wake-ups. `ioc`, run by
-  // the caller of Run, holds only the listener, its timers and the signals, so that a slow
-  // request never delays accepting or stopping; `workers` (options.threads of them) hold the
-  // connections, round-robin, and are kept running by `guards` until Stop().
-  net::io_context ioc{1};
-  std::vector<std::unique_ptr<net::io_context>> workers;
-  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;  // on strand
-  size_t accepted = 0;  // on strand: connections handed out round-robin
+  net::io_context ioc;
   // HTTPS when set (options.tls_cert_file), else plain HTTP.
   std::unique_ptr<net::ssl::context> tls;
   // Server-wide operations (accept, drain timer, signals) run on this strand.
@@ -122,8 +114,7 @@ struct HttpServer::Impl : http_internal::SessionHost {
 };
 
 void HttpServer::Impl::DoAccept() {
-  net::io_context& context = *workers[accepted++ % workers.size()];
-  acceptor.async_accept(net::make_strand(context),
+  acceptor.async_accept(net::make_strand(ioc),
                         beast::bind_front_handler(&HttpServer::Impl::OnAccept, this));
 }
 
@@ -238,10 +229,6 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
     if (!tls.ok()) return tls.status();
     impl->tls = *std::move(tls);
   }
-  for (int i = 0; i < options.threads; ++i) {
-    impl->workers.push_back(std::make_unique<net::io_context>(1));
-    impl->guards.push_back(net::make_work_guard(*impl->workers.back()));
-  }
   impl->options = std::move(options);
   impl->handler = std::move(handler);
   impl->observer = std::move(observer);
@@ -279,7 +266,7 @@ int64_t HttpServer::open_connections() const { return impl_->connections.load();
 void HttpServer::Run() {
   Impl& s = *impl_;
   std::vector<std::thread> threads;
-  for (auto& worker : s.workers) threads.emplace_back([&worker] { worker->run(); });
+  for (int i = 1; i < s.options.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
   s.ioc.run();
   for (auto& t : threads) t.join();
 }
@@ -291,8 +278,6 @@ void HttpServer::Stop() {
     beast::error_code ec;
     s.acceptor.close(ec);
     s.retry_timer.cancel();
-    // The other threads run on while their connections have work, then return.
-    s.guards.clear();
     if (s.signals) s.signals->cancel(ec);
     std::vector<std::shared_ptr<http_internal::SessionControl>> live;
     {
