@@ -33,6 +33,15 @@ int64_t RankedCache::BytesOf(const Node& node) {
   return kFixed + key_heap + items;
 }
 
+void RankedCache::InsertLocked(Shard& shard, std::string_view user,
+                               std::shared_ptr<const RankedList> list) {
+  shard.lru.push_front(Node{std::string(user), std::move(list)});
+  const Lru::iterator it = shard.lru.begin();
+  shard.index.emplace(std::string_view(it->user), it);
+  bytes_.fetch_add(BytesOf(*it), std::memory_order_relaxed);
+  users_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void RankedCache::EraseLocked(Shard& shard, Lru::iterator it) {
   bytes_.fetch_sub(BytesOf(*it), std::memory_order_relaxed);
   users_.fetch_sub(1, std::memory_order_relaxed);
@@ -79,11 +88,7 @@ void RankedCache::Put(std::string_view user, std::shared_ptr<const RankedList> l
   if (const auto found = shard.index.find(user); found != shard.index.end()) {
     EraseLocked(shard, found->second);
   }
-  shard.lru.push_front(Node{std::string(user), std::move(list)});
-  const Lru::iterator it = shard.lru.begin();
-  shard.index.emplace(std::string_view(it->user), it);
-  bytes_.fetch_add(BytesOf(*it), std::memory_order_relaxed);
-  users_.fetch_add(1, std::memory_order_relaxed);
+  InsertLocked(shard, user, std::move(list));
   while (static_cast<int64_t>(shard.lru.size()) > max_users_per_shard_) {
     EraseLocked(shard, std::prev(shard.lru.end()));
     evictions_.fetch_add(1, std::memory_order_relaxed);
@@ -109,11 +114,7 @@ bool RankedCache::PutIfRoom(std::string_view user, std::shared_ptr<const RankedL
     EraseLocked(shard, std::prev(shard.lru.end()));  // stale: never usable again
     evictions_.fetch_add(1, std::memory_order_relaxed);
   }
-  shard.lru.push_front(Node{std::string(user), std::move(list)});
-  const Lru::iterator it = shard.lru.begin();
-  shard.index.emplace(std::string_view(it->user), it);
-  bytes_.fetch_add(BytesOf(*it), std::memory_order_relaxed);
-  users_.fetch_add(1, std::memory_order_relaxed);
+  InsertLocked(shard, user, std::move(list));
   return true;
 }
 

@@ -120,6 +120,9 @@ class RankedCache {
   };
   Shard& ShardOf(std::string_view user);
   static int64_t BytesOf(const Node& node);
+  // Adds `user` (not in the shard) as its most recently used entry, with the accounting.
+  void InsertLocked(Shard& shard, std::string_view user, std::shared_ptr<const RankedList> list)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void EraseLocked(Shard& shard, Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
   const RankedCacheOptions options_;
