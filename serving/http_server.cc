@@ -59,14 +59,15 @@ HttpRequest ToHttpRequest(http::request<http::string_body>& msg) {
   auto str = [](beast::string_view v) { return std::string(v.data(), v.size()); };
   req.method = str(msg.method_string());
   req.target = str(msg.target());
-  for (const auto& field : msg) req.headers.emplace_back(str(field.name_string()), str(field.value()));
+  for (const auto& field : msg)
+    req.headers.emplace_back(str(field.name_string()), str(field.value()));
   req.has_length = msg.has_content_length() || msg.chunked();
   req.body = std::move(msg.body());
   return req;
 }
 
 std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse& res,
-                                                                  bool keep_alive) {
+                                                                   bool keep_alive) {
   auto msg = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(res.status), 11);
   msg->set(http::field::server, "recloop");
@@ -85,7 +86,15 @@ std::shared_ptr<http::response<http::string_body>> ToBeastResponse(HttpResponse&
 
 // The listener and the server's lifecycle; the sessions are http_internal::Session<Stream>.
 struct HttpServer::Impl : http_internal::SessionHost {
-  net::io_context ioc;
+  // One io_context per I/O thread, each run by that thread alone (issue 21): a connection lives
+  // on one thread, so threads share neither a scheduler's lock nor its wake-ups. `ioc`, run by
+  // the caller of Run, holds only the listener, its timers and the signals, so that a slow
+  // request never delays accepting or stopping; `workers` (options.threads of them) hold the
+  // connections, round-robin, and are kept running by `guards` until Stop().
+  net::io_context ioc{1};
+  std::vector<std::unique_ptr<net::io_context>> workers;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;  // on strand
+  size_t accepted = 0;  // on strand: connections handed out round-robin
   // HTTPS when set (options.tls_cert_file), else plain HTTP.
   std::unique_ptr<net::ssl::context> tls;
   // Server-wide operations (accept, drain timer, signals) run on this strand.
@@ -111,10 +120,19 @@ struct HttpServer::Impl : http_internal::SessionHost {
   template <class Stream, class... StreamArgs>
   void StartSession(tcp::socket&& socket, StreamArgs&... stream_args);
   void SessionClosed() override;
+
+  // The workers go first, while every other member is alive: a handler still queued on one
+  // (a session that was never run to its end, e.g. posted to after its thread returned) is
+  // destroyed with it, and the session's destructor reports to this listener's strand.
+  ~Impl() override {
+    guards.clear();
+    workers.clear();
+  }
 };
 
 void HttpServer::Impl::DoAccept() {
-  acceptor.async_accept(net::make_strand(ioc),
+  net::io_context& context = *workers[accepted++ % workers.size()];
+  acceptor.async_accept(net::make_strand(context),
                         beast::bind_front_handler(&HttpServer::Impl::OnAccept, this));
 }
 
@@ -216,8 +234,8 @@ absl::Status HttpServer::CheckOptions(const HttpServerOptions& options) {
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
-                                                                HttpHandler handler,
-                                                                HttpObserver observer) {
+                                                               HttpHandler handler,
+                                                               HttpObserver observer) {
   if (handler == nullptr) return absl::InvalidArgumentError("HttpServer needs a handler");
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   if (options.threads == 0) {
@@ -228,6 +246,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
     auto tls = MakeTlsServerContext(options.tls_cert_file, options.tls_key_file);
     if (!tls.ok()) return tls.status();
     impl->tls = *std::move(tls);
+  }
+  for (int i = 0; i < options.threads; ++i) {
+    impl->workers.push_back(std::make_unique<net::io_context>(1));
+    impl->guards.push_back(net::make_work_guard(*impl->workers.back()));
   }
   impl->options = std::move(options);
   impl->handler = std::move(handler);
@@ -249,8 +271,8 @@ absl::Status HttpServer::Start() {
   if (!ec) s.acceptor.bind(endpoint, ec);
   if (!ec) s.acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", s.options.host, ":",
-                                               s.options.port, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", s.options.host, ":", s.options.port, ": ", ec.message()));
   }
   s.port = s.acceptor.local_endpoint().port();
   net::post(s.strand, [&s] { s.DoAccept(); });
@@ -266,7 +288,7 @@ int64_t HttpServer::open_connections() const { return impl_->connections.load();
 void HttpServer::Run() {
   Impl& s = *impl_;
   std::vector<std::thread> threads;
-  for (int i = 1; i < s.options.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
+  for (auto& worker : s.workers) threads.emplace_back([&worker] { worker->run(); });
   s.ioc.run();
   for (auto& t : threads) t.join();
 }
@@ -278,6 +300,8 @@ void HttpServer::Stop() {
     beast::error_code ec;
     s.acceptor.close(ec);
     s.retry_timer.cancel();
+    // The other threads run on while their connections have work, then return.
+    s.guards.clear();
     if (s.signals) s.signals->cancel(ec);
     std::vector<std::shared_ptr<http_internal::SessionControl>> live;
     {
@@ -292,14 +316,14 @@ void HttpServer::Stop() {
     // Requests in flight get drain_timeout to finish; then every connection is closed.
     s.drain_timer.expires_after(s.options.drain_timeout);
     using Weak = std::weak_ptr<http_internal::SessionControl>;
-    s.drain_timer.async_wait([&s, weak = std::vector<Weak>(live.begin(), live.end())](
-                                 beast::error_code e) {
-      if (e) return;  // cancelled: every connection closed in time
-      s.Log("drain timeout: closing the remaining connections");
-      for (const auto& w : weak) {
-        if (auto p = w.lock()) p->ForceClose();
-      }
-    });
+    s.drain_timer.async_wait(
+        [&s, weak = std::vector<Weak>(live.begin(), live.end())](beast::error_code e) {
+          if (e) return;  // cancelled: every connection closed in time
+          s.Log("drain timeout: closing the remaining connections");
+          for (const auto& w : weak) {
+            if (auto p = w.lock()) p->ForceClose();
+          }
+        });
   });
 }
 
@@ -348,7 +372,7 @@ std::string AnswerRequestBytes(std::string_view raw, const HttpServerOptions& op
       }
       if (ec) break;
     }
-    if (!ec && !parser.got_some()) break;  // the client closed between requests
+    if (!ec && !parser.got_some()) break;              // the client closed between requests
     if (!ec && !parser.is_done()) parser.put_eof(ec);  // the client closed mid-request
     if (ec) {
       if (IsTransportError(ec)) break;  // the server closes without answering

@@ -26,7 +26,8 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   // TCP port; 0 picks a free ephemeral port (see HttpServer::port()).
   uint16_t port = 8080;
-  // I/O threads; each parses, handles and answers requests. 0 = one per core.
+  // I/O threads; each parses, handles and answers the requests of its own connections (one
+  // event loop per thread, nothing shared between them but the handler). 0 = one per core.
   int threads = 0;
   // Largest request header block in bytes; larger gets 431 and the connection is closed.
   uint32_t max_header_bytes = 8 * 1024;
@@ -88,8 +89,9 @@ class HttpServer {
   uint16_t port() const;
   // True if the server speaks HTTPS (options.tls_cert_file was given).
   bool tls() const;
-  // Serves on options.threads threads (the caller's among them) until Stop() has drained every
-  // connection. Requires Start().
+  // Serves until Stop() has drained every connection: options.threads I/O threads, each with its
+  // own connections (assigned round-robin) and its own event loop, and the caller's thread,
+  // which accepts and handles signals and timers only. Requires Start().
   void Run();
   // Stops accepting, lets requests in flight finish (up to drain_timeout), closes idle
   // connections, and makes Run() return.
