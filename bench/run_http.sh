@@ -12,7 +12,8 @@
 # for `recloop serve`, e.g. "--cache-candidates 0" to measure without the ranked cache),
 # WARM_WAIT_SECONDS (default 600: how long to wait for the ranked cache's warmer to finish before
 # measuring; /metrics recloop_ranked_cache_warm_passes_total 1), PORT (default 18080; nginx uses
-# PORT+1), and those of bench/http/common.sh (the model's shape, BENCH_NO_BUILD).
+# PORT+1), and those of bench/http/common.sh (the model's shape and kind: BENCH_ALGORITHM,
+# BENCH_FEEDBACK, BENCH_TRAIN_FLAGS; BENCH_NO_BUILD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
@@ -33,10 +34,10 @@ trap cleanup EXIT
 
 bench_machine_line
 bench_model "$out" "$index"
-$recloop model info "$out/models-$index" | grep -E '^model_version|^  factors' || true
+$recloop model info "$bench_model_dir" | grep -E '^model_version|^  factors' || true
 
 # shellcheck disable=SC2086  # SERVE_FLAGS is a list of flags
-$recloop serve --models "$out/models-$index" --port "$port" --ef-search "${EF_SEARCH:-0}" \
+$recloop serve --models "$bench_model_dir" --port "$port" --ef-search "${EF_SEARCH:-0}" \
   ${SERVE_FLAGS:-} 2>"$out/serve.log" &
 pids+=($!)
 bench_wait_ready "http://127.0.0.1:$port/readyz"

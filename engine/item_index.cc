@@ -15,6 +15,7 @@
 
 #include "Eigen/Core"
 #include "absl/strings/str_cat.h"
+#include "engine/index_calibration.h"
 #include "engine/top_k.h"
 #include "faiss/Index.h"
 #include "faiss/IndexFlat.h"
@@ -116,8 +117,7 @@ struct NativeFlatIP final : faiss::IndexFlatIP {
     thread_local Eigen::MatrixXf scores;  // ntotal x queries of the block, column per query
     for (FaissIdx q0 = 0; q0 < n; q0 += kBlock) {
       const FaissIdx b = std::min(kBlock, n - q0);
-      const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
-                                           Eigen::RowMajor>>
+      const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
           queries(x + q0 * d, b, d);
       scores.resize(ntotal, b);
       scores.noalias() = items * queries.transpose();
@@ -155,9 +155,15 @@ struct HnswScratch {
 class NativeHnswSearcher {
  public:
   NativeHnswSearcher(const faiss::HNSW& hnsw, const NativeFlatIP& storage, HnswScratch& scratch)
-      : hnsw_(hnsw), base_(storage.get_xb()), d_(static_cast<int>(storage.d)),
-        ntotal_(storage.ntotal), visited_(scratch.visited), generation_(scratch.generation),
-        candidates_(scratch.candidates), results_(scratch.results), fresh_(scratch.fresh) {}
+      : hnsw_(hnsw),
+        base_(storage.get_xb()),
+        d_(static_cast<int>(storage.d)),
+        ntotal_(storage.ntotal),
+        visited_(scratch.visited),
+        generation_(scratch.generation),
+        candidates_(scratch.candidates),
+        results_(scratch.results),
+        fresh_(scratch.fresh) {}
 
   // The best min(k, ntotal) items for `query` (sorted, best first); the rest get label -1.
   void Search(const float* query, int k, int ef, float* scores, FaissIdx* labels) {
@@ -324,7 +330,7 @@ void NormalizeRows(std::vector<float>& m, int64_t rows, int dim) {
 
 IndexType TypeOf(const faiss::Index& index) {
   return dynamic_cast<const faiss::IndexHNSW*>(&index) != nullptr ? IndexType::kHnsw
-                                                                 : IndexType::kExact;
+                                                                  : IndexType::kExact;
 }
 
 }  // namespace
@@ -353,14 +359,15 @@ struct ItemIndex::Impl {
   int factors = 0;
   bool has_bias = false;
   int hnsw_ef_search = 0;
+  double measured_recall = -1;           // see ItemIndex::measured_recall
   std::unique_ptr<faiss::Index> ip;      // dim factors (+1 with bias)
   std::unique_ptr<faiss::Index> cosine;  // dim factors, normalised rows
 
   absl::Status DoSearch(const faiss::Index& index, int64_t n, const float* queries, int k,
                         float* scores, int64_t* items, const ItemSearchParams& params) const {
     if (n < 0 || k < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("search needs n >= 0 and k >= 1, got n = ",
-                                                     n, ", k = ", k));
+      return absl::InvalidArgumentError(
+          absl::StrCat("search needs n >= 0 and k >= 1, got n = ", n, ", k = ", k));
     }
     if (n == 0) return absl::OkStatus();
     if (queries == nullptr || scores == nullptr || items == nullptr) {
@@ -425,6 +432,17 @@ int ItemIndex::default_ef_search() const {
   return type() == IndexType::kHnsw ? impl_->hnsw_ef_search : 0;
 }
 
+double ItemIndex::measured_recall() const { return impl_->measured_recall; }
+
+void ItemIndex::SetDefaultEfSearch(int ef, double measured_recall) {
+  if (type() != IndexType::kHnsw || ef < 1) return;
+  impl_->hnsw_ef_search = ef;
+  impl_->measured_recall = measured_recall;
+  for (faiss::Index* index : {impl_->ip.get(), impl_->cosine.get()}) {
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) hnsw->hnsw.efSearch = ef;
+  }
+}
+
 absl::StatusOr<ItemIndex> ItemIndex::Build(const FactorModel& model,
                                            const ItemIndexOptions& options) {
   if (!model.has_factors() || model.item_factors.rows() == 0) {
@@ -441,12 +459,16 @@ absl::StatusOr<ItemIndex> ItemIndex::Build(const FactorModel& model,
   const int k = static_cast<int>(model.item_factors.cols());
   const bool has_bias = model.has_biases();
   if (has_bias && model.item_bias.size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("item_bias has ", model.item_bias.size(),
-                                                   " entries for ", n, " items"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("item_bias has ", model.item_bias.size(), " entries for ", n, " items"));
+  }
+  if (options.auto_min_recall <= 0 || options.auto_min_recall > 1) {
+    return absl::InvalidArgumentError("auto_min_recall must be in (0, 1]");
   }
   IndexType type = options.type;
   if (type == IndexType::kAuto) {
-    type = n >= options.hnsw_min_items ? IndexType::kHnsw : IndexType::kExact;
+    if (n >= options.hnsw_min_items) return BuildCalibratedIndex(model, options);
+    type = IndexType::kExact;
   }
 
   auto impl = std::make_unique<Impl>();
@@ -551,9 +573,9 @@ absl::StatusOr<ItemIndex> ItemIndex::Load(const std::string& path) {
                                             h.format_version, ", expected ", kFormatVersion));
   }
   if (h.payload_bytes != size - sizeof(h)) {
-    return absl::DataLossError(absl::StrCat("item index ", path, " is truncated or padded: ",
-                                            size - sizeof(h), " payload bytes, header says ",
-                                            h.payload_bytes));
+    return absl::DataLossError(absl::StrCat("item index ", path,
+                                            " is truncated or padded: ", size - sizeof(h),
+                                            " payload bytes, header says ", h.payload_bytes));
   }
   if (h.factors <= 0 || h.num_items <= 0 || (h.flags & ~kFlagHasBias) != 0) {
     return absl::DataLossError(absl::StrCat("item index ", path, " has a corrupted header"));
@@ -579,13 +601,11 @@ absl::StatusOr<ItemIndex> ItemIndex::Load(const std::string& path) {
     }
   } catch (const std::exception& e) {
     // Checksummed data FAISS cannot parse means a writer bug or a foreign file: still a Status.
-    return absl::DataLossError(absl::StrCat("FAISS cannot read item index ", path, ": ",
-                                            e.what()));
+    return absl::DataLossError(absl::StrCat("FAISS cannot read item index ", path, ": ", e.what()));
   }
   const int dim = h.factors + (impl->has_bias ? 1 : 0);
   if (impl->ip->d != dim || impl->cosine->d != h.factors || impl->ip->ntotal != h.num_items ||
-      impl->cosine->ntotal != h.num_items ||
-      impl->ip->metric_type != faiss::METRIC_INNER_PRODUCT ||
+      impl->cosine->ntotal != h.num_items || impl->ip->metric_type != faiss::METRIC_INNER_PRODUCT ||
       impl->cosine->metric_type != faiss::METRIC_INNER_PRODUCT) {
     return absl::DataLossError(
         absl::StrCat("item index ", path, " does not match its header (shape or metric)"));

@@ -25,7 +25,8 @@
 namespace recloop {
 
 enum class IndexType {
-  kAuto,   // kExact below ItemIndexOptions::hnsw_min_items items, kHnsw from there on
+  kAuto,   // exact search unless HNSW, with a beam chosen by measured recall, is cheaper
+           // (ItemIndexOptions::hnsw_min_items, auto_min_recall; engine/index_calibration.h)
   kExact,  // brute-force inner product (FAISS IndexFlatIP): exact, O(items * K) per query
   kHnsw,   // HNSW graph (FAISS IndexHNSWFlat, inner product): approximate, sub-linear
 };
@@ -38,12 +39,20 @@ absl::StatusOr<IndexType> ParseIndexType(std::string_view s);
 inline constexpr char kItemIndexFileName[] = "items.faiss";
 
 struct ItemIndexOptions {
-  // Which index to build. kAuto switches to HNSW at hnsw_min_items items.
+  // Which index to build. kAuto builds exact search below hnsw_min_items items; from there on
+  // it builds HNSW and picks the smallest beam (efSearch) whose recall@10 against exact search,
+  // measured on a sample of the model's own users, reaches auto_min_recall, falling back to
+  // exact search when no beam up to 512 does or when that beam would score about as many items
+  // as exact search (engine/index_calibration.h).
   IndexType type = IndexType::kAuto;
-  // Catalogue size from which kAuto builds HNSW. An exact query reads every item's factors
-  // (200K items at K = 64 are 52 MB), past what a per-request budget affords; below it exact
-  // search is fast enough and needs no recall caveat (BENCHMARKS.md has the measured cost).
-  int32_t hnsw_min_items = 200'000;
+  // Catalogue size from which kAuto considers HNSW. An exact query costs about 20 ns per item
+  // at K = 64 (2.1 ms at 100K items), an HNSW query about 60-120 us whatever the size
+  // (BENCHMARKS.md, "Query latency: exact against HNSW"): HNSW wins from about 6K items, and
+  // below 20K exact search costs at most ~0.4 ms and needs no recall caveat or graph build.
+  int32_t hnsw_min_items = 20'000;
+  // kAuto: the recall@10 against exact search an HNSW beam must reach on the sample (0.97:
+  // a margin above the 0.95 that serving promises, for users outside the sample).
+  double auto_min_recall = 0.97;
   // HNSW graph degree (FAISS's M). Memory is ~ M * 8 bytes per item on top of the vectors.
   // 16 beat 32 on trained K = 64 models in recall@10 at the same efSearch, query time and build
   // time (BENCHMARKS.md, the table of `--hnsw-m 16` against 32, has the figures).
@@ -115,6 +124,13 @@ class ItemIndex {
   // HNSW: the default beam width of a search (a search returns up to this many results for the
   // price of one); 0 for an exact index.
   int default_ef_search() const;
+  // HNSW: sets the default beam of later searches, and the one Save writes, with the recall@10
+  // measured at it (measured_recall). Not thread-safe: for the builder, before the index is
+  // shared. No effect on an exact index.
+  void SetDefaultEfSearch(int ef, double measured_recall = -1);
+  // The recall@10 against exact search that kAuto measured for the default beam (built by
+  // engine/index_calibration.h); -1 when not measured (other types, or a loaded index).
+  double measured_recall() const;
 
   // Writes the score query for user factors `user` (size factors()) into `query` (size dim()).
   void MakeQuery(std::span<const float> user, std::span<float> query) const;
@@ -131,8 +147,8 @@ class ItemIndex {
   // Cosine search: like Search over the L2-normalised item factors. `queries` are n * factors()
   // floats and need not be normalised (they are normalised here; a zero query scores 0
   // everywhere). Scores are cosine similarities in [-1, 1]. Errors as Search.
-  absl::Status SearchSimilar(int64_t n, const float* queries, int k, float* scores,
-                             int64_t* items, const ItemSearchParams& params = {}) const;
+  absl::Status SearchSimilar(int64_t n, const float* queries, int k, float* scores, int64_t* items,
+                             const ItemSearchParams& params = {}) const;
 
  private:
   struct Impl;

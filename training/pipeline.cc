@@ -254,8 +254,8 @@ absl::StatusOr<TrainOptions> SelectRankingModel(const Interactions& train, const
   // Too little to choose on: a handful of validation rows would pick by noise.
   constexpr int64_t kMinValidation = 200;
   if (split.test.size() < kMinValidation) {
-    log->Info("select: %s (only %lld validation rows: too few to choose on)",
-              candidates[0].name, static_cast<long long>(split.test.size()));
+    log->Info("select: %s (only %lld validation rows: too few to choose on)", candidates[0].name,
+              static_cast<long long>(split.test.size()));
     return candidates[0].options;
   }
   EvalOptions eval;
@@ -370,8 +370,16 @@ SaveModelOptions WithItemIndex(const FactorModel& model, const ItemIndexOptions&
   base.write_extra_files = [&model, index, log](const std::string& version_dir) -> absl::Status {
     const Timer timer;
     ASSIGN_OR_RETURN(ItemIndex built, ItemIndex::Build(model, index));
-    log->Info("built the %s item index of %d items in %.2f s", std::string(ToString(built.type())),
-              built.num_items(), timer.Seconds());
+    if (built.measured_recall() >= 0) {
+      log->Info(
+          "built the %s item index of %d items in %.2f s: efSearch %d, recall@10 %.3f "
+          "against exact search on a sample of users",
+          std::string(ToString(built.type())), built.num_items(), timer.Seconds(),
+          built.default_ef_search(), built.measured_recall());
+    } else {
+      log->Info("built the %s item index of %d items in %.2f s",
+                std::string(ToString(built.type())), built.num_items(), timer.Seconds());
+    }
     return built.Save(version_dir + "/" + kItemIndexFileName);
   };
   return base;

@@ -6,11 +6,17 @@
 #                       scripts/setup and scripts/build
 #   BENCH_USERS, BENCH_ITEMS, BENCH_INTERACTIONS, BENCH_FACTORS
 #                       the benchmark model's shape (default 100000, 100000, 5000000, 64)
+#   BENCH_ALGORITHM     the served model kind: empty (default) for the one `recloop train` picks
+#                       by itself, or als, ease, bpmf (the model lives in models-INDEX-ALGORITHM)
+#   BENCH_FEEDBACK      implicit (default) or explicit (ratings 1-5, e.g. for bpmf)
+#   BENCH_TRAIN_FLAGS   more flags for `recloop train` (e.g. "--burn-in 20 --samples 5" for bpmf)
 recloop=build/tools/recloop
 bench_users=${BENCH_USERS:-100000}
 bench_items=${BENCH_ITEMS:-100000}
 bench_interactions=${BENCH_INTERACTIONS:-5000000}
 bench_factors=${BENCH_FACTORS:-64}
+bench_algorithm=${BENCH_ALGORITHM:-}
+bench_feedback=${BENCH_FEEDBACK:-implicit}
 
 # bench_prepare TARGET...: installs the bench packages and builds TARGETs in Release.
 bench_prepare() {
@@ -24,25 +30,35 @@ bench_machine_line() {
   echo "== $(date -u +%FT%TZ) on $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 }
 
-# bench_model OUT INDEX: the benchmark model at OUT/models-INDEX (BENCH_USERS users, BENCH_ITEMS
-# items, BENCH_INTERACTIONS implicit interactions, K = BENCH_FACTORS, 10 iterations), generated
-# and trained if it is not there yet or has another shape. OUT/model-INDEX.txt has the shape on
-# its first line, then generate's and train's reports (train time, index build time).
+# bench_model OUT INDEX: the benchmark model at $bench_model_dir = OUT/models-INDEX (with
+# -ALGORITHM when BENCH_ALGORITHM is set: BENCH_USERS users, BENCH_ITEMS items,
+# BENCH_INTERACTIONS interactions of BENCH_FEEDBACK, K = BENCH_FACTORS, 10 iterations), generated
+# and trained if it is not there yet or has another shape. OUT/model-NAME.txt has the shape on
+# its first line, then generate's and train's reports (train time, index build time, the beam
+# `--index auto` calibrated).
 bench_model() {
+  local name="$2${bench_algorithm:+-$bench_algorithm}"
+  bench_model_dir="$1/models-$name"
+  # "auto2": --index auto calibrates its beam since issue 21; older auto models are rebuilt.
   local shape="users=$bench_users items=$bench_items interactions=$bench_interactions"
-  shape+=" factors=$bench_factors index=$2"
-  if [[ -e "$1/models-$2/current" ]] && grep -qxF "$shape" "$1/model-$2.txt" 2>/dev/null; then
+  shape+=" factors=$bench_factors index=$2 auto2 algorithm=${bench_algorithm:-default}"
+  shape+=" feedback=$bench_feedback flags=${BENCH_TRAIN_FLAGS:-}"
+  if [[ -e "$bench_model_dir/current" ]] && grep -qxF "$shape" "$1/model-$name.txt" 2>/dev/null
+  then
     return 0
   fi
-  rm -rf "$1/models-$2"
+  rm -rf "$bench_model_dir"
+  local store="$1/store-model-$bench_feedback.csv"
   {
     echo "$shape"
-    $recloop generate --users "$bench_users" --items "$bench_items" --feedback implicit \
-      --interactions "$bench_interactions" --seed 7 --out "$1/store-model.csv" 2>&1
-    $recloop train --data "$1/store-model.csv" --feedback implicit --factors "$bench_factors" \
-      --iterations 10 --index "$2" --out "$1/models-$2" 2>&1 | grep -v '^iteration'
-  } >"$1/model-$2.txt"
-  cat "$1/model-$2.txt"
+    $recloop generate --users "$bench_users" --items "$bench_items" --feedback "$bench_feedback" \
+      --interactions "$bench_interactions" --seed 7 --out "$store" 2>&1
+    # shellcheck disable=SC2086  # BENCH_TRAIN_FLAGS is a list of flags
+    $recloop train --data "$store" --feedback "$bench_feedback" --factors "$bench_factors" \
+      --iterations 10 --index "$2" ${bench_algorithm:+--algorithm "$bench_algorithm"} \
+      ${BENCH_TRAIN_FLAGS:-} --out "$bench_model_dir" 2>&1 | grep -v '^iteration'
+  } >"$1/model-$name.txt"
+  cat "$1/model-$name.txt"
 }
 
 # bench_wait_ready URL: polls URL until it answers 200 (bounded: 60 s); exits the script if not.

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/index_calibration.h"
 #include "engine/top_k.h"
 #include "gtest/gtest.h"
 #include "tests/engine/random_model.h"
@@ -21,9 +22,9 @@ using test::RandomModel;
 std::vector<float> AllUserQueries(const FactorModel& m, const ItemIndex& index) {
   std::vector<float> q(static_cast<size_t>(m.num_users()) * index.dim());
   for (int32_t u = 0; u < m.num_users(); ++u) {
-    index.MakeQuery({m.user_factors.row(u).data(), static_cast<size_t>(m.item_factors.cols())},
-                    {q.data() + static_cast<size_t>(u) * index.dim(),
-                     static_cast<size_t>(index.dim())});
+    index.MakeQuery(
+        {m.user_factors.row(u).data(), static_cast<size_t>(m.item_factors.cols())},
+        {q.data() + static_cast<size_t>(u) * index.dim(), static_cast<size_t>(index.dim())});
   }
   return q;
 }
@@ -120,15 +121,70 @@ TEST(ItemIndex, RejectsBadArguments) {
   EXPECT_EQ(*ParseIndexType("hnsw"), IndexType::kHnsw);
 }
 
-TEST(ItemIndex, AutoBuildsHnswFromThreshold) {
-  const FactorModel m = RandomModel(2, 300, 8, true, 5);
+TEST(ItemIndex, AutoKeepsExactSearchBelowTheThreshold) {
+  const FactorModel m = RandomModel(50, 3000, 8, true, 5);
   ItemIndexOptions o;
-  o.hnsw_min_items = 300;
-  ASSERT_OK_AND_ASSIGN(const ItemIndex hnsw, ItemIndex::Build(m, o));
-  EXPECT_EQ(hnsw.type(), IndexType::kHnsw);
-  o.hnsw_min_items = 301;
+  o.hnsw_min_items = 3001;
   ASSERT_OK_AND_ASSIGN(const ItemIndex exact, ItemIndex::Build(m, o));
   EXPECT_EQ(exact.type(), IndexType::kExact);
+  EXPECT_EQ(exact.measured_recall(), -1);
+  // Above it, but so small that even the narrowest beam scores about as many items as an exact
+  // query (32 x M 16 x 3 >= 1,500): exact search still.
+  const FactorModel tiny = RandomModel(50, 1500, 8, true, 5);
+  o.hnsw_min_items = 0;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex still_exact, ItemIndex::Build(tiny, o));
+  EXPECT_EQ(still_exact.type(), IndexType::kExact);
+}
+
+TEST(ItemIndex, AutoPicksTheSmallestBeamThatReachesTheRecall) {
+  const FactorModel m = RandomModel(1200, 8000, 8, false, 6);
+  ItemIndexOptions o;
+  o.hnsw_min_items = 0;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m, o));
+  ASSERT_EQ(index.type(), IndexType::kHnsw);
+  const int ef = index.default_ef_search();
+  EXPECT_GE(index.measured_recall(), o.auto_min_recall);
+  // Users the calibration did not sample (it takes 500 evenly spaced ones) get the recall too,
+  // with the serving margin, and a narrower beam would not have reached it on the sample.
+  ItemIndexOptions exact_options;
+  exact_options.type = IndexType::kExact;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex exact, ItemIndex::Build(m, exact_options));
+  std::vector<float> queries;
+  for (int64_t u = 1; u < m.user_factors.rows(); u += 2) {
+    queries.insert(queries.end(), m.user_factors.row(u).data(),
+                   m.user_factors.row(u).data() + m.user_factors.cols());
+  }
+  const int64_t n = static_cast<int64_t>(queries.size()) / index.dim();
+  ASSERT_OK_AND_ASSIGN(const double held_out,
+                       MeasureRecall(index, exact, queries.data(), n, 10, ef));
+  EXPECT_GE(held_out, 0.95);
+  if (ef > 32) {
+    std::vector<float> sample;
+    for (int q = 0; q < kCalibrationQueries; ++q) {
+      const int64_t u = q * m.user_factors.rows() / kCalibrationQueries;
+      sample.insert(sample.end(), m.user_factors.row(u).data(),
+                    m.user_factors.row(u).data() + m.user_factors.cols());
+    }
+    ASSERT_OK_AND_ASSIGN(const double narrower, MeasureRecall(index, exact, sample.data(),
+                                                              kCalibrationQueries, 10, ef / 2));
+    EXPECT_LT(narrower, o.auto_min_recall);
+  }
+  // The calibrated beam is saved with the index.
+  const std::string path = ::testing::TempDir() + "/calibrated.faiss";
+  ASSERT_OK(index.Save(path));
+  ASSERT_OK_AND_ASSIGN(const ItemIndex loaded, ItemIndex::Load(path));
+  EXPECT_EQ(loaded.default_ef_search(), ef);
+}
+
+TEST(ItemIndex, AutoFallsBackToExactWhenNoAffordableBeamReachesTheRecall) {
+  const FactorModel m = RandomModel(600, 6000, 32, false, 7);
+  ItemIndexOptions o;
+  o.hnsw_min_items = 0;
+  o.auto_min_recall = 1.0;  // every one of 500 x 10 neighbours, with beams of 32 and 64 only
+  ASSERT_OK_AND_ASSIGN(const ItemIndex index, ItemIndex::Build(m, o));
+  EXPECT_EQ(index.type(), IndexType::kExact);
+  o.auto_min_recall = 0;
+  EXPECT_FALSE(ItemIndex::Build(m, o).ok());
 }
 
 double MillisSince(std::chrono::steady_clock::time_point t0) {
@@ -290,8 +346,8 @@ TEST_P(ItemIndexFileTest, CorruptedFileIsAnErrorNotACrash) {
     const auto s = ItemIndex::Load(dir.Write("truncated", good.substr(0, cut))).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << "cut at " << cut << ": " << s;
   }
-  for (size_t pos : {size_t{0}, size_t{12}, size_t{30}, size_t{60}, good.size() / 2,
-                     good.size() - 1}) {
+  for (size_t pos :
+       {size_t{0}, size_t{12}, size_t{30}, size_t{60}, good.size() / 2, good.size() - 1}) {
     std::string bad = good;
     bad[pos] = static_cast<char>(bad[pos] ^ 0x5a);
     const auto s = ItemIndex::Load(dir.Write("flipped", bad)).status();
