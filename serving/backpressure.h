@@ -21,8 +21,8 @@ struct BackpressureOptions {
   // add its batch's users: the backlog stays below this plus (requests in flight) x
   // (distinct users per batch). Default 100,000: a waiting user costs about 100 bytes (a hash
   // map entry and a queue slot, each holding the user ID; up to about 650 bytes with 256-byte
-  // IDs), so about 10 MB at the bound (65 MB), and at the ~5K folds/s measured on one folder thread
-  // (issue 22) about 20 s of folding, the most a restart's catch-up then has to redo.
+  // IDs), so about 10 MB at the bound (65 MB), and at the ~5,000 folds/s of one fold thread
+  // (BENCHMARKS.md) about 20 s of folding before the last waiting user is folded in.
   int64_t max_fold_backlog = 100'000;
   // Writes handed to the event store's writer and not yet committed (EventStore::pending_writes)
   // at which feedback is refused; 0 = no bound. Default 1024, one full group commit
