@@ -213,6 +213,7 @@ absl::Status EventStore::Submit(std::function<absl::Status(sqlite3*)> run) {
   std::unique_lock<std::mutex> lock(mu_);
   if (stop_) return absl::UnavailableError("the event store is closing");
   queue_.push_back(&w);
+  pending_writes_.fetch_add(1, std::memory_order_relaxed);
   cv_.notify_all();
   w.done_cv.wait(lock, [&w] { return w.done; });
   return w.status;
@@ -252,6 +253,7 @@ void EventStore::WriterLoop() {
       w->done = true;
       w->done_cv.notify_all();
     }
+    pending_writes_.fetch_sub(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
   }
 }
 

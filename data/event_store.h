@@ -12,6 +12,7 @@
 #ifndef RECLOOP_DATA_EVENT_STORE_H_
 #define RECLOOP_DATA_EVENT_STORE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -121,6 +122,11 @@ class EventStore {
   // Errors name the file.
   absl::StatusOr<int64_t> ExportCsv(const std::string& path) const;
 
+  // Writes (Append, DeleteUser) handed to the writer thread and not yet finished: waiting for
+  // a transaction or in the one running. Each caller waits for its write, so this is at most
+  // the number of threads writing. A snapshot, readable without a lock.
+  int64_t pending_writes() const { return pending_writes_.load(std::memory_order_relaxed); }
+
   const std::string& path() const { return options_.path; }
   // A random ID given to the store when it was created: a model records it beside the last seq
   // it trained on, so that a model is never matched against the seqs of another store.
@@ -147,6 +153,7 @@ class EventStore {
   std::condition_variable cv_;
   std::deque<Write*> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int64_t> pending_writes_{0};  // handed over, not yet done (pending_writes())
   std::thread writer_;
 };
 

@@ -264,7 +264,7 @@ absl::Status Api::Validate(const ApiOptions& options) {
   if (options.max_exclude < 1 || options.max_categories < 1) {
     return absl::InvalidArgumentError("max_exclude and max_categories must be >= 1");
   }
-  return absl::OkStatus();
+  return ValidateBackpressure(options.backpressure);
 }
 
 Api::Api(ApiServices services, ApiOptions options)

@@ -47,9 +47,10 @@
 // without a length, 413/431 (from the server) oversized body/header, 415 non-JSON body, 429
 // rate_limited with Retry-After (whole seconds) past the per-address or per-key limit
 // (ApiOptions; every route but /healthz and /readyz; the server's per-connection limit answers
-// the same), 503 no model loaded yet. A request over a cap is a 400 whose code names it:
-// too_many_events, too_many_exclusions, too_many_categories, id_too_long, json_too_deep,
-// json_too_many_elements.
+// the same), 503 no model loaded yet, 503 overloaded with Retry-After for a POST /v1/feedback
+// past a backpressure bound (ApiOptions::backpressure; nothing of it is stored). A request
+// over a cap is a 400 whose code names it: too_many_events, too_many_exclusions,
+// too_many_categories, id_too_long, json_too_deep, json_too_many_elements.
 #ifndef RECLOOP_SERVING_API_H_
 #define RECLOOP_SERVING_API_H_
 
@@ -63,6 +64,7 @@
 #include "base/logger.h"
 #include "data/event_store.h"
 #include "serving/api_keys.h"
+#include "serving/backpressure.h"
 #include "serving/cors.h"
 #include "serving/feedback.h"
 #include "serving/feedback_folder.h"
@@ -93,6 +95,9 @@ struct ApiOptions {
   FeedbackOptions feedback;
   // Threads folding users in after their feedback is acknowledged (serving/fold_queue.h).
   int fold_threads = 1;
+  // Bounds on the fold backlog and the event store's write queue past which POST /v1/feedback
+  // is refused with 503 overloaded and Retry-After, storing nothing (serving/backpressure.h).
+  BackpressureOptions backpressure;
   // The cache of users' ranked candidates (serving/ranked_cache.h) the Api keeps when
   // ApiServices::ranked_cache is null.
   RankedCacheOptions ranked_cache;

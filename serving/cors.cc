@@ -128,7 +128,7 @@ void Cors::Decorate(const HttpRequest& request, HttpResponse* response) const {
   if (!varied) response->headers.emplace_back("Vary", "Origin");
   if (const std::optional<std::string_view> origin = AllowedOrigin(request)) {
     response->headers.emplace_back("Access-Control-Allow-Origin", std::string(*origin));
-    // A page reads only the safelisted headers unless told: Retry-After (429) and
+    // A page reads only the safelisted headers unless told: Retry-After (429, 503) and
     // WWW-Authenticate (401) are the ones a client acts on.
     response->headers.emplace_back("Access-Control-Expose-Headers",
                                    "Retry-After, WWW-Authenticate");

@@ -38,6 +38,11 @@ void Metrics::CountFeedback(int64_t accepted, int64_t rejected) {
   events_rejected_ += rejected;
 }
 
+void Metrics::CountBackpressure(std::string_view bound) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(bound == "write_queue" ? backpressure_write_queue_ : backpressure_fold_backlog_);
+}
+
 void Metrics::CountAuth(std::string_view key, int status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!key.empty()) {
@@ -112,6 +117,19 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
                     freshness_.count, "\nrecloop_feedback_freshness_seconds_sum ",
                     freshness_.sum_seconds, "\nrecloop_feedback_freshness_seconds_count ",
                     freshness_.count, "\n");
+    absl::StrAppend(&out,
+                    "# HELP recloop_feedback_folds_total Folds of a user run after their "
+                    "feedback (by a folder thread or a request folding on read; failed ones "
+                    "too).\n"
+                    "# TYPE recloop_feedback_folds_total counter\nrecloop_feedback_folds_total ",
+                    freshness_.count,
+                    "\n# HELP recloop_feedback_rejected_backpressure_total Feedback requests "
+                    "refused with 503 overloaded, storing nothing, by the bound reached.\n"
+                    "# TYPE recloop_feedback_rejected_backpressure_total counter\n"
+                    "recloop_feedback_rejected_backpressure_total{bound=\"fold_backlog\"} ",
+                    backpressure_fold_backlog_,
+                    "\nrecloop_feedback_rejected_backpressure_total{bound=\"write_queue\"} ",
+                    backpressure_write_queue_, "\n");
     absl::StrAppend(&out,
                     "# HELP recloop_http_requests_by_key_total Authenticated requests, by the "
                     "name of the key they gave.\n# TYPE recloop_http_requests_by_key_total "

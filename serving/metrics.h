@@ -50,9 +50,13 @@ class Metrics {
   void CountRateLimited(std::string_view reason);
 
   // Feedback: events stored and rejected, and the freshness lag of one user's fold (seconds
-  // from their events being acknowledged to their new vector being live).
+  // from their events being acknowledged to their new vector being live). Each fold observes
+  // its lag once, so the histogram's count is also recloop_feedback_folds_total.
   void CountFeedback(int64_t accepted, int64_t rejected);
   void ObserveFreshness(double seconds);
+  // A POST /v1/feedback refused with 503 overloaded: `bound` is "fold_backlog" or
+  // "write_queue" (serving/backpressure.h; a bounded label set).
+  void CountBackpressure(std::string_view bound);
 
   // Retraining (serving/retrainer.h). One finished retrain: its outcome ("promoted", "refused",
   // "skipped", "discarded" or "failed"), wall time and, when its gate compared the models, the
@@ -88,6 +92,8 @@ class Metrics {
   std::map<std::string, uint64_t, std::less<>> rate_limited_ ABSL_GUARDED_BY(mu_);  // by reason
   uint64_t events_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t events_rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t backpressure_fold_backlog_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t backpressure_write_queue_ ABSL_GUARDED_BY(mu_) = 0;
   // Retraining.
   std::map<std::string, uint64_t, std::less<>> retrains_ ABSL_GUARDED_BY(mu_);  // outcome -> count
   std::optional<RetrainRun> last_retrain_ ABSL_GUARDED_BY(mu_);

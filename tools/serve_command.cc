@@ -182,6 +182,20 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
                   "Events one POST /v1/feedback may carry (more: 400 too_many_events)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
+  sub->add_option("--max-fold-backlog", api.backpressure.max_fold_backlog,
+                  "Users waiting to be folded in at which POST /v1/feedback is refused (503 "
+                  "overloaded with Retry-After, nothing stored); 0 = no bound")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-write-queue", api.backpressure.max_write_queue,
+                  "Writes waiting for the event store's writer at which POST /v1/feedback is "
+                  "refused (503 overloaded with Retry-After, nothing stored); 0 = no bound")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--backpressure-retry-after", api.backpressure.retry_after_seconds,
+                  "Retry-After (whole seconds) of a feedback request refused as overloaded")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   sub->add_option("--max-exclude", api.max_exclude,
                   "IDs in a list route's ?exclude= (more: 400 too_many_exclusions)")
       ->capture_default_str()

@@ -36,6 +36,18 @@ HttpResponse StoreUnavailable(const absl::Status& s) {
   return JsonError(503, "store_unavailable", std::string(s.message()));
 }
 
+HttpResponse Overloaded(const Overload& overload, int retry_after) {
+  const char* what = overload.bound == "fold_backlog" ? "users waiting to be folded in"
+                                                      : "writes waiting for the event store";
+  HttpResponse r = JsonError(
+      503, "overloaded",
+      absl::StrCat("the server is behind on feedback (", what, ": ", overload.depth, ", bound ",
+                   overload.limit, "); nothing of this request was stored, retry after ",
+                   retry_after, " s"));
+  r.headers.emplace_back("Retry-After", absl::StrCat(retry_after));
+  return r;
+}
+
 std::optional<HttpResponse> RefuseNonJsonBody(const HttpRequest& request) {
   if (!request.has_length) {
     return JsonError(411, "length_required",

@@ -17,6 +17,14 @@ HttpResponse PostFeedback(const RouteContext& ctx) {
   const ApiServices& services = ctx.services;
   if (services.events == nullptr) return FeedbackDisabled();
   if (auto refused = RefuseNonJsonBody(ctx.request)) return *std::move(refused);
+  // Backpressure (serving/backpressure.h): refused before the body is parsed, and so before
+  // anything of it is stored. Events acknowledged earlier are not touched.
+  const BackpressureOptions& bounds = ctx.options.backpressure;
+  if (const auto overload = CheckBackpressure(bounds, services.folder->backlog(),
+                                              services.events->pending_writes())) {
+    services.metrics->CountBackpressure(overload->bound);
+    return Overloaded(*overload, bounds.retry_after_seconds);
+  }
   if (auto refused = RefuseJsonShape(ctx, ctx.options.feedback.max_events_per_request,
                                      "too_many_events", "events")) {
     return *std::move(refused);

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "serving/api.h"
+#include "serving/backpressure.h"
 #include "serving/http.h"
 
 namespace recloop {
@@ -91,6 +92,8 @@ HttpResponse FeedbackDisabled();                                        // 404 f
 HttpResponse BadRequest(const absl::Status& s, std::string_view code);  // 400 code
 HttpResponse Internal(const absl::Status& s);                           // 500 internal
 HttpResponse StoreUnavailable(const absl::Status& s);                   // 503 store_unavailable
+// 503 overloaded naming the bound reached, with Retry-After: `retry_after` (whole seconds).
+HttpResponse Overloaded(const Overload& overload, int retry_after);
 // 411 for a write without a length, 415 for a body that is not JSON; nullopt for a good one.
 std::optional<HttpResponse> RefuseNonJsonBody(const HttpRequest& request);
 // 400 for a JSON body beyond ApiOptions::json, found before it is parsed: json_too_deep,

@@ -32,6 +32,9 @@ HttpResponse MetricsText(const RouteContext& ctx) {
     gauges.push_back({"recloop_feedback_fold_backlog",
                       "Users with acknowledged feedback not yet folded in",
                       static_cast<double>(services.folder->backlog()), ""});
+    gauges.push_back({"recloop_event_store_write_queue",
+                      "Writes handed to the event store's writer and not yet committed",
+                      static_cast<double>(services.events->pending_writes()), ""});
   }
   if (services.connections) {
     gauges.push_back({"recloop_http_connections", "Open client connections",

@@ -1,6 +1,9 @@
 #include "data/event_store.h"
 
+#include <sqlite3.h>
+
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <map>
 #include <set>
@@ -119,6 +122,37 @@ TEST_F(EventStoreTest, ConcurrentAppendsAreAllStoredOnceWithDistinctSeqs) {
   }));
   EXPECT_EQ(seqs.size(), static_cast<size_t>(kThreads * kBatches * kPerBatch));
   EXPECT_EQ(ids.size(), seqs.size());
+}
+
+// The write queue's depth (issue 22's backpressure reads it): a write counts from being handed
+// to the writer until it commits. Another connection holding SQLite's write lock keeps the
+// writer waiting (within its 10 s busy timeout).
+TEST_F(EventStoreTest, PendingWritesCountsWritesUntilTheyCommit) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->pending_writes(), 0);
+  sqlite3* locker = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("events.db").c_str(), &locker), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(locker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t) {
+    writers.emplace_back([&store, t] {
+      const std::vector<Event> batch = {Ev(absl::StrCat("u", t), "i1", "view")};
+      EXPECT_TRUE(store->Append(batch).ok());
+    });
+  }
+  for (int i = 0; i < 2000 && store->pending_writes() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const int64_t waiting = store->pending_writes();
+  EXPECT_EQ(sqlite3_exec(locker, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(locker);
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(waiting, 3);
+  EXPECT_EQ(store->pending_writes(), 0);
+  auto count = store->Count();
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 3);
 }
 
 TEST_F(EventStoreTest, DeleteUserErasesOnlyThatUser) {
