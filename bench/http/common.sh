@@ -2,6 +2,8 @@
 # Sourced by the benchmark scripts of bench/ (from the repository root). Sets $recloop.
 #
 # Environment shared by every script:
+#   RECLOOP_BIN         the recloop binary to measure (default build/tools/recloop; e.g. a copy of
+#                       another build, for an A/B comparison in one session)
 #   BENCH_NO_BUILD=1    use the binaries already in build/ (bench/run-all has built them) and skip
 #                       scripts/setup and scripts/build
 #   BENCH_USERS, BENCH_ITEMS, BENCH_INTERACTIONS, BENCH_FACTORS
@@ -10,7 +12,7 @@
 #                       by itself, or als, ease, bpmf (the model lives in models-INDEX-ALGORITHM)
 #   BENCH_FEEDBACK      implicit (default) or explicit (ratings 1-5, e.g. for bpmf)
 #   BENCH_TRAIN_FLAGS   more flags for `recloop train` (e.g. "--burn-in 20 --samples 5" for bpmf)
-recloop=build/tools/recloop
+recloop=${RECLOOP_BIN:-build/tools/recloop}
 bench_users=${BENCH_USERS:-100000}
 bench_items=${BENCH_ITEMS:-100000}
 bench_interactions=${BENCH_INTERACTIONS:-5000000}
