@@ -28,8 +28,8 @@ struct BackpressureOptions {
   // at which feedback is refused; 0 = no bound. Default 1024, one full group commit
   // (EventStoreOptions::max_writes_per_commit): a request past it would wait for more than one
   // fsync behind others. Each write holds the thread that made it until it commits, so the
-  // queue cannot exceed the threads writing (the server's I/O threads, erasures, the
-  // retrainer); the bound matters when it is set below them.
+  // queue cannot exceed the threads writing (the server's blocking_threads, which run writes
+  // off the I/O threads; erasures; the retrainer); the bound matters when set below them.
   int64_t max_write_queue = 1024;
   // The Retry-After of a refusal, whole seconds (>= 1).
   int retry_after_seconds = 1;

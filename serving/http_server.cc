@@ -125,6 +125,7 @@ struct HttpServer::Impl : http_internal::SessionHost {
   // (a session that was never run to its end, e.g. posted to after its thread returned) is
   // destroyed with it, and the session's destructor reports to this listener's strand.
   ~Impl() override {
+    blocking_pool.reset();  // joined: a request still in it posts its answer to its worker
     guards.clear();
     workers.clear();
   }
@@ -204,6 +205,9 @@ namespace {
 // The checks of HttpServer::CheckOptions, without loading the TLS files.
 absl::Status ValidateOptions(const HttpServerOptions& options) {
   if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  if (options.blocking_threads < 0) {
+    return absl::InvalidArgumentError("blocking_threads must be >= 0");
+  }
   if (options.max_header_bytes < 256) {
     return absl::InvalidArgumentError("max_header_bytes must be >= 256");
   }
@@ -250,6 +254,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   for (int i = 0; i < options.threads; ++i) {
     impl->workers.push_back(std::make_unique<net::io_context>(1));
     impl->guards.push_back(net::make_work_guard(*impl->workers.back()));
+  }
+  if (options.blocking_threads > 0) {
+    impl->blocking_pool = std::make_unique<net::thread_pool>(options.blocking_threads);
   }
   impl->options = std::move(options);
   impl->handler = std::move(handler);

@@ -1,5 +1,6 @@
 // HttpServer: an asynchronous HTTP/1.1 server (Boost.Beast) that hands every complete request to
-// a handler function on the I/O thread that read it, and writes the handler's response back.
+// a handler function (on the I/O thread that read it, or, for a request that may wait, on a pool
+// of blocking threads), and writes the handler's response back.
 // It owns the limits a public endpoint needs: header and body sizes, connection count, a
 // per-connection request rate, idle and read timeouts (a client trickling a request byte by byte
 // is cut off when the read timeout expires, without holding a thread), and a graceful stop that
@@ -29,6 +30,11 @@ struct HttpServerOptions {
   // I/O threads; each parses, handles and answers the requests of its own connections (one
   // event loop per thread, nothing shared between them but the handler). 0 = one per core.
   int threads = 0;
+  // Threads that run the requests which may wait (every method but GET, HEAD and OPTIONS: a
+  // feedback or catalogue write waits for its commit to disk), so that a waiting request holds
+  // up neither the other connections of its I/O thread nor the writes of other connections,
+  // which the event store commits together. 0 = such requests run on their I/O thread too.
+  int blocking_threads = 32;
   // Largest request header block in bytes; larger gets 431 and the connection is closed.
   uint32_t max_header_bytes = 8 * 1024;
   // Largest request body in bytes; larger gets 413 and the connection is closed.
@@ -56,7 +62,8 @@ struct HttpServerOptions {
   std::string tls_key_file;
 };
 
-// Called once per request on an I/O thread; must be thread-safe (it runs on all of them at once)
+// Called once per request on an I/O thread or a blocking thread (HttpServerOptions::
+// blocking_threads); must be thread-safe (it runs on all of them at once)
 // and must not throw. Connection management (keep-alive, Connection: close) is the server's.
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 

@@ -19,6 +19,7 @@
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/thread_pool.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
@@ -63,9 +64,17 @@ struct SessionHost {
   HttpServerOptions options;
   HttpHandler handler;
   HttpObserver observer;  // may be null
+  // Runs the requests that may wait (MayWait), when options.blocking_threads > 0; else null.
+  std::unique_ptr<net::thread_pool> blocking_pool;
   std::atomic<int64_t> connections{0};
   std::atomic<bool> stopping{false};
 };
+
+// Requests whose handler may wait on something other than the CPU: every method but GET, HEAD
+// and OPTIONS (a write is acknowledged only once its transaction commits to disk).
+inline bool MayWait(const HttpRequest& req) {
+  return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+}
 
 // What the server's Stop() does to a session, whatever its stream. Thread-safe.
 class SessionControl {
@@ -195,6 +204,23 @@ class Session : public SessionControl, public std::enable_shared_from_this<Sessi
       res.headers.emplace_back(
           "Retry-After",
           std::to_string(std::max(1, static_cast<int>(std::ceil((1 - tokens_) / rate)))));
+    } else if (server_->blocking_pool != nullptr && MayWait(req)) {
+      // Off this I/O thread, so that the other connections it serves are not held up while
+      // the handler waits, and so that writes of many connections are in flight together
+      // (the event store commits them as one group). The work guard keeps this connection's
+      // event loop running until the response is handed back to it.
+      auto executor = stream_.get_executor();
+      net::post(*server_->blocking_pool,
+                [self = this->shared_from_this(), req = std::move(req), keep_alive, start,
+                 work = net::make_work_guard(executor)]() mutable {
+                  HttpResponse answer = self->server_->handler(req);
+                  net::post(work.get_executor(), [self, answer = std::move(answer),
+                                                  req = std::move(req), keep_alive,
+                                                  start]() mutable {
+                    self->Write(std::move(answer), keep_alive, req, start);
+                  });
+                });
+      return;
     } else {
       res = server_->handler(req);
     }

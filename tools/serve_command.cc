@@ -27,6 +27,11 @@ void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
   sub->add_option("--port", so.http.port, "TCP port (0: any free port)")->capture_default_str();
   sub->add_option("--io-threads", so.http.threads, "I/O threads (0: one per core)")
       ->capture_default_str();
+  sub->add_option("--blocking-threads", so.http.blocking_threads,
+                  "Threads for requests that wait for a commit (writes: POST, PUT, DELETE), off "
+                  "the I/O threads so that commits of many connections group (0: on the I/O "
+                  "thread)")
+      ->capture_default_str();
   sub->add_option("--max-header-bytes", so.http.max_header_bytes,
                   "Largest request header (larger: 431)")
       ->capture_default_str();

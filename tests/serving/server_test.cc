@@ -77,6 +77,15 @@ class ServerTest : public ::testing::Test {
       res.body = "{\"slow\":true}";
       return res;
     }
+    if (r.target == "/test/wait") {  // waits (bounded: 10 s) until released_
+      wait_entered_ = true;
+      for (int i = 0; i < 2000 && !released_; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      HttpResponse res;
+      res.body = released_ ? "{\"released\":true}" : "{\"released\":false}";
+      return res;
+    }
     return api_->Handle(r);
   }
 
@@ -108,6 +117,8 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;
   std::atomic<bool> slow_entered_{false};
+  std::atomic<bool> wait_entered_{false};
+  std::atomic<bool> released_{false};
 };
 
 TEST_F(ServerTest, EveryReadRouteAnswersWithTheContractShape) {
@@ -485,6 +496,52 @@ TEST_F(ServerTest, RateLimitPerConnectionAnswers429) {
     EXPECT_EQ(r.retry_after, "1");  // whole seconds until the next token (0.2 s at 5/s)
   }
   EXPECT_GE(limited, 10);  // a burst of 5 passes, then about 5 per second
+}
+
+// A request that may wait (here a POST held until released, as a write waits for its commit)
+// runs off the I/O thread: with one I/O thread, reads on other connections are answered
+// meanwhile, and so is a second waiting request, which is in flight beside the first.
+TEST_F(ServerTest, AWaitingWriteHoldsUpNoOtherConnectionOfItsIoThread) {
+  HttpServerOptions http;
+  http.threads = 1;
+  Start(http);
+  Reply first, second;
+  std::thread writer([&] { first = Client(port()).Send(http::verb::post, "/test/wait", "{}"); });
+  for (int i = 0; i < 400 && !wait_entered_; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(wait_entered_);
+  std::thread writer2([&] { second = Client(port()).Send(http::verb::post, "/test/wait", "{}"); });
+  Client reader(port());
+  for (int i = 0; i < 5; ++i) {
+    const Reply r = reader.Get("/v1/users/u" + std::to_string(i) + "/recommendations?n=3");
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_FALSE(released_);  // every read above was answered while the writes waited
+  released_ = true;
+  writer.join();
+  writer2.join();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, "{\"released\":true}");
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "{\"released\":true}");
+}
+
+// A waiting write in flight when the server stops is answered in full before Run() returns.
+TEST_F(ServerTest, StopAnswersTheWaitingWriteBeforeRunReturns) {
+  Start();
+  Reply reply;
+  std::thread writer([&] { reply = Client(port()).Send(http::verb::post, "/test/slow", "{}"); });
+  for (int i = 0; i < 400 && !slow_entered_; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(slow_entered_);
+  server_->Stop();
+  thread_.join();  // Run() returned after the answer was written
+  writer.join();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "{\"slow\":true}");
+  EXPECT_FALSE(reply.keep_alive);
 }
 
 TEST_F(ServerTest, SigtermFinishesTheRequestInFlightThenStops) {
