@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Durable feedback ingestion (issue 5): `recloop serve --events` on the 100K-item model of
-# bench/run_http.sh (trained there if missing), 16 concurrent wrk connections posting batches of
-# 1, 10 and 100 events to /v1/feedback, then a light load. Every answered event is in SQLite
-# (WAL, synchronous=FULL); its user is folded in again after the answer (serving/fold_queue.h).
-# Prints events/s, request latency and the freshness lag (acknowledged -> visible, upper bounds
-# of the /metrics histogram buckets holding p50 and p99).
+# Durable feedback ingestion (issues 5 and 22): `recloop serve --events` with an API key on the
+# default 100K-item model of bench/run_http.sh (trained there if missing), retraining off. For
+# each run, wrk posts batches of random events (uniform users and items) to /v1/feedback from C
+# connections for SECONDS_PER_RUN seconds; every acknowledged event is in SQLite (WAL,
+# synchronous=FULL) and its user is folded in again off the request path
+# (serving/fold_queue.h). Each line of OUT_DIR/ingest.txt has:
+#   - wrk's RESULT: requests/s, events/s posted, request p50/p99, errors (non-2xx included);
+#   - stored: events in SQLite afterwards, and acked_events_per_s, stored over wrk's seconds
+#     (every acknowledged event is stored once; a refused request stores nothing);
+#   - refused: requests answered 503 overloaded (backpressure) during the run;
+#   - drain_s: from the end of the load until the fold backlog is 0 (polled every 20 ms);
+#   - freshness p50/p99: acknowledged -> folded in, the upper bounds of the /metrics histogram
+#     buckets holding them; folds.
+# Then, with READ_CONNECTIONS > 0, one more pair of runs: read p99 (GET recommendations, wrk's
+# recommendations.lua, READ_CONNECTIONS connections) idle, then during ingestion at READ_BATCH.
 # Usage: bench/run_ingest.sh [OUT_DIR (default /tmp/recloop-http)]
-# OUT_DIR/ingest.txt has one line per run.
 # Environment: SECONDS_PER_RUN (default 10), RUNS (connections:batch pairs, default
-# "16:1 16:10 16:100 2:10"), PORT (default 18082), and those of bench/http/common.sh.
+# "16:1 16:10 16:100"), FOLD_THREADS (serve --fold-threads, default: serve's), READ_CONNECTIONS
+# (default 4; 0 skips the read runs), READ_BATCH (default 100), SERVE_FLAGS (more serve flags),
+# PORT (default 18082), and those of bench/http/common.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
 seconds=${SECONDS_PER_RUN:-10}
-runs=${RUNS:-16:1 16:10 16:100 2:10}
+runs=${RUNS:-16:1 16:10 16:100}
 port=${PORT:-18082}
+read_conns=${READ_CONNECTIONS:-4}
+read_batch=${READ_BATCH:-100}
+key=bench-ingest-key
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 source bench/http/common.sh
@@ -22,33 +35,81 @@ bench_prepare recloop
 trap bench_stop_server EXIT
 
 bench_machine_line
-bench_model "$out" hnsw
+bench_model "$out" auto
 echo "events on $(df -h "$out" | awk 'NR==2 {print $1}')"
 
-: >"$out/ingest.txt"
-# connections:batch. The last run has 2 connections, to show whether fewer clients leave the
-# folder thread room to keep up (with batches of 10 they do not: see BENCHMARKS.md).
-for run in $runs; do
-  conns=${run%%:*}
-  batch=${run##*:}
+printf '%s\n' "$key" >"$out/ingest.key"
+chmod 600 "$out/ingest.key"
+
+metric() {  # metric NAME: its value in /metrics (0 if absent)
+  curl -fs "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+}
+
+start_server() {
   rm -f "$out"/events.db*
-  $recloop serve --models "$out/models-hnsw" --port "$port" --events "$out/events.db" \
-    --retrain-events 0 --retrain-minutes 0 \
+  # shellcheck disable=SC2086  # SERVE_FLAGS is a list of flags
+  $recloop serve --models "$bench_model_dir" --port "$port" --events "$out/events.db" \
+    --api-key-file "$out/ingest.key" --retrain-events 0 --retrain-minutes 0 \
+    ${FOLD_THREADS:+--fold-threads "$FOLD_THREADS"} ${SERVE_FLAGS:-} \
     2>"$out/serve-ingest.log" &
   pid=$!
   bench_wait_ready "http://127.0.0.1:$port/readyz"
-  line=$(BATCH=$batch USERS=$bench_users ITEMS=$bench_items wrk -t2 -c"$conns" -d"${seconds}s" \
-    -s bench/http/feedback.lua "http://127.0.0.1:$port" | grep '^RESULT')
-  stored=$(sqlite3 "$out/events.db" 'select count(*) from events' 2>/dev/null ||
-           echo "?")
+  # The ranked cache's warmer (nice 19) ranks the most active users after the model goes live:
+  # measured after it finished, as bench/run_http.sh does (bounded: 600 s).
+  for _ in $(seq 1 6000); do
+    [[ "$(metric recloop_ranked_cache_warm_passes_total)" == 0 ]] || break
+    sleep 0.1
+  done
+}
+
+post() {  # post CONNECTIONS BATCH: wrk's RESULT line
+  BATCH=$2 USERS=$bench_users ITEMS=$bench_items AUTH="Bearer $key" \
+    wrk -t2 -c"$1" -d"${seconds}s" -s bench/http/feedback.lua "http://127.0.0.1:$port" |
+    grep '^RESULT'
+}
+
+: >"$out/ingest.txt"
+for run in $runs; do
+  conns=${run%%:*}
+  batch=${run##*:}
+  start_server
+  line=$(post "$conns" "$batch")
+  start=$(date +%s.%N)
+  for _ in $(seq 1 3000); do  # bounded: 60 s
+    [[ "$(metric recloop_feedback_fold_backlog)" == 0 ]] && break
+    sleep 0.02
+  done
+  drain=$(echo "$(date +%s.%N) - $start" | bc)
+  stored=$(sqlite3 "$out/events.db" 'select count(*) from events' 2>/dev/null || echo "?")
+  refused=$(curl -fs "http://127.0.0.1:$port/metrics" |
+            awk '/^recloop_feedback_rejected_backpressure_total/ { n += $2 } END { print n + 0 }')
   fresh=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '
     /^recloop_feedback_freshness_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); n++; les[n] = le; cum[n] = $2 }
     /^recloop_feedback_freshness_seconds_count/ { total = $2 }
-    /^recloop_feedback_fold_backlog/ { backlog = $2 }
     END { p50 = ""; p99 = "";
           for (i = 1; i <= n; i++) { if (p50 == "" && cum[i] >= 0.5 * total) p50 = les[i];
                                      if (p99 == "" && cum[i] >= 0.99 * total) p99 = les[i]; }
-          printf "freshness_p50_le=%ss freshness_p99_le=%ss folds=%d fold_backlog=%d", p50, p99, total, backlog }')
-  echo "c=$conns batch=$batch $line stored=$stored $fresh" | tee -a "$out/ingest.txt"
+          printf "freshness_p50_le=%ss freshness_p99_le=%ss folds=%d", p50, p99, total }')
+  wrk_seconds=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")
+  acked=$(echo "$stored / $wrk_seconds" | bc)
+  printf 'c=%s batch=%s %s stored=%s acked_events_per_s=%s refused=%s drain_s=%.2f %s\n' \
+    "$conns" "$batch" "$line" "$stored" "$acked" "$refused" "$drain" "$fresh" |
+    tee -a "$out/ingest.txt"
   bench_stop_server
 done
+
+if ((read_conns > 0)); then
+  read_run() {  # read_run LABEL: reads for SECONDS_PER_RUN, one RESULT line
+    USERS=$bench_users wrk -t1 -c"$read_conns" -d"${seconds}s" -s bench/http/recommendations.lua \
+      "http://127.0.0.1:$port" | grep '^RESULT' | sed "s/^RESULT/reads $1/"
+  }
+  start_server
+  read_run idle | tee -a "$out/ingest.txt"
+  post 16 "$read_batch" >"$out/ingest-during-reads.txt" &
+  poster=$!
+  sleep 1
+  read_run "during ingestion (16 connections, batch $read_batch)" | tee -a "$out/ingest.txt"
+  wait "$poster"
+  echo "ingestion meanwhile: $(cat "$out/ingest-during-reads.txt")" | tee -a "$out/ingest.txt"
+  bench_stop_server
+fi

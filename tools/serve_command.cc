@@ -187,6 +187,10 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
                   "Events one POST /v1/feedback may carry (more: 400 too_many_events)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
+  sub->add_option("--fold-threads", api.fold_threads,
+                  "Threads folding users in after their feedback is acknowledged")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   sub->add_option("--max-fold-backlog", api.backpressure.max_fold_backlog,
                   "Users waiting to be folded in at which POST /v1/feedback is refused (503 "
                   "overloaded with Retry-After, nothing stored); 0 = no bound")
