@@ -4,6 +4,9 @@
 // model) under concurrent feedback, and after a catalogue DELETE and a model swap.
 #include "serving/ranked_cache.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
@@ -39,7 +42,8 @@ std::shared_ptr<const RankedList> List(uint64_t snap, uint64_t fold, std::vector
   list->fold_serial = fold;
   list->complete = complete;
   for (int32_t i : items) {
-    list->items.push_back({i, 1.0f / static_cast<float>(i + 1), RecommendationSource::kPersonalized});
+    list->items.push_back(
+        {i, 1.0f / static_cast<float>(i + 1), RecommendationSource::kPersonalized});
   }
   return list;
 }
@@ -141,8 +145,10 @@ class RankedCacheServerTest : public test::PlantedStoreServer {
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
     folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 2,
                                                &metrics_, NullLog());
-    ApiServices services{
-        .live = live_.get(), .metrics = &metrics_, .events = events_.get(), .folder = folder_.get()};
+    ApiServices services{.live = live_.get(),
+                         .metrics = &metrics_,
+                         .events = events_.get(),
+                         .folder = folder_.get()};
     ApiServices with_cache = services;
     with_cache.ranked_cache = &cache_;
     api_ = std::make_unique<Api>(with_cache, ApiOptions{});
@@ -202,16 +208,18 @@ TEST_F(RankedCacheServerTest, CachedListsEqualUncachedOnesUnderConcurrentFeedbac
         std::string bought;
         if (round % 3 == 0) {
           bought = Top(c, user);
-          const json event = json::array({{{"user", user}, {"item", bought}, {"type", "purchase"}}});
+          const json event =
+              json::array({{{"user", user}, {"item", bought}, {"type", "purchase"}}});
           EXPECT_EQ(c.Send(http::verb::post, "/v1/feedback", event.dump()).status, 200);
         }
-        std::string target = base + "?n=" + std::to_string(1 + rng() % 12) +
-                             "&offset=" + std::to_string(rng() % 4);
+        std::string target =
+            base + "?n=" + std::to_string(1 + rng() % 12) + "&offset=" + std::to_string(rng() % 4);
         if (rng() % 2 == 0) target += "&exclude=i" + std::to_string(rng() % 400);
         const Reply r = c.Get(target);
         EXPECT_EQ(r.status, 200) << r.body;
         mismatches[t] += r.body != Reference(target);
-        if (!bought.empty()) served_bought[t] += r.body.find("\"" + bought + "\"") != std::string::npos;
+        if (!bought.empty())
+          served_bought[t] += r.body.find("\"" + bought + "\"") != std::string::npos;
       }
     });
   }
@@ -261,6 +269,89 @@ TEST_F(RankedCacheServerTest, AfterASwapListsComeFromTheNewVersion) {
   EXPECT_NE(after.Json()["model_version"], before.Json()["model_version"]);
   EXPECT_EQ(after.Json()["model_version"], live_->Get()->version());
   EXPECT_EQ(after.body, Reference(target));
+}
+
+// Under concurrent reads (four clients over the socket, their users' rankings cached and
+// re-cached all along), every catalogue DELETE and the swap to a new version show in every
+// response to a request sent after they were acknowledged: a deleted item is never listed again,
+// and after the swap every list comes from the new version.
+TEST_F(RankedCacheServerTest, DeletesAndASwapUnderConcurrentReadsShowInTheNextResponse) {
+  constexpr int kReaders = 4;
+  constexpr int kUsers = 20;
+  constexpr int kDeletes = 8;
+  std::vector<std::string> tops;  // the items to delete: users' current top items
+  {
+    Client c(port());
+    for (int u = 0; u < kUsers && static_cast<int>(tops.size()) < kDeletes; ++u) {
+      const std::string top = Top(c, "u" + std::to_string(u));
+      if (std::find(tops.begin(), tops.end(), top) == tops.end()) tops.push_back(top);
+    }
+  }
+  ASSERT_EQ(static_cast<int>(tops.size()), kDeletes);
+  std::atomic<int> deleted{0};  // tops[0, deleted) are acknowledged deletions
+  std::atomic<bool> swapped{false};
+  std::string new_version;  // written before `swapped` is set
+  std::atomic<bool> stop{false};
+  std::vector<int> stale(kReaders, 0), answered(kReaders, 0);
+  std::vector<std::thread> readers;
+  const int64_t hits_before = api_cache_hits();
+  for (int t = 0; t < kReaders; ++t) {
+    readers.emplace_back([&, t] {
+      Client c(port());
+      for (int i = 0; i < 5000 && !stop; ++i) {  // bounded
+        const int acknowledged = deleted.load();
+        const bool after_swap = swapped.load();
+        const std::string user = "u" + std::to_string((t * 7 + i) % kUsers);
+        const Reply r = c.Get("/v1/users/" + user + "/recommendations?n=10");
+        if (r.status != 200) {
+          ++stale[t];
+          continue;
+        }
+        ++answered[t];
+        const json body = r.Json();
+        for (const json& item : body["items"]) {
+          const auto end = tops.begin() + acknowledged;
+          stale[t] += std::find(tops.begin(), end, item["item"].get<std::string>()) != end;
+        }
+        if (after_swap) stale[t] += body["model_version"] != new_version;
+      }
+    });
+  }
+  // The writes, in a lambda so that a failed ASSERT still reaches the join below.
+  const auto write = [&] {
+    Client c(port());
+    const auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
+    for (int d = 0; d < kDeletes / 2; ++d) {
+      pause();
+      ASSERT_EQ(c.Send(http::verb::delete_, "/v1/items/" + tops[d]).status, 200);
+      deleted = d + 1;
+    }
+    pause();
+    TrainOptions t = Training();
+    t.als.seed = 123;
+    {
+      const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+      ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
+      ASSERT_OK(SaveModel(second, models_dir()).status());
+    }
+    ASSERT_OK(live_->Reload());
+    new_version = live_->Get()->version();
+    swapped = true;
+    for (int d = kDeletes / 2; d < kDeletes; ++d) {
+      pause();
+      ASSERT_EQ(c.Send(http::verb::delete_, "/v1/items/" + tops[d]).status, 200);
+      deleted = d + 1;
+    }
+    pause();
+  };
+  write();
+  stop = true;
+  for (auto& th : readers) th.join();
+  for (int r = 0; r < kReaders; ++r) {
+    EXPECT_EQ(stale[r], 0) << "reader " << r;
+    EXPECT_GT(answered[r], 0) << "reader " << r;
+  }
+  EXPECT_GT(api_cache_hits(), hits_before);  // the reads went through the cache
 }
 
 // The warmer ranks the most active users into the cache after the model goes live, and again for
