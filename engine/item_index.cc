@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -328,6 +329,48 @@ void NormalizeRows(std::vector<float>& m, int64_t rows, int dim) {
   }
 }
 
+// The index rows of the model's items from `from` on: the inner-product vectors (factors, and
+// the bias when the model has biases) and the L2-normalised factors for cosine search.
+void ItemVectors(const FactorModel& model, int64_t from, std::vector<float>& vectors,
+                 std::vector<float>& normalized) {
+  const int64_t n = model.item_factors.rows() - from;
+  const int k = static_cast<int>(model.item_factors.cols());
+  const bool has_bias = model.has_biases();
+  const int dim = k + (has_bias ? 1 : 0);
+  vectors.assign(static_cast<size_t>(n) * dim, 0.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(vectors.data() + i * dim, model.item_factors.row(from + i).data(),
+                sizeof(float) * k);
+    if (has_bias) vectors[i * dim + k] = model.item_bias[from + i];
+  }
+  normalized.assign(model.item_factors.data() + from * k,
+                    model.item_factors.data() + (from + n) * k);
+  NormalizeRows(normalized, n, k);
+}
+
+// A copy of the HNSW index `old` (graph and stored vectors) with the n rows of `x` added to its
+// graph, as FAISS adds to a built index: the old nodes keep their links, the new ones are linked
+// in. Its storage is native if the old one was.
+std::unique_ptr<faiss::Index> CopyAndAdd(const faiss::IndexHNSW& old, int64_t n, const float* x) {
+  const auto* flat = dynamic_cast<const faiss::IndexFlat*>(old.storage);
+  if (flat == nullptr) throw std::runtime_error("HNSW index over a storage that is not flat");
+  auto copy = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(old.d), 2, old.metric_type);
+  copy->hnsw = old.hnsw;
+  delete copy->storage;
+  std::unique_ptr<faiss::IndexFlat> storage;
+  if (dynamic_cast<const NativeFlatIP*>(flat) != nullptr) {
+    storage = std::make_unique<NativeFlatIP>(old.d);
+  } else {
+    storage = std::make_unique<faiss::IndexFlatIP>(old.d);
+  }
+  storage->codes = flat->codes;
+  storage->ntotal = flat->ntotal;
+  copy->storage = storage.release();
+  copy->ntotal = old.ntotal;
+  copy->add(n, x);
+  return copy;
+}
+
 IndexType TypeOf(const faiss::Index& index) {
   return dynamic_cast<const faiss::IndexHNSW*>(&index) != nullptr ? IndexType::kHnsw
                                                                   : IndexType::kExact;
@@ -476,13 +519,8 @@ absl::StatusOr<ItemIndex> ItemIndex::Build(const FactorModel& model,
   impl->has_bias = has_bias;
   impl->hnsw_ef_search = options.hnsw_ef_search;
   const int dim = k + (has_bias ? 1 : 0);
-  std::vector<float> vectors(static_cast<size_t>(n) * dim);
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(vectors.data() + i * dim, model.item_factors.row(i).data(), sizeof(float) * k);
-    if (has_bias) vectors[i * dim + k] = model.item_bias[i];
-  }
-  std::vector<float> normalized(model.item_factors.data(), model.item_factors.data() + n * k);
-  NormalizeRows(normalized, n, k);
+  std::vector<float> vectors, normalized;
+  ItemVectors(model, 0, vectors, normalized);
 
   ScopedOmpThreads threads(options.build_threads);
   try {
@@ -492,6 +530,42 @@ absl::StatusOr<ItemIndex> ItemIndex::Build(const FactorModel& model,
     impl->cosine->add(n, normalized.data());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("FAISS index build failed: ", e.what()));
+  }
+  return ItemIndex(std::move(impl));
+}
+
+absl::StatusOr<ItemIndex> ItemIndex::Extend(const FactorModel& model, int build_threads) const {
+  const int64_t old_items = num_items();
+  if (!model.has_factors() || model.item_factors.rows() < old_items ||
+      model.item_factors.cols() != impl_->factors || model.has_biases() != impl_->has_bias ||
+      (model.has_biases() && model.item_bias.size() != model.item_factors.rows())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an index of ", old_items, " items with K = ", impl_->factors,
+        " cannot be extended to a model of ", model.item_factors.rows(), " items with K = ",
+        model.item_factors.cols(), impl_->has_bias ? " (it needs item biases)" : ""));
+  }
+  const auto* ip = dynamic_cast<const faiss::IndexHNSW*>(impl_->ip.get());
+  const auto* cosine = dynamic_cast<const faiss::IndexHNSW*>(impl_->cosine.get());
+  if (ip == nullptr || cosine == nullptr) {  // exact: a copy of the vectors, as cheap as this
+    ItemIndexOptions o;
+    o.type = IndexType::kExact;
+    o.build_threads = build_threads;
+    return Build(model, o);
+  }
+  std::vector<float> vectors, normalized;
+  ItemVectors(model, old_items, vectors, normalized);
+  const int64_t added = model.item_factors.rows() - old_items;
+  auto impl = std::make_unique<Impl>();
+  impl->factors = impl_->factors;
+  impl->has_bias = impl_->has_bias;
+  impl->hnsw_ef_search = impl_->hnsw_ef_search;
+  impl->measured_recall = impl_->measured_recall;
+  ScopedOmpThreads threads(build_threads);
+  try {
+    impl->ip = CopyAndAdd(*ip, added, vectors.data());
+    impl->cosine = CopyAndAdd(*cosine, added, normalized.data());
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS index extension failed: ", e.what()));
   }
   return ItemIndex(std::move(impl));
 }

@@ -98,6 +98,14 @@ class ItemIndex {
   static absl::StatusOr<ItemIndex> Build(const FactorModel& model,
                                          const ItemIndexOptions& options = {});
 
+  // This index with the items of `model` past num_items() added (model's first num_items()
+  // items must be the ones indexed, as after AppendItems). HNSW: a copy of the graph with the
+  // new items linked in (FAISS's incremental add; the old links are kept, the default beam and
+  // its measured recall too), at the cost of copying the graph instead of rebuilding it. Exact:
+  // built anew (a copy of the vectors). Errors: InvalidArgument if the model does not extend
+  // this index (fewer items, another K, biases or not); Internal if FAISS fails.
+  absl::StatusOr<ItemIndex> Extend(const FactorModel& model, int build_threads = 1) const;
+
   // Reads an index written by Save. Errors: NotFound if the file is missing; DataLoss if it is
   // truncated, fails its checksum or FAISS cannot parse it (never a crash on a corrupted file).
   // The caller checks num_items()/factors() against its model (Recommender::Create does).

@@ -112,7 +112,12 @@ void NewItemIndexer::AddNewItems(const ItemEvents& items) {
   auto next = AppendItems(m, names, folded, popularity);
   if (!next.ok()) return fail(next.status());
   auto model = std::make_shared<const FactorModel>(*std::move(next));
-  auto index = ItemIndex::Build(*model, IndexOptionsLike(*snap, options_.build_threads));
+  // The new items are added to a copy of the live graph: rebuilding the index of a large
+  // catalogue for a few new items took most of a core for tens of seconds (BENCHMARKS.md,
+  // issue 22).
+  auto index = snap->index != nullptr
+                   ? snap->index->Extend(*model, options_.build_threads)
+                   : ItemIndex::Build(*model, IndexOptionsLike(*snap, options_.build_threads));
   if (!index.ok()) return fail(index.status());
   const int64_t added = static_cast<int64_t>(names.size());
   const absl::Status s = swapper_->ExtendLocked(

@@ -1,8 +1,9 @@
 // NewItemIndexer: items the live model does not know yet, indexed before the next retrain. An
 // item with `min_events` events from users the model knows gets an item vector folded in
 // against the model's user side (engine/model_edit.h SwapSides: one ALS item half-step), is
-// appended to a copy of the live model (AppendItems), and enters a rebuilt item index under the
-// same version (ModelSwapper::ExtendLocked, which first folds the items' users in again, so that
+// appended to a copy of the live model (AppendItems), and is added to a copy of the item index
+// (ItemIndex::Extend: the graph is copied, not rebuilt) under the same version
+// (ModelSwapper::ExtendLocked, which first folds the items' users in again, so that
 // no buyer is shown a new item they just bought).
 #ifndef RECLOOP_SERVING_NEW_ITEM_INDEXER_H_
 #define RECLOOP_SERVING_NEW_ITEM_INDEXER_H_

@@ -243,6 +243,60 @@ TEST(ItemIndex, HnswRecallAtTenAgainstExact) {
   EXPECT_GE(recall, 0.95);
 }
 
+// Extend adds new items to a copy of the HNSW graph: the result answers like an index built
+// over all items (recall@10 against exact search over the extended model), finds each new item
+// by its own direction, keeps the beam, and leaves the original index untouched.
+TEST(ItemIndex, ExtendAddsNewItemsToACopyOfTheGraph) {
+  constexpr int kOld = 3'000;
+  constexpr int kNew = 300;
+  constexpr int kTopK = 10;
+  const FactorModel all = RandomModel(200, kOld + kNew, 16, true, 8, /*seen_per_user=*/1);
+  FactorModel first = all;  // the first kOld items, as before AppendItems
+  first.item_factors = all.item_factors.topRows(kOld).eval();
+  first.item_bias = all.item_bias.head(kOld).eval();
+  ItemIndexOptions o;
+  o.type = IndexType::kHnsw;
+  o.hnsw_ef_construction = 40;
+  o.hnsw_ef_search = 64;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex old_index, ItemIndex::Build(first, o));
+  ASSERT_OK_AND_ASSIGN(const ItemIndex extended, old_index.Extend(all));
+  EXPECT_EQ(old_index.num_items(), kOld);
+  EXPECT_EQ(extended.num_items(), kOld + kNew);
+  EXPECT_EQ(extended.type(), IndexType::kHnsw);
+  EXPECT_EQ(extended.default_ef_search(), 64);
+  EXPECT_TRUE(extended.has_bias());
+
+  o.type = IndexType::kExact;
+  ASSERT_OK_AND_ASSIGN(const ItemIndex exact, ItemIndex::Build(all, o));
+  const std::vector<float> q = AllUserQueries(all, exact);
+  const int users = all.num_users();
+  std::vector<float> es(users * kTopK), hs(users * kTopK);
+  std::vector<int64_t> ei(users * kTopK), hi(users * kTopK);
+  ASSERT_OK(exact.Search(users, q.data(), kTopK, es.data(), ei.data()));
+  ASSERT_OK(extended.Search(users, q.data(), kTopK, hs.data(), hi.data()));
+  int hits = 0;
+  for (int u = 0; u < users; ++u) {
+    for (int a = 0; a < kTopK; ++a) {
+      for (int b = 0; b < kTopK; ++b) hits += hi[u * kTopK + a] == ei[u * kTopK + b];
+    }
+  }
+  EXPECT_GE(static_cast<double>(hits) / (users * kTopK), 0.9);
+
+  // Each new item is its own nearest neighbour by cosine.
+  int found = 0;
+  for (int i = kOld; i < kOld + kNew; ++i) {
+    float score = 0;
+    int64_t item = -1;
+    ASSERT_OK(extended.SearchSimilar(1, all.item_factors.row(i).data(), 1, &score, &item));
+    found += item == i;
+  }
+  EXPECT_GE(found, kNew * 95 / 100);
+
+  // Another K, or fewer items than indexed, does not extend it.
+  EXPECT_FALSE(old_index.Extend(RandomModel(10, kOld + 1, 8, true, 8)).ok());
+  EXPECT_FALSE(extended.Extend(first).ok());
+}
+
 // recloop's HNSW search loop and FAISS's walk the same graph with the same beam: the native
 // loop must recall at least as well (it is the standard algorithm; FAISS 1.7.3's differs only in
 // bookkeeping), and with a beam as wide as the catalogue it must find nearly everything.
