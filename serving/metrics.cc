@@ -23,9 +23,9 @@ void Metrics::Observe(std::string_view route, int status, double micros) {
 namespace {
 
 void AddToHistogram(double seconds, uint64_t* buckets, uint64_t* count, double* sum) {
-  const size_t bucket = std::lower_bound(Metrics::kBuckets.begin(), Metrics::kBuckets.end(),
-                                         seconds) - Metrics::kBuckets.begin();
-  if (bucket < Metrics::kBuckets.size()) ++buckets[bucket];
+  const auto& bounds = Metrics::kFreshnessBuckets;
+  const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+  if (bucket < bounds.size()) ++buckets[bucket];
   ++*count;
   *sum += seconds;
 }
@@ -74,8 +74,8 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
                     "status.\n# TYPE recloop_http_requests_total counter\n");
     for (const auto& [route, r] : routes_) {
       for (const auto& [status, n] : r.by_status) {
-        absl::StrAppend(&out, "recloop_http_requests_total{route=\"", route, "\",status=\"",
-                        status, "\"} ", n, "\n");
+        absl::StrAppend(&out, "recloop_http_requests_total{route=\"", route, "\",status=\"", status,
+                        "\"} ", n, "\n");
       }
     }
     absl::StrAppend(&out,
@@ -93,8 +93,8 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
                       "\",le=\"+Inf\"} ", r.count, "\n");
       absl::StrAppend(&out, "recloop_http_request_duration_seconds_sum{route=\"", route, "\"} ",
                       r.sum_seconds, "\n");
-      absl::StrAppend(&out, "recloop_http_request_duration_seconds_count{route=\"", route,
-                      "\"} ", r.count, "\n");
+      absl::StrAppend(&out, "recloop_http_request_duration_seconds_count{route=\"", route, "\"} ",
+                      r.count, "\n");
     }
   }
   {
@@ -108,9 +108,9 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
                     "acknowledged (durable) to their new vector being live, per fold.\n"
                     "# TYPE recloop_feedback_freshness_seconds histogram\n");
     uint64_t cumulative = 0;
-    for (size_t b = 0; b < kBuckets.size(); ++b) {
+    for (size_t b = 0; b < kFreshnessBuckets.size(); ++b) {
       cumulative += freshness_.buckets[b];
-      absl::StrAppend(&out, "recloop_feedback_freshness_seconds_bucket{le=\"", kBuckets[b],
+      absl::StrAppend(&out, "recloop_feedback_freshness_seconds_bucket{le=\"", kFreshnessBuckets[b],
                       "\"} ", cumulative, "\n");
     }
     absl::StrAppend(&out, "recloop_feedback_freshness_seconds_bucket{le=\"+Inf\"} ",
@@ -157,9 +157,9 @@ std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
     }
   }
   for (const auto& g : gauges) {
-    absl::StrAppend(&out, "# HELP ", g.name, " ", g.help, "\n# TYPE ", g.name, " gauge\n",
-                    g.name, g.labels.empty() ? "" : "{", g.labels, g.labels.empty() ? "" : "}",
-                    " ", g.value, "\n");
+    absl::StrAppend(&out, "# HELP ", g.name, " ", g.help, "\n# TYPE ", g.name, " gauge\n", g.name,
+                    g.labels.empty() ? "" : "{", g.labels, g.labels.empty() ? "" : "}", " ",
+                    g.value, "\n");
   }
   return out;
 }

@@ -22,9 +22,12 @@ namespace recloop {
 class Metrics {
  public:
   // Upper bounds (seconds) of the latency histogram buckets; +Inf is implicit.
-  static constexpr std::array<double, 13> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                      0.005,  0.01,    0.025,  0.05,  0.1,
-                                                      0.25,   0.5,     1.0};
+  static constexpr std::array<double, 13> kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
+  // Upper bounds (seconds) of the freshness lag's buckets: from a millisecond up to a minute,
+  // so that a growing fold backlog shows in its p99 rather than past the last bucket.
+  static constexpr std::array<double, 15> kFreshnessBuckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0};
 
   // Counts one answered request of `route` (a route template such as
   // "/v1/users/{user}/recommendations", never a raw path, so the label set stays bounded).
@@ -86,7 +89,12 @@ class Metrics {
   };
   mutable std::mutex mu_;
   std::map<std::string, Route, std::less<>> routes_ ABSL_GUARDED_BY(mu_);
-  Route freshness_ ABSL_GUARDED_BY(mu_);  // by_status unused
+  struct Freshness {
+    std::array<uint64_t, kFreshnessBuckets.size()> buckets{};
+    uint64_t count = 0;
+    double sum_seconds = 0;
+  };
+  Freshness freshness_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t, std::less<>> key_requests_ ABSL_GUARDED_BY(mu_);
   std::map<int, uint64_t> auth_refusals_ ABSL_GUARDED_BY(mu_);  // status -> count
   std::map<std::string, uint64_t, std::less<>> rate_limited_ ABSL_GUARDED_BY(mu_);  // by reason

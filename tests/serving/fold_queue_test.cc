@@ -72,6 +72,26 @@ TEST(FoldQueue, ManyBatchesOfOneUserAreFoldedFewTimesAndNoneIsLost) {
             std::string::npos);
 }
 
+// A lag of seconds (a backlog that grew) lands in a bucket of its own, not only past the last.
+TEST(FoldQueue, FreshnessBucketsReachAMinute) {
+  Metrics metrics;
+  metrics.ObserveFreshness(0.0005);
+  metrics.ObserveFreshness(4.0);
+  metrics.ObserveFreshness(120.0);
+  const std::string text = metrics.Render({});
+  EXPECT_NE(text.find("recloop_feedback_freshness_seconds_bucket{le=\"0.001\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("recloop_feedback_freshness_seconds_bucket{le=\"2.5\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("recloop_feedback_freshness_seconds_bucket{le=\"5\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("recloop_feedback_freshness_seconds_bucket{le=\"60\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("recloop_feedback_freshness_seconds_bucket{le=\"+Inf\"} 3\n"),
+            std::string::npos);
+}
+
 TEST(FoldQueue, EnsureFreshFoldsAWaitingUserOnTheCallersThread) {
   Recorder rec;
   FoldQueue q(rec.Fn(), nullptr, 1);
