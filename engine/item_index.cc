@@ -361,7 +361,7 @@ std::unique_ptr<faiss::Index> CopyAndAdd(const faiss::IndexHNSW& old, int64_t n,
   if (dynamic_cast<const NativeFlatIP*>(flat) != nullptr) {
     storage = std::make_unique<NativeFlatIP>(old.d);
   } else {
-    storage = std::make_unique<faiss::IndexFlatIP>(old.d);
+    storage = std::make_unique<faiss::IndexFlat>(old.d, flat->metric_type);
   }
   storage->codes = flat->codes;
   storage->ntotal = flat->ntotal;

@@ -183,6 +183,19 @@ class RankedCacheServerTest : public test::PlantedStoreServer {
 
   int64_t api_cache_hits() const { return cache_.hits(); }
 
+  // Trains another model on the same store (seed `seed`, one thread: deterministic), saves it
+  // as the newest version and makes it live.
+  void SwapToANewVersion(int seed) {
+    TrainOptions t = Training();
+    t.als.seed = seed;
+    {
+      const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+      ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
+      ASSERT_OK(SaveModel(second, models_dir()).status());
+    }
+    ASSERT_OK(live_->Reload());
+  }
+
   std::unique_ptr<LiveModel> live_;
   std::unique_ptr<EventStore> events_;
   std::unique_ptr<FeedbackFolder> folder_;
@@ -255,15 +268,8 @@ TEST_F(RankedCacheServerTest, AfterASwapListsComeFromTheNewVersion) {
   const Reply before = c.Get(target);
   ASSERT_EQ(before.status, 200);
   ASSERT_EQ(c.Get(target).body, before.body);  // from the cache
-  TrainOptions t = Training();
-  t.als.factors = 8;
-  t.als.seed = 99;
-  {
-    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
-    ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
-    ASSERT_OK(SaveModel(second, models_dir()).status());
-  }
-  ASSERT_OK(live_->Reload());
+  SwapToANewVersion(99);
+  if (HasFatalFailure()) return;
   const Reply after = c.Get(target);
   ASSERT_EQ(after.status, 200);
   EXPECT_NE(after.Json()["model_version"], before.Json()["model_version"]);
@@ -327,14 +333,8 @@ TEST_F(RankedCacheServerTest, DeletesAndASwapUnderConcurrentReadsShowInTheNextRe
       deleted = d + 1;
     }
     pause();
-    TrainOptions t = Training();
-    t.als.seed = 123;
-    {
-      const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
-      ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
-      ASSERT_OK(SaveModel(second, models_dir()).status());
-    }
-    ASSERT_OK(live_->Reload());
+    SwapToANewVersion(123);
+    if (HasFatalFailure()) return;
     new_version = live_->Get()->version();
     swapped = true;
     for (int d = kDeletes / 2; d < kDeletes; ++d) {
@@ -389,14 +389,8 @@ TEST_F(RankedCacheServerTest, TheWarmerRanksTheMostActiveUsersAfterEachSwap) {
   ASSERT_OK_AND_ASSIGN(const auto direct, snap->recommender->Recommend(top, o));
   EXPECT_EQ(Items(list->items), Items(direct));
 
-  TrainOptions t = Training();
-  t.als.seed = 7;
-  {
-    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
-    ASSERT_OK_AND_ASSIGN(const FactorModel second, TrainModel(store_.data, t));
-    ASSERT_OK(SaveModel(second, models_dir()).status());
-  }
-  ASSERT_OK(live_->Reload());
+  SwapToANewVersion(7);
+  if (HasFatalFailure()) return;
   ASSERT_TRUE(wait_passes(2));
   EXPECT_NE(small.Find(user, live_->Get()->ranking_serial, 0), nullptr);
 }
