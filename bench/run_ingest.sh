@@ -12,18 +12,20 @@
 #   - drain_s: from the end of the load until the fold backlog is 0 (polled every 20 ms);
 #   - freshness p50/p99: acknowledged -> folded in, the upper bounds of the /metrics histogram
 #     buckets holding them; folds.
+# A run written C:B@R paces the load at about R events/s in all (wrk waits between a
+# connection's requests): freshness at a given rate rather than at saturation.
 # Then, with READ_CONNECTIONS > 0, one more pair of runs: read p99 (GET recommendations, wrk's
 # recommendations.lua, READ_CONNECTIONS connections) idle, then during ingestion at READ_BATCH.
 # Usage: bench/run_ingest.sh [OUT_DIR (default /tmp/recloop-http)]
 # Environment: SECONDS_PER_RUN (default 10), RUNS (connections:batch pairs, default
-# "16:1 16:10 16:100"), FOLD_THREADS (serve --fold-threads, default: serve's), READ_CONNECTIONS
+# "16:1 16:10 16:100 16:10@20000"), FOLD_THREADS (serve --fold-threads, default: serve's), READ_CONNECTIONS
 # (default 4; 0 skips the read runs), READ_BATCH (default 100), SERVE_FLAGS (more serve flags),
 # PORT (default 18082), and those of bench/http/common.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
 seconds=${SECONDS_PER_RUN:-10}
-runs=${RUNS:-16:1 16:10 16:100}
+runs=${RUNS:-16:1 16:10 16:100 16:10@20000}
 port=${PORT:-18082}
 read_conns=${READ_CONNECTIONS:-4}
 read_batch=${READ_BATCH:-100}
@@ -62,8 +64,8 @@ start_server() {
   done
 }
 
-post() {  # post CONNECTIONS BATCH: wrk's RESULT line
-  BATCH=$2 USERS=$bench_users ITEMS=$bench_items AUTH="Bearer $key" \
+post() {  # post CONNECTIONS BATCH [RATE]: wrk's RESULT line
+  BATCH=$2 RATE=${3:-0} CONNECTIONS=$1 USERS=$bench_users ITEMS=$bench_items AUTH="Bearer $key" \
     wrk -t2 -c"$1" -d"${seconds}s" -s bench/http/feedback.lua "http://127.0.0.1:$port" |
     grep '^RESULT'
 }
@@ -71,9 +73,14 @@ post() {  # post CONNECTIONS BATCH: wrk's RESULT line
 : >"$out/ingest.txt"
 for run in $runs; do
   conns=${run%%:*}
-  batch=${run##*:}
+  batch=${run#*:}
+  rate=0
+  if [[ $batch == *@* ]]; then
+    rate=${batch#*@}
+    batch=${batch%@*}
+  fi
   start_server
-  line=$(post "$conns" "$batch")
+  line=$(post "$conns" "$batch" "$rate")
   start=$(date +%s.%N)
   for _ in $(seq 1 3000); do  # bounded: 60 s
     [[ "$(metric recloop_feedback_fold_backlog)" == 0 ]] && break
@@ -92,8 +99,8 @@ for run in $runs; do
           printf "freshness_p50_le=%ss freshness_p99_le=%ss folds=%d", p50, p99, total }')
   wrk_seconds=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")
   acked=$(echo "$stored / $wrk_seconds" | bc)
-  printf 'c=%s batch=%s %s stored=%s acked_events_per_s=%s refused=%s drain_s=%.2f %s\n' \
-    "$conns" "$batch" "$line" "$stored" "$acked" "$refused" "$drain" "$fresh" |
+  printf 'c=%s batch=%s%s %s stored=%s acked_events_per_s=%s refused=%s drain_s=%.2f %s\n' \
+    "$conns" "$batch" "$( ((rate > 0)) && echo " paced=${rate}/s")" "$line" "$stored" "$acked" "$refused" "$drain" "$fresh" |
     tee -a "$out/ingest.txt"
   bench_stop_server
 done

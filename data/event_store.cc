@@ -75,6 +75,53 @@ std::string EventError(const Event& e) {
   return "";
 }
 
+// Prepared once: a write's statements are parsed once per store, not per request.
+struct EventStore::WriterStatements {
+  sqlite3_stmt* insert = nullptr;
+  sqlite3_stmt* savepoint = nullptr;
+  sqlite3_stmt* release = nullptr;
+  sqlite3_stmt* rollback_to = nullptr;
+  sqlite3_stmt* begin = nullptr;
+  sqlite3_stmt* commit = nullptr;
+  sqlite3_stmt* rollback = nullptr;
+  ~WriterStatements() {
+    for (sqlite3_stmt* st : {insert, savepoint, release, rollback_to, begin, commit, rollback}) {
+      sqlite3_finalize(st);
+    }
+  }
+  absl::Status Prepare(sqlite3* db, const std::string& path) {
+    const std::pair<sqlite3_stmt**, const char*> all[] = {
+        {&insert,
+         "INSERT INTO events(user, item, type, value, ts, event_id) "
+         "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING"},
+        {&savepoint, "SAVEPOINT w"},
+        {&release, "RELEASE w"},
+        {&rollback_to, "ROLLBACK TO w"},
+        {&begin, "BEGIN IMMEDIATE"},
+        {&commit, "COMMIT"},
+        {&rollback, "ROLLBACK"}};
+    for (const auto& [stmt, sql] : all) {
+      if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr) != SQLITE_OK) {
+        return SqlError(db, kWhat, path, absl::StrCat("prepare ", sql));
+      }
+    }
+    return absl::OkStatus();
+  }
+};
+
+namespace {
+
+// Runs a prepared statement that returns no rows.
+absl::Status Step(sqlite3* db, sqlite3_stmt* st, const std::string& path, const char* context) {
+  sqlite3_reset(st);
+  const int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return SqlError(db, kWhat, path, context);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 struct EventStore::Write {
   std::function<absl::Status(sqlite3*)> run;
   absl::Status status;
@@ -82,8 +129,13 @@ struct EventStore::Write {
   std::condition_variable done_cv;
 };
 
-EventStore::EventStore(EventStoreOptions options, sqlite3* writer, std::vector<sqlite3*> readers)
-    : options_(std::move(options)), writer_db_(writer), readers_(std::move(readers)) {
+EventStore::EventStore(EventStoreOptions options, sqlite3* writer,
+                       std::unique_ptr<WriterStatements> writer_stmts,
+                       std::vector<sqlite3*> readers)
+    : options_(std::move(options)),
+      writer_db_(writer),
+      writer_stmts_(std::move(writer_stmts)),
+      readers_(std::move(readers)) {
   free_readers_ = readers_;
   writer_ = std::thread([this] { WriterLoop(); });
 }
@@ -121,6 +173,7 @@ EventStore::~EventStore() {
   cv_.notify_all();
   writer_.join();
   for (sqlite3* db : readers_) sqlite3_close(db);
+  writer_stmts_.reset();  // finalised before their connection closes
   sqlite3_close(writer_db_);
 }
 
@@ -160,8 +213,9 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
   // A database with an `events` table of another shape is not ours.
   {
     SqlStatement probe;
-    if (sqlite3_prepare_v2(*writer, absl::StrCat("SELECT ", kColumns, " FROM events LIMIT 0").c_str(),
-                           -1, &probe.stmt, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(*writer,
+                           absl::StrCat("SELECT ", kColumns, " FROM events LIMIT 0").c_str(), -1,
+                           &probe.stmt, nullptr) != SQLITE_OK) {
       const std::string message = sqlite3_errmsg(*writer);
       sqlite3_finalize(probe.stmt);
       probe.stmt = nullptr;
@@ -192,17 +246,25 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
     }
     id = reinterpret_cast<const char*>(sqlite3_column_text(get.stmt, 0));
   }
+  auto writer_stmts = std::make_unique<WriterStatements>();
+  if (absl::Status s = writer_stmts->Prepare(*writer, options.path); !s.ok()) {
+    writer_stmts.reset();
+    sqlite3_close(*writer);
+    return s;
+  }
   std::vector<sqlite3*> readers;
   for (int i = 0; i < options.readers; ++i) {
     auto reader = OpenSqlite(options.path, kWhat, /*serialized=*/false);
     if (!reader.ok()) {
       for (sqlite3* db : readers) sqlite3_close(db);
+      writer_stmts.reset();
       sqlite3_close(*writer);
       return reader.status();
     }
     readers.push_back(*reader);
   }
-  auto store = std::unique_ptr<EventStore>(new EventStore(options, *writer, std::move(readers)));
+  auto store = std::unique_ptr<EventStore>(
+      new EventStore(options, *writer, std::move(writer_stmts), std::move(readers)));
   store->id_ = std::move(id);
   return store;
 }
@@ -232,20 +294,21 @@ void EventStore::WriterLoop() {
     }
     lock.unlock();
     const std::string& path = options_.path;
-    absl::Status txn = Exec(writer_db_, path, "BEGIN IMMEDIATE");
+    const WriterStatements& ws = *writer_stmts_;
+    absl::Status txn = Step(writer_db_, ws.begin, path, "BEGIN IMMEDIATE");
     if (txn.ok()) {
       for (Write* w : batch) {
         // Each write in its own savepoint: one that fails is undone alone.
-        if (absl::Status s = Exec(writer_db_, path, "SAVEPOINT w"); !s.ok()) {
+        if (absl::Status s = Step(writer_db_, ws.savepoint, path, "savepoint"); !s.ok()) {
           w->status = s;
           continue;
         }
         w->status = w->run(writer_db_);
-        if (!w->status.ok()) Exec(writer_db_, path, "ROLLBACK TO w").IgnoreError();
-        Exec(writer_db_, path, "RELEASE w").IgnoreError();
+        if (!w->status.ok()) Step(writer_db_, ws.rollback_to, path, "rollback").IgnoreError();
+        Step(writer_db_, ws.release, path, "release").IgnoreError();
       }
-      txn = Exec(writer_db_, path, "COMMIT");  // the one fsync of the group
-      if (!txn.ok()) Exec(writer_db_, path, "ROLLBACK").IgnoreError();
+      txn = Step(writer_db_, ws.commit, path, "COMMIT");  // the one fsync of the group
+      if (!txn.ok()) Step(writer_db_, ws.rollback, path, "ROLLBACK").IgnoreError();
     }
     lock.lock();
     for (Write* w : batch) {
@@ -267,33 +330,28 @@ absl::StatusOr<AppendResult> EventStore::Append(std::span<const Event> events) {
   if (events.empty()) return result;
   const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
     result = AppendResult{};
-    SqlStatement st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO events(user, item, type, value, ts, event_id) "
-                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING",
-                           -1, &st.stmt, nullptr) != SQLITE_OK) {
-      return SqlError(db, kWhat, options_.path, "prepare");
-    }
+    sqlite3_stmt* const insert = writer_stmts_->insert;
+    struct Reset {  // leaves the statement reset (its bindings point into `events`)
+      sqlite3_stmt* st;
+      ~Reset() { sqlite3_reset(st); }
+    } reset{insert};
     for (const Event& e : events) {
-      sqlite3_reset(st.stmt);
-      sqlite3_bind_text(st.stmt, 1, e.user.data(), static_cast<int>(e.user.size()),
-                        SQLITE_STATIC);
-      sqlite3_bind_text(st.stmt, 2, e.item.data(), static_cast<int>(e.item.size()),
-                        SQLITE_STATIC);
-      sqlite3_bind_text(st.stmt, 3, e.type.data(), static_cast<int>(e.type.size()),
-                        SQLITE_STATIC);
+      sqlite3_reset(insert);
+      sqlite3_bind_text(insert, 1, e.user.data(), static_cast<int>(e.user.size()), SQLITE_STATIC);
+      sqlite3_bind_text(insert, 2, e.item.data(), static_cast<int>(e.item.size()), SQLITE_STATIC);
+      sqlite3_bind_text(insert, 3, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
       if (e.value) {
-        sqlite3_bind_double(st.stmt, 4, *e.value);
+        sqlite3_bind_double(insert, 4, *e.value);
       } else {
-        sqlite3_bind_null(st.stmt, 4);
+        sqlite3_bind_null(insert, 4);
       }
-      sqlite3_bind_int64(st.stmt, 5, e.timestamp);
+      sqlite3_bind_int64(insert, 5, e.timestamp);
       if (e.id.empty()) {
-        sqlite3_bind_null(st.stmt, 6);
+        sqlite3_bind_null(insert, 6);
       } else {
-        sqlite3_bind_text(st.stmt, 6, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
+        sqlite3_bind_text(insert, 6, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
       }
-      if (sqlite3_step(st.stmt) != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "insert");
+      if (sqlite3_step(insert) != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "insert");
       if (sqlite3_changes(db) == 0) {
         ++result.duplicates;
       } else {
@@ -369,6 +427,48 @@ absl::StatusOr<int64_t> EventStore::ErasedAt(const std::string& user) const {
   if (rc == SQLITE_ROW) return sqlite3_column_int64(st.stmt, 0);
   if (rc != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "read");
   return -1;
+}
+
+absl::StatusOr<std::vector<EventStore::UserHistory>> EventStore::Histories(
+    std::span<const std::string> users, int64_t after_seq) const {
+  Reader reader(*this);
+  sqlite3* db = reader.db();
+  SqlStatement events, erased;
+  const std::string sql =
+      absl::StrCat("SELECT ", kColumns, " FROM events WHERE user = ?1 AND seq > ?2 ORDER BY seq");
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &events.stmt, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "SELECT seq FROM erasures WHERE user = ?1", -1, &erased.stmt,
+                         nullptr) != SQLITE_OK) {
+    return SqlError(db, kWhat, options_.path, "prepare");
+  }
+  // One snapshot for the whole batch; a read transaction never blocks the writer (WAL).
+  if (absl::Status s = Exec(db, options_.path, "BEGIN"); !s.ok()) return s;
+  std::vector<UserHistory> out(users.size());
+  absl::Status status;
+  for (size_t i = 0; i < users.size() && status.ok(); ++i) {
+    const std::string& user = users[i];
+    sqlite3_reset(events.stmt);
+    sqlite3_bind_text(events.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(events.stmt, 2, after_seq);
+    int rc;
+    while ((rc = sqlite3_step(events.stmt)) == SQLITE_ROW) {
+      out[i].events.push_back(ReadRow(events.stmt));
+    }
+    if (rc != SQLITE_DONE) status = SqlError(db, kWhat, options_.path, "read");
+    sqlite3_reset(erased.stmt);
+    sqlite3_bind_text(erased.stmt, 1, user.data(), static_cast<int>(user.size()), SQLITE_STATIC);
+    rc = sqlite3_step(erased.stmt);
+    if (rc == SQLITE_ROW) {
+      out[i].erased_at = sqlite3_column_int64(erased.stmt, 0);
+    } else if (rc != SQLITE_DONE && status.ok()) {
+      status = SqlError(db, kWhat, options_.path, "read");
+    }
+  }
+  sqlite3_reset(events.stmt);
+  sqlite3_reset(erased.stmt);
+  Exec(db, options_.path, "COMMIT").IgnoreError();  // ends the read transaction
+  if (!status.ok()) return status;
+  return out;
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> EventStore::Erasures(

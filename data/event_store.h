@@ -45,10 +45,10 @@ TypeWeights DefaultTypeWeights();
 struct Event {
   std::string user;
   std::string item;
-  std::string type;             // "view", "click", "cart", "purchase", "rating", "dislike", ...
-  std::optional<float> value;   // none: the type's weight at training time
-  int64_t timestamp = 0;        // seconds since the epoch
-  std::string id;               // optional idempotency key; empty = none
+  std::string type;            // "view", "click", "cart", "purchase", "rating", "dislike", ...
+  std::optional<float> value;  // none: the type's weight at training time
+  int64_t timestamp = 0;       // seconds since the epoch
+  std::string id;              // optional idempotency key; empty = none
 };
 
 // What is wrong with an event, or "" if nothing: user, item and type must be non-empty, without
@@ -104,6 +104,15 @@ class EventStore {
   // trained on events up to seq S may hold the user's erased interactions if ErasedAt >= S (at
   // equality it may not, but then it holds no row of the user to ignore).
   absl::StatusOr<int64_t> ErasedAt(const std::string& user) const;
+  // What a fold of one user reads: UserEvents(user, 0, after_seq) and ErasedAt(user).
+  struct UserHistory {
+    std::vector<StoredEvent> events;
+    int64_t erased_at = -1;
+  };
+  // The UserHistory of each of `users` (in their order), read in one read transaction with each
+  // statement prepared once: the fold queue's batched read (serving/feedback_folder.h).
+  absl::StatusOr<std::vector<UserHistory>> Histories(std::span<const std::string> users,
+                                                     int64_t after_seq) const;
   // Every (user, ErasedAt) with ErasedAt >= after_seq, by user.
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> Erasures(int64_t after_seq) const;
 
@@ -137,13 +146,17 @@ class EventStore {
 
   class Reader;  // a pooled read connection, borrowed for one read
 
-  EventStore(EventStoreOptions options, sqlite3* writer, std::vector<sqlite3*> readers);
+  struct WriterStatements;
+  EventStore(EventStoreOptions options, sqlite3* writer,
+             std::unique_ptr<WriterStatements> writer_stmts, std::vector<sqlite3*> readers);
   absl::Status Submit(std::function<absl::Status(sqlite3*)> run);
   void WriterLoop();
 
   EventStoreOptions options_;
   std::string id_;
   sqlite3* writer_db_;  // used by the writer thread only
+  // Statements of the writer connection, prepared once in Open (the writer thread's only).
+  std::unique_ptr<WriterStatements> writer_stmts_;
   std::vector<sqlite3*> readers_;  // owned; each used by one Reader at a time
   mutable std::mutex readers_mu_;
   mutable std::condition_variable readers_cv_;

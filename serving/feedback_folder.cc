@@ -12,30 +12,38 @@ FeedbackFolder::FeedbackFolder(LiveModel* live, EventStore* events, FeedbackOpti
                                int threads, Metrics* metrics, Logger* log)
     : live_(live), events_(events), feedback_(std::move(feedback)) {
   if (events_ != nullptr) {
-    queue_ = std::make_unique<FoldQueue>([this](const std::string& user) { return FoldNow(user); },
-                                         metrics, threads, log);
+    queue_ = std::make_unique<FoldQueue>(
+        [this](std::span<const std::string> users) { return FoldNow(users); }, metrics, threads,
+        log);
   }
 }
 
 FeedbackFolder::~FeedbackFolder() { queue_.reset(); }
 
-absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap, const std::string& user) {
+absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap,
+                                              std::span<const std::string> users) {
   const int64_t through = EventsThroughSeq(*snap.model, *events_);
-  ASSIGN_OR_RETURN(const auto history, events_->UserEvents(user, 0, through));
-  ASSIGN_OR_RETURN(const int64_t erased_at, events_->ErasedAt(user));
-  ASSIGN_OR_RETURN(auto entry,
-                   FoldUser(snap, user, history, feedback_, through, erased_at >= through));
-  overlay_.Put(user, std::move(entry));
-  return absl::OkStatus();
+  ASSIGN_OR_RETURN(const auto histories, events_->Histories(users, through));
+  absl::Status first;
+  for (size_t i = 0; i < users.size(); ++i) {
+    const auto& h = histories[i];
+    auto entry = FoldUser(snap, users[i], h.events, feedback_, through, h.erased_at >= through);
+    if (!entry.ok()) {
+      if (first.ok()) first = entry.status();
+      continue;
+    }
+    overlay_.Put(users[i], *std::move(entry));
+  }
+  return first;
 }
 
-absl::Status FeedbackFolder::FoldNow(const std::string& user) {
+absl::Status FeedbackFolder::FoldNow(std::span<const std::string> users) {
   if (events_ == nullptr) return absl::FailedPreconditionError("no event store");
   std::shared_lock<std::shared_mutex> no_extension(extension_mu_);
   std::shared_lock<std::shared_mutex> no_erasure(erasure_mu_);
   const auto snap = live_->Get();
   if (snap == nullptr) return absl::FailedPreconditionError("no model loaded");
-  return FoldAndPutLocked(*snap, user);
+  return FoldAndPutLocked(*snap, users);
 }
 
 void FeedbackFolder::Enqueue(std::span<const std::string> users) {
@@ -68,9 +76,17 @@ absl::StatusOr<int64_t> FeedbackFolder::EraseUser(const std::string& user) {
 
 absl::Status FeedbackFolder::RefoldUsers(const ModelSnapshot& snap,
                                          const std::set<std::string>& users) {
-  for (const std::string& user : users) {
+  // In batches: one read of the store each, and an erasure waits for one batch at most.
+  std::vector<std::string> batch;
+  batch.reserve(FoldQueue::kDefaultMaxBatch);
+  for (auto it = users.begin(); it != users.end();) {
+    batch.clear();
+    for (; it != users.end() && batch.size() < static_cast<size_t>(FoldQueue::kDefaultMaxBatch);
+         ++it) {
+      batch.push_back(*it);
+    }
     std::shared_lock<std::shared_mutex> no_erasure(erasure_mu_);
-    RETURN_IF_ERROR(FoldAndPutLocked(snap, user));
+    RETURN_IF_ERROR(FoldAndPutLocked(snap, batch));
   }
   return absl::OkStatus();
 }

@@ -55,9 +55,14 @@ class FeedbackFolder {
   const UserOverlay& overlay() const { return overlay_; }
   const FeedbackOptions& feedback() const { return feedback_; }
 
-  // Folds `user` in again from their stored events against the live snapshot and publishes the
-  // entry. Errors: FailedPrecondition without a model or without events; the store's; FoldUser's.
-  absl::Status FoldNow(const std::string& user);
+  // Folds `users` in again from their stored events against the live snapshot and publishes
+  // their entries, with one read of the store for all of them (EventStore::Histories). Errors:
+  // FailedPrecondition without a model or without events; the store's; FoldUser's (the first
+  // one; the other users are still folded).
+  absl::Status FoldNow(std::span<const std::string> users);
+  absl::Status FoldNow(const std::string& user) {
+    return FoldNow(std::span<const std::string>(&user, 1));
+  }
 
   // `users` have new durable events, acknowledged now: they are folded in off this thread.
   void Enqueue(std::span<const std::string> users);
@@ -73,7 +78,7 @@ class FeedbackFolder {
   absl::StatusOr<int64_t> EraseUser(const std::string& user);
 
   // Folds `users` in again against `snap` (live or about to be) and publishes them.
-  // Errors: the store's; FoldUser's (the first one stops the pass).
+  // Errors: the store's; FoldUser's (the first one stops the pass after its batch).
   absl::Status RefoldUsers(const ModelSnapshot& snap, const std::set<std::string>& users);
   // Folds in again every user with events after `after_seq`, and every user erased after the
   // model's last trained event, against `snap`. Returns the largest seq seen (`after_seq` if
@@ -97,8 +102,9 @@ class FeedbackFolder {
   void KeepOnly(const std::string& model_version) { overlay_.KeepOnly(model_version); }
 
  private:
-  // Folds `user` against `snap` and publishes; the caller holds erasure_mu_ shared.
-  absl::Status FoldAndPutLocked(const ModelSnapshot& snap, const std::string& user);
+  // Folds `users` against `snap` and publishes; the caller holds erasure_mu_ shared. Errors:
+  // the store's; FoldUser's (the first one; the other users are still folded).
+  absl::Status FoldAndPutLocked(const ModelSnapshot& snap, std::span<const std::string> users);
 
   LiveModel* live_;
   EventStore* events_;

@@ -5,8 +5,8 @@
 
 namespace recloop {
 
-FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log)
-    : fold_(std::move(fold)), metrics_(metrics), log_(log) {
+FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log, int max_batch)
+    : fold_(std::move(fold)), metrics_(metrics), log_(log), max_batch_(std::max(1, max_batch)) {
   for (int t = 0; t < std::max(1, threads); ++t) threads_.emplace_back([this] { Work(); });
 }
 
@@ -32,45 +32,66 @@ void FoldQueue::Enqueue(std::span<const std::string> users, Clock::time_point ac
     }
     backlog_.store(static_cast<int64_t>(users_.size()), std::memory_order_relaxed);
   }
-  work_cv_.notify_all();
+  work_cv_.notify_one();  // a thread that takes a batch wakes the next if more wait
 }
 
-void FoldQueue::FoldLocked(const std::string& user, std::unique_lock<std::mutex>& lock) {
-  State& s = users_[user];
-  s.pending = false;
-  s.in_flight = true;
-  const Clock::time_point acked = s.acked;
+void FoldQueue::FoldLocked(std::span<const std::string> users, std::unique_lock<std::mutex>& lock) {
+  std::vector<Clock::time_point> acked(users.size());
+  for (size_t i = 0; i < users.size(); ++i) {
+    State& s = users_[users[i]];
+    s.pending = false;
+    s.in_flight = true;
+    acked[i] = s.acked;
+  }
   lock.unlock();
-  if (absl::Status st = fold_(user); !st.ok() && !absl::IsFailedPrecondition(st)) {
-    log_->Warning("fold-in of a user failed: %s", std::string(st.message()));
+  if (absl::Status st = fold_(users); !st.ok() && !absl::IsFailedPrecondition(st)) {
+    log_->Warning("fold-in of %d user(s) failed: %s", static_cast<int>(users.size()),
+                  std::string(st.message()));
   }
-  const double lag = std::chrono::duration<double>(Clock::now() - acked).count();
-  if (metrics_ != nullptr) metrics_->ObserveFreshness(lag);
+  const Clock::time_point now = Clock::now();
+  if (metrics_ != nullptr) {
+    for (const Clock::time_point t : acked) {
+      metrics_->ObserveFreshness(std::chrono::duration<double>(now - t).count());
+    }
+  }
   lock.lock();
-  auto it = users_.find(user);  // the reference may have moved with a rehash
-  it->second.in_flight = false;
-  if (it->second.pending) {
-    queue_.push_back(user);  // events acknowledged while it ran
-    work_cv_.notify_one();
-  } else {
-    users_.erase(it);
+  bool requeued = false;
+  for (const std::string& user : users) {
+    auto it = users_.find(user);  // references may have moved with a rehash
+    it->second.in_flight = false;
+    if (it->second.pending) {
+      queue_.push_back(user);  // events acknowledged while it ran
+      requeued = true;
+    } else {
+      users_.erase(it);
+    }
   }
+  if (requeued) work_cv_.notify_one();
   backlog_.store(static_cast<int64_t>(users_.size()), std::memory_order_relaxed);
   done_cv_.notify_all();
 }
 
 void FoldQueue::Work() {
+  std::vector<std::string> batch;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    const std::string user = std::move(queue_.front());
-    queue_.pop_front();
-    const auto it = users_.find(user);
-    // Stale: folded meanwhile by a request (EnsureFresh), or running on another thread (which
-    // requeues it when done).
-    if (it == users_.end() || !it->second.pending || it->second.in_flight) continue;
-    FoldLocked(user, lock);
+    batch.clear();
+    while (!queue_.empty() && static_cast<int>(batch.size()) < max_batch_) {
+      std::string user = std::move(queue_.front());
+      queue_.pop_front();
+      const auto it = users_.find(user);
+      // Stale: folded meanwhile by a request (EnsureFresh), running on another thread (which
+      // requeues it when done), or already in this batch.
+      if (it == users_.end() || !it->second.pending || it->second.in_flight) continue;
+      it->second.in_flight = true;  // taken: a second queue entry of the user is now stale
+      batch.push_back(std::move(user));
+    }
+    if (batch.empty()) continue;
+    // More waiting: another folder thread may take the next batch meanwhile.
+    if (!queue_.empty()) work_cv_.notify_one();
+    FoldLocked(batch, lock);
   }
 }
 
@@ -91,7 +112,7 @@ void FoldQueue::EnsureFresh(const std::string& user) {
       continue;
     }
     if (!it->second.pending) return;
-    FoldLocked(user, lock);
+    FoldLocked(std::span<const std::string>(&user, 1), lock);
     return;
   }
 }

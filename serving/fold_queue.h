@@ -1,9 +1,12 @@
 // FoldQueue: real-time fold-in off the ingestion path. POST /v1/feedback answers as soon as its
 // events are durable and hands its users to this queue; folder threads fold each user in again
 // (serving/feedback.h) and publish the result. A user with several batches waiting is folded
-// once (coalescing). A recommendation request for a user whose fold is still waiting folds them
-// on the spot (or waits for the fold in flight), so a customer's next request always reflects
-// every event they were acknowledged for: read-your-writes without making ingestion wait.
+// once (coalescing), and a folder thread takes up to `max_batch` waiting users at a time, so
+// that one pass pays once for the store's read, the locks and the wake-up (FeedbackFolder::
+// FoldNow folds them with one read of their histories). A recommendation request for a user whose
+// fold is still waiting folds them on the spot (or waits for the fold in flight), so a customer's
+// next request always reflects every event they were acknowledged for: read-your-writes without
+// making ingestion wait.
 //
 // Freshness lag (the /metrics histogram) is measured from a user's first waiting
 // acknowledgement to their fold being published.
@@ -34,14 +37,17 @@ namespace recloop {
 class FoldQueue {
  public:
   using Clock = std::chrono::steady_clock;
-  // Folds one user in again from the store and publishes the result (FeedbackFolder::FoldNow,
+  // Folds users in again from the store and publishes the results (FeedbackFolder::FoldNow,
   // serving/feedback_folder.h). Errors other than FailedPrecondition (no model to fold into)
-  // are logged; the user's next event (or the next model swap) folds them again.
-  using FoldFn = std::function<absl::Status(const std::string& user)>;
+  // are logged; the users' next events (or the next model swap) fold them again.
+  using FoldFn = std::function<absl::Status(std::span<const std::string> users)>;
 
   // `metrics` (may be null) receives the freshness lag; failed folds are logged to `log`.
-  // Starts `threads` folder threads (>= 1).
-  FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log = StderrLog());
+  // Starts `threads` folder threads (>= 1), each folding up to `max_batch` users (>= 1) per call
+  // of `fold`.
+  FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log = StderrLog(),
+            int max_batch = kDefaultMaxBatch);
+  static constexpr int kDefaultMaxBatch = 64;
   // Stops after the folds in flight; folds still waiting are dropped (their events are durable:
   // a restarted server folds in everyone with events newer than its model before serving,
   // FeedbackFolder::RestoreFolds).
@@ -61,25 +67,26 @@ class FoldQueue {
 
  private:
   struct State {
-    bool pending = false;    // events acknowledged that no fold has started on yet
-    bool in_flight = false;  // a fold is running
+    bool pending = false;     // events acknowledged that no fold has started on yet
+    bool in_flight = false;   // a fold is running
     Clock::time_point acked;  // of the first pending acknowledgement
   };
   void Work();
-  // Runs the fold of `user` whose state was just switched to in flight; `lock` is held on
-  // entry and on return.
-  void FoldLocked(const std::string& user, std::unique_lock<std::mutex>& lock);
+  // Runs the fold of `users`, each pending and not in flight; `lock` is held on entry and on
+  // return.
+  void FoldLocked(std::span<const std::string> users, std::unique_lock<std::mutex>& lock);
 
   FoldFn fold_;
   Metrics* metrics_;
   Logger* log_;
+  const int max_batch_;
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
   absl::flat_hash_map<std::string, State> users_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);  // may hold stale names
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::atomic<int64_t> backlog_{0};                // users_.size(), readable without mu_
+  std::atomic<int64_t> backlog_{0};  // users_.size(), readable without mu_
   std::vector<std::thread> threads_;
 };
 

@@ -12,6 +12,17 @@ local auth = os.getenv("AUTH")
 local per_thread = math.ceil(tonumber(os.getenv("MAX_REQUESTS") or "0") /
                              tonumber(os.getenv("WRK_THREADS") or "2"))
 local answered = 0
+-- RATE: aim at about this many events/s in all (CONNECTIONS connections, default 16), each
+-- connection pausing between requests; 0 = as fast as answers come (the default).
+local rate = tonumber(os.getenv("RATE") or "0")
+local pause_ms = 0
+if rate > 0 then
+  pause_ms = tonumber(os.getenv("CONNECTIONS") or "16") * batch * 1000 / rate
+end
+
+function delay()
+  return pause_ms
+end
 
 function init(args)
   math.randomseed(tonumber(tostring({}):match("0x(%x+)"), 16) or os.time())

@@ -158,8 +158,9 @@ TEST_F(EventStoreTest, PendingWritesCountsWritesUntilTheyCommit) {
 TEST_F(EventStoreTest, DeleteUserErasesOnlyThatUser) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  ASSERT_OK(store->Append(std::vector<Event>{Ev("a", "i1", "view"), Ev("b", "i1", "view"),
-                                             Ev("a", "i2", "cart")})
+  ASSERT_OK(store
+                ->Append(std::vector<Event>{Ev("a", "i1", "view"), Ev("b", "i1", "view"),
+                                            Ev("a", "i2", "cart")})
                 .status());
   ASSERT_OK_AND_ASSIGN(const int64_t erased, store->DeleteUser("a"));
   EXPECT_EQ(erased, 2);
@@ -186,6 +187,36 @@ TEST_F(EventStoreTest, DeleteUserErasesOnlyThatUser) {
   EXPECT_EQ(store->LastSeq().value(), 4);
 }
 
+// The fold queue's batched read gives each user what UserEvents and ErasedAt give one by one.
+TEST_F(EventStoreTest, HistoriesAreEachUsersEventsAfterASeqAndTheirErasure) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_OK(store
+                ->Append(std::vector<Event>{Ev("a", "i1", "view"), Ev("b", "i1", "view"),
+                                            Ev("a", "i2", "cart"), Ev("c", "i3", "view")})
+                .status());
+  ASSERT_OK(store->DeleteUser("c").status());
+  ASSERT_OK(
+      store->Append(std::vector<Event>{Ev("c", "i4", "click"), Ev("a", "i5", "view")}).status());
+  const std::vector<std::string> users = {"a", "nobody", "c", "b", "a"};
+  ASSERT_OK_AND_ASSIGN(const auto histories, store->Histories(users, 1));
+  ASSERT_EQ(histories.size(), users.size());
+  for (size_t i = 0; i < users.size(); ++i) {
+    const auto one = store->UserEvents(users[i], 0, 1).value();
+    ASSERT_EQ(histories[i].events.size(), one.size()) << users[i];
+    for (size_t j = 0; j < one.size(); ++j) {
+      EXPECT_EQ(histories[i].events[j].seq, one[j].seq);
+      EXPECT_EQ(histories[i].events[j].event.item, one[j].event.item);
+      EXPECT_EQ(histories[i].events[j].event.type, one[j].event.type);
+    }
+    EXPECT_EQ(histories[i].erased_at, store->ErasedAt(users[i]).value()) << users[i];
+  }
+  EXPECT_EQ(histories[0].events.size(), 2u);  // a: seqs 3 and 6 (seq 1 is not after 1)
+  EXPECT_EQ(histories[2].erased_at, 4);
+  EXPECT_TRUE(histories[1].events.empty());
+  EXPECT_TRUE(store->Histories({}, 0).value().empty());
+}
+
 // A model's last trained seq counts only in the store it was trained on: a model matched with
 // another store (a fresh one, whose seqs restart at 1) has none of its events.
 TEST_F(EventStoreTest, AModelsLastSeqCountsOnlyInItsOwnStore) {
@@ -208,9 +239,10 @@ TEST_F(EventStoreTest, AModelsLastSeqCountsOnlyInItsOwnStore) {
 TEST_F(EventStoreTest, ExportIsTheCsvThatTrainingReads) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  ASSERT_OK(store->Append(std::vector<Event>{Ev("u1", "i1", "purchase"),
-                                             Ev("u1", "i2", "rating", 4.0f, 1'700'000'100),
-                                             Ev("u2", "i1", "view")})
+  ASSERT_OK(store
+                ->Append(std::vector<Event>{Ev("u1", "i1", "purchase"),
+                                            Ev("u1", "i2", "rating", 4.0f, 1'700'000'100),
+                                            Ev("u2", "i1", "view")})
                 .status());
   const std::string csv = dir_.File("events.csv");
   ASSERT_OK_AND_ASSIGN(const int64_t rows, store->ExportCsv(csv));

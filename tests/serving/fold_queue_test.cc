@@ -20,18 +20,20 @@ using Clock = FoldQueue::Clock;
 struct Recorder {
   std::mutex mu;
   std::map<std::string, int> folds;
+  int calls = 0;  // calls of the fold function
   std::atomic<bool> hold{false};
   std::atomic<int> running{0};
 
   FoldQueue::FoldFn Fn() {
-    return [this](const std::string& user) {
+    return [this](std::span<const std::string> users) {
       ++running;
       for (int i = 0; i < 5000 && hold.load(); ++i) {  // bounded: at most 5 s
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
       {
         std::lock_guard<std::mutex> lock(mu);
-        ++folds[user];
+        ++calls;
+        for (const std::string& user : users) ++folds[user];
       }
       --running;
       return absl::OkStatus();
@@ -69,6 +71,32 @@ TEST(FoldQueue, ManyBatchesOfOneUserAreFoldedFewTimesAndNoneIsLost) {
   EXPECT_EQ(rec.Folds("b"), 1);
   EXPECT_EQ(rec.Folds("blocker"), 1);
   EXPECT_NE(metrics.Render({}).find("recloop_feedback_freshness_seconds_count 3"),
+            std::string::npos);
+}
+
+// A backlog is folded in batches: one call of the fold function per batch, not per user.
+TEST(FoldQueue, AWaitingBacklogIsFoldedInBatchesOfAtMostMaxBatch) {
+  Recorder rec;
+  Metrics metrics;
+  FoldQueue q(rec.Fn(), &metrics, 1, StderrLog(), /*max_batch=*/16);
+  rec.hold = true;
+  const std::vector<std::string> blocker = {"blocker"};
+  q.Enqueue(blocker, Clock::now());
+  for (int i = 0; i < 200 && rec.running.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::vector<std::string> users;
+  for (int u = 0; u < 100; ++u) users.push_back("u" + std::to_string(u));
+  q.Enqueue(users, Clock::now());
+  q.Enqueue(users, Clock::now());  // coalesced: still one fold each
+  EXPECT_EQ(q.backlog(), 101);
+  rec.hold = false;
+  WaitDrained(q);
+  EXPECT_EQ(q.backlog(), 0);
+  for (const std::string& u : users) EXPECT_EQ(rec.Folds(u), 1) << u;
+  std::lock_guard<std::mutex> lock(rec.mu);
+  EXPECT_EQ(rec.calls, 1 + 7);  // the blocker, then ceil(100 / 16) batches
+  EXPECT_NE(metrics.Render({}).find("recloop_feedback_freshness_seconds_count 101"),
             std::string::npos);
 }
 
