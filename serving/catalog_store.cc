@@ -31,14 +31,15 @@ absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::stri
       "  available INTEGER NOT NULL,"
       "  title TEXT NOT NULL DEFAULT '');";
   if (absl::Status st = SqlExec(db, kWhat, path, setup); !st.ok()) {
-    return absl::UnavailableError(absl::StrCat("catalogue ", path, " is not usable: ", st.message()));
+    return absl::UnavailableError(
+        absl::StrCat("catalogue ", path, " is not usable: ", st.message()));
   }
   // Catalogues written before titles existed gain the column (existing rows: no title).
   SqlStatement probe;
   if (sqlite3_prepare_v2(db, "SELECT title FROM items LIMIT 0", -1, &probe.stmt, nullptr) !=
       SQLITE_OK) {
-    if (absl::Status st = SqlExec(db, kWhat, path,
-                                  "ALTER TABLE items ADD COLUMN title TEXT NOT NULL DEFAULT ''");
+    if (absl::Status st =
+            SqlExec(db, kWhat, path, "ALTER TABLE items ADD COLUMN title TEXT NOT NULL DEFAULT ''");
         !st.ok()) {
       return absl::UnavailableError(
           absl::StrCat("catalogue ", path, " is not usable: ", st.message()));
@@ -63,8 +64,9 @@ absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
       return SqlError(db_, kWhat, path_, "prepare");
     }
     for (const auto& [item, entry] : entries) {
-      const std::string categories = nlohmann::json(entry.categories).dump(
-          -1, ' ', false, nlohmann::json::error_handler_t::replace);
+      const std::string categories =
+          nlohmann::json(entry.categories)
+              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       sqlite3_reset(s.stmt);
       sqlite3_bind_text(s.stmt, 1, item.data(), static_cast<int>(item.size()), SQLITE_TRANSIENT);
       sqlite3_bind_text(s.stmt, 2, categories.data(), static_cast<int>(categories.size()),

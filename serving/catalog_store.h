@@ -1,7 +1,7 @@
 // CatalogStore: what the storefront has told the server about its items (categories, whether
-// each may be recommended, a display title), kept durably in an SQLite database (WAL mode, synchronous FULL) so
-// that an item marked unavailable stays so across restarts and model versions. Items are keyed
-// by external ID, so an entry also applies to items that only a later model knows.
+// each may be recommended, a display title), kept durably in an SQLite database (WAL mode,
+// synchronous FULL) so that an item marked unavailable stays so across restarts and model versions.
+// Items are keyed by external ID, so an entry also applies to items that only a later model knows.
 #ifndef RECLOOP_SERVING_CATALOG_STORE_H_
 #define RECLOOP_SERVING_CATALOG_STORE_H_
 

@@ -178,7 +178,8 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const auto item = m.items.Find(e.item);
     if (!item) continue;  // an item the model does not know yet
     seen.insert(*item);
-    const auto value = EventValue(e, m.params.feedback, options.type_weights, RatingNeutralOf(m.params));
+    const auto value =
+        EventValue(e, m.params.feedback, options.type_weights, RatingNeutralOf(m.params));
     if (value) history.Add(*item, *value);
   }
   // In item order: the fold's sums must not depend on the order the events arrived in.

@@ -57,10 +57,10 @@ absl::StatusOr<ParsedFeedback> ParseFeedbackBody(std::string_view body,
 // A user folded in from fresh feedback, for one model version. Immutable.
 struct FoldedUserEntry {
   std::string model_version;
-  int64_t through_seq = 0;       // the last stored event the fold saw
-  std::vector<float> factors;    // empty: cold (popular items)
+  int64_t through_seq = 0;     // the last stored event the fold saw
+  std::vector<float> factors;  // empty: cold (popular items)
   float bias = 0.0f;
-  std::vector<int32_t> seen;     // the model's item indices the user interacted with
+  std::vector<int32_t> seen;  // the model's item indices the user interacted with
   // The user was erased: the model's training interactions of the user no longer count.
   bool erased = false;
   // This entry's own number (serving/live_model.h NextServingSerial), which a cached ranking of

@@ -13,9 +13,7 @@ uint64_t NextServingSerial() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::string DefaultCatalogPath(const std::string& models_dir) {
-  return models_dir + "/catalog.db";
-}
+std::string DefaultCatalogPath(const std::string& models_dir) { return models_dir + "/catalog.db"; }
 namespace {
 
 // Adds any category of `entry` missing from `*categories`, copying the map only if one is new

@@ -59,7 +59,7 @@ struct ModelSnapshot {
   std::shared_ptr<const FoldIn> fold_in;
   // Category names to the ids the catalogue's category lists use.
   std::shared_ptr<const IdMap> categories;
-  std::string metadata_json;  // the version's Protobuf metadata as JSON (GET /v1/model)
+  std::string metadata_json;     // the version's Protobuf metadata as JSON (GET /v1/model)
   uint64_t catalog_changes = 0;  // LiveModel's count of catalogue changes when it was built
   // The number of the model and item index this snapshot ranks with (NextServingSerial): a swap
   // or an extension (new items indexed) gets a new one; a catalogue change, which publishes a new

@@ -26,8 +26,8 @@ bool NewItemIndexer::Note(std::span<const Event> events) {
     const FactorModel& m = *snap->model;
     for (const Event& e : events) {
       if (m.items.Find(e.item).has_value()) continue;
-      const auto value = EventValue(e, m.params.feedback, feedback_.type_weights,
-                                      RatingNeutralOf(m.params));
+      const auto value =
+          EventValue(e, m.params.feedback, feedback_.type_weights, RatingNeutralOf(m.params));
       if (value && m.users.Find(e.user).has_value()) unknown_items.emplace_back(&e, *value);
     }
   }

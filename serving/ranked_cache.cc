@@ -27,9 +27,9 @@ int64_t RankedCache::BytesOf(const Node& node) {
                              sizeof(RankedList) + 2 * sizeof(void*) + sizeof(int64_t);
   const int64_t key_heap = node.user.capacity() > 15 ? node.user.capacity() + 1 : 0;
   const int64_t items =
-      node.list == nullptr ? 0
-                           : static_cast<int64_t>(node.list->items.capacity() *
-                                                  sizeof(Recommendation));
+      node.list == nullptr
+          ? 0
+          : static_cast<int64_t>(node.list->items.capacity() * sizeof(Recommendation));
   return kFixed + key_heap + items;
 }
 
@@ -49,8 +49,7 @@ void RankedCache::EraseLocked(Shard& shard, Lru::iterator it) {
   shard.lru.erase(it);
 }
 
-std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user,
-                                                    uint64_t ranking_serial,
+std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user, uint64_t ranking_serial,
                                                     uint64_t fold_serial) {
   if (!enabled()) return nullptr;
   Shard& shard = ShardOf(user);
@@ -122,25 +121,32 @@ std::string RankedCache::RenderMetrics() const {
   return absl::StrCat(
       "# HELP recloop_ranked_cache_hits_total List requests answered from a cached ranking\n"
       "# TYPE recloop_ranked_cache_hits_total counter\n"
-      "recloop_ranked_cache_hits_total ", hits(), "\n",
+      "recloop_ranked_cache_hits_total ",
+      hits(), "\n",
       "# HELP recloop_ranked_cache_misses_total List requests that found no usable cached ranking\n"
       "# TYPE recloop_ranked_cache_misses_total counter\n"
-      "recloop_ranked_cache_misses_total ", misses(), "\n",
+      "recloop_ranked_cache_misses_total ",
+      misses(), "\n",
       "# HELP recloop_ranked_cache_evictions_total Cached rankings evicted by the size bound\n"
       "# TYPE recloop_ranked_cache_evictions_total counter\n"
-      "recloop_ranked_cache_evictions_total ", evictions(), "\n",
+      "recloop_ranked_cache_evictions_total ",
+      evictions(), "\n",
       "# HELP recloop_ranked_cache_users Users with a cached ranking\n"
       "# TYPE recloop_ranked_cache_users gauge\n"
-      "recloop_ranked_cache_users ", users(), "\n",
+      "recloop_ranked_cache_users ",
+      users(), "\n",
       "# HELP recloop_ranked_cache_bytes Memory held by the cached rankings\n"
       "# TYPE recloop_ranked_cache_bytes gauge\n"
-      "recloop_ranked_cache_bytes ", memory_bytes(), "\n",
+      "recloop_ranked_cache_bytes ",
+      memory_bytes(), "\n",
       "# HELP recloop_ranked_cache_warm_pending Users the background warmer has still to rank\n"
       "# TYPE recloop_ranked_cache_warm_pending gauge\n"
-      "recloop_ranked_cache_warm_pending ", warm_pending(), "\n",
+      "recloop_ranked_cache_warm_pending ",
+      warm_pending(), "\n",
       "# HELP recloop_ranked_cache_warm_passes_total Warming passes finished (one per model)\n"
       "# TYPE recloop_ranked_cache_warm_passes_total counter\n"
-      "recloop_ranked_cache_warm_passes_total ", warm_passes(), "\n");
+      "recloop_ranked_cache_warm_passes_total ",
+      warm_passes(), "\n");
 }
 
 std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList& list,
@@ -153,8 +159,7 @@ std::optional<std::vector<Recommendation>> AnswerFromRankedList(const RankedList
     std::sort(categories.begin(), categories.end());
   }
   const auto excluded = [&options](int32_t item) {
-    return std::find(options.exclude.begin(), options.exclude.end(), item) !=
-           options.exclude.end();
+    return std::find(options.exclude.begin(), options.exclude.end(), item) != options.exclude.end();
   };
   std::vector<Recommendation> out;
   out.reserve(static_cast<size_t>(options.n));

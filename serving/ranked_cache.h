@@ -55,8 +55,8 @@ struct RankedCacheOptions {
 
 // One user's ranked candidates, immutable once cached.
 struct RankedList {
-  uint64_t ranking_serial = 0;   // ModelSnapshot::ranking_serial it was ranked from
-  uint64_t fold_serial = 0;      // FoldedUserEntry::serial it was ranked from; 0: no entry
+  uint64_t ranking_serial = 0;  // ModelSnapshot::ranking_serial it was ranked from
+  uint64_t fold_serial = 0;     // FoldedUserEntry::serial it was ranked from; 0: no entry
   // Fewer than `candidates` items qualified: `items` holds every qualifying one.
   bool complete = false;
   std::vector<Recommendation> items;  // best first

@@ -103,8 +103,7 @@ class Retrainer : public RetrainControl {
   void Loop();
   RetrainOutcome RunOnce();
   // The retrain's candidate saved and, if the gate passed, swapped in (under the swap lock).
-  RetrainOutcome SaveAndSwap(const ModelSnapshot& parent, RetrainResult result,
-                             RetrainOutcome o);
+  RetrainOutcome SaveAndSwap(const ModelSnapshot& parent, RetrainResult result, RetrainOutcome o);
   void Finish(RetrainOutcome& o, std::string outcome, std::string message,
               SteadyClock::time_point start) const;
 

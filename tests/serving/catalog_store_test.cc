@@ -13,8 +13,10 @@ TEST(CatalogStore, PutAllIsDurableAndPutReplaces) {
   const std::string path = dir.File("catalog.db");
   CatalogMap entries;
   for (int i = 0; i < 500; ++i) {
-    entries["i" + std::to_string(i)] = {{"cluster-" + std::to_string(i % 7)}, i % 3 != 0,
-                                        i % 2 == 0 ? "Caf\u00e9 \"No. " + std::to_string(i) + "\"" : ""};
+    entries["i" + std::to_string(i)] = {
+        {"cluster-" + std::to_string(i % 7)},
+        i % 3 != 0,
+        i % 2 == 0 ? "Caf\u00e9 \"No. " + std::to_string(i) + "\"" : ""};
   }
   {
     ASSERT_OK_AND_ASSIGN(auto store, CatalogStore::Open(path));

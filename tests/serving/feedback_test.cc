@@ -75,7 +75,9 @@ TEST_F(FeedbackTest, NewCustomersEventsPersonaliseTheirNextRequest) {
     events.push_back({{"user", "newcomer"}, {"item", item}, {"type", "purchase"}});
   }
   for (size_t j = 6; j < viewed.size(); ++j) {
-    events.push_back({{"user", "newcomer"}, {"item", viewed[j]}, {"type", "view"},
+    events.push_back({{"user", "newcomer"},
+                      {"item", viewed[j]},
+                      {"type", "view"},
                       {"timestamp", "2026-01-02T03:04:05Z"}});
   }
   r = Post(c, events);
@@ -133,9 +135,9 @@ TEST_F(FeedbackTest, BadEventsAreRejectedOneByOneAndABadBodyStoresNothing) {
   Client c(server_->port());
   json events = json::array();
   events.push_back({{"user", "a"}, {"item", "i1"}, {"type", "click"}});
-  events.push_back({{"user", "a"}, {"item", "i2"}, {"type", "teleport"}});       // unknown type
-  events.push_back({{"user", "a"}, {"item", "i3"}, {"type", "rating"}});         // no value
-  events.push_back({{"user", "a"}, {"type", "view"}});                           // no item
+  events.push_back({{"user", "a"}, {"item", "i2"}, {"type", "teleport"}});  // unknown type
+  events.push_back({{"user", "a"}, {"item", "i3"}, {"type", "rating"}});    // no value
+  events.push_back({{"user", "a"}, {"type", "view"}});                      // no item
   events.push_back({{"user", "a"}, {"item", "i4"}, {"type", "view"}, {"timestamp", "yesterday"}});
   events.push_back({{"user", "a"}, {"item", "brand-new-item"}, {"type", "rating"}, {"value", 4}});
   Reply r = Post(c, events);
@@ -164,8 +166,9 @@ TEST_F(FeedbackTest, BadEventsAreRejectedOneByOneAndABadBodyStoresNothing) {
 
 TEST_F(FeedbackTest, RetriedBatchWithIdsIsStoredOnce) {
   Client c(server_->port());
-  const json events = json::array({{{"user", "b"}, {"item", "i1"}, {"type", "view"}, {"id", "e1"}},
-                                   {{"user", "b"}, {"item", "i2"}, {"type", "view"}, {"id", "e2"}}});
+  const json events =
+      json::array({{{"user", "b"}, {"item", "i1"}, {"type", "view"}, {"id", "e1"}},
+                   {{"user", "b"}, {"item", "i2"}, {"type", "view"}, {"id", "e2"}}});
   ASSERT_EQ(Post(c, events).status, 200);
   const Reply r = Post(c, events);
   ASSERT_EQ(r.status, 200);
@@ -182,7 +185,8 @@ TEST_F(FeedbackTest, ErasureRightAfterFeedbackIsNeverUndoneByItsFold) {
   for (int u = 10; u < 50; ++u) {  // 40 training users
     const std::string user = "u" + std::to_string(u);
     json events = json::array();
-    for (const auto& item : items) events.push_back({{"user", user}, {"item", item}, {"type", "cart"}});
+    for (const auto& item : items)
+      events.push_back({{"user", user}, {"item", item}, {"type", "cart"}});
     ASSERT_EQ(Post(c, events).status, 200);
     ASSERT_EQ(c.Send(http::verb::delete_, "/v1/users/" + user).status, 200);
   }
@@ -199,7 +203,8 @@ TEST_F(FeedbackTest, ErasedCustomerIsForgottenByStoreAndLiveModel) {
   Client c(server_->port());
   const std::vector<std::string> items = ItemsOf(1, 8);
   json events = json::array();
-  for (const auto& item : items) events.push_back({{"user", "u3"}, {"item", item}, {"type", "cart"}});
+  for (const auto& item : items)
+    events.push_back({{"user", "u3"}, {"item", item}, {"type", "cart"}});
   ASSERT_EQ(Post(c, events).status, 200);
   Reply r = c.Send(http::verb::delete_, "/v1/users/u3");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -212,8 +217,9 @@ TEST_F(FeedbackTest, ErasedCustomerIsForgottenByStoreAndLiveModel) {
   const json after_erase = r.Json();  // named: a loop over a temporary's member dangles
   for (const auto& item : after_erase["items"]) EXPECT_EQ(item["source"], "popular");
   // New events after the erasure count again, from scratch.
-  ASSERT_EQ(Post(c, json::array({{{"user", "u3"}, {"item", items[0]}, {"type", "purchase"}}})).status,
-            200);
+  ASSERT_EQ(
+      Post(c, json::array({{{"user", "u3"}, {"item", items[0]}, {"type", "purchase"}}})).status,
+      200);
   r = c.Get("/v1/users/u3/recommendations?n=5");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.Json()["items"][0]["source"], "personalized");

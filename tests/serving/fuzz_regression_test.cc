@@ -71,8 +71,8 @@ TEST_F(FuzzRegressionTest, OversizedAndMalformedRequestsGetTheServersErrors) {
   EXPECT_EQ(harness_->last_answer().rfind("HTTP/1.1 431", 0), 0u) << harness_->last_answer();
   EXPECT_NE(harness_->last_answer().find("Connection: close"), std::string::npos);
 
-  const std::string big_body = "PUT /v1/items/i1 HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" +
-                               std::string(5000, '{');
+  const std::string big_body =
+      "PUT /v1/items/i1 HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, '{');
   ASSERT_EQ(harness_->Check(big_body), "");
   EXPECT_EQ(harness_->last_answer().rfind("HTTP/1.1 413", 0), 0u) << harness_->last_answer();
 
@@ -82,10 +82,10 @@ TEST_F(FuzzRegressionTest, OversizedAndMalformedRequestsGetTheServersErrors) {
 
 TEST_F(FuzzRegressionTest, AuthorizedPutIsStoredAndReadBack) {
   const std::string body = R"({"categories":["a","b"],"available":false})";
-  const std::string put = "PUT /v1/items/i5 HTTP/1.1\r\nAuthorization: Bearer " +
-                          std::string(test::kFuzzApiKey) +
-                          "\r\nContent-Type: application/json\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string put =
+      "PUT /v1/items/i5 HTTP/1.1\r\nAuthorization: Bearer " + std::string(test::kFuzzApiKey) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
   ASSERT_EQ(harness_->Check(put + "GET /v1/items/i5 HTTP/1.1\r\n\r\n"), "");
   EXPECT_EQ(CountOccurrences(harness_->last_answer(), "HTTP/1.1 200 OK"), 2)
       << harness_->last_answer();

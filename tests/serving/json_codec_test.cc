@@ -40,12 +40,20 @@ std::string Reference(const ItemList& list) {
 TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   const std::string bad_utf8 = "caf\xc3";  // cut in the middle of a sequence
   ItemList list{"user", "u\"1\\", "v000002", true, true, {}};
-  list.items.push_back({"<img src=x onerror=alert(1)>", 0.8426203727f, "personalized",
-                        "Title \"quoted\"\n\t\x01 und Stra\xc3\x9f" "e", {"a", "b/c", bad_utf8},
+  list.items.push_back({"<img src=x onerror=alert(1)>",
+                        0.8426203727f,
+                        "personalized",
+                        "Title \"quoted\"\n\t\x01 und Stra\xc3\x9f"
+                        "e",
+                        {"a", "b/c", bad_utf8},
                         4.5f});
   list.items.push_back({"i2", 1e-7f, "popular", "", {}, std::nullopt});
-  list.items.push_back({bad_utf8, std::numeric_limits<float>::quiet_NaN(), "similar", bad_utf8,
-                        {}, std::numeric_limits<float>::infinity()});
+  list.items.push_back({bad_utf8,
+                        std::numeric_limits<float>::quiet_NaN(),
+                        "similar",
+                        bad_utf8,
+                        {},
+                        std::numeric_limits<float>::infinity()});
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
   list.details = false;
   list.predicted_rating = false;

@@ -76,7 +76,8 @@ class RatingsTrainedServerTest : public test::PlantedStoreServer {
   void PostEvents(Client& c, const std::string& user, const std::vector<std::string>& items,
                   const std::string& type) {
     json events = json::array();
-    for (const auto& item : items) events.push_back({{"user", user}, {"item", item}, {"type", type}});
+    for (const auto& item : items)
+      events.push_back({{"user", user}, {"item", item}, {"type", type}});
     const Reply r = c.Send(http::verb::post, "/v1/feedback", events.dump());
     ASSERT_EQ(r.status, 200) << r.body;
     ASSERT_EQ(r.Json()["accepted"], items.size()) << r.body;

@@ -53,12 +53,12 @@ class ServerTest : public ::testing::Test {
     http.host = "127.0.0.1";
     http.port = 0;
     http.threads = 2;
-    ASSERT_OK_AND_ASSIGN(server_, HttpServer::Create(
-                                      http, [this](const HttpRequest& r) { return Handle(r); },
-                                      [this](const HttpRequest&, const HttpResponse& res,
-                                             double micros) {
-                                        metrics_.Observe(res.route, res.status, micros);
-                                      }));
+    ASSERT_OK_AND_ASSIGN(server_,
+                         HttpServer::Create(
+                             http, [this](const HttpRequest& r) { return Handle(r); },
+                             [this](const HttpRequest&, const HttpResponse& res, double micros) {
+                               metrics_.Observe(res.route, res.status, micros);
+                             }));
     ASSERT_OK(server_->Start());
     thread_ = std::thread([this] { server_->Run(); });
     WaitReady();
@@ -205,9 +205,9 @@ TEST_F(ServerTest, CatalogueWritesDriveTheFiltersAndSurviveARestart) {
   r = c.Send(http::verb::delete_, "/v1/items/" + top);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.Json()["available"], false);
-  for (const std::string target : {"/v1/popular?n=50", "/v1/users/u1/recommendations?n=50",
-                                   "/v1/users/new/recommendations?n=50",
-                                   "/v1/items/i1/similar?n=50"}) {
+  for (const std::string target :
+       {"/v1/popular?n=50", "/v1/users/u1/recommendations?n=50",
+        "/v1/users/new/recommendations?n=50", "/v1/items/i1/similar?n=50"}) {
     j = c.Get(target).Json();
     for (const auto& item : j["items"]) EXPECT_NE(item["item"], top) << target;
   }
@@ -255,10 +255,10 @@ TEST_F(ServerTest, TitlesDetailsCustomerPagesAndTheStorefrontPage) {
   EXPECT_EQ(c.Get("/v1/popular?details=yes").status, 400);
   EXPECT_EQ(c.Get("/v1/popular?details=true&details=false").status, 400);
   EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i6", R"({"title":7})").status, 400);
-  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i6",
-                   R"({"title":")" + std::string(1025, 'x') + R"("})")
-                .status,
-            400);
+  EXPECT_EQ(
+      c.Send(http::verb::put, "/v1/items/i6", R"({"title":")" + std::string(1025, 'x') + R"("})")
+          .status,
+      400);
 
   // Customer IDs, paged in model order.
   j = c.Get("/v1/users?n=3&offset=38").Json();
@@ -315,10 +315,8 @@ TEST_F(ServerTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
   expect_error(c.Send(http::verb::put, "/v1/items/i1", "categories=a", "text/plain"), 415,
                "unsupported_media_type");
   expect_error(c.Send(http::verb::put, "/v1/items/i1", "{not json"), 400, "bad_body");
-  expect_error(c.Send(http::verb::put, "/v1/items/i1", R"({"categories":"a"})"), 400,
-               "bad_body");
-  expect_error(c.Send(http::verb::put, "/v1/items/i1", R"({"available":"yes"})"), 400,
-               "bad_body");
+  expect_error(c.Send(http::verb::put, "/v1/items/i1", R"({"categories":"a"})"), 400, "bad_body");
+  expect_error(c.Send(http::verb::put, "/v1/items/i1", R"({"available":"yes"})"), 400, "bad_body");
   // The connection survived every 4xx above.
   EXPECT_EQ(c.Get("/healthz").status, 200);
 
@@ -333,13 +331,13 @@ TEST_F(ServerTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
                "body_too_large");
   // 431: a header block over the limit.
   Client huge(port());
-  expect_error(huge.SendRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
-                            std::string(4000, 'a') + "\r\n\r\n"),
+  expect_error(huge.SendRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') +
+                            "\r\n\r\n"),
                431, "header_too_large");
   // Malformed request lines: 400, and the connection is closed.
-  for (const std::string bad : {"GARBAGE\r\n\r\n", "GET /healthz HTTP/9.9\r\n\r\n",
-                                "GET  HTTP/1.1\r\nHost: x\r\n\r\n",
-                                "G\x01T /healthz HTTP/1.1\r\n\r\n"}) {
+  for (const std::string bad :
+       {"GARBAGE\r\n\r\n", "GET /healthz HTTP/9.9\r\n\r\n", "GET  HTTP/1.1\r\nHost: x\r\n\r\n",
+        "G\x01T /healthz HTTP/1.1\r\n\r\n"}) {
     Client m(port());
     expect_error(m.SendRaw(bad), 400, "bad_request");
     EXPECT_TRUE(m.ClosedWithin(std::chrono::seconds(2)));
@@ -361,17 +359,18 @@ TEST_F(ServerTest, ApiKeyGuardsWritesAndIsComparedExactly) {
   Reply r = c.Send(http::verb::put, "/v1/items/i1", body);
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(r.Json()["error"]["code"], "unauthorized");
-  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i1", body, "application/json", "Bearer wrong").status,
-            401);
-  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i1", body, "application/json",
-                   "Bearer s3cret-ke").status,
-            401);
+  EXPECT_EQ(
+      c.Send(http::verb::put, "/v1/items/i1", body, "application/json", "Bearer wrong").status,
+      401);
+  EXPECT_EQ(
+      c.Send(http::verb::put, "/v1/items/i1", body, "application/json", "Bearer s3cret-ke").status,
+      401);
   EXPECT_EQ(c.Send(http::verb::delete_, "/v1/items/i1", "", "application/json", "Basic s3cret-key")
                 .status,
             401);
-  EXPECT_EQ(c.Send(http::verb::put, "/v1/items/i1", body, "application/json",
-                   "Bearer s3cret-key").status,
-            200);
+  EXPECT_EQ(
+      c.Send(http::verb::put, "/v1/items/i1", body, "application/json", "Bearer s3cret-key").status,
+      200);
   // Reads stay open by default.
   EXPECT_EQ(c.Get("/v1/popular").status, 200);
 }
@@ -559,7 +558,7 @@ TEST_F(ServerTest, SigtermFinishesTheRequestInFlightThenStops) {
   slow.join();
   EXPECT_EQ(slow_reply.status, 200);  // answered in full, not dropped
   EXPECT_EQ(slow_reply.body, "{\"slow\":true}");
-  EXPECT_FALSE(slow_reply.keep_alive);  // Connection: close while draining
+  EXPECT_FALSE(slow_reply.keep_alive);                      // Connection: close while draining
   EXPECT_TRUE(idle.ClosedWithin(std::chrono::seconds(5)));  // idle connections are closed
   thread_.join();  // Run() returned: the server drained and stopped
   // Nothing listens any more.
