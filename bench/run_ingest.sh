@@ -15,20 +15,22 @@
 # A run written C:B@R paces the load at about R events/s in all (wrk waits between a
 # connection's requests): freshness at a given rate rather than at saturation.
 # Then, with READ_CONNECTIONS > 0, one more pair of runs: read p99 (GET recommendations, wrk's
-# recommendations.lua, READ_CONNECTIONS connections) idle, then during ingestion at READ_BATCH.
+# recommendations.lua, READ_CONNECTIONS connections) idle, then during ingestion (READ_INGEST, a
+# run as in RUNS). Ingestion folds its users in again, which invalidates their cached lists
+# (serving/ranked_cache.h): reads during it miss the cache far more often than idle reads.
 # Usage: bench/run_ingest.sh [OUT_DIR (default /tmp/recloop-http)]
 # Environment: SECONDS_PER_RUN (default 10), RUNS (connections:batch pairs, default
-# "16:1 16:10 16:100 16:10@20000"), FOLD_THREADS (serve --fold-threads, default: serve's), READ_CONNECTIONS
-# (default 4; 0 skips the read runs), READ_BATCH (default 100), SERVE_FLAGS (more serve flags),
+# "16:1 64:1 16:10 16:100 64:10@20000"), FOLD_THREADS (serve --fold-threads, default: serve's), READ_CONNECTIONS
+# (default 4; 0 skips the read runs), READ_INGEST (default 64:10@20000), SERVE_FLAGS (more serve flags),
 # PORT (default 18082), and those of bench/http/common.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/recloop-http}
 seconds=${SECONDS_PER_RUN:-10}
-runs=${RUNS:-16:1 16:10 16:100 16:10@20000}
+runs=${RUNS:-16:1 64:1 16:10 16:100 64:10@20000}
 port=${PORT:-18082}
 read_conns=${READ_CONNECTIONS:-4}
-read_batch=${READ_BATCH:-100}
+read_ingest=${READ_INGEST:-64:10@20000}
 key=bench-ingest-key
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -59,6 +61,8 @@ start_server() {
   # The ranked cache's warmer (nice 19) ranks the most active users after the model goes live:
   # measured after it finished, as bench/run_http.sh does (bounded: 600 s).
   for _ in $(seq 1 6000); do
+    curl -fs "http://127.0.0.1:$port/metrics" | grep -q '^recloop_ranked_cache_warm_passes_total' ||
+      break  # no ranked cache (--cache-candidates 0): nothing to wait for
     [[ "$(metric recloop_ranked_cache_warm_passes_total)" == 0 ]] || break
     sleep 0.1
   done
@@ -70,15 +74,18 @@ post() {  # post CONNECTIONS BATCH [RATE]: wrk's RESULT line
     grep '^RESULT'
 }
 
-: >"$out/ingest.txt"
-for run in $runs; do
-  conns=${run%%:*}
-  batch=${run#*:}
-  rate=0
+parse_run() {  # parse_run C:B[@R]: prints "C B R" (R 0: not paced)
+  local conns=${1%%:*} batch=${1#*:} rate=0
   if [[ $batch == *@* ]]; then
     rate=${batch#*@}
     batch=${batch%@*}
   fi
+  echo "$conns $batch $rate"
+}
+
+: >"$out/ingest.txt"
+for run in $runs; do
+  read conns batch rate < <(parse_run "$run")
   start_server
   line=$(post "$conns" "$batch" "$rate")
   start=$(date +%s.%N)
@@ -112,10 +119,11 @@ if ((read_conns > 0)); then
   }
   start_server
   read_run idle | tee -a "$out/ingest.txt"
-  post 16 "$read_batch" >"$out/ingest-during-reads.txt" &
+  read ingest_conns ingest_batch ingest_rate < <(parse_run "$read_ingest")
+  post "$ingest_conns" "$ingest_batch" "$ingest_rate" >"$out/ingest-during-reads.txt" &
   poster=$!
   sleep 1
-  read_run "during ingestion (16 connections, batch $read_batch)" | tee -a "$out/ingest.txt"
+  read_run "during ingestion ($read_ingest)" | tee -a "$out/ingest.txt"
   wait "$poster"
   echo "ingestion meanwhile: $(cat "$out/ingest-during-reads.txt")" | tee -a "$out/ingest.txt"
   bench_stop_server

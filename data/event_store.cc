@@ -131,13 +131,48 @@ struct EventStore::Write {
 
 EventStore::EventStore(EventStoreOptions options, sqlite3* writer,
                        std::unique_ptr<WriterStatements> writer_stmts,
-                       std::vector<sqlite3*> readers)
+                       std::vector<sqlite3*> readers, sqlite3* checkpoint_db)
     : options_(std::move(options)),
       writer_db_(writer),
       writer_stmts_(std::move(writer_stmts)),
-      readers_(std::move(readers)) {
+      readers_(std::move(readers)),
+      checkpoint_db_(checkpoint_db) {
   free_readers_ = readers_;
+  // Called on the writer thread after each commit with the WAL's size in pages.
+  sqlite3_wal_hook(
+      writer_db_,
+      [](void* arg, sqlite3*, const char*, int pages) {
+        auto* store = static_cast<EventStore*>(arg);
+        bool wake = false;
+        {
+          std::lock_guard<std::mutex> lock(store->checkpoint_mu_);
+          store->wal_pages_ = pages;
+          wake = pages >= kCheckpointPages;
+        }
+        if (wake) store->checkpoint_cv_.notify_one();
+        return SQLITE_OK;
+      },
+      this);
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
+}
+
+void EventStore::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(checkpoint_mu_);
+  while (true) {
+    checkpoint_cv_.wait(lock,
+                        [this] { return checkpoint_stop_ || wal_pages_ >= kCheckpointPages; });
+    if (checkpoint_stop_) return;
+    wal_pages_ = 0;  // the next commit reports the WAL's size again
+    lock.unlock();
+    // PASSIVE: copies what no reader still needs and never blocks the writer or the readers.
+    // Once every frame is copied, the writer starts the WAL over at its next commit.
+    if (sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                  nullptr) != SQLITE_OK) {
+      // Busy (another checkpoint) or an I/O error: the next commit past the threshold retries.
+    }
+    lock.lock();
+  }
 }
 
 // A reader connection borrowed from the pool for one read; returned when it goes.
@@ -172,6 +207,13 @@ EventStore::~EventStore() {
   }
   cv_.notify_all();
   writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    checkpoint_stop_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  checkpointer_.join();
+  sqlite3_close(checkpoint_db_);
   for (sqlite3* db : readers_) sqlite3_close(db);
   writer_stmts_.reset();  // finalised before their connection closes
   sqlite3_close(writer_db_);
@@ -183,6 +225,9 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
     return absl::InvalidArgumentError("max_writes_per_commit must be >= 1");
   }
   if (options.readers < 1) return absl::InvalidArgumentError("readers must be >= 1");
+  if (options.writer_cache_mib < 1 || options.reader_cache_mib < 1) {
+    return absl::InvalidArgumentError("the event store's cache sizes must be >= 1 MiB");
+  }
   auto writer = OpenSqlite(options.path, kWhat, /*serialized=*/false);
   if (!writer.ok()) return writer.status();
   const char* setup =
@@ -246,6 +291,16 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
     }
     id = reinterpret_cast<const char*>(sqlite3_column_text(get.stmt, 0));
   }
+  // The checkpointer thread checkpoints (CheckpointLoop), not the commit that crosses the
+  // threshold; a bigger page cache keeps the per-user index's leaves in memory.
+  if (absl::Status s = Exec(*writer, options.path,
+                            absl::StrCat("PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-",
+                                         int64_t{options.writer_cache_mib} * 1024)
+                                .c_str());
+      !s.ok()) {
+    sqlite3_close(*writer);
+    return s;
+  }
   auto writer_stmts = std::make_unique<WriterStatements>();
   if (absl::Status s = writer_stmts->Prepare(*writer, options.path); !s.ok()) {
     writer_stmts.reset();
@@ -262,9 +317,25 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
       return reader.status();
     }
     readers.push_back(*reader);
+    Exec(*reader, options.path,
+         absl::StrCat("PRAGMA cache_size=-", int64_t{options.reader_cache_mib} * 1024).c_str())
+        .IgnoreError();  // a smaller cache is slower, not wrong
   }
-  auto store = std::unique_ptr<EventStore>(
-      new EventStore(options, *writer, std::move(writer_stmts), std::move(readers)));
+  auto checkpoint_db = OpenSqlite(options.path, kWhat, /*serialized=*/false);
+  // A read first: a connection that has not opened the WAL yet has nothing to checkpoint.
+  absl::Status checkpoint_ok = checkpoint_db.status();
+  if (checkpoint_ok.ok()) {
+    checkpoint_ok = Exec(*checkpoint_db, options.path, "SELECT COUNT(*) FROM sqlite_master");
+    if (!checkpoint_ok.ok()) sqlite3_close(*checkpoint_db);
+  }
+  if (!checkpoint_ok.ok()) {
+    for (sqlite3* db : readers) sqlite3_close(db);
+    writer_stmts.reset();
+    sqlite3_close(*writer);
+    return checkpoint_ok;
+  }
+  auto store = std::unique_ptr<EventStore>(new EventStore(options, *writer, std::move(writer_stmts),
+                                                          std::move(readers), *checkpoint_db));
   store->id_ = std::move(id);
   return store;
 }

@@ -4,7 +4,9 @@
 //
 // Group commit: every write (Append, DeleteUser) is handed to one writer thread, which runs all
 // the writes waiting at that moment in one transaction and one fsync, then wakes their callers.
-// Under concurrent load many requests share an fsync; alone, a request pays for one.
+// Under concurrent load many requests share an fsync; alone, a request pays for one. The WAL is
+// checkpointed into the database by a thread of its own (PASSIVE, once the WAL holds
+// kCheckpointPages pages), not by the commit that happens to cross SQLite's threshold.
 //
 // Events may carry a client-chosen `id`: an event whose id is already stored is not stored
 // again (reported as a duplicate), so a client that retries a batch after a lost answer never
@@ -74,6 +76,10 @@ struct EventStoreOptions {
   int max_writes_per_commit = 1024;
   // Read connections (reads run concurrently with each other and with the writer, WAL mode).
   int readers = 4;
+  // Page cache of the writer connection and of each reader, in MiB (SQLite's default is 2):
+  // an append updates a random leaf of the per-user index, which should stay in memory.
+  int writer_cache_mib = 64;
+  int reader_cache_mib = 16;
 };
 
 // Thread safety: every method may be called from any number of threads at once.
@@ -147,10 +153,14 @@ class EventStore {
   class Reader;  // a pooled read connection, borrowed for one read
 
   struct WriterStatements;
+  // The checkpointer runs once the WAL holds this many pages (SQLite's own threshold).
+  static constexpr int kCheckpointPages = 1000;
   EventStore(EventStoreOptions options, sqlite3* writer,
-             std::unique_ptr<WriterStatements> writer_stmts, std::vector<sqlite3*> readers);
+             std::unique_ptr<WriterStatements> writer_stmts, std::vector<sqlite3*> readers,
+             sqlite3* checkpoint_db);
   absl::Status Submit(std::function<absl::Status(sqlite3*)> run);
   void WriterLoop();
+  void CheckpointLoop();
 
   EventStoreOptions options_;
   std::string id_;
@@ -168,6 +178,13 @@ class EventStore {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int64_t> pending_writes_{0};  // handed over, not yet done (pending_writes())
   std::thread writer_;
+
+  sqlite3* checkpoint_db_;  // used by the checkpointer thread only
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  int wal_pages_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;  // after the last commit
+  bool checkpoint_stop_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::thread checkpointer_;
 };
 
 }  // namespace recloop

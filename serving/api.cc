@@ -274,9 +274,8 @@ Api::Api(ApiServices services, ApiOptions options)
       cors_(options_.cors),
       services_(std::move(services)) {
   if (services_.folder == nullptr) {
-    own_folder_ =
-        std::make_unique<FeedbackFolder>(services_.live, services_.events, options_.feedback,
-                                         options_.fold_threads, services_.metrics);
+    own_folder_ = std::make_unique<FeedbackFolder>(
+        services_.live, services_.events, options_.feedback, options_.fold, services_.metrics);
     services_.folder = own_folder_.get();
   }
   if (services_.keys == nullptr) {

@@ -93,8 +93,8 @@ struct ApiOptions {
   int ef_search = 0;
   // Feedback event types and their weights (POST /v1/feedback).
   FeedbackOptions feedback;
-  // Threads folding users in after their feedback is acknowledged (serving/fold_queue.h).
-  int fold_threads = 1;
+  // The threads folding users in after their feedback is acknowledged (serving/fold_queue.h).
+  FoldQueueOptions fold;
   // Bounds on the fold backlog and the event store's write queue past which POST /v1/feedback
   // is refused with 503 overloaded and Retry-After, storing nothing (serving/backpressure.h).
   BackpressureOptions backpressure;
@@ -147,7 +147,7 @@ struct ApiServices {
   // The store POST /v1/feedback writes to; null = the feedback routes answer 404.
   EventStore* events = nullptr;
   // Folds users in and holds them; null = the Api keeps its own, over `events` with
-  // ApiOptions::feedback and ApiOptions::fold_threads.
+  // ApiOptions::feedback and ApiOptions::fold.
   FeedbackFolder* folder = nullptr;
   // Retrains and swaps versions (serving/retrainer.h); null = the admin routes answer 404.
   RetrainControl* retrain = nullptr;

@@ -1,12 +1,10 @@
 #include "serving/cache_warmer.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <numeric>
 #include <vector>
+
+#include "base/thread_priority.h"
 
 namespace recloop {
 
@@ -33,7 +31,7 @@ bool CacheWarmer::Stopping() {
 void CacheWarmer::Run() {
   // The lowest priority for this thread only (Linux: nice is per thread), so that requests
   // always come first.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  SetThisThreadNice(19);
   uint64_t warm_serial = 0;
   while (true) {
     {
@@ -79,7 +77,8 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
     const std::string& user = model.users.External(order[j]);
     const auto folded = folder_->overlay().Find(user, snap.version());
     const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-    if (!cache_->Holds(user, snap.ranking_serial, fold_serial) && cache_->HasRoom(user, snap.ranking_serial)) {
+    if (!cache_->Holds(user, snap.ranking_serial, fold_serial) &&
+        cache_->HasRoom(user, snap.ranking_serial)) {
       auto list = RankForCache(snap, order[j], folded.get(), request, cache_->candidates());
       if (!list.ok()) {
         log_->Error("cache warmer: %s", list.status().ToString());
@@ -87,7 +86,8 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
         cache_->SetWarmPending(0);
         return true;  // not again for this model: the error would repeat
       }
-      if (cache_->PutIfRoom(user, *std::move(list))) warmed_.fetch_add(1, std::memory_order_relaxed);
+      if (cache_->PutIfRoom(user, *std::move(list)))
+        warmed_.fetch_add(1, std::memory_order_relaxed);
     }
     pending_.fetch_sub(1, std::memory_order_relaxed);
     if (j % 256 == 255 || j + 1 == order.size()) cache_->SetWarmPending(pending());

@@ -9,12 +9,11 @@
 namespace recloop {
 
 FeedbackFolder::FeedbackFolder(LiveModel* live, EventStore* events, FeedbackOptions feedback,
-                               int threads, Metrics* metrics, Logger* log)
+                               FoldQueueOptions queue, Metrics* metrics, Logger* log)
     : live_(live), events_(events), feedback_(std::move(feedback)) {
   if (events_ != nullptr) {
     queue_ = std::make_unique<FoldQueue>(
-        [this](std::span<const std::string> users) { return FoldNow(users); }, metrics, threads,
-        log);
+        [this](std::span<const std::string> users) { return FoldNow(users); }, metrics, queue, log);
   }
 }
 
@@ -78,11 +77,11 @@ absl::Status FeedbackFolder::RefoldUsers(const ModelSnapshot& snap,
                                          const std::set<std::string>& users) {
   // In batches: one read of the store each, and an erasure waits for one batch at most.
   std::vector<std::string> batch;
-  batch.reserve(FoldQueue::kDefaultMaxBatch);
+  constexpr size_t kBatch = FoldQueueOptions{}.max_batch;
+  batch.reserve(kBatch);
   for (auto it = users.begin(); it != users.end();) {
     batch.clear();
-    for (; it != users.end() && batch.size() < static_cast<size_t>(FoldQueue::kDefaultMaxBatch);
-         ++it) {
+    for (; it != users.end() && batch.size() < kBatch; ++it) {
       batch.push_back(*it);
     }
     std::shared_lock<std::shared_mutex> no_erasure(erasure_mu_);

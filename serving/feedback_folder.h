@@ -44,9 +44,10 @@ class FeedbackFolder {
   // `live` and `events` must outlive the folder. `events` may be null (a server without
   // feedback): the overlay then stays empty and nothing is queued. `metrics` (may be null)
   // receives the queue's freshness lag; failed background folds are logged to `log`. Starts
-  // `threads` queue threads (serving/fold_queue.h).
-  FeedbackFolder(LiveModel* live, EventStore* events, FeedbackOptions feedback, int threads = 1,
-                 Metrics* metrics = nullptr, Logger* log = StderrLog());
+  // the queue's threads (serving/fold_queue.h).
+  FeedbackFolder(LiveModel* live, EventStore* events, FeedbackOptions feedback,
+                 FoldQueueOptions queue = {}, Metrics* metrics = nullptr,
+                 Logger* log = StderrLog());
   ~FeedbackFolder();  // stops the queue after the folds in flight
   FeedbackFolder(const FeedbackFolder&) = delete;
   FeedbackFolder& operator=(const FeedbackFolder&) = delete;

@@ -5,9 +5,11 @@
 
 namespace recloop {
 
-FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log, int max_batch)
-    : fold_(std::move(fold)), metrics_(metrics), log_(log), max_batch_(std::max(1, max_batch)) {
-  for (int t = 0; t < std::max(1, threads); ++t) threads_.emplace_back([this] { Work(); });
+FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, FoldQueueOptions options, Logger* log)
+    : fold_(std::move(fold)), metrics_(metrics), log_(log), options_(options) {
+  for (int t = 0; t < std::max(1, options_.threads); ++t) {
+    threads_.emplace_back([this] { Work(); });
+  }
 }
 
 FoldQueue::~FoldQueue() {
@@ -78,7 +80,7 @@ void FoldQueue::Work() {
     work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) return;
     batch.clear();
-    while (!queue_.empty() && static_cast<int>(batch.size()) < max_batch_) {
+    while (!queue_.empty() && static_cast<int>(batch.size()) < std::max(1, options_.max_batch)) {
       std::string user = std::move(queue_.front());
       queue_.pop_front();
       const auto it = users_.find(user);

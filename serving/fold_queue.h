@@ -33,6 +33,13 @@
 
 namespace recloop {
 
+struct FoldQueueOptions {
+  // Folder threads (>= 1).
+  int threads = 1;
+  // Users one call of the fold function takes at most (>= 1).
+  int max_batch = 64;
+};
+
 // Thread safety: every public method may be called from any thread.
 class FoldQueue {
  public:
@@ -43,11 +50,9 @@ class FoldQueue {
   using FoldFn = std::function<absl::Status(std::span<const std::string> users)>;
 
   // `metrics` (may be null) receives the freshness lag; failed folds are logged to `log`.
-  // Starts `threads` folder threads (>= 1), each folding up to `max_batch` users (>= 1) per call
+  // Starts options.threads folder threads, each folding up to options.max_batch users per call
   // of `fold`.
-  FoldQueue(FoldFn fold, Metrics* metrics, int threads, Logger* log = StderrLog(),
-            int max_batch = kDefaultMaxBatch);
-  static constexpr int kDefaultMaxBatch = 64;
+  FoldQueue(FoldFn fold, Metrics* metrics, FoldQueueOptions options, Logger* log = StderrLog());
   // Stops after the folds in flight; folds still waiting are dropped (their events are durable:
   // a restarted server folds in everyone with events newer than its model before serving,
   // FeedbackFolder::RestoreFolds).
@@ -79,7 +84,7 @@ class FoldQueue {
   FoldFn fold_;
   Metrics* metrics_;
   Logger* log_;
-  const int max_batch_;
+  const FoldQueueOptions options_;
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;

@@ -1,9 +1,5 @@
 #include "serving/retrainer.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <utility>
@@ -11,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/thread_priority.h"
 #include "base/timer.h"
 #include "data/event_interactions.h"
 #include "engine/item_index.h"
@@ -98,9 +95,7 @@ std::optional<RetrainOutcome> Retrainer::Last() const {
 
 void Retrainer::Loop() {
   // This thread (and threads it starts, which inherit it) runs at low priority.
-  if (options_.nice > 0) {
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), options_.nice);
-  }
+  SetThisThreadNice(options_.nice);
   std::unique_lock<std::mutex> lock(mu_);
   auto last_run = Clock::now();
   const auto period = std::chrono::duration_cast<Clock::duration>(

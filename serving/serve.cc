@@ -10,9 +10,9 @@
 #include "engine/status_macros.h"
 #include "serving/api_keys.h"
 #include "serving/cache_warmer.h"
-#include "serving/ranked_cache.h"
 #include "serving/cors.h"
 #include "serving/feedback_folder.h"
+#include "serving/ranked_cache.h"
 
 namespace recloop {
 namespace {
@@ -106,8 +106,8 @@ absl::Status RunServe(const ServeOptions& options) {
   }
   Metrics metrics;
   // The one fold path, shared by the Api, the retrainer and the restart catch-up below.
-  FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold_threads,
-                        &metrics, &log);
+  FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold, &metrics,
+                        &log);
   std::unique_ptr<Retrainer> retrainer;
   if (events != nullptr) {
     // The overlay lives in memory: fold in again everyone with feedback newer than the model
@@ -123,9 +123,9 @@ absl::Status RunServe(const ServeOptions& options) {
   RankedCache ranked_cache(options.api.ranked_cache);
   std::unique_ptr<CacheWarmer> warmer;
   if (ranked_cache.enabled() && options.warm_cache) {
-    warmer = std::make_unique<CacheWarmer>(live.get(), &folder, &ranked_cache,
-                                           CacheWarmerOptions{.ef_search = options.api.ef_search},
-                                           &log);
+    warmer =
+        std::make_unique<CacheWarmer>(live.get(), &folder, &ranked_cache,
+                                      CacheWarmerOptions{.ef_search = options.api.ef_search}, &log);
   }
   std::unique_ptr<HttpServer> server;
   Api api({.live = live.get(),
@@ -142,7 +142,7 @@ absl::Status RunServe(const ServeOptions& options) {
   LiveModel* live_ptr = live.get();
   const int every = options.access_log_every;
   auto observer = [&metrics, &requests, live_ptr, every](const HttpRequest& req,
-                                                        const HttpResponse& res, double micros) {
+                                                         const HttpResponse& res, double micros) {
     metrics.Observe(res.route, res.status, micros);
     // The router counts its own limits' 429s; the server's per-connection one is counted here.
     if (res.rate_limited_by == "connection") metrics.CountRateLimited("connection");
@@ -155,9 +155,9 @@ absl::Status RunServe(const ServeOptions& options) {
                    path.data(), res.status, micros, snap ? snap->version().c_str() : "-");
     }
   };
-  ASSIGN_OR_RETURN(server, HttpServer::Create(
-                               options.http,
-                               [&api](const HttpRequest& r) { return api.Handle(r); }, observer));
+  ASSIGN_OR_RETURN(
+      server, HttpServer::Create(
+                  options.http, [&api](const HttpRequest& r) { return api.Handle(r); }, observer));
   RETURN_IF_ERROR(server->Start());
   // SIGHUP re-reads the key file: keys rotate without a restart; a bad file keeps the old set.
   server->StopOnSignals([&options, &keys, &log] {

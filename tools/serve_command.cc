@@ -187,7 +187,7 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
                   "Events one POST /v1/feedback may carry (more: 400 too_many_events)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
-  sub->add_option("--fold-threads", api.fold_threads,
+  sub->add_option("--fold-threads", api.fold.threads,
                   "Threads folding users in after their feedback is acknowledged")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

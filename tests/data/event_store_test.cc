@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
@@ -185,6 +186,28 @@ TEST_F(EventStoreTest, DeleteUserErasesOnlyThatUser) {
   // LastSeq is the high-water mark: it does not go down when the newest events are erased.
   ASSERT_OK(store->DeleteUser("c").status());
   EXPECT_EQ(store->LastSeq().value(), 4);
+}
+
+// The WAL is copied into the database by the store's checkpointer thread while it stays open
+// (the writer itself never checkpoints): the database file grows past its empty size.
+TEST_F(EventStoreTest, TheCheckpointerCopiesTheWalIntoTheDatabase) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string db = dir_.File("events.db");
+  const auto empty_size = std::filesystem::file_size(db);
+  // Each commit adds a few pages to the WAL: enough commits to pass kCheckpointPages.
+  for (int i = 0; i < 600; ++i) {
+    std::vector<Event> batch;
+    for (int j = 0; j < 20; ++j) {
+      batch.push_back(Ev(absl::StrCat("user-", i * 7919 % 1000 + j), absl::StrCat("i", j), "view"));
+    }
+    ASSERT_OK(store->Append(batch).status());
+  }
+  for (int i = 0; i < 500 && std::filesystem::file_size(db) <= empty_size + 100'000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // bounded: 5 s
+  }
+  EXPECT_GT(std::filesystem::file_size(db), empty_size + 100'000);
+  EXPECT_EQ(store->Count().value(), 600 * 20);
 }
 
 // The fold queue's batched read gives each user what UserEvents and ErasedAt give one by one.

@@ -78,8 +78,9 @@ absl::StatusOr<std::unique_ptr<RequestHarness>> RequestHarness::Create() {
   api.max_categories = 4;
   api.json.max_depth = 6;
   api.json.max_elements = 64;
-  h->folder_ = std::make_unique<FeedbackFolder>(h->live_.get(), h->events_.get(), api.feedback,
-                                                /*threads=*/1, &h->metrics_, NullLog());
+  h->folder_ =
+      std::make_unique<FeedbackFolder>(h->live_.get(), h->events_.get(), api.feedback,
+                                       FoldQueueOptions{.threads = 1}, &h->metrics_, NullLog());
   h->retrain_ = std::make_unique<RetrainDouble>();
   std::vector<ApiKey> keys = {LegacyApiKey(kFuzzApiKey),
                               {"reader", kScopeRead, Sha256(kFuzzReadKey)},
@@ -117,7 +118,8 @@ std::string CheckResponse(const http::response<http::string_body>& res) {
   const bool is_json = type.starts_with("application/json");
   if (!is_json && status >= 400) return absl::StrCat("error ", status, " without a JSON body");
   if (!is_json) return "";
-  const nlohmann::json body = nlohmann::json::parse(res.body(), nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json body =
+      nlohmann::json::parse(res.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return absl::StrCat("status ", status, ": body is not JSON");
   if (status >= 400) {
     const auto err = body.find("error");
@@ -151,8 +153,8 @@ std::string RequestHarness::Check(std::string_view raw) {
       if (ec) break;
     }
     if (ec || !parser.is_done()) {
-      return absl::StrCat("response ", n, " does not parse as HTTP: ",
-                          ec ? ec.message() : "incomplete");
+      return absl::StrCat("response ", n,
+                          " does not parse as HTTP: ", ec ? ec.message() : "incomplete");
     }
     const auto& res = parser.get();
     if (std::string problem = CheckResponse(res); !problem.empty()) {

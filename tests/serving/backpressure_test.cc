@@ -84,8 +84,8 @@ class BackpressureTest : public test::PlantedStoreServer {
     if (HasFatalFailure()) return;
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
-    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 1,
-                                               &metrics_);
+    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{},
+                                               FoldQueueOptions{.threads = 1}, &metrics_);
     ApiOptions options;
     options.backpressure = Bounds();
     options.cors.allowed_origins = {"https://shop.example"};

@@ -54,7 +54,7 @@ void WaitDrained(const FoldQueue& q) {
 TEST(FoldQueue, ManyBatchesOfOneUserAreFoldedFewTimesAndNoneIsLost) {
   Recorder rec;
   Metrics metrics;
-  FoldQueue q(rec.Fn(), &metrics, 1);
+  FoldQueue q(rec.Fn(), &metrics, {.threads = 1});
   rec.hold = true;
   const std::vector<std::string> blocker = {"blocker"};
   q.Enqueue(blocker, Clock::now());
@@ -78,7 +78,7 @@ TEST(FoldQueue, ManyBatchesOfOneUserAreFoldedFewTimesAndNoneIsLost) {
 TEST(FoldQueue, AWaitingBacklogIsFoldedInBatchesOfAtMostMaxBatch) {
   Recorder rec;
   Metrics metrics;
-  FoldQueue q(rec.Fn(), &metrics, 1, StderrLog(), /*max_batch=*/16);
+  FoldQueue q(rec.Fn(), &metrics, {.threads = 1, .max_batch = 16});
   rec.hold = true;
   const std::vector<std::string> blocker = {"blocker"};
   q.Enqueue(blocker, Clock::now());
@@ -122,7 +122,7 @@ TEST(FoldQueue, FreshnessBucketsReachAMinute) {
 
 TEST(FoldQueue, EnsureFreshFoldsAWaitingUserOnTheCallersThread) {
   Recorder rec;
-  FoldQueue q(rec.Fn(), nullptr, 1);
+  FoldQueue q(rec.Fn(), nullptr, {.threads = 1});
   rec.hold = true;
   const std::vector<std::string> blocker = {"blocker"};
   q.Enqueue(blocker, Clock::now());  // occupies the only folder thread
@@ -142,7 +142,7 @@ TEST(FoldQueue, EnsureFreshFoldsAWaitingUserOnTheCallersThread) {
 
 TEST(FoldQueue, EnsureFreshWaitsForTheFoldInFlight) {
   Recorder rec;
-  FoldQueue q(rec.Fn(), nullptr, 1);
+  FoldQueue q(rec.Fn(), nullptr, {.threads = 1});
   rec.hold = true;
   const std::vector<std::string> user = {"u"};
   q.Enqueue(user, Clock::now());
@@ -160,7 +160,7 @@ TEST(FoldQueue, EnsureFreshWaitsForTheFoldInFlight) {
 
 TEST(FoldQueue, ConcurrentProducersAndReadersDropNothing) {
   Recorder rec;
-  FoldQueue q(rec.Fn(), nullptr, 2);
+  FoldQueue q(rec.Fn(), nullptr, {.threads = 2});
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {

@@ -143,8 +143,9 @@ class RankedCacheServerTest : public test::PlantedStoreServer {
     if (HasFatalFailure()) return;
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
-    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 2,
-                                               &metrics_, NullLog());
+    folder_ =
+        std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{},
+                                         FoldQueueOptions{.threads = 2}, &metrics_, NullLog());
     ApiServices services{.live = live_.get(),
                          .metrics = &metrics_,
                          .events = events_.get(),

@@ -3,6 +3,8 @@
 // is promoted under constant load without a failed request, a deliberately worse model is
 // refused by the gate, users' fresh feedback survives the swap, and rollback restores the
 // previous version.
+#include "serving/retrainer.h"
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -22,7 +24,6 @@
 #include "serving/feedback_folder.h"
 #include "serving/http_server.h"
 #include "serving/live_model.h"
-#include "serving/retrainer.h"
 #include "tests/serving/planted_store_server.h"
 #include "tests/serving/test_client.h"
 #include "tests/test_util.h"
@@ -56,8 +57,8 @@ class RetrainerTest : public test::PlantedStoreServer {
     options.gate.tolerance = std::max(options.gate.tolerance, 0.05);
     ASSERT_OK_AND_ASSIGN(live_, LiveModel::Open({models_dir(), ""}));
     ASSERT_OK_AND_ASSIGN(events_, EventStore::Open({dir_.File("events.db")}));
-    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{}, 1,
-                                               &metrics_);
+    folder_ = std::make_unique<FeedbackFolder>(live_.get(), events_.get(), FeedbackOptions{},
+                                               FoldQueueOptions{.threads = 1}, &metrics_);
     retrainer_ = std::make_unique<Retrainer>(live_.get(), events_.get(), folder_.get(), options);
     ApiOptions api;
     api.api_key = kKey;
@@ -97,14 +98,17 @@ class RetrainerTest : public test::PlantedStoreServer {
                          {"item", items[rng() % items.size()]},
                          {"type", types[rng() % 3]}});
         if (batch.size() == 100) {
-          const Reply r = c.Send(http::verb::post, "/v1/feedback", batch.dump(), "application/json", kAuth);
+          const Reply r =
+              c.Send(http::verb::post, "/v1/feedback", batch.dump(), "application/json", kAuth);
           ASSERT_EQ(r.status, 200) << r.body;
           batch = json::array();
         }
       }
     }
     if (!batch.empty()) {
-      ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", batch.dump(), "application/json", kAuth).status, 200);
+      ASSERT_EQ(
+          c.Send(http::verb::post, "/v1/feedback", batch.dump(), "application/json", kAuth).status,
+          200);
     }
   }
 
@@ -154,7 +158,9 @@ TEST_F(RetrainerTest, PromotionUnderLoadDropsNothingAndKeepsFreshFeedback) {
     for (const auto& item : bought) {
       events.push_back({{"user", "late"}, {"item", item}, {"type", "purchase"}});
     }
-    ASSERT_EQ(Client(server_->port()).Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth).status,
+    ASSERT_EQ(Client(server_->port())
+                  .Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
+                  .status,
               200);
   }
 
@@ -173,8 +179,8 @@ TEST_F(RetrainerTest, PromotionUnderLoadDropsNothingAndKeepsFreshFeedback) {
                                        {"type", "view"}}});
           r = c->Send(http::verb::post, "/v1/feedback", e.dump(), "application/json", kAuth);
         } else {
-          const std::string user = i % 2 ? "u" + std::to_string(rng() % 800)
-                                         : "new-a-" + std::to_string(rng() % 200);
+          const std::string user =
+              i % 2 ? "u" + std::to_string(rng() % 800) : "new-a-" + std::to_string(rng() % 200);
           r = c->Get("/v1/users/" + user + "/recommendations?n=10");
         }
         if (r.status == 0) {
@@ -390,9 +396,9 @@ TEST_F(RetrainerTest, ANewItemWithEnoughInteractionsEntersTheIndexBeforeARetrain
     events.push_back({{"user", buyer}, {"item", "brand-new"}, {"type", "purchase"}});
   }
   Client c(server_->port());
-  ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
-                .status,
-            200);
+  ASSERT_EQ(
+      c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth).status,
+      200);
   const Reply similar = SimilarOnceIndexed(c, "brand-new");
   ASSERT_EQ(similar.status, 200) << similar.body;
   const json items = similar.Json()["items"];
@@ -424,9 +430,9 @@ TEST_F(RetrainerTest, NoBuyerIsShownANewItemTheyBoughtWhateverTheFoldOrder) {
       buyers.push_back(store_.data.users.External(u));
       events.push_back({{"user", buyers.back()}, {"item", item}, {"type", "purchase"}});
     }
-    ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
-                  .status,
-              200);
+    ASSERT_EQ(
+        c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth).status,
+        200);
     ASSERT_EQ(SimilarOnceIndexed(c, item).status, 200) << item << " was never indexed";
     for (const std::string& buyer : buyers) {
       const Reply recs = c.Get("/v1/users/" + buyer + "/recommendations?n=100");
@@ -526,9 +532,9 @@ TEST_F(BpmfServingTest, RatingsFoldInANewcomerAndANewItemAndARetrainStaysBpmf) {
   for (const auto& e : Rate("fan", ItemsOf(1, 6), 1.0)) events.push_back(e);
   for (const auto& e : Rate("critic", ItemsOf(cluster, 6), 1.0)) events.push_back(e);
   for (const auto& e : Rate("critic", ItemsOf(1, 6), 5.0)) events.push_back(e);
-  ASSERT_EQ(c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth)
-                .status,
-            200);
+  ASSERT_EQ(
+      c.Send(http::verb::post, "/v1/feedback", events.dump(), "application/json", kAuth).status,
+      200);
   std::vector<std::set<std::string>> lists;
   for (const char* user : {"fan", "critic", "stranger"}) {
     const Reply recs = c.Get(std::string("/v1/users/") + user + "/recommendations?n=20");
