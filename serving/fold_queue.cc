@@ -7,9 +7,11 @@ namespace recloop {
 
 FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, FoldQueueOptions options, Logger* log)
     : fold_(std::move(fold)), metrics_(metrics), log_(log), options_(options) {
-  for (int t = 0; t < std::max(1, options_.threads); ++t) {
-    threads_.emplace_back([this] { Work(); });
+  int threads = options_.threads;
+  if (threads <= 0) {
+    threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 8);
   }
+  for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { Work(); });
 }
 
 FoldQueue::~FoldQueue() {

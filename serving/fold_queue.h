@@ -34,8 +34,9 @@
 namespace recloop {
 
 struct FoldQueueOptions {
-  // Folder threads (>= 1).
-  int threads = 1;
+  // Folder threads; 0 = one per core, at most 8. On 2 cores, two threads kept the backlog
+  // drained where one did not (BENCHMARKS.md, issue 22).
+  int threads = 0;
   // Users one call of the fold function takes at most (>= 1).
   int max_batch = 64;
 };

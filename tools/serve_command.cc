@@ -188,9 +188,10 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
   sub->add_option("--fold-threads", api.fold.threads,
-                  "Threads folding users in after their feedback is acknowledged")
+                  "Threads folding users in after their feedback is acknowledged (0: one per core, "
+                  "at most 8)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(CLI::Range(0, 256));
   sub->add_option("--max-fold-backlog", api.backpressure.max_fold_backlog,
                   "Users waiting to be folded in at which POST /v1/feedback is refused (503 "
                   "overloaded with Retry-After, nothing stored); 0 = no bound")
