@@ -12,15 +12,31 @@ local auth = os.getenv("AUTH")
 local per_thread = math.ceil(tonumber(os.getenv("MAX_REQUESTS") or "0") /
                              tonumber(os.getenv("WRK_THREADS") or "2"))
 local answered = 0
--- RATE: aim at about this many events/s in all (CONNECTIONS connections, default 16), each
--- connection pausing between requests; 0 = as fast as answers come (the default).
+-- RATE: aim at about this many events/s in all (CONNECTIONS connections, default 16, over
+-- WRK_THREADS threads), each connection pausing between requests; 0 = as fast as answers come
+-- (the default). The pause starts at CONNECTIONS x BATCH / RATE and is corrected once a second
+-- by what this thread sent in the last one, since each request's latency adds to it (wrk's Lua
+-- has no finer clock than os.time()).
 local rate = tonumber(os.getenv("RATE") or "0")
 local pause_ms = 0
+local target = 0  -- requests/s of this thread
+local second, sent = 0, 0
 if rate > 0 then
   pause_ms = tonumber(os.getenv("CONNECTIONS") or "16") * batch * 1000 / rate
+  target = rate / batch / tonumber(os.getenv("WRK_THREADS") or "2")
 end
 
 function delay()
+  if target > 0 then
+    local now = os.time()
+    if now ~= second then
+      if now == second + 1 and sent > 0 then
+        pause_ms = math.max(0, math.min(pause_ms * sent / target, 10000))
+      end
+      second, sent = now, 0
+    end
+    sent = sent + 1
+  end
   return pause_ms
 end
 
