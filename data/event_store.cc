@@ -167,10 +167,9 @@ void EventStore::CheckpointLoop() {
     lock.unlock();
     // PASSIVE: copies what no reader still needs and never blocks the writer or the readers.
     // Once every frame is copied, the writer starts the WAL over at its next commit.
-    if (sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                  nullptr) != SQLITE_OK) {
-      // Busy (another checkpoint) or an I/O error: the next commit past the threshold retries.
-    }
+    // A failure (busy: another checkpoint; an I/O error) is retried after the next commit past
+    // the threshold.
+    sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     lock.lock();
   }
 }
@@ -291,6 +290,15 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
     }
     id = reinterpret_cast<const char*>(sqlite3_column_text(get.stmt, 0));
   }
+  // From here on, a failure closes what is open so far.
+  std::unique_ptr<WriterStatements> writer_stmts;
+  std::vector<sqlite3*> readers;
+  auto fail = [&](absl::Status s) {
+    for (sqlite3* db : readers) sqlite3_close(db);
+    writer_stmts.reset();  // finalised before their connection closes
+    sqlite3_close(*writer);
+    return s;
+  };
   // The checkpointer thread checkpoints (CheckpointLoop), not the commit that crosses the
   // threshold; a bigger page cache keeps the per-user index's leaves in memory.
   if (absl::Status s = Exec(*writer, options.path,
@@ -298,41 +306,25 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
                                          int64_t{options.writer_cache_mib} * 1024)
                                 .c_str());
       !s.ok()) {
-    sqlite3_close(*writer);
-    return s;
+    return fail(s);
   }
-  auto writer_stmts = std::make_unique<WriterStatements>();
-  if (absl::Status s = writer_stmts->Prepare(*writer, options.path); !s.ok()) {
-    writer_stmts.reset();
-    sqlite3_close(*writer);
-    return s;
-  }
-  std::vector<sqlite3*> readers;
+  writer_stmts = std::make_unique<WriterStatements>();
+  if (absl::Status s = writer_stmts->Prepare(*writer, options.path); !s.ok()) return fail(s);
   for (int i = 0; i < options.readers; ++i) {
     auto reader = OpenSqlite(options.path, kWhat, /*serialized=*/false);
-    if (!reader.ok()) {
-      for (sqlite3* db : readers) sqlite3_close(db);
-      writer_stmts.reset();
-      sqlite3_close(*writer);
-      return reader.status();
-    }
+    if (!reader.ok()) return fail(reader.status());
     readers.push_back(*reader);
     Exec(*reader, options.path,
          absl::StrCat("PRAGMA cache_size=-", int64_t{options.reader_cache_mib} * 1024).c_str())
         .IgnoreError();  // a smaller cache is slower, not wrong
   }
   auto checkpoint_db = OpenSqlite(options.path, kWhat, /*serialized=*/false);
+  if (!checkpoint_db.ok()) return fail(checkpoint_db.status());
   // A read first: a connection that has not opened the WAL yet has nothing to checkpoint.
-  absl::Status checkpoint_ok = checkpoint_db.status();
-  if (checkpoint_ok.ok()) {
-    checkpoint_ok = Exec(*checkpoint_db, options.path, "SELECT COUNT(*) FROM sqlite_master");
-    if (!checkpoint_ok.ok()) sqlite3_close(*checkpoint_db);
-  }
-  if (!checkpoint_ok.ok()) {
-    for (sqlite3* db : readers) sqlite3_close(db);
-    writer_stmts.reset();
-    sqlite3_close(*writer);
-    return checkpoint_ok;
+  if (absl::Status s = Exec(*checkpoint_db, options.path, "SELECT COUNT(*) FROM sqlite_master");
+      !s.ok()) {
+    sqlite3_close(*checkpoint_db);
+    return fail(s);
   }
   auto store = std::unique_ptr<EventStore>(new EventStore(options, *writer, std::move(writer_stmts),
                                                           std::move(readers), *checkpoint_db));
@@ -402,7 +394,7 @@ absl::StatusOr<AppendResult> EventStore::Append(std::span<const Event> events) {
   const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
     result = AppendResult{};
     sqlite3_stmt* const insert = writer_stmts_->insert;
-    struct Reset {  // leaves the statement reset (its bindings point into `events`)
+    struct Reset {  // leaves the statement reset, whichever way this returns
       sqlite3_stmt* st;
       ~Reset() { sqlite3_reset(st); }
     } reset{insert};

@@ -6,10 +6,19 @@
 
 namespace recloop {
 
+namespace {
+
+// The bucket of `seconds` among `bounds`: bounds.size() past the last (+Inf only).
+template <size_t N>
+size_t BucketOf(const std::array<double, N>& bounds, double seconds) {
+  return std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+}
+
+}  // namespace
+
 void Metrics::Observe(std::string_view route, int status, double micros) {
   const double seconds = micros * 1e-6;
-  const size_t bucket =
-      std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin();
+  const size_t bucket = BucketOf(kBuckets, seconds);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = routes_.find(route);
   if (it == routes_.end()) it = routes_.emplace(std::string(route), Route{}).first;
@@ -19,18 +28,6 @@ void Metrics::Observe(std::string_view route, int status, double micros) {
   ++r.count;
   r.sum_seconds += seconds;
 }
-
-namespace {
-
-void AddToHistogram(double seconds, uint64_t* buckets, uint64_t* count, double* sum) {
-  const auto& bounds = Metrics::kFreshnessBuckets;
-  const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
-  if (bucket < bounds.size()) ++buckets[bucket];
-  ++*count;
-  *sum += seconds;
-}
-
-}  // namespace
 
 void Metrics::CountFeedback(int64_t accepted, int64_t rejected) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -61,8 +58,11 @@ void Metrics::CountRateLimited(std::string_view reason) {
 }
 
 void Metrics::ObserveFreshness(double seconds) {
+  const size_t bucket = BucketOf(kFreshnessBuckets, seconds);
   std::lock_guard<std::mutex> lock(mu_);
-  AddToHistogram(seconds, freshness_.buckets.data(), &freshness_.count, &freshness_.sum_seconds);
+  if (bucket < kFreshnessBuckets.size()) ++freshness_.buckets[bucket];
+  ++freshness_.count;
+  freshness_.sum_seconds += seconds;
 }
 
 std::string Metrics::Render(const std::vector<Gauge>& gauges) const {
