@@ -127,11 +127,23 @@ BENCHMARK(BM_Recommend)
     ->Args({1000000, 0, 1, 0})
     ->Unit(benchmark::kMicrosecond);
 
-// Args: {interactions in the history}.
+// Args: {interactions in the history, implicit}. Explicit folds solve for a vector and a bias;
+// implicit ones (the serving default) weigh each item by its confidence 1 + alpha * w(value).
 void BM_FoldIn(benchmark::State& state) {
   const auto n = static_cast<int>(state.range(0));
-  static const auto model = MakeModel(27000);
-  static const auto fold = FoldIn::Create(*model);
+  const bool implicit = state.range(1) != 0;
+  static const auto explicit_model = MakeModel(27000);
+  static const auto implicit_model = [] {
+    auto m = std::make_shared<FactorModel>(*explicit_model);
+    m->params.feedback = FeedbackKind::kImplicit;
+    m->params.alpha = 1.0f;
+    m->params.confidence = Confidence::kLog;
+    return std::shared_ptr<const FactorModel>(std::move(m));
+  }();
+  static const auto explicit_fold = FoldIn::Create(*explicit_model);
+  static const auto implicit_fold = FoldIn::Create(*implicit_model);
+  const auto& fold = implicit ? implicit_fold : explicit_fold;
+  const auto& model = implicit ? implicit_model : explicit_model;
   if (!fold.ok()) std::abort();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> pick(0, model->num_items() - 1);
@@ -152,8 +164,10 @@ void BM_FoldIn(benchmark::State& state) {
   }
   ReportPercentiles(state, &micros);
 }
-BENCHMARK(BM_FoldIn)->ArgName("history")->Arg(10)->Arg(100)->Arg(1000)->Unit(
-    benchmark::kMicrosecond);
+BENCHMARK(BM_FoldIn)
+    ->ArgNames({"history", "implicit"})
+    ->ArgsProduct({{10, 100, 1000}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace recloop
