@@ -59,13 +59,8 @@ start_server() {
   pid=$!
   bench_wait_ready "http://127.0.0.1:$port/readyz"
   # The ranked cache's warmer (nice 19) ranks the most active users after the model goes live:
-  # measured after it finished, as bench/run_http.sh does (bounded: 600 s).
-  for _ in $(seq 1 6000); do
-    curl -fs "http://127.0.0.1:$port/metrics" | grep -q '^recloop_ranked_cache_warm_passes_total' ||
-      break  # no ranked cache (--cache-candidates 0): nothing to wait for
-    [[ "$(metric recloop_ranked_cache_warm_passes_total)" == 0 ]] || break
-    sleep 0.1
-  done
+  # measured after it finished, as bench/run_http.sh does.
+  bench_wait_warm "http://127.0.0.1:$port"
 }
 
 post() {  # post CONNECTIONS BATCH [RATE]: wrk's RESULT line
@@ -85,7 +80,7 @@ parse_run() {  # parse_run C:B[@R]: prints "C B R" (R 0: not paced)
 
 : >"$out/ingest.txt"
 for run in $runs; do
-  read conns batch rate < <(parse_run "$run")
+  read -r conns batch rate < <(parse_run "$run")
   start_server
   line=$(post "$conns" "$batch" "$rate")
   start=$(date +%s.%N)
@@ -119,7 +114,7 @@ if ((read_conns > 0)); then
   }
   start_server
   read_run idle | tee -a "$out/ingest.txt"
-  read ingest_conns ingest_batch ingest_rate < <(parse_run "$read_ingest")
+  read -r ingest_conns ingest_batch ingest_rate < <(parse_run "$read_ingest")
   post "$ingest_conns" "$ingest_batch" "$ingest_rate" >"$out/ingest-during-reads.txt" &
   poster=$!
   sleep 1

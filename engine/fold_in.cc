@@ -97,8 +97,8 @@ absl::StatusOr<FoldIn> FoldIn::Create(const FactorModel& model) {
   return f;
 }
 
-absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
-                                        std::span<const float> values) const {
+absl::Status FoldIn::CheckHistory(std::span<const int32_t> items,
+                                  std::span<const float> values) const {
   if (items.size() != values.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("fold-in got ", items.size(), " items but ", values.size(), " values"));
@@ -114,6 +114,12 @@ absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
           absl::StrCat("fold-in value of entry ", j, " (item index ", items[j], ") is not finite"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
+                                        std::span<const float> values) const {
+  if (absl::Status s = CheckHistory(items, values); !s.ok()) return s;
   if (items.empty()) {
     // As in training: a row without data has the zero vector as its penalised optimum.
     FoldedUser u;
@@ -281,6 +287,96 @@ void FoldHistory::SortByItem() {
     values_[j] = entries[j].second;
     position_[items_[j]] = j;
   }
+}
+
+absl::StatusOr<std::vector<FoldIn::Explanation>> FoldIn::Explain(
+    std::span<const int32_t> items, std::span<const float> values,
+    std::span<const int32_t> targets) const {
+  if (absl::Status s = CheckHistory(items, values); !s.ok()) return s;
+  const int32_t num = num_items();
+  for (const int32_t t : targets) {
+    if (t < 0 || t >= num) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("explained item index ", t, " is outside [0, ", num, ")"));
+    }
+  }
+  const FactorModel& m = *model_;
+  if (m.params.algorithm == Algorithm::kBpmf) {
+    return absl::UnimplementedError(
+        "BPMF scores are a mean over samples, each with its own prior: they do not split into "
+        "one term per history item");
+  }
+  const int64_t n = static_cast<int64_t>(items.size());
+  const int64_t targets_n = static_cast<int64_t>(targets.size());
+  std::vector<Explanation> out(targets.size());
+  for (int64_t t = 0; t < targets_n; ++t) {
+    if (m.item_bias.size() > 0) out[t].base = m.item_bias[targets[t]];
+    out[t].terms.assign(static_cast<size_t>(n), 0.0f);
+  }
+  if (n == 0 || targets_n == 0) return out;
+  const FactorMatrix& q = m.item_factors;
+  if (m.params.algorithm == Algorithm::kEase) {
+    // The user's vector is ±1 at their items: item i's score is Σ_j sign_j B(j, i).
+    for (int64_t t = 0; t < targets_n; ++t) {
+      for (int64_t j = 0; j < n; ++j) {
+        out[t].terms[j] = PreferenceSign(values[j]) * q(targets[t], items[j]);
+      }
+    }
+    return out;
+  }
+  // Both ALS kinds solve A [b,] x = Σ_j r_j z_j. The served score x·q_i (implicit) or
+  // b + x·q_i (explicit, beside the base μ + b_i) is then Σ_j r_j z_jᵀ A⁻¹ g_i with g_i = q_i
+  // or [1, q_i].
+  const bool expl = m.params.feedback == FeedbackKind::kExplicit;
+  if (expl) {
+    for (int64_t t = 0; t < targets_n; ++t) out[t].base += m.global_mean;
+  }
+  const int k = factors();
+  const int dim = expl ? k + 1 : k;
+  // Work matrices kept by the calling thread between calls (a serving thread explains a list
+  // per request); the factorisation overwrites A in place.
+  thread_local Matrix z, scaled, a, g, shares;
+  thread_local Vector r;
+  z.resize(dim, n);  // column j: z_j
+  r.resize(n);
+  if (expl) {
+    for (int64_t j = 0; j < n; ++j) {
+      z(0, j) = 1.0f;
+      z.col(j).tail(k) = q.row(items[j]).transpose();
+      r[j] = values[j] - m.global_mean - m.item_bias[items[j]];
+    }
+    a.setZero(dim, dim);
+    a.selfadjointView<Eigen::Lower>().rankUpdate(z);
+    const float nf = static_cast<float>(n);
+    a(0, 0) += m.params.bias_regularization * nf;
+    a.diagonal().tail(k).array() += m.params.regularization * nf;
+  } else {
+    // As FoldImplicit: A = YᵀY + λI + Σ (c−1) y yᵀ, r_j = c_j p_j, z_j = y_j.
+    scaled.resize(k, n);
+    for (int64_t j = 0; j < n; ++j) {
+      const float c = 1.0f + m.params.alpha * ConfidenceWeight(m.params.confidence, values[j]);
+      z.col(j) = q.row(items[j]).transpose();
+      scaled.col(j) = std::sqrt(c - 1.0f) * z.col(j);
+      r[j] = values[j] > 0 ? c : 0.0f;
+    }
+    a = gram_;
+    a.selfadjointView<Eigen::Lower>().rankUpdate(scaled);
+  }
+  Eigen::LLT<Eigen::Ref<Matrix>, Eigen::Lower> llt(a);
+  if (llt.info() != Eigen::Success) {
+    return absl::InternalError("fold-in system is not positive definite (zero regularization?)");
+  }
+  g.resize(dim, targets_n);
+  for (int64_t t = 0; t < targets_n; ++t) {
+    g.col(t).tail(k) = q.row(targets[t]).transpose();
+    if (expl) g(0, t) = 1.0f;
+  }
+  llt.solveInPlace(g);                   // A⁻¹ g_i, one column per target
+  shares.noalias() = z.transpose() * g;  // z_jᵀ A⁻¹ g_i: n × targets
+  for (int64_t t = 0; t < targets_n; ++t) {
+    for (int64_t j = 0; j < n; ++j) out[t].terms[j] = r[j] * shares(j, t);
+  }
+  return out;
 }
 
 }  // namespace recloop

@@ -73,10 +73,32 @@ class FoldIn {
   // constant over items and left out, as in FactorModel::ScoreItems). i as in PredictRating.
   float Score(const FoldedUser& user, int32_t i) const;
 
+  // Why a folded user scores items as they do. The folded vector is linear in the history's
+  // right-hand side (ALS: x = A⁻¹ Σ_j r_j z_j with the system A of the history), so the score a
+  // recommendation carries splits exactly into one term per history entry plus a base
+  // (Hu et al. 2008, section 5; for EASE the terms are B's entries), to float rounding:
+  //   implicit ALS, EASE: Score(u, i)                = base + Σ_j terms[j], base = b_i (or 0);
+  //   explicit ALS:       μ + u.bias + x·q_i + b_i   = base + Σ_j terms[j], base = μ + b_i
+  //                       (PredictRating before its clamp; the user's bias is in the terms).
+  // One explanation per target, terms aligned with `items`. Validation and errors as Fold;
+  // Unimplemented for BPMF models (a mean over samples, each with its prior: no such split).
+  // An empty history gives empty terms and the bias alone. Cost: one fold's factorisation plus
+  // O(K² + n·K) per target.
+  struct Explanation {
+    float base = 0.0f;         // see above
+    std::vector<float> terms;  // terms[j]: history entry j's contribution
+  };
+  absl::StatusOr<std::vector<Explanation>> Explain(std::span<const int32_t> items,
+                                                   std::span<const float> values,
+                                                   std::span<const int32_t> targets) const;
+
   int32_t num_items() const { return model_->num_items(); }
   int factors() const { return static_cast<int>(model_->item_factors.cols()); }
 
  private:
+  // InvalidArgument for spans of different lengths, an item outside the model, a non-finite
+  // value (Fold's checks).
+  absl::Status CheckHistory(std::span<const int32_t> items, std::span<const float> values) const;
   explicit FoldIn(const FactorModel& model) : model_(&model) {}
 
   absl::StatusOr<FoldedUser> FoldExplicit(std::span<const int32_t> items,

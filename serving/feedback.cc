@@ -192,6 +192,8 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   }
   entry->seen.assign(seen.begin(), seen.end());
   std::sort(entry->seen.begin(), entry->seen.end());
+  entry->history_items.assign(history.items().begin(), history.items().end());
+  entry->history_values.assign(history.values().begin(), history.values().end());
   return std::shared_ptr<const FoldedUserEntry>(std::move(entry));
 }
 

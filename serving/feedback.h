@@ -61,6 +61,10 @@ struct FoldedUserEntry {
   std::vector<float> factors;  // empty: cold (popular items)
   float bias = 0.0f;
   std::vector<int32_t> seen;  // the model's item indices the user interacted with
+  // The history the fold solved over (engine/fold_in.h FoldHistory, in item order), kept for
+  // explanations (explain=true): 8 bytes per entry.
+  std::vector<int32_t> history_items;
+  std::vector<float> history_values;
   // The user was erased: the model's training interactions of the user no longer count.
   bool erased = false;
   // This entry's own number (serving/live_model.h NextServingSerial), which a cached ranking of

@@ -1,5 +1,6 @@
 #include "serving/json_codec.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <memory>
@@ -74,6 +75,11 @@ class ListWriter {
     // float's value.
     const auto end = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(v)).ptr;
     out_->append(buf, end);
+    // A whole number keeps a fraction ("0.0", not "0"), as the DOM writes floats: a typed
+    // client reads a float either way.
+    if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) {
+      out_->append(".0");
+    }
   }
   void Key(std::string_view key) {  // `key` is one of ours: plain ASCII
     out_->push_back('"');
@@ -152,6 +158,36 @@ HttpResponse ItemListJson(const ItemList& list) {
       } else {
         w.Raw("null");
       }
+    }
+    if (item.explanation) {
+      const ItemExplanation& e = *item.explanation;
+      w.Raw(",");
+      w.Key("vector");
+      w.String(e.vector);
+      w.Raw(",\"because\":[");
+      for (size_t b = 0; b < e.because.size(); ++b) {
+        w.Raw(b == 0 ? "{" : ",{");
+        w.Key("item");
+        w.String(e.because[b].item);
+        if (list.details) {
+          w.Raw(",");
+          w.Key("title");
+          w.String(e.because[b].title);
+        }
+        w.Raw(",");
+        w.Key("contribution");
+        w.Number(e.because[b].contribution);
+        w.Raw(",");
+        w.Key("share");
+        w.Number(e.because[b].share);
+        w.Raw("}");
+      }
+      w.Raw("],");
+      w.Key("because_others");
+      w.Number(e.others);
+      w.Raw(",");
+      w.Key("because_base");
+      w.Number(e.base);
     }
     w.Raw("}");
   }

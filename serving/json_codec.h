@@ -37,6 +37,21 @@ HttpResponse UsersJson(std::span<const std::string> users, int64_t total);
 
 // One item of a list response. Title and categories are sent only with ItemList::details,
 // predicted_rating only with ItemList::predicted_rating (null when unset).
+// Why a personalised item is shown (explain=true): its score is base + others + the sum of the
+// listed contributions, one per item of the customer's own history (engine/fold_in.h Explain).
+struct ItemExplanation {
+  struct Because {
+    std::string_view item;
+    std::string_view title;  // sent with details only
+    float contribution = 0.0f;
+    float share = 0.0f;  // contribution / score
+  };
+  std::string_view vector;  // "trained" or "fold-in": where the user's vector comes from
+  float base = 0.0f;        // the item's own bias (0 without biases)
+  float others = 0.0f;      // the history items not listed, together
+  std::vector<Because> because;
+};
+
 struct ListedItem {
   std::string_view item;
   float score = 0.0f;
@@ -44,10 +59,13 @@ struct ListedItem {
   std::string_view title;
   std::vector<std::string> categories;
   std::optional<float> predicted_rating;  // the rating head's prediction, if it has one
+  std::optional<ItemExplanation> explanation;  // sent when set
 };
 
 // A list response: {subject_key:subject (none if subject_key is empty),"model_version",
-// "items":[{"item","score","source"(,"title","categories")(,"predicted_rating")}]}
+// "items":[{"item","score","source"(,"title","categories")(,"predicted_rating")
+// (,"vector","because":[{"item"(,"title"),"contribution","share"}],"because_others",
+// "because_base"))}]}
 // (recommendations, similar items, popular items).
 struct ItemList {
   std::string_view subject_key;  // "user", "item" or empty

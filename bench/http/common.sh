@@ -73,6 +73,20 @@ bench_wait_ready() {
   exit 1
 }
 
+# bench_wait_warm URL: waits until the server at URL (http://host:port) has finished its ranked
+# cache's first warming pass (/metrics recloop_ranked_cache_warm_passes_total >= 1), so that a
+# measurement starts warm, as a long-running server is; at once if it has no ranked cache.
+# Bounded: 600 s.
+bench_wait_warm() {
+  local metrics
+  for _ in $(seq 1 6000); do
+    metrics=$(curl -fs "$1/metrics")
+    grep -q '^recloop_ranked_cache_warm_passes_total' <<<"$metrics" || return 0
+    grep -q '^recloop_ranked_cache_warm_passes_total 0$' <<<"$metrics" || return 0
+    sleep 0.1
+  done
+}
+
 # The server started by the script (set pid=$!), stopped on exit.
 pid=""
 bench_stop_server() {

@@ -2,12 +2,14 @@
 // /v1/popular, and the page of the live model's users, GET /v1/users.
 #include <algorithm>
 #include <memory>
+#include <numeric>
 #include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "engine/status_macros.h"
 #include "serving/handlers/handlers.h"
 #include "serving/json_codec.h"
 #include "serving/ranked_cache.h"
@@ -26,13 +28,18 @@ struct ListParams {
   std::vector<std::string> exclude;
   bool details = false;  // each item's title and categories from the catalogue
   bool predicted_rating = false;  // each item's rating from the version's rating head
+  bool explain = false;           // why each personalised item is shown (ItemExplanation)
 };
 
 // Which optional keys a list route takes beside n, offset, category and details.
 struct ListKeys {
   bool exclude = false;
   bool predicted_rating = false;
+  bool explain = false;
 };
+
+// History items named in an explanation, at most; the rest are summed as "because_others".
+constexpr size_t kBecauseItems = 3;
 
 absl::Status ParseBoundedInt(const std::string& key, const std::string& value, int lo, int hi,
                              int* out) {
@@ -61,7 +68,8 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys ke
                                            const ApiOptions& options) {
   ListParams p;
   p.n = options.default_n;
-  bool seen_n = false, seen_offset = false, seen_details = false, seen_predicted = false;
+  bool seen_n = false, seen_offset = false, seen_details = false, seen_predicted = false,
+       seen_explain = false;
   for (const auto& [key, value] : query) {
     if (key == "n") {
       if (seen_n) return absl::InvalidArgumentError("parameter 'n' given twice");
@@ -78,6 +86,8 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys ke
       if (auto s = ParseBool(key, value, &seen_details, &p.details); !s.ok()) return s;
     } else if (key == "predicted_rating" && keys.predicted_rating) {
       if (auto s = ParseBool(key, value, &seen_predicted, &p.predicted_rating); !s.ok()) return s;
+    } else if (key == "explain" && keys.explain) {
+      if (auto s = ParseBool(key, value, &seen_explain, &p.explain); !s.ok()) return s;
     } else if (key == "exclude" && keys.exclude) {
       for (absl::string_view id : absl::StrSplit(value, ',', absl::SkipEmpty())) {
         p.exclude.emplace_back(id);
@@ -148,12 +158,77 @@ std::optional<float> PredictedRating(const ModelSnapshot& s, std::optional<int32
   return s.rating_head->PredictRating(*head_user, *head_item);
 }
 
+// Explanations of the personalised items of `recs` for `user` (explain=true), aligned with
+// recs (nullopt for an item served otherwise). The history is the one the served vector was
+// solved from: the user's fold-in entry, else their row of the trained model. A trained vector
+// from the CG solver (the default) approximates that solve: its terms then add up to the
+// exact solve's score, within CG's tolerance of the served one. None for a user with neither,
+// a model without a fold-in (popularity), or one whose scores do not split (BPMF).
+absl::StatusOr<std::vector<std::optional<ItemExplanation>>> Explain(
+    const ModelSnapshot& s, std::string_view user, const FoldedUserEntry* folded,
+    const std::vector<Recommendation>& recs) {
+  std::vector<std::optional<ItemExplanation>> out(recs.size());
+  if (s.fold_in == nullptr || s.model->params.algorithm == Algorithm::kBpmf) return out;
+  std::span<const int32_t> items;
+  std::span<const float> values;
+  std::string_view vector;
+  if (folded != nullptr && !folded->factors.empty()) {
+    items = folded->history_items;
+    values = folded->history_values;
+    vector = "fold-in";
+  } else if (const auto u = s.model->users.Find(user);
+             folded == nullptr && u && *u < s.model->seen.rows()) {
+    items = s.model->seen.RowIndices(*u);
+    values = s.model->seen.RowValues(*u);
+    vector = "trained";
+  } else {
+    return out;
+  }
+  std::vector<int32_t> targets;
+  std::vector<size_t> at;
+  for (size_t r = 0; r < recs.size(); ++r) {
+    if (recs[r].source != RecommendationSource::kPersonalized) continue;
+    targets.push_back(recs[r].item);
+    at.push_back(r);
+  }
+  ASSIGN_OR_RETURN(const auto explained, s.fold_in->Explain(items, values, targets));
+  std::vector<size_t> order;
+  for (size_t t = 0; t < targets.size(); ++t) {
+    const auto& terms = explained[t].terms;
+    order.resize(terms.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    const size_t named = std::min(kBecauseItems, terms.size());
+    std::partial_sort(order.begin(), order.begin() + named, order.end(),
+                      [&](size_t a, size_t b) { return terms[a] > terms[b]; });
+    ItemExplanation e;
+    e.vector = vector;
+    e.base = explained[t].base;
+    const float score = recs[at[t]].score;
+    for (size_t j = 0; j < terms.size(); ++j) {
+      if (j < named) {
+        ItemExplanation::Because b;
+        b.item = s.model->items.External(items[order[j]]);
+        b.title = s.Title(items[order[j]]);
+        b.contribution = terms[order[j]];
+        b.share = score != 0.0f ? b.contribution / score : 0.0f;
+        e.because.push_back(b);
+      } else {
+        e.others += terms[order[j]];
+      }
+    }
+    out[at[t]] = std::move(e);
+  }
+  return out;
+}
+
 // The list response of `recs`; with details, each item's title and categories come from the
 // snapshot's catalogue (no lock: the snapshot is immutable); with predicted_rating, each item's
-// rating for `subject` (a user) from the snapshot's rating head.
+// rating for `subject` (a user) from the snapshot's rating head; with `explanations` (aligned
+// with recs), why each is shown.
 HttpResponse ListResponse(const ModelSnapshot& s, std::string_view subject_key,
                           std::string_view subject, const ListParams& p,
-                          const std::vector<Recommendation>& recs) {
+                          const std::vector<Recommendation>& recs,
+                          std::vector<std::optional<ItemExplanation>> explanations = {}) {
   ItemList list{subject_key, subject, s.version(), p.details, p.predicted_rating, {}};
   std::optional<int32_t> head_user;
   if (p.predicted_rating && s.rating_head != nullptr) {
@@ -161,12 +236,15 @@ HttpResponse ListResponse(const ModelSnapshot& s, std::string_view subject_key,
   }
   list.items.reserve(recs.size());
   for (const Recommendation& r : recs) {
-    ListedItem item{s.model->items.External(r.item), r.score, ToString(r.source), {}, {}, {}};
+    ListedItem item{s.model->items.External(r.item), r.score, ToString(r.source), {}, {}, {}, {}};
     if (p.details) {
       item.title = s.Title(r.item);
       item.categories = s.CategoryNames(r.item);
     }
     if (p.predicted_rating) item.predicted_rating = PredictedRating(s, head_user, item.item);
+    if (list.items.size() < explanations.size()) {
+      item.explanation = std::move(explanations[list.items.size()]);
+    }
     list.items.push_back(std::move(item));
   }
   return ItemListJson(list);
@@ -205,14 +283,20 @@ ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
 }  // namespace
 
 HttpResponse Recommendations(const RouteContext& ctx) {
-  ListRequest req = StartList(ctx, {.exclude = true, .predicted_rating = true});
+  ListRequest req = StartList(ctx, {.exclude = true, .predicted_rating = true, .explain = true});
   if (req.error) return *std::move(req.error);
   const ModelSnapshot& snap = *req.snap;
   const std::string& user = ctx.param("user");
   const auto folded = ctx.services.folder->overlay().Find(user, snap.version());
   auto recs = RankUser(ctx.services.ranked_cache, snap, user, folded.get(), req.options);
   if (!recs.ok()) return Internal(recs.status());
-  return ListResponse(snap, "user", user, req.params, *recs);
+  std::vector<std::optional<ItemExplanation>> explanations;
+  if (req.params.explain) {
+    auto e = Explain(snap, user, folded.get(), *recs);
+    if (!e.ok()) return Internal(e.status());
+    explanations = *std::move(e);
+  }
+  return ListResponse(snap, "user", user, req.params, *recs, std::move(explanations));
 }
 
 HttpResponse SimilarItems(const RouteContext& ctx) {

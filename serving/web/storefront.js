@@ -67,6 +67,10 @@ function card(item, isNew) {
       el('option', { value: '' }, 'Rate…'),
       ...[5, 4, 3, 2, 1].map((v) => el('option', { value: String(v) }, '★'.repeat(v)))));
   const categories = (item.categories || []).map((c) => el('span', { class: 'chip' }, c));
+  // explain=true: the items of the customer's own history that weigh most in this one's score
+  // (positive contributions only), and whether their vector is the trained one or a fold-in.
+  const because = (item.because || []).filter((b) => b.contribution > 0)
+    .map((b) => b.title || `Item ${b.item}`);
   return el('li', { class: isNew ? 'card new' : 'card', dataset: { item: item.item } },
     el('span', { class: 'title' }, item.title || `Item ${item.item}`),
     el('span', { class: 'meta' }, `#${item.item} · score ${Number(item.score).toFixed(3)}`),
@@ -74,13 +78,16 @@ function card(item, isNew) {
       el('span', { class: `chip source-${item.source}`, dataset: { source: item.source } },
         item.source),
       ...categories),
+    ...(because.length ? [el('span', { class: 'because', dataset: { vector: item.vector } },
+      `Because you liked ${because.slice(0, 2).join(' and ')}` +
+      (item.vector === 'fold-in' ? ' (your latest activity)' : ''))] : []),
     actions);
 }
 
 async function loadRecommendations() {
   const started = performance.now();
   const data = await api('GET',
-    `/v1/users/${enc(state.user)}/recommendations?n=${N}&details=true`);
+    `/v1/users/${enc(state.user)}/recommendations?n=${N}&details=true&explain=true`);
   const ms = performance.now() - started;
   const before = new Set(state.shown);
   const list = $('recommendations');

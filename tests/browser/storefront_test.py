@@ -182,6 +182,12 @@ class StorefrontTest(unittest.TestCase):
         self.assertNotIn(popular[0][0], [a[0] for a in after])
         self.assertTrue(all(s == "personalized" for _, _, s, _ in after),
                         "one purchase should make a new customer's list personal")
+        # Why each is shown (explain=true): the one item bought, from the fold-in vector.
+        for card in self.cards():
+            because = card.find_element(By.CLASS_NAME, "because")
+            self.assertEqual(because.text,
+                             f"Because you liked {popular[0][1]} (your latest activity)")
+            self.assertEqual(because.get_attribute("data-vector"), "fold-in")
         self.assert_no_page_errors()
 
     def test_3_a_rating_is_posted_with_its_value(self):

@@ -217,5 +217,70 @@ TEST(FoldIn, ConcurrentFoldsAgreeWithASerialOne) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(got[t], serial.factors) << "thread " << t;
 }
 
+// The terms of an explanation add up to the folded user's score (Fold, then Score), for both
+// kinds of ALS feedback, and the largest term belongs to the history item most like the target.
+TEST(FoldIn, ExplanationTermsAddUpToTheFoldedScore) {
+  for (const FeedbackKind kind : {FeedbackKind::kExplicit, FeedbackKind::kImplicit}) {
+    SCOPED_TRACE(kind == FeedbackKind::kExplicit ? "explicit" : "implicit");
+    const FactorModel m = MakeModel(kind);
+    ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+    History h = MakeHistory(kind, 12);
+    h.items.push_back(0);  // item 1's near-copy, liked strongly
+    h.values.push_back(kind == FeedbackKind::kExplicit ? 5.0f : 4.0f);
+    ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(h.items, h.values));
+    const std::vector<int32_t> targets = {1, 5, 40};
+    ASSERT_OK_AND_ASSIGN(const auto explained, f.Explain(h.items, h.values, targets));
+    ASSERT_EQ(explained.size(), targets.size());
+    for (size_t t = 0; t < targets.size(); ++t) {
+      ASSERT_EQ(explained[t].terms.size(), h.items.size());
+      double sum = explained[t].base;
+      for (const float term : explained[t].terms) sum += term;
+      // Explicit: the rating before its clamp (the user's bias is in the terms).
+      const float score = kind == FeedbackKind::kExplicit
+                              ? m.global_mean + u.bias + f.Score(u, targets[t])
+                              : f.Score(u, targets[t]);
+      EXPECT_NEAR(sum, score, 1e-4 * std::max(1.0f, std::abs(score))) << "target " << targets[t];
+      EXPECT_EQ(explained[t].base,
+                kind == FeedbackKind::kExplicit ? m.global_mean + m.item_bias[targets[t]] : 0.0f);
+    }
+    const auto& terms = explained[0].terms;  // target 1
+    const auto top = std::max_element(terms.begin(), terms.end()) - terms.begin();
+    EXPECT_EQ(h.items[top], 0) << "item 0 should explain its near-copy best";
+  }
+}
+
+TEST(FoldIn, EaseExplanationTermsAreTheEntriesOfB) {
+  FactorModel m = MakeModel(FeedbackKind::kImplicit);
+  m.params.algorithm = Algorithm::kEase;
+  m.params.factors = kItems;
+  m.item_factors = FactorMatrix::Random(kItems, kItems);  // row i: B's column i
+  ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+  const std::vector<int32_t> items = {3, 7, 9};
+  const std::vector<float> values = {1.0f, -1.0f, 2.0f};
+  ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(items, values));
+  ASSERT_OK_AND_ASSIGN(const auto explained, f.Explain(items, values, std::vector<int32_t>{11}));
+  EXPECT_FLOAT_EQ(explained[0].terms[0], m.item_factors(11, 3));
+  EXPECT_FLOAT_EQ(explained[0].terms[1], -m.item_factors(11, 7));
+  EXPECT_FLOAT_EQ(explained[0].terms[2], m.item_factors(11, 9));
+  EXPECT_NEAR(explained[0].terms[0] + explained[0].terms[1] + explained[0].terms[2], f.Score(u, 11),
+              1e-5);
+}
+
+TEST(FoldIn, ExplainRejectsWhatFoldRejectsAndItemsOutsideTheModel) {
+  const FactorModel m = MakeModel(FeedbackKind::kImplicit);
+  ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+  const std::vector<int32_t> items = {2, 3};
+  const std::vector<float> values = {1.0f, std::numeric_limits<float>::quiet_NaN()};
+  EXPECT_EQ(f.Explain(items, values, std::vector<int32_t>{1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<float> good = {1.0f, 1.0f};
+  EXPECT_EQ(f.Explain(items, good, std::vector<int32_t>{kItems}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(
+      const auto empty,
+      f.Explain(std::span<const int32_t>{}, std::span<const float>{}, std::vector<int32_t>{4}));
+  EXPECT_TRUE(empty[0].terms.empty());
+}
+
 }  // namespace
 }  // namespace recloop

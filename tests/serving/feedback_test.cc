@@ -115,6 +115,63 @@ TEST_F(FeedbackTest, NewCustomersEventsPersonaliseTheirNextRequest) {
             std::string::npos);
 }
 
+// Issue 25 item 5: explain=true says why each personalised item is shown. A newcomer's vector
+// is their fold-in, an exact solve over what they bought, so each item's score splits exactly
+// into the named items of their own history, the others and the item's base.
+TEST_F(FeedbackTest, ExplainedScoresSplitIntoTheCustomersOwnHistory) {
+  Client c(server_->port());
+  const std::vector<std::string> bought = ItemsOf(1, 6);
+  json events = json::array();
+  for (const auto& item : bought) {
+    events.push_back({{"user", "explained"}, {"item", item}, {"type", "purchase"}});
+  }
+  Reply r = Post(c, events);
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = c.Get("/v1/users/explained/recommendations?n=10&explain=true&details=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json items = r.Json()["items"];
+  ASSERT_EQ(items.size(), 10u);
+  for (const json& item : items) {
+    SCOPED_TRACE(item.dump());
+    ASSERT_EQ(item["source"], "personalized");
+    EXPECT_EQ(item["vector"], "fold-in");
+    const float score = item["score"];
+    ASSERT_FALSE(item["because"].empty());
+    EXPECT_LE(item["because"].size(), 3u);
+    double sum = item["because_base"].get<double>() + item["because_others"].get<double>();
+    double previous = 1e30;
+    for (const json& b : item["because"]) {
+      EXPECT_EQ(std::count(bought.begin(), bought.end(), b["item"].get<std::string>()), 1);
+      EXPECT_TRUE(b.contains("title"));
+      const double contribution = b["contribution"];
+      EXPECT_LE(contribution, previous) << "largest first";
+      previous = contribution;
+      EXPECT_NEAR(b["share"].get<double>(), contribution / score, 1e-5);
+      sum += contribution;
+    }
+    EXPECT_NEAR(sum, score, 1e-3 * std::max(1.0f, std::abs(score)));
+  }
+  // Without explain=true nothing of it is sent; a bad value and another route refuse it.
+  r = c.Get("/v1/users/explained/recommendations?n=3");
+  EXPECT_EQ(r.body.find("because"), std::string::npos) << r.body;
+  r = c.Get("/v1/users/explained/recommendations?explain=yes");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.Json()["error"]["code"], "bad_parameter");
+  r = c.Get("/v1/items/" + bought[0] + "/similar?explain=true");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.Json()["error"]["code"], "unknown_parameter");
+  // A customer of the trained model is explained from their training row.
+  r = c.Get("/v1/users?n=1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string known = r.Json()["users"][0];
+  r = c.Get("/v1/users/" + known + "/recommendations?n=5&explain=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  for (const json& item : r.Json()["items"]) {
+    EXPECT_EQ(item["vector"], "trained") << item.dump();
+    EXPECT_FALSE(item["because"].empty()) << item.dump();
+  }
+}
+
 TEST_F(FeedbackTest, AKnownCustomersPurchaseDisappearsAtOnce) {
   Client c(server_->port());
   const std::string recs = "/v1/users/u7/recommendations?n=5";

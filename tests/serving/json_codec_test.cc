@@ -28,6 +28,20 @@ std::string Reference(const ItemList& list) {
                                      ? ojson(*r.predicted_rating)
                                      : ojson(nullptr);
     }
+    if (r.explanation) {
+      item["vector"] = r.explanation->vector;
+      ojson because = ojson::array();
+      for (const auto& b : r.explanation->because) {
+        ojson entry = {{"item", b.item}};
+        if (list.details) entry["title"] = b.title;
+        entry["contribution"] = b.contribution;
+        entry["share"] = b.share;
+        because.push_back(std::move(entry));
+      }
+      item["because"] = std::move(because);
+      item["because_others"] = r.explanation->others;
+      item["because_base"] = r.explanation->base;
+    }
     items.push_back(std::move(item));
   }
   ojson out;
@@ -40,20 +54,24 @@ std::string Reference(const ItemList& list) {
 TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   const std::string bad_utf8 = "caf\xc3";  // cut in the middle of a sequence
   ItemList list{"user", "u\"1\\", "v000002", true, true, {}};
-  list.items.push_back({"<img src=x onerror=alert(1)>",
-                        0.8426203727f,
-                        "personalized",
-                        "Title \"quoted\"\n\t\x01 und Stra\xc3\x9f"
-                        "e",
-                        {"a", "b/c", bad_utf8},
-                        4.5f});
-  list.items.push_back({"i2", 1e-7f, "popular", "", {}, std::nullopt});
+  list.items.push_back(
+      {"<img src=x onerror=alert(1)>",
+       0.8426203727f,
+       "personalized",
+       "Title \"quoted\"\n\t\x01 und Stra\xc3\x9f"
+       "e",
+       {"a", "b/c", bad_utf8},
+       4.5f,
+       ItemExplanation{
+           "fold-in", 0.25f, -0.125f, {{"i\"9", bad_utf8, 0.5f, 0.59f}, {"i3", "", 0.1f, 0.12f}}}});
+  list.items.push_back({"i2", 1e-7f, "popular", "", {}, std::nullopt, std::nullopt});
   list.items.push_back({bad_utf8,
                         std::numeric_limits<float>::quiet_NaN(),
                         "similar",
                         bad_utf8,
                         {},
-                        std::numeric_limits<float>::infinity()});
+                        std::numeric_limits<float>::infinity(),
+                        ItemExplanation{"trained", 0.0f, 0.0f, {}}});
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
   list.details = false;
   list.predicted_rating = false;
