@@ -63,6 +63,30 @@ struct StoredEvent {
   Event event;
 };
 
+// A list a customer was shown (serving/impression_log.h): one row of the `impressions` table.
+// `items` is the list as JSON, [[item, source], ...] in position order (position 1 first).
+struct ImpressionRecord {
+  std::string id;     // the response's recommendation_id
+  std::string user;   // empty for lists without a customer (popular, similar items)
+  std::string route;  // "recommendations", "similar" or "popular"
+  std::string model_version;
+  std::string variant;  // empty outside an experiment
+  int64_t at_ms = 0;    // when it was served, milliseconds since the epoch
+  std::string items;
+};
+
+// A feedback event credited to a list it was shown in: one row of the `attributions` table.
+struct AttributionRecord {
+  std::string recommendation_id;
+  std::string user;
+  std::string item;
+  std::string type;
+  int position = 0;  // 1-based, in the impression's list
+  std::string model_version;
+  std::string variant;
+  int64_t at_ms = 0;  // when the event was acknowledged
+};
+
 struct AppendResult {
   int64_t stored = 0;      // events written
   int64_t duplicates = 0;  // events skipped because their id was already stored
@@ -136,6 +160,17 @@ class EventStore {
   // where the event has none), the file `recloop train --data` reads. Returns the rows written.
   // Errors name the file.
   absl::StatusOr<int64_t> ExportCsv(const std::string& path) const;
+
+  // Stores impressions and attributions in one transaction of the writer (serving/
+  // impression_log.h batches them off the request path). An impression whose id is stored
+  // already is skipped. Errors: the store's.
+  absl::Status AppendImpressions(std::span<const ImpressionRecord> impressions,
+                                 std::span<const AttributionRecord> attributions);
+  // Writes every impression as JSON Lines, {"recommendation_id","user","route",
+  // "model_version","variant","at_ms","items":[[item,source],...]} in the order stored, then
+  // every attribution likewise, {"attribution":{...}} (the keys of AttributionRecord). Returns
+  // the lines written. Errors name the file.
+  absl::StatusOr<int64_t> ExportImpressions(const std::string& path) const;
 
   // Writes (Append, DeleteUser) handed to the writer thread and not yet finished: waiting for
   // a transaction or in the one running. Each caller waits for its write, so this is at most

@@ -288,6 +288,10 @@ Api::Api(ApiServices services, ApiOptions options)
     own_ranked_cache_ = std::make_unique<RankedCache>(options_.ranked_cache);
     services_.ranked_cache = own_ranked_cache_.get();
   }
+  if (services_.impressions == nullptr) {
+    own_impressions_ = std::make_unique<ImpressionLog>(services_.events, options_.impressions);
+    services_.impressions = own_impressions_.get();
+  }
 }
 
 HttpResponse Api::Handle(const HttpRequest& request) const {

@@ -69,6 +69,7 @@
 #include "serving/feedback.h"
 #include "serving/feedback_folder.h"
 #include "serving/http.h"
+#include "serving/impression_log.h"
 #include "serving/json_limits.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
@@ -98,6 +99,8 @@ struct ApiOptions {
   // Bounds on the fold backlog and the event store's write queue past which POST /v1/feedback
   // is refused with 503 overloaded and Retry-After, storing nothing (serving/backpressure.h).
   BackpressureOptions backpressure;
+  // Impressions (every list's recommendation_id) and attribution (serving/impression_log.h).
+  ImpressionLogOptions impressions;
   // The cache of users' ranked candidates (serving/ranked_cache.h) the Api keeps when
   // ApiServices::ranked_cache is null.
   RankedCacheOptions ranked_cache;
@@ -159,6 +162,9 @@ struct ApiServices {
   // Users' ranked candidates, exact under feedback, catalogue changes and swaps
   // (serving/ranked_cache.h); null = the Api keeps its own, with ApiOptions::ranked_cache.
   RankedCache* ranked_cache = nullptr;
+  // What lists were shown and which events they earned (serving/impression_log.h); null = the
+  // Api keeps its own, storing into `events` (if any) with ApiOptions::impressions.
+  ImpressionLog* impressions = nullptr;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
@@ -188,6 +194,7 @@ class Api {
   std::unique_ptr<FeedbackFolder> own_folder_;
   std::unique_ptr<ApiKeys> own_keys_;
   std::unique_ptr<RankedCache> own_ranked_cache_;
+  std::unique_ptr<ImpressionLog> own_impressions_;
   ApiServices services_;  // folder, keys: the caller's or own_folder_, own_keys_
 };
 

@@ -17,7 +17,8 @@ using json = nlohmann::json;
 namespace {
 
 // What is wrong with one event object, or "" (filling `e`).
-std::string ParseEvent(const json& j, const FeedbackOptions& options, int64_t now, Event* e) {
+std::string ParseEvent(const json& j, const FeedbackOptions& options, int64_t now, Event* e,
+                       std::string* recommendation_id) {
   if (!j.is_object()) return "an event must be a JSON object";
   auto text = [&j](const char* key, std::string* out) -> std::string {
     const auto it = j.find(key);
@@ -62,6 +63,12 @@ std::string ParseEvent(const json& j, const FeedbackOptions& options, int64_t no
     if (!it->is_string()) return "\"id\" must be a string";
     e->id = it->get<std::string>();
   }
+  if (const auto it = j.find("recommendation_id"); it != j.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().size() > 64) {
+      return "\"recommendation_id\" must be a string of at most 64 bytes";
+    }
+    *recommendation_id = it->get<std::string>();
+  }
   return EventError(*e);
 }
 
@@ -80,11 +87,14 @@ absl::StatusOr<ParsedFeedback> ParseFeedbackBody(std::string_view body,
   ParsedFeedback out;
   for (size_t i = 0; i < j.size(); ++i) {
     Event e;
-    if (std::string error = ParseEvent(j[i], options, now_seconds, &e); !error.empty()) {
+    std::string recommendation_id;
+    if (std::string error = ParseEvent(j[i], options, now_seconds, &e, &recommendation_id);
+        !error.empty()) {
       out.rejected.emplace_back(static_cast<int>(i), std::move(error));
     } else {
       out.events.push_back(std::move(e));
       out.indices.push_back(static_cast<int>(i));
+      out.recommendation_ids.push_back(std::move(recommendation_id));
     }
   }
   return out;

@@ -44,10 +44,13 @@ struct FeedbackOptions {
 struct ParsedFeedback {
   std::vector<Event> events;
   std::vector<int> indices;
+  // Aligned with events: the list the event answers (serving/impression_log.h), or empty.
+  std::vector<std::string> recommendation_ids;
   std::vector<std::pair<int, std::string>> rejected;
 };
 
-// Parses a JSON array of {"user","item","type","value"?,"timestamp"?,"id"?}; timestamp is ISO
+// Parses a JSON array of {"user","item","type","value"?,"timestamp"?,"id"?,
+// "recommendation_id"?}; timestamp is ISO
 // 8601 UTC or integer seconds, `now_seconds` where absent. Errors: InvalidArgument if the body
 // is not a JSON array or holds more than max_events_per_request events (nothing is stored then).
 absl::StatusOr<ParsedFeedback> ParseFeedbackBody(std::string_view body,

@@ -126,6 +126,11 @@ HttpResponse ItemListJson(const ItemList& list) {
   }
   w.Key("model_version");
   w.String(list.model_version);
+  if (!list.recommendation_id.empty()) {
+    w.Raw(",");
+    w.Key("recommendation_id");
+    w.String(list.recommendation_id);
+  }
   w.Raw(",\"items\":[");
   for (size_t i = 0; i < list.items.size(); ++i) {
     const ListedItem& item = list.items[i];

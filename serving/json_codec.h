@@ -63,7 +63,7 @@ struct ListedItem {
 };
 
 // A list response: {subject_key:subject (none if subject_key is empty),"model_version",
-// "items":[{"item","score","source"(,"title","categories")(,"predicted_rating")
+// ("recommendation_id",)"items":[{"item","score","source"(,"title","categories")(,"predicted_rating")
 // (,"vector","because":[{"item"(,"title"),"contribution","share"}],"because_others",
 // "because_base"))}]}
 // (recommendations, similar items, popular items).
@@ -71,6 +71,7 @@ struct ItemList {
   std::string_view subject_key;  // "user", "item" or empty
   std::string_view subject;
   std::string_view model_version;
+  std::string_view recommendation_id;  // sent after model_version when not empty
   bool details = false;
   bool predicted_rating = false;  // send each item's predicted_rating (a number or null)
   std::vector<ListedItem> items;

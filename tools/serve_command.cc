@@ -192,6 +192,19 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
                   "at most 8)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  sub->add_option("--impression-sample-rate", api.impressions.sample_rate,
+                  "Fraction of served lists (impressions) stored in the event store; the rest "
+                  "are counted on /metrics as sampled out (attribution sees them all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option_function<int>(
+         "--attribution-window-minutes",
+         [&api](int minutes) {
+           api.impressions.attribution_window = std::chrono::minutes(minutes);
+         },
+         "How long after a list was shown a click, cart or purchase without a recommendation_id "
+         "is credited to it (default 1440: a day)")
+      ->check(CLI::Range(0, 525'600));
   sub->add_option("--max-fold-backlog", api.backpressure.max_fold_backlog,
                   "Users waiting to be folded in at which POST /v1/feedback is refused (503 "
                   "overloaded with Retry-After, nothing stored); 0 = no bound")

@@ -57,6 +57,14 @@ HttpResponse PostFeedback(const RouteContext& ctx) {
     users.erase(std::unique(users.begin(), users.end()), users.end());
     services.folder->Enqueue(users);
   }
+  // Clicks, carts and purchases are credited to the list they answer (serving/impression_log.h;
+  // once per list, item and type, so a retried batch counts once).
+  if (services.impressions != nullptr) {
+    for (size_t i = 0; i < parsed->events.size(); ++i) {
+      const Event& e = parsed->events[i];
+      services.impressions->Attribute(e.user, e.item, e.type, parsed->recommendation_ids[i]);
+    }
+  }
   return FeedbackAckJson(stored.stored + stored.duplicates, stored.duplicates, parsed->rejected);
 }
 

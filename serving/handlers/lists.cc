@@ -225,11 +225,15 @@ absl::StatusOr<std::vector<std::optional<ItemExplanation>>> Explain(
 // snapshot's catalogue (no lock: the snapshot is immutable); with predicted_rating, each item's
 // rating for `subject` (a user) from the snapshot's rating head; with `explanations` (aligned
 // with recs), why each is shown.
-HttpResponse ListResponse(const ModelSnapshot& s, std::string_view subject_key,
-                          std::string_view subject, const ListParams& p,
-                          const std::vector<Recommendation>& recs,
+//
+// Every list gets a fresh recommendation_id, and the impression (who was shown what, where, by
+// which version) goes to the impression log for attribution and storage.
+HttpResponse ListResponse(const RouteContext& ctx, std::string_view route, const ModelSnapshot& s,
+                          std::string_view subject_key, std::string_view subject,
+                          const ListParams& p, const std::vector<Recommendation>& recs,
                           std::vector<std::optional<ItemExplanation>> explanations = {}) {
-  ItemList list{subject_key, subject, s.version(), p.details, p.predicted_rating, {}};
+  const std::string id = ImpressionLog::NewId();
+  ItemList list{subject_key, subject, s.version(), id, p.details, p.predicted_rating, {}};
   std::optional<int32_t> head_user;
   if (p.predicted_rating && s.rating_head != nullptr) {
     head_user = s.rating_head->users.Find(subject);
@@ -247,7 +251,19 @@ HttpResponse ListResponse(const ModelSnapshot& s, std::string_view subject_key,
     }
     list.items.push_back(std::move(item));
   }
-  return ItemListJson(list);
+  HttpResponse response = ItemListJson(list);
+  if (ctx.services.impressions != nullptr) {
+    ServedList served;
+    if (subject_key == "user") served.user = std::string(subject);
+    served.route = std::string(route);
+    served.model_version = std::string(s.version());
+    served.items.reserve(list.items.size());
+    for (const ListedItem& item : list.items) {
+      served.items.emplace_back(std::string(item.item), std::string(item.source));
+    }
+    ctx.services.impressions->Record(id, std::move(served));
+  }
+  return response;
 }
 
 // What every list route does first: its parameters, the live snapshot and the query's options
@@ -296,7 +312,8 @@ HttpResponse Recommendations(const RouteContext& ctx) {
     if (!e.ok()) return Internal(e.status());
     explanations = *std::move(e);
   }
-  return ListResponse(snap, "user", user, req.params, *recs, std::move(explanations));
+  return ListResponse(ctx, "recommendations", snap, "user", user, req.params, *recs,
+                      std::move(explanations));
 }
 
 HttpResponse SimilarItems(const RouteContext& ctx) {
@@ -314,7 +331,7 @@ HttpResponse SimilarItems(const RouteContext& ctx) {
   }
   auto recs = snap.recommender->Similar(*item, req.options);
   if (!recs.ok()) return Internal(recs.status());
-  return ListResponse(snap, "item", id, req.params, *recs);
+  return ListResponse(ctx, "similar", snap, "item", id, req.params, *recs);
 }
 
 HttpResponse PopularItems(const RouteContext& ctx) {
@@ -322,7 +339,7 @@ HttpResponse PopularItems(const RouteContext& ctx) {
   if (req.error) return *std::move(req.error);
   auto recs = req.snap->recommender->Recommend(-1, req.options);
   if (!recs.ok()) return Internal(recs.status());
-  return ListResponse(*req.snap, "", "", req.params, *recs);
+  return ListResponse(ctx, "popular", *req.snap, "", "", req.params, *recs);
 }
 
 // A page of the live model's customer IDs (for pickers such as the storefront page's).

@@ -44,6 +44,7 @@ HttpResponse MetricsText(const RouteContext& ctx) {
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = services.metrics->Render(gauges);
   if (services.retrain != nullptr) r.body += services.retrain->RenderMetrics();
+  if (services.impressions != nullptr) r.body += services.impressions->MetricsText();
   if (services.ranked_cache != nullptr && services.ranked_cache->enabled()) {
     r.body += services.ranked_cache->RenderMetrics();
   }

@@ -10,6 +10,7 @@ const state = {
   user: null,
   key: sessionStorage.getItem('recloop-api-key') || '',
   shown: [],      // item IDs of the list on screen
+  listId: null,   // the recommendation_id of that list: feedback on it is credited to it
   busy: false,
 };
 
@@ -94,6 +95,7 @@ async function loadRecommendations() {
   list.replaceChildren(...data.items.map((item) =>
     card(item, before.size > 0 && !before.has(item.item))));
   state.shown = data.items.map((item) => item.item);
+  state.listId = data.recommendation_id || null;
   $('model-version').textContent = data.model_version;
   list.dataset.version = data.model_version;
   return { data, ms, added: state.shown.filter((id) => !before.has(id)).length };
@@ -147,6 +149,7 @@ async function feedback(itemCard, type, value) {
   showError(null);
   try {
     const event = { user: state.user, item, type };
+    if (state.listId) event.recommendation_id = state.listId;
     if (value !== undefined) event.value = value;
     const posted = performance.now();
     const answer = await api('POST', '/v1/feedback', [event]);

@@ -164,6 +164,10 @@ class StorefrontTest(unittest.TestCase):
         self.wait(lambda: self.text("events-accepted") == "1", "the events counter shows 1")
         self.wait(lambda: "ms" in self.text("freshness"), "the freshness lag is shown")
         self.wait(lambda: "ms" in self.text("recs-p99"), "the recommendation p99 is shown")
+        # The purchase named the list it was made from: credited at its position, 1.
+        metrics = urllib.request.urlopen(f"{self.base}/metrics").read().decode()
+        self.assertRegex(metrics, r'recloop_attributed_events_by_position_total\{position="1",'
+                                  r'type="purchase"\} 1\n')
         self.save_screenshot("storefront-after-buy.png")
         self.assert_no_page_errors()
 

@@ -172,6 +172,58 @@ TEST_F(FeedbackTest, ExplainedScoresSplitIntoTheCustomersOwnHistory) {
   }
 }
 
+// Issue 25 items 1 and 2 over HTTP: every list carries its own recommendation_id; clicks and
+// purchases are credited to the list they answer, by id or by the customer's latest list that
+// held the item, at the item's position; the impressions reach the event store.
+TEST_F(FeedbackTest, ListsCarryARecommendationIdAndEarnTheirClicks) {
+  Client c(server_->port());
+  Reply r = c.Get("/v1/users/shopper/recommendations?n=5");  // unknown: popular items
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json first = r.Json();
+  const std::string id = first["recommendation_id"];
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(r.body.find(R"({"user":"shopper","model_version":")"), 0u) << r.body;
+  const std::string version = first["model_version"];
+  r = c.Get("/v1/popular?n=3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.Json()["recommendation_id"], id);
+  const std::string similar_to = first["items"][0]["item"];
+  r = c.Get("/v1/items/" + similar_to + "/similar?n=3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["recommendation_id"].get<std::string>().size(), 32u);
+
+  const std::string third = first["items"][2]["item"], top = first["items"][0]["item"];
+  json events = json::array();
+  events.push_back(
+      {{"user", "shopper"}, {"item", third}, {"type", "click"}, {"recommendation_id", id}});
+  events.push_back({{"user", "shopper"}, {"item", top}, {"type", "purchase"}});  // by its list
+  events.push_back({{"user", "shopper"}, {"item", third}, {"type", "view"}});    // not credited
+  r = Post(c, events);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.Json()["accepted"], 3);
+  events = json::array(
+      {{{"user", "shopper"}, {"item", third}, {"type", "click"}, {"recommendation_id", 7}}});
+  r = Post(c, events);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["rejected"].size(), 1u) << r.body;
+
+  const std::string metrics = c.Get("/metrics").body;
+  const std::string served =
+      "recloop_impressions_served_total{model_version=\"" + version + "\",variant=\"\"} 3";
+  EXPECT_NE(metrics.find(served), std::string::npos) << metrics;
+  for (const std::string& line :
+       {"recloop_attributed_events_total{model_version=\"" + version +
+            "\",variant=\"\",type=\"click\"} 1",
+        "recloop_attributed_events_total{model_version=\"" + version +
+            "\",variant=\"\",type=\"purchase\"} 1",
+        std::string("recloop_attributed_events_by_position_total{position=\"3\",type=\"click\"} 1"),
+        std::string(
+            "recloop_attributed_events_by_position_total{position=\"1\",type=\"purchase\"} 1")}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line;
+  }
+  EXPECT_EQ(metrics.find("type=\"view\""), std::string::npos);
+}
+
 TEST_F(FeedbackTest, AKnownCustomersPurchaseDisappearsAtOnce) {
   Client c(server_->port());
   const std::string recs = "/v1/users/u7/recommendations?n=5";

@@ -47,13 +47,14 @@ std::string Reference(const ItemList& list) {
   ojson out;
   if (!list.subject_key.empty()) out[std::string(list.subject_key)] = list.subject;
   out["model_version"] = list.model_version;
+  if (!list.recommendation_id.empty()) out["recommendation_id"] = list.recommendation_id;
   out["items"] = std::move(items);
   return out.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 
 TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   const std::string bad_utf8 = "caf\xc3";  // cut in the middle of a sequence
-  ItemList list{"user", "u\"1\\", "v000002", true, true, {}};
+  ItemList list{"user", "u\"1\\", "v000002", "0123456789abcdef0123456789abcdef", true, true, {}};
   list.items.push_back(
       {"<img src=x onerror=alert(1)>",
        0.8426203727f,
@@ -76,6 +77,7 @@ TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   list.details = false;
   list.predicted_rating = false;
   list.subject_key = "";
+  list.recommendation_id = "";
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
   list.items.clear();
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
