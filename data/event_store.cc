@@ -253,9 +253,10 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
       "  value TEXT NOT NULL);"
       // Lists shown and the events credited to them (serving/impression_log.h): written in
       // batches off the request path, never on an event's acknowledged path.
+      // Plain rowids and no index on the random id: an insert appends to the table's last page.
       "CREATE TABLE IF NOT EXISTS impressions ("
-      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-      "  id TEXT NOT NULL UNIQUE,"
+      "  seq INTEGER PRIMARY KEY,"
+      "  id TEXT NOT NULL,"
       "  user TEXT NOT NULL,"
       "  route TEXT NOT NULL,"
       "  model_version TEXT NOT NULL,"
@@ -263,7 +264,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
       "  at_ms INTEGER NOT NULL,"
       "  items TEXT NOT NULL);"
       "CREATE TABLE IF NOT EXISTS attributions ("
-      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+      "  seq INTEGER PRIMARY KEY,"
       "  recommendation_id TEXT NOT NULL,"
       "  user TEXT NOT NULL,"
       "  item TEXT NOT NULL,"
@@ -653,8 +654,7 @@ absl::Status EventStore::AppendImpressions(std::span<const ImpressionRecord> imp
     SqlStatement put_impression, put_attribution;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO impressions(id, user, route, model_version, variant, "
-                           "at_ms, items) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-                           "ON CONFLICT(id) DO NOTHING",
+                           "at_ms, items) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                            -1, &put_impression.stmt, nullptr) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
                            "INSERT INTO attributions(recommendation_id, user, item, type, "

@@ -162,8 +162,8 @@ class EventStore {
   absl::StatusOr<int64_t> ExportCsv(const std::string& path) const;
 
   // Stores impressions and attributions in one transaction of the writer (serving/
-  // impression_log.h batches them off the request path). An impression whose id is stored
-  // already is skipped. Errors: the store's.
+  // impression_log.h batches them off the request path; ids are random, 128 bits, so they are
+  // not checked for repeats). Errors: the store's.
   absl::Status AppendImpressions(std::span<const ImpressionRecord> impressions,
                                  std::span<const AttributionRecord> attributions);
   // Writes every impression as JSON Lines, {"recommendation_id","user","route",

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "nlohmann/json.hpp"
+#include "serving/json_codec.h"
 
 namespace recloop {
 namespace {
@@ -58,15 +58,10 @@ bool ImpressionLog::Credited(std::string_view type) {
 }
 
 void ImpressionLog::Record(const std::string& id, ServedList list, Clock::time_point at) {
+  if (!options_.record) return;
   thread_local std::mt19937_64 sampler(std::random_device{}());
   const bool sampled = options_.sample_rate >= 1.0 || std::uniform_real_distribution<double>(
                                                           0.0, 1.0)(sampler) < options_.sample_rate;
-  std::string items_json;
-  if (store_ != nullptr && sampled) {
-    nlohmann::json items = nlohmann::json::array();
-    for (const auto& [item, source] : list.items) items.push_back({item, source});
-    items_json = items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
   auto recent = std::make_shared<Recent>();
   recent->id = id;
   recent->at = at;
@@ -81,15 +76,14 @@ void ImpressionLog::Record(const std::string& id, ServedList list, Clock::time_p
                options_.max_queue) {
       ++dropped_;
     } else {
-      pending_.push_back(ImpressionRecord{id, l.user, l.route, l.model_version, l.variant,
-                                          Millis(at), std::move(items_json)});
+      pending_.push_back(recent);
     }
   }
-  by_id_[id] = recent;
+  by_id_[recent->id] = recent;
   if (!l.user.empty()) {
-    auto& mine = by_user_[l.user];
-    mine.push_front(recent);
-    if (static_cast<int>(mine.size()) > options_.max_recent_per_user) mine.pop_back();
+    auto& mine = by_user_[l.user];  // oldest first
+    if (static_cast<int>(mine.size()) >= options_.max_recent_per_user) mine.erase(mine.begin());
+    mine.push_back(recent);
   }
   order_.push_back(std::move(recent));
   while (static_cast<int64_t>(order_.size()) > options_.max_recent) {
@@ -146,7 +140,8 @@ std::optional<int> ImpressionLog::Attribute(const std::string& user, const std::
   }
   const auto mine = by_user_.find(user);
   if (mine == by_user_.end()) return std::nullopt;
-  for (const auto& r : mine->second) {  // latest first
+  for (auto it = mine->second.rbegin(); it != mine->second.rend(); ++it) {  // latest first
+    const std::shared_ptr<Recent>& r = *it;
     if (at - r->at > options_.attribution_window) break;
     const auto& items = r->list.items;
     if (std::none_of(items.begin(), items.end(),
@@ -160,14 +155,23 @@ std::optional<int> ImpressionLog::Attribute(const std::string& user, const std::
 
 void ImpressionLog::Flush() {
   std::lock_guard<std::mutex> flushing(flush_mu_);
-  std::vector<ImpressionRecord> impressions;
+  std::vector<std::shared_ptr<const Recent>> waiting;
   std::vector<AttributionRecord> attributions;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    impressions.swap(pending_);
+    waiting.swap(pending_);
     attributions.swap(pending_attributions_);
   }
-  if (store_ == nullptr || (impressions.empty() && attributions.empty())) return;
+  if (store_ == nullptr || (waiting.empty() && attributions.empty())) return;
+  // Rows are made here, off the request path: an entry's fields other than `credited` never
+  // change once recorded, so they are read without the lock.
+  std::vector<ImpressionRecord> impressions;
+  impressions.reserve(waiting.size());
+  for (const auto& r : waiting) {
+    const ServedList& l = r->list;
+    impressions.push_back(ImpressionRecord{r->id, l.user, l.route, l.model_version, l.variant,
+                                           Millis(r->at), ItemSourcePairsJson(l.items)});
+  }
   const absl::Status s = store_->AppendImpressions(impressions, attributions);
   std::lock_guard<std::mutex> lock(mu_);
   if (s.ok()) {

@@ -36,12 +36,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "base/logger.h"
 #include "data/event_store.h"
 
 namespace recloop {
 
 struct ImpressionLogOptions {
+  // False: lists still carry a recommendation_id, but nothing is kept, stored or attributed.
+  bool record = true;
   // Fraction of impressions stored in the event store (0..1); the rest are counted as sampled
   // out. Attribution sees every impression either way.
   double sample_rate = 1.0;
@@ -52,8 +55,10 @@ struct ImpressionLogOptions {
   // How long after an impression an event without a recommendation_id may still be credited to
   // it.
   std::chrono::milliseconds attribution_window{std::chrono::hours(24)};
-  // Impressions kept in memory for attribution (the oldest go first), and per customer.
-  int64_t max_recent = 1'000'000;
+  // Impressions kept in memory for attribution (the oldest go first; about 1 KB each for a list
+  // of 10), and per customer. At a high rate this, not attribution_window, bounds how far back
+  // an event without a recommendation_id is credited.
+  int64_t max_recent = 200'000;
   int max_recent_per_user = 16;
 };
 
@@ -105,7 +110,7 @@ class ImpressionLog {
     std::string id;
     ServedList list;
     Clock::time_point at;
-    absl::flat_hash_set<std::string> credited;  // "item\ttype"
+    absl::flat_hash_set<std::string> credited;  // "item\ttype", guarded by mu_
   };
   std::optional<int> CreditLocked(Recent& r, const std::string& item, const std::string& type,
                                   Clock::time_point at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -118,11 +123,14 @@ class ImpressionLog {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::shared_ptr<Recent>> by_id_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::deque<std::shared_ptr<Recent>>> by_user_
+  // Keyed by a view of the entry's own id (an entry never changes once recorded).
+  absl::flat_hash_map<std::string_view, std::shared_ptr<Recent>> by_id_ ABSL_GUARDED_BY(mu_);
+  // A customer's latest lists, oldest first (at most max_recent_per_user).
+  absl::flat_hash_map<std::string, absl::InlinedVector<std::shared_ptr<Recent>, 2>> by_user_
       ABSL_GUARDED_BY(mu_);
   std::deque<std::shared_ptr<Recent>> order_ ABSL_GUARDED_BY(mu_);  // oldest first
-  std::vector<ImpressionRecord> pending_ ABSL_GUARDED_BY(mu_);
+  // Waiting to be written; turned into rows (the items as JSON) on the writer thread.
+  std::vector<std::shared_ptr<const Recent>> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<AttributionRecord> pending_attributions_ ABSL_GUARDED_BY(mu_);
 
   // Counters for /metrics.

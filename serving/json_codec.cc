@@ -200,6 +200,22 @@ HttpResponse ItemListJson(const ItemList& list) {
   return r;
 }
 
+std::string ItemSourcePairsJson(std::span<const std::pair<std::string, std::string>> items) {
+  std::string out;
+  out.reserve(2 + items.size() * 32);
+  ListWriter w(&out);
+  w.Raw("[");
+  for (size_t i = 0; i < items.size(); ++i) {
+    w.Raw(i == 0 ? "[" : ",[");
+    w.String(items[i].first);
+    w.Raw(",");
+    w.String(items[i].second);
+    w.Raw("]");
+  }
+  w.Raw("]");
+  return out;
+}
+
 HttpResponse CatalogEntryJson(std::string_view item, bool in_model, const CatalogEntry& e) {
   return JsonResponse(200, {{"item", item},
                             {"in_model", in_model},

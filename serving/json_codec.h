@@ -78,6 +78,10 @@ struct ItemList {
 };
 HttpResponse ItemListJson(const ItemList& list);
 
+// [[item, source], ...]: a served list as the event store keeps it (serving/impression_log.h),
+// written as ItemListJson writes (no DOM).
+std::string ItemSourcePairsJson(std::span<const std::pair<std::string, std::string>> items);
+
 // {"item","in_model","title","categories","available"} (GET, PUT, DELETE /v1/items/{item}).
 HttpResponse CatalogEntryJson(std::string_view item, bool in_model, const CatalogEntry& entry);
 

@@ -192,6 +192,9 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
                   "at most 8)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  sub->add_flag("!--no-impressions", api.impressions.record,
+                "Keep no impressions: nothing is stored or attributed (lists still carry a "
+                "recommendation_id)");
   sub->add_option("--impression-sample-rate", api.impressions.sample_rate,
                   "Fraction of served lists (impressions) stored in the event store; the rest "
                   "are counted on /metrics as sampled out (attribution sees them all)")

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -81,6 +83,15 @@ TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
   list.items.clear();
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
+}
+
+TEST(ItemSourcePairsJson, WritesWhatTheDomWould) {
+  const std::vector<std::pair<std::string, std::string>> items = {
+      {"i\"1\n", "personalized"}, {"caf\xc3", "popular"}, {"", "similar"}};
+  ojson dom = ojson::array();
+  for (const auto& [item, source] : items) dom.push_back({item, source});
+  EXPECT_EQ(ItemSourcePairsJson(items), dom.dump(-1, ' ', false, ojson::error_handler_t::replace));
+  EXPECT_EQ(ItemSourcePairsJson({}), "[]");
 }
 
 }  // namespace
