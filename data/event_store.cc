@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "data/sqlite_db.h"
-#include "nlohmann/json.hpp"
 
 namespace recloop {
 namespace {
@@ -58,6 +57,50 @@ StoredEvent ReadRow(sqlite3_stmt* s) {
 }
 
 constexpr const char* kColumns = "seq, user, item, type, value, ts, event_id";
+
+// The store's tables, created when missing (so that an older store gains the newer ones).
+constexpr const char* kSchema =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"  // never reused, even after deletes
+    "  user TEXT NOT NULL,"
+    "  item TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  value REAL,"  // NULL: the type's weight
+    "  ts INTEGER NOT NULL,"
+    "  event_id TEXT UNIQUE);"  // NULLs never collide
+    "CREATE INDEX IF NOT EXISTS events_by_user ON events(user);"
+    // Users erased by DeleteUser, with the store's high-water seq at that moment: models
+    // trained on events up to an earlier seq still hold the user's old interactions.
+    "CREATE TABLE IF NOT EXISTS erasures ("
+    "  user TEXT PRIMARY KEY,"
+    "  seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL);"
+    // Lists shown and the events credited to them (serving/impression_log.h): written in
+    // batches off the request path, never on an event's acknowledged path.
+    // Plain rowids and no index on the random id: an insert appends to the table's last page.
+    "CREATE TABLE IF NOT EXISTS impressions ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  route TEXT NOT NULL,"
+    "  model_version TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  items TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS attributions ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  recommendation_id TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  item TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  position INTEGER NOT NULL,"
+    "  model_version TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL);";
 
 }  // namespace
 
@@ -231,48 +274,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const EventStoreOpt
   }
   auto writer = OpenSqlite(options.path, kWhat, /*serialized=*/false);
   if (!writer.ok()) return writer.status();
-  const char* setup =
-      "PRAGMA journal_mode=WAL;"
-      "PRAGMA synchronous=FULL;"
-      "CREATE TABLE IF NOT EXISTS events ("
-      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"  // never reused, even after deletes
-      "  user TEXT NOT NULL,"
-      "  item TEXT NOT NULL,"
-      "  type TEXT NOT NULL,"
-      "  value REAL,"  // NULL: the type's weight
-      "  ts INTEGER NOT NULL,"
-      "  event_id TEXT UNIQUE);"  // NULLs never collide
-      "CREATE INDEX IF NOT EXISTS events_by_user ON events(user);"
-      // Users erased by DeleteUser, with the store's high-water seq at that moment: models
-      // trained on events up to an earlier seq still hold the user's old interactions.
-      "CREATE TABLE IF NOT EXISTS erasures ("
-      "  user TEXT PRIMARY KEY,"
-      "  seq INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS meta ("
-      "  key TEXT PRIMARY KEY,"
-      "  value TEXT NOT NULL);"
-      // Lists shown and the events credited to them (serving/impression_log.h): written in
-      // batches off the request path, never on an event's acknowledged path.
-      // Plain rowids and no index on the random id: an insert appends to the table's last page.
-      "CREATE TABLE IF NOT EXISTS impressions ("
-      "  seq INTEGER PRIMARY KEY,"
-      "  id TEXT NOT NULL,"
-      "  user TEXT NOT NULL,"
-      "  route TEXT NOT NULL,"
-      "  model_version TEXT NOT NULL,"
-      "  variant TEXT NOT NULL,"
-      "  at_ms INTEGER NOT NULL,"
-      "  items TEXT NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS attributions ("
-      "  seq INTEGER PRIMARY KEY,"
-      "  recommendation_id TEXT NOT NULL,"
-      "  user TEXT NOT NULL,"
-      "  item TEXT NOT NULL,"
-      "  type TEXT NOT NULL,"
-      "  position INTEGER NOT NULL,"
-      "  model_version TEXT NOT NULL,"
-      "  variant TEXT NOT NULL,"
-      "  at_ms INTEGER NOT NULL);";
+  const char* setup = kSchema;
   if (absl::Status s = Exec(*writer, options.path, setup); !s.ok()) {
     sqlite3_close(*writer);
     return absl::UnavailableError(
@@ -644,114 +646,6 @@ absl::StatusOr<int64_t> EventStore::ExportCsv(const std::string& path) const {
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("writing ", path, " failed"));
   return rows;
-}
-
-absl::Status EventStore::AppendImpressions(std::span<const ImpressionRecord> impressions,
-                                           std::span<const AttributionRecord> attributions) {
-  if (impressions.empty() && attributions.empty()) return absl::OkStatus();
-  return Submit([&](sqlite3* db) -> absl::Status {
-    const std::string& path = options_.path;
-    SqlStatement put_impression, put_attribution;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO impressions(id, user, route, model_version, variant, "
-                           "at_ms, items) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                           -1, &put_impression.stmt, nullptr) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "INSERT INTO attributions(recommendation_id, user, item, type, "
-                           "position, model_version, variant, at_ms) "
-                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                           -1, &put_attribution.stmt, nullptr) != SQLITE_OK) {
-      return SqlError(db, kWhat, path, "prepare impressions");
-    }
-    auto text = [](sqlite3_stmt* st, int i, const std::string& v) {
-      sqlite3_bind_text(st, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-    };
-    for (const ImpressionRecord& r : impressions) {
-      sqlite3_stmt* st = put_impression.stmt;
-      sqlite3_reset(st);
-      text(st, 1, r.id);
-      text(st, 2, r.user);
-      text(st, 3, r.route);
-      text(st, 4, r.model_version);
-      text(st, 5, r.variant);
-      sqlite3_bind_int64(st, 6, r.at_ms);
-      text(st, 7, r.items);
-      if (sqlite3_step(st) != SQLITE_DONE) return SqlError(db, kWhat, path, "insert impression");
-    }
-    for (const AttributionRecord& r : attributions) {
-      sqlite3_stmt* st = put_attribution.stmt;
-      sqlite3_reset(st);
-      text(st, 1, r.recommendation_id);
-      text(st, 2, r.user);
-      text(st, 3, r.item);
-      text(st, 4, r.type);
-      sqlite3_bind_int(st, 5, r.position);
-      text(st, 6, r.model_version);
-      text(st, 7, r.variant);
-      sqlite3_bind_int64(st, 8, r.at_ms);
-      if (sqlite3_step(st) != SQLITE_DONE) return SqlError(db, kWhat, path, "insert attribution");
-    }
-    return absl::OkStatus();
-  });
-}
-
-absl::StatusOr<int64_t> EventStore::ExportImpressions(const std::string& path) const {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  Reader reader(*this);
-  int64_t lines = 0;
-  auto each = [&](const char* sql, const std::function<void(sqlite3_stmt*)>& row) {
-    SqlStatement st;
-    if (sqlite3_prepare_v2(reader.db(), sql, -1, &st.stmt, nullptr) != SQLITE_OK) {
-      return SqlError(reader.db(), kWhat, options_.path, "export impressions");
-    }
-    int rc;
-    while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
-      row(st.stmt);
-      ++lines;
-    }
-    if (rc != SQLITE_DONE) return SqlError(reader.db(), kWhat, options_.path, "export impressions");
-    return absl::OkStatus();
-  };
-  auto col = [](sqlite3_stmt* st, int i) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
-    return std::string(p != nullptr ? p : "");
-  };
-  absl::Status s = each(
-      "SELECT id, user, route, model_version, variant, at_ms, items FROM impressions ORDER BY seq",
-      [&](sqlite3_stmt* st) {
-        nlohmann::ordered_json j;
-        j["recommendation_id"] = col(st, 0);
-        j["user"] = col(st, 1);
-        j["route"] = col(st, 2);
-        j["model_version"] = col(st, 3);
-        j["variant"] = col(st, 4);
-        j["at_ms"] = sqlite3_column_int64(st, 5);
-        j["items"] = nlohmann::ordered_json::parse(col(st, 6), nullptr, false);
-        out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-      });
-  if (!s.ok()) return s;
-  s = each(
-      "SELECT recommendation_id, user, item, type, position, model_version, variant, at_ms "
-      "FROM attributions ORDER BY seq",
-      [&](sqlite3_stmt* st) {
-        nlohmann::ordered_json a;
-        a["recommendation_id"] = col(st, 0);
-        a["user"] = col(st, 1);
-        a["item"] = col(st, 2);
-        a["type"] = col(st, 3);
-        a["position"] = sqlite3_column_int(st, 4);
-        a["model_version"] = col(st, 5);
-        a["variant"] = col(st, 6);
-        a["at_ms"] = sqlite3_column_int64(st, 7);
-        out << nlohmann::ordered_json{{"attribution", a}}.dump(
-                   -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-            << '\n';
-      });
-  if (!s.ok()) return s;
-  out.close();
-  if (!out) return absl::DataLossError(absl::StrCat("writing ", path, " failed"));
-  return lines;
 }
 
 }  // namespace recloop

@@ -54,6 +54,7 @@ const Route kRoutes[] = {
     {"GET", "/v1/users", Scope::kRead, Query::kTaken, UserPage},
     {"GET", "/v1/model", Scope::kRead, Query::kRejected, ModelInfo},
     {"GET", "/v1/admin/retrain", Scope::kAdmin, Query::kRejected, GetRetrain},
+    {"GET", "/v1/admin/experiments", Scope::kAdmin, Query::kRejected, GetExperiments},
     {"POST", "/v1/admin/retrain", Scope::kAdmin, Query::kTaken, PostRetrain},
     {"POST", "/v1/admin/rollback", Scope::kAdmin, Query::kRejected, PostRollback},
     {"POST", "/v1/feedback", Scope::kFeedback, Query::kRejected, PostFeedback},

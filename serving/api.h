@@ -66,6 +66,7 @@
 #include "serving/api_keys.h"
 #include "serving/backpressure.h"
 #include "serving/cors.h"
+#include "serving/experiment.h"
 #include "serving/feedback.h"
 #include "serving/feedback_folder.h"
 #include "serving/http.h"
@@ -165,6 +166,8 @@ struct ApiServices {
   // What lists were shown and which events they earned (serving/impression_log.h); null = the
   // Api keeps its own, storing into `events` (if any) with ApiOptions::impressions.
   ImpressionLog* impressions = nullptr;
+  // The A/B test in force (serving/experiment.h); null = none.
+  const ExperimentHolder* experiment = nullptr;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.

@@ -194,6 +194,14 @@ void ImpressionLog::WriterLoop() {
   }
 }
 
+std::map<std::string, ImpressionLog::VariantCounts> ImpressionLog::CountsByVariant() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, VariantCounts> out;
+  for (const auto& [key, n] : served_) out[key.second].impressions += n;
+  for (const auto& [key, n] : credited_) out[std::get<1>(key)].credited[std::get<2>(key)] += n;
+  return out;
+}
+
 std::string ImpressionLog::MetricsText() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;

@@ -102,6 +102,14 @@ class ImpressionLog {
   // events that named an unknown or non-matching recommendation_id.
   std::string MetricsText() const;
 
+  // Lists served and events credited per variant (every model version together), for the
+  // experiment report (GET /v1/admin/experiments).
+  struct VariantCounts {
+    int64_t impressions = 0;
+    std::map<std::string, int64_t> credited;  // by event type
+  };
+  std::map<std::string, VariantCounts> CountsByVariant() const;
+
   // Writes what waits now (tests; the destructor).
   void Flush();
 

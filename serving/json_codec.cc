@@ -131,6 +131,11 @@ HttpResponse ItemListJson(const ItemList& list) {
     w.Key("recommendation_id");
     w.String(list.recommendation_id);
   }
+  if (!list.variant.empty()) {
+    w.Raw(",");
+    w.Key("variant");
+    w.String(list.variant);
+  }
   w.Raw(",\"items\":[");
   for (size_t i = 0; i < list.items.size(); ++i) {
     const ListedItem& item = list.items[i];
@@ -198,6 +203,36 @@ HttpResponse ItemListJson(const ItemList& list) {
   }
   w.Raw("]}");
   return r;
+}
+
+HttpResponse ExperimentReportJson(const Experiment& experiment,
+                                  std::span<const VariantReport> variants) {
+  auto proportion = [](const Proportion& p) {
+    return json{{"rate", p.rate}, {"low", p.low}, {"high", p.high}};
+  };
+  auto test = [](const ProportionTest& t) {
+    return json{{"difference", t.difference}, {"z", t.z}, {"p_value", t.p_value}};
+  };
+  json list = json::array();
+  for (const VariantReport& r : variants) {
+    json v = {{"name", r.variant->name},
+              {"share", r.variant->share},
+              {"ef_search", r.variant->ef_search},
+              {"impressions", r.impressions},
+              {"clicks", r.clicks},
+              {"carts", r.carts},
+              {"purchases", r.purchases},
+              {"ctr", proportion(r.ctr)},
+              {"conversion", proportion(r.conversion)}};
+    if (r.ctr_test && r.conversion_test) {
+      v["vs_control"] = {{"ctr", test(*r.ctr_test)}, {"conversion", test(*r.conversion_test)}};
+    }
+    list.push_back(std::move(v));
+  }
+  return JsonResponse(200, {{"experiment", experiment.name},
+                            {"salt", experiment.salt},
+                            {"control", experiment.variants[0].name},
+                            {"variants", std::move(list)}});
 }
 
 std::string ItemSourcePairsJson(std::span<const std::pair<std::string, std::string>> items) {

@@ -16,6 +16,7 @@
 
 #include "data/event_store.h"
 #include "serving/catalog_store.h"
+#include "serving/experiment.h"
 #include "serving/http.h"
 #include "serving/retrain_control.h"
 
@@ -72,11 +73,30 @@ struct ItemList {
   std::string_view subject;
   std::string_view model_version;
   std::string_view recommendation_id;  // sent after model_version when not empty
+  std::string_view variant;            // the customer's A/B variant, sent when not empty
   bool details = false;
   bool predicted_rating = false;  // send each item's predicted_rating (a number or null)
   std::vector<ListedItem> items;
 };
 HttpResponse ItemListJson(const ItemList& list);
+
+// One variant of an A/B test as GET /v1/admin/experiments reports it.
+struct VariantReport {
+  const ExperimentVariant* variant = nullptr;
+  int64_t impressions = 0;
+  int64_t clicks = 0;
+  int64_t carts = 0;
+  int64_t purchases = 0;
+  Proportion ctr;         // clicks / impressions
+  Proportion conversion;  // purchases / impressions
+  // Against the control (none for the control itself).
+  std::optional<ProportionTest> ctr_test, conversion_test;
+};
+// {"experiment","salt","control","variants":[{"name","share","ef_search","impressions","clicks",
+// "carts","purchases","ctr":{"rate","low","high"},"conversion":{...}(,"vs_control":{"ctr":
+// {"difference","z","p_value"},"conversion":{...}})}]}
+HttpResponse ExperimentReportJson(const Experiment& experiment,
+                                  std::span<const VariantReport> variants);
 
 // [[item, source], ...]: a served list as the event store keeps it (serving/impression_log.h),
 // written as ItemListJson writes (no DOM).

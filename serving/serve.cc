@@ -104,6 +104,14 @@ absl::Status RunServe(const ServeOptions& options) {
   if (!options.events_path.empty()) {
     ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
   }
+  std::unique_ptr<ExperimentHolder> experiment;
+  if (!options.experiment_path.empty()) {
+    experiment = std::make_unique<ExperimentHolder>(options.experiment_path);
+    RETURN_IF_ERROR(experiment->Reload());
+    const auto x = experiment->Get();
+    log.Info("experiment '%s': %d variants from %s", x->name, static_cast<int>(x->variants.size()),
+             options.experiment_path);
+  }
   Metrics metrics;
   // The one fold path, shared by the Api, the retrainer and the restart catch-up below.
   FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold, &metrics,
@@ -136,7 +144,8 @@ absl::Status RunServe(const ServeOptions& options) {
            .retrain = retrainer.get(),
            .keys = &keys,
            .log = &log,
-           .ranked_cache = &ranked_cache},
+           .ranked_cache = &ranked_cache,
+           .experiment = experiment.get()},
           options.api);
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();
@@ -159,8 +168,16 @@ absl::Status RunServe(const ServeOptions& options) {
       server, HttpServer::Create(
                   options.http, [&api](const HttpRequest& r) { return api.Handle(r); }, observer));
   RETURN_IF_ERROR(server->Start());
-  // SIGHUP re-reads the key file: keys rotate without a restart; a bad file keeps the old set.
-  server->StopOnSignals([&options, &keys, &log] {
+  // SIGHUP re-reads the experiment file and the key file: a bad file keeps what is in force.
+  server->StopOnSignals([&options, &keys, &log, &experiment] {
+    if (experiment != nullptr) {
+      if (absl::Status s = experiment->Reload(); !s.ok()) {
+        log.Error("SIGHUP: kept experiment '%s': %s", experiment->Get()->name, s.ToString());
+      } else {
+        log.Info("SIGHUP: re-read experiment '%s' from %s", experiment->Get()->name,
+                 experiment->path());
+      }
+    }
     if (options.key_file.empty()) return log.Info("SIGHUP: no --key-file to re-read");
     absl::StatusOr<std::vector<ApiKey>> fresh = LoadKeys(options);
     if (!fresh.ok()) {

@@ -25,6 +25,8 @@ struct ServeOptions {
   // The event store that POST /v1/feedback writes to (created when missing); empty = no
   // feedback routes.
   std::string events_path;
+  // An A/B test of serving (serving/experiment.h), TOML, re-read on SIGHUP; empty = none.
+  std::string experiment_path;
   // Background retraining from the event store (needs events_path).
   RetrainerOptions retrain;
   // Scoped keys (serving/api_keys.h), re-read on SIGHUP (a bad file keeps the old keys);

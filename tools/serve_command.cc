@@ -195,6 +195,10 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
   sub->add_flag("!--no-impressions", api.impressions.record,
                 "Keep no impressions: nothing is stored or attributed (lists still carry a "
                 "recommendation_id)");
+  sub->add_option("--experiment", cmd->serve.experiment_path,
+                  "An A/B test of serving: a TOML file of variants, shares and their serving "
+                  "parameters (docs/serving.md), re-read on SIGHUP")
+      ->check(CLI::ExistingFile);
   sub->add_option("--impression-sample-rate", api.impressions.sample_rate,
                   "Fraction of served lists (impressions) stored in the event store; the rest "
                   "are counted on /metrics as sampled out (attribution sees them all)")

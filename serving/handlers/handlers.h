@@ -67,6 +67,8 @@ HttpResponse Recommendations(const RouteContext& ctx);
 HttpResponse SimilarItems(const RouteContext& ctx);
 HttpResponse PopularItems(const RouteContext& ctx);
 HttpResponse UserPage(const RouteContext& ctx);
+// experiments.cc
+HttpResponse GetExperiments(const RouteContext& ctx);
 // catalog.cc
 HttpResponse GetItem(const RouteContext& ctx);
 HttpResponse PutItem(const RouteContext& ctx);

@@ -231,9 +231,10 @@ absl::StatusOr<std::vector<std::optional<ItemExplanation>>> Explain(
 HttpResponse ListResponse(const RouteContext& ctx, std::string_view route, const ModelSnapshot& s,
                           std::string_view subject_key, std::string_view subject,
                           const ListParams& p, const std::vector<Recommendation>& recs,
+                          std::string_view variant = "",
                           std::vector<std::optional<ItemExplanation>> explanations = {}) {
   const std::string id = ImpressionLog::NewId();
-  ItemList list{subject_key, subject, s.version(), id, p.details, p.predicted_rating, {}};
+  ItemList list{subject_key, subject, s.version(), id, variant, p.details, p.predicted_rating, {}};
   std::optional<int32_t> head_user;
   if (p.predicted_rating && s.rating_head != nullptr) {
     head_user = s.rating_head->users.Find(subject);
@@ -257,6 +258,7 @@ HttpResponse ListResponse(const RouteContext& ctx, std::string_view route, const
     if (subject_key == "user") served.user = std::string(subject);
     served.route = std::string(route);
     served.model_version = std::string(s.version());
+    served.variant = std::string(variant);
     served.items.reserve(list.items.size());
     for (const ListedItem& item : list.items) {
       served.items.emplace_back(std::string(item.item), std::string(item.source));
@@ -304,7 +306,20 @@ HttpResponse Recommendations(const RouteContext& ctx) {
   const ModelSnapshot& snap = *req.snap;
   const std::string& user = ctx.param("user");
   const auto folded = ctx.services.folder->overlay().Find(user, snap.version());
-  auto recs = RankUser(ctx.services.ranked_cache, snap, user, folded.get(), req.options);
+  // An A/B test: the customer's variant, served with its own parameters. A variant with its
+  // own beam is searched, not answered from the ranked cache (ranked with the server's beam).
+  std::shared_ptr<const Experiment> experiment;
+  const ExperimentVariant* variant = nullptr;
+  RankedCache* cache = ctx.services.ranked_cache;
+  if (ctx.services.experiment != nullptr && (experiment = ctx.services.experiment->Get())) {
+    variant = experiment->Assign(user);
+    if (variant != nullptr && variant->ef_search > 0 &&
+        variant->ef_search != req.options.ef_search) {
+      req.options.ef_search = variant->ef_search;
+      cache = nullptr;
+    }
+  }
+  auto recs = RankUser(cache, snap, user, folded.get(), req.options);
   if (!recs.ok()) return Internal(recs.status());
   std::vector<std::optional<ItemExplanation>> explanations;
   if (req.params.explain) {
@@ -313,6 +328,7 @@ HttpResponse Recommendations(const RouteContext& ctx) {
     explanations = *std::move(e);
   }
   return ListResponse(ctx, "recommendations", snap, "user", user, req.params, *recs,
+                      variant != nullptr ? std::string_view(variant->name) : "",
                       std::move(explanations));
 }
 

@@ -133,6 +133,7 @@ async function selectCustomer(user) {
     const { data, ms } = await loadRecommendations();
     const personal = data.items.some((i) => i.source === 'personalized');
     setStatus(`${data.items.length} items for ${user} in ${ms.toFixed(0)} ms` +
+      (data.variant ? ` · A/B variant ${data.variant}` : '') +
       (personal ? '' : ' — no history yet: the most popular items'));
     await loadActivity();
   } catch (error) { showError(error); }

@@ -50,13 +50,15 @@ std::string Reference(const ItemList& list) {
   if (!list.subject_key.empty()) out[std::string(list.subject_key)] = list.subject;
   out["model_version"] = list.model_version;
   if (!list.recommendation_id.empty()) out["recommendation_id"] = list.recommendation_id;
+  if (!list.variant.empty()) out["variant"] = list.variant;
   out["items"] = std::move(items);
   return out.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 
 TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   const std::string bad_utf8 = "caf\xc3";  // cut in the middle of a sequence
-  ItemList list{"user", "u\"1\\", "v000002", "0123456789abcdef0123456789abcdef", true, true, {}};
+  ItemList list{"user",         "u\"1\\", "v000002", "0123456789abcdef0123456789abcdef",
+                "narrow\"beam", true,     true,      {}};
   list.items.push_back(
       {"<img src=x onerror=alert(1)>",
        0.8426203727f,
@@ -80,6 +82,7 @@ TEST(ItemListJson, WritesWhatTheDomWouldHostileStringsIncluded) {
   list.predicted_rating = false;
   list.subject_key = "";
   list.recommendation_id = "";
+  list.variant = "";
   EXPECT_EQ(ItemListJson(list).body, Reference(list));
   list.items.clear();
   EXPECT_EQ(ItemListJson(list).body, Reference(list));

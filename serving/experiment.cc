@@ -1,0 +1,154 @@
+#include "serving/experiment.h"
+
+#include <xxhash.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "toml++/toml.h"
+
+namespace recloop {
+namespace {
+
+constexpr int kBuckets = 10'000;
+
+}  // namespace
+
+absl::StatusOr<Experiment> Experiment::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read experiment file ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), path);
+}
+
+absl::StatusOr<Experiment> Experiment::Parse(std::string_view toml_text, const std::string& path) {
+  toml::table t;
+  try {  // Debian's toml++ is built with exceptions: a syntax error throws
+    t = toml::parse(toml_text, path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.source().begin.line, ":",
+                                                   e.source().begin.column, ": ",
+                                                   std::string(e.description())));
+  }
+  auto fail = [&path](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+  };
+  for (const auto& [key, value] : t) {
+    if (key != "name" && key != "salt" && key != "variant") {
+      return fail(
+          absl::StrCat("unknown key '", std::string(key.str()), "' (known: name, salt, variant)"));
+    }
+  }
+  Experiment x;
+  x.name = t["name"].value_or(std::string());
+  x.salt = t["salt"].value_or(std::string());
+  if (x.name.empty()) return fail("'name' (a string) is required");
+  if (x.salt.empty()) return fail("'salt' (a string) is required");
+  const toml::array* variants = t["variant"].as_array();
+  if (variants == nullptr || variants->empty()) {
+    return fail("at least one [[variant]] is required");
+  }
+  absl::flat_hash_set<std::string> names;
+  double total = 0.0;
+  for (size_t i = 0; i < variants->size(); ++i) {
+    const toml::table* v = (*variants)[i].as_table();
+    const std::string where = absl::StrCat("variant ", i + 1);
+    if (v == nullptr) return fail(absl::StrCat(where, " must be a table"));
+    for (const auto& [key, value] : *v) {
+      if (key != "name" && key != "share" && key != "ef_search") {
+        return fail(absl::StrCat(where, ": unknown key '", std::string(key.str()),
+                                 "' (known: name, share, ef_search)"));
+      }
+    }
+    ExperimentVariant var;
+    var.name = (*v)["name"].value_or(std::string());
+    if (var.name.empty()) return fail(absl::StrCat(where, ": 'name' (a string) is required"));
+    if (!names.insert(var.name).second) {
+      return fail(absl::StrCat(where, ": the name '", var.name, "' is taken"));
+    }
+    const std::optional<double> share = (*v)["share"].value<double>();
+    if (!share || !std::isfinite(*share) || *share < 0 || *share > 100) {
+      return fail(absl::StrCat(where, " ('", var.name, "'): 'share' must be a number in [0, 100]"));
+    }
+    var.share = *share;
+    total += var.share;
+    const std::optional<int64_t> ef = (*v)["ef_search"].value<int64_t>();
+    if ((*v).contains("ef_search") && (!ef || *ef < 0 || *ef > 4096)) {
+      return fail(
+          absl::StrCat(where, " ('", var.name, "'): 'ef_search' must be an integer in [0, 4096]"));
+    }
+    var.ef_search = static_cast<int>(ef.value_or(0));
+    x.variants.push_back(std::move(var));
+  }
+  if (total > 100.0 + 1e-9) {
+    return fail(absl::StrCat("the shares add up to ", total, ", more than 100"));
+  }
+  return x;
+}
+
+const ExperimentVariant* Experiment::Assign(std::string_view user) const {
+  const std::string key = absl::StrCat(salt, ":", absl::string_view(user.data(), user.size()));
+  const int bucket = static_cast<int>(XXH64(key.data(), key.size(), 0) % kBuckets);
+  // Treatments first, in file order, the control last: ramping a treatment up takes buckets
+  // from the control only. Ranges are whole buckets: a share of 12.5 owns 1,250 of them.
+  int start = 0;
+  for (size_t i = 1; i <= variants.size(); ++i) {
+    const ExperimentVariant& v = variants[i % variants.size()];  // 1..n-1, then 0
+    const int width = static_cast<int>(std::lround(v.share * kBuckets / 100.0));
+    if (bucket < start + width) return &v;
+    start += width;
+  }
+  return nullptr;
+}
+
+absl::Status ExperimentHolder::Reload() {
+  absl::StatusOr<Experiment> x = Experiment::Load(path_);
+  if (!x.ok()) return x.status();
+  auto next = std::make_shared<const Experiment>(*std::move(x));
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(next);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const Experiment> ExperimentHolder::Get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+Proportion WilsonInterval(int64_t successes, int64_t trials) {
+  Proportion p;
+  p.successes = successes;
+  p.trials = trials;
+  if (trials <= 0) return p;
+  constexpr double z = 1.959963984540054;  // the 97.5% normal quantile
+  const double n = static_cast<double>(trials);
+  const double rate = static_cast<double>(successes) / n;
+  const double denom = 1.0 + z * z / n;
+  const double centre = (rate + z * z / (2.0 * n)) / denom;
+  const double half = z * std::sqrt(rate * (1.0 - rate) / n + z * z / (4.0 * n * n)) / denom;
+  p.rate = rate;
+  p.low = std::max(0.0, centre - half);
+  p.high = std::min(1.0, centre + half);
+  return p;
+}
+
+ProportionTest TwoProportionTest(int64_t successes_a, int64_t trials_a, int64_t successes_b,
+                                 int64_t trials_b) {
+  ProportionTest t;
+  if (trials_a <= 0 || trials_b <= 0) return t;
+  const double na = static_cast<double>(trials_a), nb = static_cast<double>(trials_b);
+  const double pa = successes_a / na, pb = successes_b / nb;
+  t.difference = pb - pa;
+  const double pooled = (successes_a + successes_b) / (na + nb);
+  const double se = std::sqrt(pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb));
+  if (se <= 0.0) return t;
+  t.z = t.difference / se;
+  t.p_value = std::erfc(std::abs(t.z) / std::sqrt(2.0));
+  return t;
+}
+
+}  // namespace recloop

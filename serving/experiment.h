@@ -1,0 +1,96 @@
+// A/B tests of serving (`recloop serve --experiment FILE`): customers split deterministically
+// into variants by a salted hash of their ID, each variant served with its own parameters, and
+// the statistics that compare them (serving/impression_log.h counts what each variant earned).
+//
+// The file is TOML (toml++, Debian's libtomlplusplus-dev):
+//
+//   name = "beam-width"
+//   salt = "2026-12"          # a new salt reshuffles everyone; keep it for the test's life
+//   [[variant]]               # the first variant is the control
+//   name = "control"
+//   share = 80                # percent of customers
+//   [[variant]]
+//   name = "narrow-beam"
+//   share = 20
+//   ef_search = 16            # the variant's serving parameters (0 or absent: the server's)
+//
+// Assignment: bucket = XXH64(salt ":" user) mod 10,000, and each variant owns a range of buckets
+// in the file's order, the control last. A customer's variant is the same on every request
+// and every replica (sticky, with no state), and ramping a treatment's share up only moves
+// control customers into it: treatment customers stay where they were. Shares must add up to
+// at most 100; customers in the rest are outside the test and served as without one.
+#ifndef RECLOOP_SERVING_EXPERIMENT_H_
+#define RECLOOP_SERVING_EXPERIMENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+
+namespace recloop {
+
+struct ExperimentVariant {
+  std::string name;
+  double share = 0.0;  // percent of customers
+  int ef_search = 0;   // HNSW beam of this variant's searches; 0 = the server's
+};
+
+struct Experiment {
+  std::string name;
+  std::string salt;
+  std::vector<ExperimentVariant> variants;  // variants[0] is the control
+
+  // Errors (InvalidArgument) name the file and, for a syntax error, its line and column.
+  static absl::StatusOr<Experiment> Load(const std::string& path);
+  static absl::StatusOr<Experiment> Parse(std::string_view toml, const std::string& path);
+
+  // The variant of `user`, or null when the user falls outside the test (shares under 100).
+  const ExperimentVariant* Assign(std::string_view user) const;
+};
+
+// The experiment in force, swapped whole on SIGHUP (Reload).
+// Thread safety: every method may be called from any thread.
+class ExperimentHolder {
+ public:
+  explicit ExperimentHolder(std::string path) : path_(std::move(path)) {}
+  // Reads the file; on an error the experiment in force (if any) stays.
+  absl::Status Reload();
+  std::shared_ptr<const Experiment> Get() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  const std::string path_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Experiment> current_ ABSL_GUARDED_BY(mu_);
+};
+
+// A proportion with its 95% Wilson score interval (better behaved than the normal interval at
+// small counts and rates near 0).
+struct Proportion {
+  int64_t successes = 0;
+  int64_t trials = 0;
+  double rate = 0.0;
+  double low = 0.0;
+  double high = 0.0;
+};
+Proportion WilsonInterval(int64_t successes, int64_t trials);
+
+// The two-proportion z-test of B against A with the pooled standard error: difference
+// (rate B - rate A), z, and the two-sided p-value. z and p are 0 and 1 when either side has no
+// trials or the pooled rate is 0 or 1.
+struct ProportionTest {
+  double difference = 0.0;
+  double z = 0.0;
+  double p_value = 1.0;
+};
+ProportionTest TwoProportionTest(int64_t successes_a, int64_t trials_a, int64_t successes_b,
+                                 int64_t trials_b);
+
+}  // namespace recloop
+
+#endif  // RECLOOP_SERVING_EXPERIMENT_H_

@@ -1,0 +1,49 @@
+// GET /v1/admin/experiments: the A/B test in force (serving/experiment.h) and, per variant,
+// what its lists earned (serving/impression_log.h), with 95% intervals and the two-proportion
+// test of each treatment against the control.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "serving/experiment.h"
+#include "serving/handlers/handlers.h"
+#include "serving/impression_log.h"
+#include "serving/json_codec.h"
+
+namespace recloop {
+
+HttpResponse GetExperiments(const RouteContext& ctx) {
+  const auto experiment =
+      ctx.services.experiment != nullptr ? ctx.services.experiment->Get() : nullptr;
+  if (experiment == nullptr) {
+    return JsonError(404, "no_experiment", "the server runs no experiment (serve --experiment)");
+  }
+  std::map<std::string, ImpressionLog::VariantCounts> counts;
+  if (ctx.services.impressions != nullptr) counts = ctx.services.impressions->CountsByVariant();
+  std::vector<VariantReport> reports;
+  for (const ExperimentVariant& v : experiment->variants) {
+    const ImpressionLog::VariantCounts& c = counts[v.name];
+    auto credited = [&c](const char* type) {
+      const auto it = c.credited.find(type);
+      return it == c.credited.end() ? int64_t{0} : it->second;
+    };
+    VariantReport r;
+    r.variant = &v;
+    r.impressions = c.impressions;
+    r.clicks = credited("click");
+    r.carts = credited("cart");
+    r.purchases = credited("purchase");
+    r.ctr = WilsonInterval(r.clicks, r.impressions);
+    r.conversion = WilsonInterval(r.purchases, r.impressions);
+    if (!reports.empty()) {
+      const VariantReport& control = reports.front();
+      r.ctr_test = TwoProportionTest(control.clicks, control.impressions, r.clicks, r.impressions);
+      r.conversion_test =
+          TwoProportionTest(control.purchases, control.impressions, r.purchases, r.impressions);
+    }
+    reports.push_back(r);
+  }
+  return ExperimentReportJson(*experiment, reports);
+}
+
+}  // namespace recloop
