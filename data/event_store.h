@@ -166,6 +166,10 @@ class EventStore {
   // not checked for repeats). Errors: the store's.
   absl::Status AppendImpressions(std::span<const ImpressionRecord> impressions,
                                  std::span<const AttributionRecord> attributions);
+  // Calls `fn` for every stored impression, or attribution, in the order stored, until it
+  // returns false (on a read connection of its own). Errors: the store's.
+  absl::Status ForEachImpression(const std::function<bool(const ImpressionRecord&)>& fn) const;
+  absl::Status ForEachAttribution(const std::function<bool(const AttributionRecord&)>& fn) const;
   // Writes every impression as JSON Lines, {"recommendation_id","user","route",
   // "model_version","variant","at_ms","items":[[item,source],...]} in the order stored, then
   // every attribution likewise, {"attribution":{...}} (the keys of AttributionRecord). Returns

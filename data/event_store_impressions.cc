@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "data/event_store.h"
 #include "data/sqlite_db.h"
+#include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace recloop {
@@ -66,66 +67,92 @@ absl::Status EventStore::AppendImpressions(std::span<const ImpressionRecord> imp
   });
 }
 
-absl::StatusOr<int64_t> EventStore::ExportImpressions(const std::string& path) const {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  // Its own read connection: an export is rare and must not hold one of the pool's.
-  auto db = OpenSqlite(options_.path, kWhat, /*serialized=*/false);
+namespace {
+
+// Runs `sql` on a read connection of its own (a scan of these tables is rare: a report or an
+// export must not hold one of the pool's) and calls `row` for each row until it returns false.
+absl::Status Scan(const std::string& path, const char* sql,
+                  const std::function<bool(sqlite3_stmt*)>& row) {
+  auto db = OpenSqlite(path, kWhat, /*serialized=*/false);
   if (!db.ok()) return db.status();
   struct Close {
     sqlite3* db;
     ~Close() { sqlite3_close(db); }
   } close{*db};
+  SqlStatement st;
+  if (sqlite3_prepare_v2(*db, sql, -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(*db, kWhat, path, "read impressions");
+  }
+  int rc;
+  while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
+    if (!row(st.stmt)) return absl::OkStatus();
+  }
+  if (rc != SQLITE_DONE) return SqlError(*db, kWhat, path, "read impressions");
+  return absl::OkStatus();
+}
+
+std::string Column(sqlite3_stmt* st, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+  return std::string(p != nullptr ? p : "", sqlite3_column_bytes(st, i));
+}
+
+}  // namespace
+
+absl::Status EventStore::ForEachImpression(
+    const std::function<bool(const ImpressionRecord&)>& fn) const {
+  return Scan(
+      options_.path,
+      "SELECT id, user, route, model_version, variant, at_ms, items FROM impressions "
+      "ORDER BY seq",
+      [&fn](sqlite3_stmt* st) {
+        return fn(ImpressionRecord{Column(st, 0), Column(st, 1), Column(st, 2), Column(st, 3),
+                                   Column(st, 4), sqlite3_column_int64(st, 5), Column(st, 6)});
+      });
+}
+
+absl::Status EventStore::ForEachAttribution(
+    const std::function<bool(const AttributionRecord&)>& fn) const {
+  return Scan(options_.path,
+              "SELECT recommendation_id, user, item, type, position, model_version, variant, "
+              "at_ms FROM attributions ORDER BY seq",
+              [&fn](sqlite3_stmt* st) {
+                return fn(AttributionRecord{Column(st, 0), Column(st, 1), Column(st, 2),
+                                            Column(st, 3), sqlite3_column_int(st, 4), Column(st, 5),
+                                            Column(st, 6), sqlite3_column_int64(st, 7)});
+              });
+}
+
+absl::StatusOr<int64_t> EventStore::ExportImpressions(const std::string& path) const {
+  using json = nlohmann::ordered_json;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  auto line = [&out](const json& j) {
+    out << j.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    return static_cast<bool>(out);
+  };
   int64_t lines = 0;
-  auto each = [&](const char* sql, const std::function<void(sqlite3_stmt*)>& row) {
-    SqlStatement st;
-    if (sqlite3_prepare_v2(*db, sql, -1, &st.stmt, nullptr) != SQLITE_OK) {
-      return SqlError(*db, kWhat, options_.path, "export impressions");
-    }
-    int rc;
-    while ((rc = sqlite3_step(st.stmt)) == SQLITE_ROW) {
-      row(st.stmt);
-      ++lines;
-    }
-    if (rc != SQLITE_DONE) return SqlError(*db, kWhat, options_.path, "export impressions");
-    return absl::OkStatus();
-  };
-  auto col = [](sqlite3_stmt* st, int i) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
-    return std::string(p != nullptr ? p : "");
-  };
-  absl::Status s = each(
-      "SELECT id, user, route, model_version, variant, at_ms, items FROM impressions ORDER BY seq",
-      [&](sqlite3_stmt* st) {
-        nlohmann::ordered_json j;
-        j["recommendation_id"] = col(st, 0);
-        j["user"] = col(st, 1);
-        j["route"] = col(st, 2);
-        j["model_version"] = col(st, 3);
-        j["variant"] = col(st, 4);
-        j["at_ms"] = sqlite3_column_int64(st, 5);
-        j["items"] = nlohmann::ordered_json::parse(col(st, 6), nullptr, false);
-        out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-      });
-  if (!s.ok()) return s;
-  s = each(
-      "SELECT recommendation_id, user, item, type, position, model_version, variant, at_ms "
-      "FROM attributions ORDER BY seq",
-      [&](sqlite3_stmt* st) {
-        nlohmann::ordered_json a;
-        a["recommendation_id"] = col(st, 0);
-        a["user"] = col(st, 1);
-        a["item"] = col(st, 2);
-        a["type"] = col(st, 3);
-        a["position"] = sqlite3_column_int(st, 4);
-        a["model_version"] = col(st, 5);
-        a["variant"] = col(st, 6);
-        a["at_ms"] = sqlite3_column_int64(st, 7);
-        out << nlohmann::ordered_json{{"attribution", a}}.dump(
-                   -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-            << '\n';
-      });
-  if (!s.ok()) return s;
+  RETURN_IF_ERROR(ForEachImpression([&](const ImpressionRecord& r) {
+    ++lines;
+    return line(json{{"recommendation_id", r.id},
+                     {"user", r.user},
+                     {"route", r.route},
+                     {"model_version", r.model_version},
+                     {"variant", r.variant},
+                     {"at_ms", r.at_ms},
+                     {"items", json::parse(r.items, nullptr, false)}});
+  }));
+  RETURN_IF_ERROR(ForEachAttribution([&](const AttributionRecord& r) {
+    ++lines;
+    return line(json{{"attribution",
+                      {{"recommendation_id", r.recommendation_id},
+                       {"user", r.user},
+                       {"item", r.item},
+                       {"type", r.type},
+                       {"position", r.position},
+                       {"model_version", r.model_version},
+                       {"variant", r.variant},
+                       {"at_ms", r.at_ms}}}});
+  }));
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("writing ", path, " failed"));
   return lines;

@@ -151,4 +151,22 @@ ProportionTest TwoProportionTest(int64_t successes_a, int64_t trials_a, int64_t 
   return t;
 }
 
+std::vector<VariantComparison> CompareVariants(std::span<const VariantTally> tallies) {
+  std::vector<VariantComparison> out;
+  for (const VariantTally& t : tallies) {
+    VariantComparison c;
+    c.tally = t;
+    c.ctr = WilsonInterval(t.clicks, t.impressions);
+    c.conversion = WilsonInterval(t.purchases, t.impressions);
+    if (!out.empty()) {
+      const VariantTally& control = tallies[0];
+      c.ctr_test = TwoProportionTest(control.clicks, control.impressions, t.clicks, t.impressions);
+      c.conversion_test =
+          TwoProportionTest(control.purchases, control.impressions, t.purchases, t.impressions);
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 }  // namespace recloop

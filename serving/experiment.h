@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,6 +92,27 @@ struct ProportionTest {
 };
 ProportionTest TwoProportionTest(int64_t successes_a, int64_t trials_a, int64_t successes_b,
                                  int64_t trials_b);
+
+// What one variant's lists earned (serving/impression_log.h counts them live; `recloop
+// experiments report` from the event store).
+struct VariantTally {
+  std::string name;
+  int64_t impressions = 0;  // lists served
+  int64_t clicks = 0;       // credited events, by type
+  int64_t carts = 0;
+  int64_t purchases = 0;
+};
+
+// A variant's rates with their intervals and, for a treatment, its tests against the control.
+struct VariantComparison {
+  VariantTally tally;
+  Proportion ctr;                                           // clicks per list
+  Proportion conversion;                                    // purchases per list
+  std::optional<ProportionTest> ctr_test, conversion_test;  // none for the control
+};
+
+// One comparison per tally, in order; tallies[0] is the control.
+std::vector<VariantComparison> CompareVariants(std::span<const VariantTally> tallies);
 
 }  // namespace recloop
 

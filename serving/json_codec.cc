@@ -206,7 +206,7 @@ HttpResponse ItemListJson(const ItemList& list) {
 }
 
 HttpResponse ExperimentReportJson(const Experiment& experiment,
-                                  std::span<const VariantReport> variants) {
+                                  std::span<const VariantComparison> comparisons) {
   auto proportion = [](const Proportion& p) {
     return json{{"rate", p.rate}, {"low", p.low}, {"high", p.high}};
   };
@@ -214,18 +214,20 @@ HttpResponse ExperimentReportJson(const Experiment& experiment,
     return json{{"difference", t.difference}, {"z", t.z}, {"p_value", t.p_value}};
   };
   json list = json::array();
-  for (const VariantReport& r : variants) {
-    json v = {{"name", r.variant->name},
-              {"share", r.variant->share},
-              {"ef_search", r.variant->ef_search},
-              {"impressions", r.impressions},
-              {"clicks", r.clicks},
-              {"carts", r.carts},
-              {"purchases", r.purchases},
-              {"ctr", proportion(r.ctr)},
-              {"conversion", proportion(r.conversion)}};
-    if (r.ctr_test && r.conversion_test) {
-      v["vs_control"] = {{"ctr", test(*r.ctr_test)}, {"conversion", test(*r.conversion_test)}};
+  for (size_t i = 0; i < comparisons.size() && i < experiment.variants.size(); ++i) {
+    const ExperimentVariant& variant = experiment.variants[i];
+    const VariantComparison& c = comparisons[i];
+    json v = {{"name", variant.name},
+              {"share", variant.share},
+              {"ef_search", variant.ef_search},
+              {"impressions", c.tally.impressions},
+              {"clicks", c.tally.clicks},
+              {"carts", c.tally.carts},
+              {"purchases", c.tally.purchases},
+              {"ctr", proportion(c.ctr)},
+              {"conversion", proportion(c.conversion)}};
+    if (c.ctr_test && c.conversion_test) {
+      v["vs_control"] = {{"ctr", test(*c.ctr_test)}, {"conversion", test(*c.conversion_test)}};
     }
     list.push_back(std::move(v));
   }

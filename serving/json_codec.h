@@ -80,23 +80,12 @@ struct ItemList {
 };
 HttpResponse ItemListJson(const ItemList& list);
 
-// One variant of an A/B test as GET /v1/admin/experiments reports it.
-struct VariantReport {
-  const ExperimentVariant* variant = nullptr;
-  int64_t impressions = 0;
-  int64_t clicks = 0;
-  int64_t carts = 0;
-  int64_t purchases = 0;
-  Proportion ctr;         // clicks / impressions
-  Proportion conversion;  // purchases / impressions
-  // Against the control (none for the control itself).
-  std::optional<ProportionTest> ctr_test, conversion_test;
-};
+// GET /v1/admin/experiments: comparisons[i] is experiment.variants[i]'s.
 // {"experiment","salt","control","variants":[{"name","share","ef_search","impressions","clicks",
 // "carts","purchases","ctr":{"rate","low","high"},"conversion":{...}(,"vs_control":{"ctr":
 // {"difference","z","p_value"},"conversion":{...}})}]}
 HttpResponse ExperimentReportJson(const Experiment& experiment,
-                                  std::span<const VariantReport> variants);
+                                  std::span<const VariantComparison> comparisons);
 
 // [[item, source], ...]: a served list as the event store keeps it (serving/impression_log.h),
 // written as ItemListJson writes (no DOM).

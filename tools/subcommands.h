@@ -21,6 +21,7 @@ Subcommand AddRecommendCommand(CLI::App* app);  // recommend_command.cc
 Subcommand AddSimilarCommand(CLI::App* app);    // recommend_command.cc
 Subcommand AddServeCommand(CLI::App* app);      // serve_command.cc
 Subcommand AddKeysCommand(CLI::App* app);       // keys_command.cc: `keys hash`
+Subcommand AddExperimentsCommand(CLI::App* app);  // experiments_command.cc: `experiments report`
 
 }  // namespace recloop
 

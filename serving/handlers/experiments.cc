@@ -20,30 +20,17 @@ HttpResponse GetExperiments(const RouteContext& ctx) {
   }
   std::map<std::string, ImpressionLog::VariantCounts> counts;
   if (ctx.services.impressions != nullptr) counts = ctx.services.impressions->CountsByVariant();
-  std::vector<VariantReport> reports;
+  std::vector<VariantTally> tallies;
   for (const ExperimentVariant& v : experiment->variants) {
     const ImpressionLog::VariantCounts& c = counts[v.name];
     auto credited = [&c](const char* type) {
       const auto it = c.credited.find(type);
       return it == c.credited.end() ? int64_t{0} : it->second;
     };
-    VariantReport r;
-    r.variant = &v;
-    r.impressions = c.impressions;
-    r.clicks = credited("click");
-    r.carts = credited("cart");
-    r.purchases = credited("purchase");
-    r.ctr = WilsonInterval(r.clicks, r.impressions);
-    r.conversion = WilsonInterval(r.purchases, r.impressions);
-    if (!reports.empty()) {
-      const VariantReport& control = reports.front();
-      r.ctr_test = TwoProportionTest(control.clicks, control.impressions, r.clicks, r.impressions);
-      r.conversion_test =
-          TwoProportionTest(control.purchases, control.impressions, r.purchases, r.impressions);
-    }
-    reports.push_back(r);
+    tallies.push_back(
+        {v.name, c.impressions, credited("click"), credited("cart"), credited("purchase")});
   }
-  return ExperimentReportJson(*experiment, reports);
+  return ExperimentReportJson(*experiment, CompareVariants(tallies));
 }
 
 }  // namespace recloop

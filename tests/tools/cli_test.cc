@@ -16,11 +16,13 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_format.h"
 #include "data/event_store.h"
 #include "engine/model_io.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "serving/catalog_store.h"
+#include "serving/experiment.h"
 #include "test_util.h"
 #include "tests/tools/cli_runner.h"
 
@@ -480,6 +482,67 @@ void AppendEvents(const std::string& path, int shift) {
     }
   }
   ASSERT_OK(store->Append(events).status());
+}
+
+// Issue 25 item 6: `experiments report` reads the impressions and credits a server stored and
+// prints each variant's counts, intervals and test against the control, as the admin route
+// computes them; --plot draws the rates over time (or says gnuplot is missing).
+TEST_F(Cli, ExperimentsReportComparesTheStoredVariants) {
+  const std::string store_path = dir_.File("ab.db");
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, EventStore::Open({store_path}));
+    std::vector<ImpressionRecord> impressions;
+    std::vector<AttributionRecord> credits;
+    for (int i = 0; i < 400; ++i) {
+      const std::string variant = i % 2 == 0 ? "control" : "better";
+      const std::string id = "r" + std::to_string(i);
+      impressions.push_back({id, "u" + std::to_string(i), "recommendations", "v000001", variant,
+                             1'700'000'000'000 + i * 1000, R"([["a","personalized"]])"});
+      // control: 10 purchases in 200 lists; better: 30; both 40 clicks.
+      if ((variant == "control" && i % 40 == 0) ||
+          (variant == "better" && i % 40 < 12 && i % 4 == 1)) {
+        credits.push_back({id, "u", "a", "purchase", 1, "v000001", variant, 0});
+      }
+      if (i % 10 < 2) credits.push_back({id, "u", "a", "click", 1, "v000001", variant, 0});
+    }
+    impressions.push_back({"x", "u", "popular", "v000001", "", 0, "[]"});  // outside the test
+    ASSERT_OK(store->AppendImpressions(impressions, credits));
+  }
+  const std::string png = dir_.File("ab.png");
+  const Result r = Run("experiments report --store " + store_path + " --plot " + png);
+  const bool have_gnuplot = std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+  ASSERT_EQ(r.exit_code, have_gnuplot ? 0 : 1) << r.err;
+  std::istringstream lines(r.out);
+  std::string header, control, better;
+  std::getline(lines, header);
+  std::getline(lines, control);
+  std::getline(lines, better);
+  EXPECT_EQ(control.rfind("control ", 0), 0u) << r.out;
+  EXPECT_EQ(better.rfind("better ", 0), 0u) << r.out;
+  const Proportion c = WilsonInterval(10, 200), b = WilsonInterval(30, 200);
+  EXPECT_NE(control.find(absl::StrFormat("%.4f [%.4f, %.4f]", c.rate, c.low, c.high)),
+            std::string::npos)
+      << control;
+  EXPECT_NE(better.find(absl::StrFormat("%.4f [%.4f, %.4f]", b.rate, b.low, b.high)),
+            std::string::npos)
+      << better;
+  const ProportionTest t = TwoProportionTest(10, 200, 30, 200);
+  EXPECT_NE(better.find(absl::StrFormat("%+.4f p=%.3g", t.difference, t.p_value)),
+            std::string::npos)
+      << better;
+  EXPECT_NE(control.find("(control)"), std::string::npos);
+  if (have_gnuplot) {
+    std::ifstream in(png, std::ios::binary);
+    char magic[8] = {};
+    in.read(magic, 8);
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+  } else {
+    EXPECT_NE(r.err.find("gnuplot"), std::string::npos) << r.err;
+  }
+  // An unknown control is an error that names it.
+  const Result bad = Run("experiments report --store " + store_path + " --control nope");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("'nope'"), std::string::npos) << bad.err;
 }
 
 TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
