@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -149,6 +150,56 @@ ProportionTest TwoProportionTest(int64_t successes_a, int64_t trials_a, int64_t 
   t.z = t.difference / se;
   t.p_value = std::erfc(std::abs(t.z) / std::sqrt(2.0));
   return t;
+}
+
+std::string ExperimentMetricsText(const Experiment& experiment,
+                                  std::span<const VariantComparison> comparisons) {
+  // Names come from the operator's file; quotes and backslashes are escaped all the same.
+  auto label = [](const std::string& v) {
+    std::string out;
+    for (const char c : v) {
+      if (c == '\\' || c == '"') out.push_back('\\');
+      out.push_back(c == '\n' ? ' ' : c);
+    }
+    return out;
+  };
+  const std::string x = label(experiment.name);
+  std::string out;
+  const struct {
+    const char* name;
+    const char* help;
+    Proportion VariantComparison::*rate;
+  } rates[] = {
+      {"recloop_experiment_ctr", "Credited clicks per list served, with its 95% interval",
+       &VariantComparison::ctr},
+      {"recloop_experiment_conversion", "Credited purchases per list served, with its 95% interval",
+       &VariantComparison::conversion}};
+  for (const auto& r : rates) {
+    absl::StrAppend(&out, "# HELP ", r.name, " ", r.help, "\n# TYPE ", r.name, " gauge\n");
+    for (size_t i = 0; i < comparisons.size() && i < experiment.variants.size(); ++i) {
+      const Proportion& p = comparisons[i].*r.rate;
+      const std::string v = label(experiment.variants[i].name);
+      for (const auto& [bound, value] :
+           {std::pair<const char*, double>{"rate", p.rate}, {"low", p.low}, {"high", p.high}}) {
+        absl::StrAppend(&out, r.name, "{experiment=\"", x, "\",variant=\"", v, "\",bound=\"", bound,
+                        "\"} ", value, "\n");
+      }
+    }
+  }
+  absl::StrAppend(&out,
+                  "# HELP recloop_experiment_p_value Two-sided p-value of a treatment against "
+                  "the control (pooled two-proportion z-test)\n"
+                  "# TYPE recloop_experiment_p_value gauge\n");
+  for (size_t i = 1; i < comparisons.size() && i < experiment.variants.size(); ++i) {
+    const VariantComparison& c = comparisons[i];
+    if (!c.ctr_test || !c.conversion_test) continue;
+    const std::string v = label(experiment.variants[i].name);
+    absl::StrAppend(&out, "recloop_experiment_p_value{experiment=\"", x, "\",variant=\"", v,
+                    "\",metric=\"ctr\"} ", c.ctr_test->p_value, "\n",
+                    "recloop_experiment_p_value{experiment=\"", x, "\",variant=\"", v,
+                    "\",metric=\"conversion\"} ", c.conversion_test->p_value, "\n");
+  }
+  return out;
 }
 
 std::vector<VariantComparison> CompareVariants(std::span<const VariantTally> tallies) {

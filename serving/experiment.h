@@ -114,6 +114,13 @@ struct VariantComparison {
 // One comparison per tally, in order; tallies[0] is the control.
 std::vector<VariantComparison> CompareVariants(std::span<const VariantTally> tallies);
 
+// /metrics text of an experiment's comparisons (aligned with its variants): per variant, CTR
+// and conversion with their 95% interval (recloop_experiment_ctr / _conversion, bound="rate",
+// "low", "high") and, for treatments, the p-value against the control
+// (recloop_experiment_p_value, metric="ctr" or "conversion").
+std::string ExperimentMetricsText(const Experiment& experiment,
+                                  std::span<const VariantComparison> comparisons);
+
 }  // namespace recloop
 
 #endif  // RECLOOP_SERVING_EXPERIMENT_H_

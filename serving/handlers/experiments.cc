@@ -12,16 +12,12 @@
 
 namespace recloop {
 
-HttpResponse GetExperiments(const RouteContext& ctx) {
-  const auto experiment =
-      ctx.services.experiment != nullptr ? ctx.services.experiment->Get() : nullptr;
-  if (experiment == nullptr) {
-    return JsonError(404, "no_experiment", "the server runs no experiment (serve --experiment)");
-  }
+std::vector<VariantComparison> LiveComparisons(const Experiment& experiment,
+                                               const ImpressionLog* impressions) {
   std::map<std::string, ImpressionLog::VariantCounts> counts;
-  if (ctx.services.impressions != nullptr) counts = ctx.services.impressions->CountsByVariant();
+  if (impressions != nullptr) counts = impressions->CountsByVariant();
   std::vector<VariantTally> tallies;
-  for (const ExperimentVariant& v : experiment->variants) {
+  for (const ExperimentVariant& v : experiment.variants) {
     const ImpressionLog::VariantCounts& c = counts[v.name];
     auto credited = [&c](const char* type) {
       const auto it = c.credited.find(type);
@@ -30,7 +26,16 @@ HttpResponse GetExperiments(const RouteContext& ctx) {
     tallies.push_back(
         {v.name, c.impressions, credited("click"), credited("cart"), credited("purchase")});
   }
-  return ExperimentReportJson(*experiment, CompareVariants(tallies));
+  return CompareVariants(tallies);
+}
+
+HttpResponse GetExperiments(const RouteContext& ctx) {
+  const auto experiment =
+      ctx.services.experiment != nullptr ? ctx.services.experiment->Get() : nullptr;
+  if (experiment == nullptr) {
+    return JsonError(404, "no_experiment", "the server runs no experiment (serve --experiment)");
+  }
+  return ExperimentReportJson(*experiment, LiveComparisons(*experiment, ctx.services.impressions));
 }
 
 }  // namespace recloop

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "serving/api.h"
 #include "serving/backpressure.h"
+#include "serving/experiment.h"
 #include "serving/http.h"
 
 namespace recloop {
@@ -69,6 +70,9 @@ HttpResponse PopularItems(const RouteContext& ctx);
 HttpResponse UserPage(const RouteContext& ctx);
 // experiments.cc
 HttpResponse GetExperiments(const RouteContext& ctx);
+// Each variant of `experiment` compared from what `impressions` (may be null) counted so far.
+std::vector<VariantComparison> LiveComparisons(const Experiment& experiment,
+                                               const ImpressionLog* impressions);
 // catalog.cc
 HttpResponse GetItem(const RouteContext& ctx);
 HttpResponse PutItem(const RouteContext& ctx);

@@ -45,6 +45,9 @@ HttpResponse MetricsText(const RouteContext& ctx) {
   r.body = services.metrics->Render(gauges);
   if (services.retrain != nullptr) r.body += services.retrain->RenderMetrics();
   if (services.impressions != nullptr) r.body += services.impressions->MetricsText();
+  if (const auto x = services.experiment != nullptr ? services.experiment->Get() : nullptr) {
+    r.body += ExperimentMetricsText(*x, LiveComparisons(*x, services.impressions));
+  }
   if (services.ranked_cache != nullptr && services.ranked_cache->enabled()) {
     r.body += services.ranked_cache->RenderMetrics();
   }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "data/event_store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -223,6 +224,18 @@ TEST_F(ExperimentServerTest, ResponsesCarryTheStickyVariantAndTheReportCountsIt)
   const ProportionTest t = TwoProportionTest(control["clicks"], control["impressions"],
                                              treated["clicks"], treated["impressions"]);
   EXPECT_DOUBLE_EQ(treated["vs_control"]["ctr"]["p_value"].get<double>(), t.p_value);
+
+  // /metrics carries the same figures (to the digits absl::StrCat prints: 6 significant).
+  const std::string metrics = c.Get("/metrics").body;
+  const std::string low =
+      absl::StrCat(R"(recloop_experiment_ctr{experiment="beam",variant="narrow",bound="low"} )",
+                   treated["ctr"]["low"].get<double>());
+  EXPECT_NE(metrics.find(low + "\n"), std::string::npos) << low << "\n" << metrics;
+  const std::string p = absl::StrCat(
+      R"(recloop_experiment_p_value{experiment="beam",variant="narrow",metric="ctr"} )", t.p_value);
+  EXPECT_NE(metrics.find(p + "\n"), std::string::npos) << p;
+  EXPECT_EQ(metrics.find(R"(recloop_experiment_p_value{experiment="beam",variant="control")"),
+            std::string::npos);
 }
 
 TEST_F(ExperimentServerTest, AServerWithoutAnExperimentAnswers404) {
