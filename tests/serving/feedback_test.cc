@@ -166,7 +166,8 @@ TEST_F(FeedbackTest, ExplainedScoresSplitIntoTheCustomersOwnHistory) {
   const std::string known = r.Json()["users"][0];
   r = c.Get("/v1/users/" + known + "/recommendations?n=5&explain=true");
   ASSERT_EQ(r.status, 200) << r.body;
-  for (const json& item : r.Json()["items"]) {
+  const json trained = r.Json();  // named: a loop over a temporary's member dangles
+  for (const json& item : trained["items"]) {
     EXPECT_EQ(item["vector"], "trained") << item.dump();
     EXPECT_FALSE(item["because"].empty()) << item.dump();
   }
