@@ -22,13 +22,13 @@ int main(int argc, char** argv) {
                  "[serve] or [train] (e.g. [serve] port = 9000; `recloop tune` writes a [train] "
                  "file); flags on the command line win");
   const std::vector<recloop::Subcommand> commands = {
-      recloop::AddGenerateCommand(&app),   recloop::AddTrainCommand(&app),
-      recloop::AddTuneCommand(&app),       recloop::AddEvalCommand(&app),
-      recloop::AddEventsCommand(&app),     recloop::AddCatalogCommand(&app),
-      recloop::AddModelCommand(&app),      recloop::AddDemoCommand(&app),
-      recloop::AddRecommendCommand(&app),  recloop::AddSimilarCommand(&app),
-      recloop::AddServeCommand(&app),      recloop::AddKeysCommand(&app),
-      recloop::AddExperimentsCommand(&app)};
+      recloop::AddGenerateCommand(&app),    recloop::AddTrainCommand(&app),
+      recloop::AddTuneCommand(&app),        recloop::AddEvalCommand(&app),
+      recloop::AddEventsCommand(&app),      recloop::AddCatalogCommand(&app),
+      recloop::AddModelCommand(&app),       recloop::AddDemoCommand(&app),
+      recloop::AddRecommendCommand(&app),   recloop::AddSimilarCommand(&app),
+      recloop::AddServeCommand(&app),       recloop::AddKeysCommand(&app),
+      recloop::AddExperimentsCommand(&app), recloop::AddReplayCommand(&app)};
 
   CLI11_PARSE(app, argc, argv);
 

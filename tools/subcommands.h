@@ -22,6 +22,7 @@ Subcommand AddSimilarCommand(CLI::App* app);    // recommend_command.cc
 Subcommand AddServeCommand(CLI::App* app);      // serve_command.cc
 Subcommand AddKeysCommand(CLI::App* app);       // keys_command.cc: `keys hash`
 Subcommand AddExperimentsCommand(CLI::App* app);  // experiments_command.cc: `experiments report`
+Subcommand AddReplayCommand(CLI::App* app);       // replay_command.cc
 
 }  // namespace recloop
 

@@ -54,7 +54,7 @@ TEST_F(Cli, HelpListsEverySubcommand) {
   const Result r = Run("--help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* sub : {"generate", "train", "tune", "eval", "model", "demo", "recommend",
-                          "similar", "serve"}) {
+                          "similar", "serve", "replay"}) {
     EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     const Result sr = Run(std::string(sub) + " --help");
     EXPECT_EQ(sr.exit_code, 0) << sub;
@@ -543,6 +543,46 @@ TEST_F(Cli, ExperimentsReportComparesTheStoredVariants) {
   const Result bad = Run("experiments report --store " + store_path + " --control nope");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("'nope'"), std::string::npos) << bad.err;
+}
+
+// Issue 25 item 4: `replay` runs the events a model has not trained on through the serving
+// path; with fold-in and filters off it equals eval on the same events, and a model directory
+// and a version directory are both accepted.
+TEST_F(Cli, ReplayScoresTheEventsAModelHasNotSeenAndMatchesEval) {
+  const std::string store_path = dir_.File("events.db");
+  const std::string models = dir_.File("models");
+  ASSERT_NO_FATAL_FAILURE(TrainBaseOnEvents(store_path, models));
+  ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 1));
+  Result r = Run("replay --store " + store_path + " --model " + models + " --model " + models +
+                 "/v000001 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json both = nlohmann::json::parse(r.out);
+  ASSERT_EQ(both.size(), 2u);
+  for (const nlohmann::json& j : both) {
+    EXPECT_EQ(j["model_version"], "v000001");
+    EXPECT_EQ(j["after_seq"], 120 * 12);  // the model trained on the first batch
+    EXPECT_EQ(j["events"], 120 * 12);
+    EXPECT_EQ(j["folds"], 120 * 12);
+    EXPECT_EQ(j["replay"]["users"], 120);
+    EXPECT_EQ(j["offline"]["users"], 120);
+  }
+  r = Run("replay --store " + store_path + " --model " + models +
+          " --no-fold-in --no-filters --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json plain = nlohmann::json::parse(r.out)[0];
+  EXPECT_EQ(plain["folds"], 0);
+  for (const char* metric : {"ndcg@10", "hit_rate@10", "recall@10"}) {
+    EXPECT_NEAR(plain["replay_known_users"][metric].get<double>(),
+                plain["offline"][metric].get<double>(), 1e-9)
+        << metric;
+  }
+  // The table names each model; a missing store is named.
+  r = Run("replay --store " + store_path + " --model " + models);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("eval (offline)"), std::string::npos) << r.out;
+  r = Run("replay --store " + dir_.File("none.db") + " --model " + models);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("none.db"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
