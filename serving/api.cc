@@ -265,6 +265,9 @@ absl::Status Api::Validate(const ApiOptions& options) {
   if (options.max_exclude < 1 || options.max_categories < 1) {
     return absl::InvalidArgumentError("max_exclude and max_categories must be >= 1");
   }
+  if (options.online_gate_every_ms < 1) {
+    return absl::InvalidArgumentError("online_gate_every_ms must be >= 1");
+  }
   return ValidateBackpressure(options.backpressure);
 }
 
@@ -292,6 +295,17 @@ Api::Api(ApiServices services, ApiOptions options)
   if (services_.impressions == nullptr) {
     own_impressions_ = std::make_unique<ImpressionLog>(services_.events, options_.impressions);
     services_.impressions = own_impressions_.get();
+  }
+  if (services_.experiment != nullptr) {
+    RetrainControl* retrain = services_.retrain;
+    OnlineGate::Promote promote = nullptr;
+    if (retrain != nullptr) {
+      promote = [retrain](const std::string& version) { return retrain->Promote(version); };
+    }
+    gate_ = std::make_unique<OnlineGate>(services_.experiment, services_.impressions,
+                                         std::move(promote),
+                                         services_.log != nullptr ? services_.log : StderrLog(),
+                                         std::chrono::milliseconds(options_.online_gate_every_ms));
   }
 }
 

@@ -74,6 +74,7 @@
 #include "serving/json_limits.h"
 #include "serving/live_model.h"
 #include "serving/metrics.h"
+#include "serving/online_gate.h"
 #include "serving/ranked_cache.h"
 #include "serving/rate_limiter.h"
 #include "serving/retrain_control.h"
@@ -102,6 +103,9 @@ struct ApiOptions {
   BackpressureOptions backpressure;
   // Impressions (every list's recommendation_id) and attribution (serving/impression_log.h).
   ImpressionLogOptions impressions;
+  // How often the online gate of an experiment with [promotion] checks the counts
+  // (serving/online_gate.h); >= 1.
+  int online_gate_every_ms = 200;
   // The cache of users' ranked candidates (serving/ranked_cache.h) the Api keeps when
   // ApiServices::ranked_cache is null.
   RankedCacheOptions ranked_cache;
@@ -166,8 +170,9 @@ struct ApiServices {
   // What lists were shown and which events they earned (serving/impression_log.h); null = the
   // Api keeps its own, storing into `events` (if any) with ApiOptions::impressions.
   ImpressionLog* impressions = nullptr;
-  // The A/B test in force (serving/experiment.h); null = none.
-  const ExperimentHolder* experiment = nullptr;
+  // The A/B test in force (serving/experiment.h); null = none. With a promotion rule, the Api
+  // runs its online gate (serving/online_gate.h), promoting through `retrain`.
+  ExperimentHolder* experiment = nullptr;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
@@ -198,7 +203,9 @@ class Api {
   std::unique_ptr<ApiKeys> own_keys_;
   std::unique_ptr<RankedCache> own_ranked_cache_;
   std::unique_ptr<ImpressionLog> own_impressions_;
-  ApiServices services_;  // folder, keys: the caller's or own_folder_, own_keys_
+  ApiServices services_;
+  std::unique_ptr<OnlineGate> gate_;  // last: it reads the impressions and the experiment  //
+                                      // folder, keys: the caller's or own_folder_, own_keys_
 };
 
 }  // namespace recloop

@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,47 @@ namespace recloop {
 namespace {
 
 constexpr int kBuckets = 10'000;
+
+// The [promotion] table of `x`'s file.
+absl::StatusOr<PromotionRule> ParsePromotion(const toml::table* t, const Experiment& x) {
+  auto fail = [](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat("[promotion]: ", what));
+  };
+  if (t == nullptr) return fail("must be a table");
+  for (const auto& [key, value] : *t) {
+    if (key != "variant" && key != "metric" && key != "min_impressions" && key != "margin") {
+      return fail(absl::StrCat("unknown key '", std::string(key.str()),
+                               "' (known: variant, metric, min_impressions, margin)"));
+    }
+  }
+  PromotionRule rule;
+  rule.variant = (*t)["variant"].value_or(std::string());
+  const auto it =
+      std::find_if(x.variants.begin() + 1, x.variants.end(),
+                   [&rule](const ExperimentVariant& v) { return v.name == rule.variant; });
+  if (it == x.variants.end()) {
+    return fail(absl::StrCat("'variant' must name a treatment (not the control, '",
+                             x.variants[0].name, "')"));
+  }
+  if (it->model.empty()) {
+    return fail(absl::StrCat("variant '", rule.variant, "' has no 'model' to promote"));
+  }
+  rule.metric = (*t)["metric"].value_or(std::string("conversion"));
+  if (rule.metric != "conversion" && rule.metric != "ctr") {
+    return fail("'metric' must be \"conversion\" or \"ctr\"");
+  }
+  const std::optional<int64_t> n = (*t)["min_impressions"].value<int64_t>();
+  if (t->contains("min_impressions") && (!n || *n < 1)) {
+    return fail("'min_impressions' must be an integer >= 1");
+  }
+  rule.min_impressions = n.value_or(rule.min_impressions);
+  const std::optional<double> margin = (*t)["margin"].value<double>();
+  if (t->contains("margin") && (!margin || !std::isfinite(*margin) || *margin < 0)) {
+    return fail("'margin' must be a number >= 0");
+  }
+  rule.margin = margin.value_or(0.0);
+  return rule;
+}
 
 }  // namespace
 
@@ -39,9 +81,9 @@ absl::StatusOr<Experiment> Experiment::Parse(std::string_view toml_text, const s
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
   };
   for (const auto& [key, value] : t) {
-    if (key != "name" && key != "salt" && key != "variant") {
-      return fail(
-          absl::StrCat("unknown key '", std::string(key.str()), "' (known: name, salt, variant)"));
+    if (key != "name" && key != "salt" && key != "variant" && key != "promotion") {
+      return fail(absl::StrCat("unknown key '", std::string(key.str()),
+                               "' (known: name, salt, variant, promotion)"));
     }
   }
   Experiment x;
@@ -60,9 +102,9 @@ absl::StatusOr<Experiment> Experiment::Parse(std::string_view toml_text, const s
     const std::string where = absl::StrCat("variant ", i + 1);
     if (v == nullptr) return fail(absl::StrCat(where, " must be a table"));
     for (const auto& [key, value] : *v) {
-      if (key != "name" && key != "share" && key != "ef_search") {
+      if (key != "name" && key != "share" && key != "ef_search" && key != "model") {
         return fail(absl::StrCat(where, ": unknown key '", std::string(key.str()),
-                                 "' (known: name, share, ef_search)"));
+                                 "' (known: name, share, ef_search, model)"));
       }
     }
     ExperimentVariant var;
@@ -83,10 +125,26 @@ absl::StatusOr<Experiment> Experiment::Parse(std::string_view toml_text, const s
           absl::StrCat(where, " ('", var.name, "'): 'ef_search' must be an integer in [0, 4096]"));
     }
     var.ef_search = static_cast<int>(ef.value_or(0));
+    if ((*v).contains("model")) {
+      const std::optional<std::string> model = (*v)["model"].value<std::string>();
+      // A version of the models directory, by name: no path that leaves it.
+      if (!model || model->empty() || model->find('/') != std::string::npos ||
+          model->front() == '.') {
+        return fail(absl::StrCat(where, " ('", var.name,
+                                 "'): 'model' must name a version of the models directory, "
+                                 "e.g. \"v000007\""));
+      }
+      var.model = *model;
+    }
     x.variants.push_back(std::move(var));
   }
   if (total > 100.0 + 1e-9) {
     return fail(absl::StrCat("the shares add up to ", total, ", more than 100"));
+  }
+  if (t.contains("promotion")) {
+    absl::StatusOr<PromotionRule> rule = ParsePromotion(t["promotion"].as_table(), x);
+    if (!rule.ok()) return fail(std::string(rule.status().message()));
+    x.promotion = *std::move(rule);
   }
   return x;
 }
@@ -109,8 +167,22 @@ const ExperimentVariant* Experiment::Assign(std::string_view user) const {
 absl::Status ExperimentHolder::Reload() {
   absl::StatusOr<Experiment> x = Experiment::Load(path_);
   if (!x.ok()) return x.status();
+  for (ExperimentVariant& v : x->variants) {
+    if (v.model.empty()) continue;
+    if (loader_ == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path_, ": variant '", v.name, "': 'model' needs a server with a models directory"));
+    }
+    absl::StatusOr<std::shared_ptr<const ModelSnapshot>> snap = loader_(v.model);
+    if (!snap.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path_, ": variant '", v.name, "': model '",
+                                                     v.model, "': ", snap.status().message()));
+    }
+    v.snapshot = *std::move(snap);
+  }
   auto next = std::make_shared<const Experiment>(*std::move(x));
   std::lock_guard<std::mutex> lock(mu_);
+  if (outcome_ && outcome_->experiment != next->name) outcome_.reset();  // a new test
   current_ = std::move(next);
   return absl::OkStatus();
 }
@@ -118,6 +190,42 @@ absl::Status ExperimentHolder::Reload() {
 std::shared_ptr<const Experiment> ExperimentHolder::Get() const {
   std::lock_guard<std::mutex> lock(mu_);
   return current_;
+}
+
+std::shared_ptr<const Experiment> ExperimentHolder::Serving() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outcome_ ? nullptr : current_;
+}
+
+void ExperimentHolder::Decide(PromotionOutcome outcome) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!outcome_) outcome_ = std::move(outcome);
+}
+
+std::optional<PromotionOutcome> ExperimentHolder::outcome() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outcome_;
+}
+
+PromotionDecision DecidePromotion(const PromotionRule& rule, const VariantComparison& control,
+                                  const VariantComparison& variant) {
+  PromotionDecision d;
+  const Proportion& c = rule.metric == "ctr" ? control.ctr : control.conversion;
+  const Proportion& v = rule.metric == "ctr" ? variant.ctr : variant.conversion;
+  d.difference = v.rate - c.rate;
+  const double se = c.trials > 0 && v.trials > 0
+                        ? std::sqrt(c.rate * (1.0 - c.rate) / static_cast<double>(c.trials) +
+                                    v.rate * (1.0 - v.rate) / static_cast<double>(v.trials))
+                        : 0.0;
+  constexpr double z = 1.6448536269514722;  // the 95% normal quantile (one-sided)
+  d.lower_bound = d.difference - z * se;
+  if (control.tally.impressions < rule.min_impressions ||
+      variant.tally.impressions < rule.min_impressions) {
+    return d;
+  }
+  d.state = d.lower_bound >= -rule.margin ? PromotionDecision::State::kPromote
+                                          : PromotionDecision::State::kRefuse;
+  return d;
 }
 
 Proportion WilsonInterval(int64_t successes, int64_t trials) {

@@ -36,6 +36,20 @@ absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap,
   return first;
 }
 
+absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FeedbackFolder::FoldAgainst(
+    const ModelSnapshot& snap, const std::string& user) const {
+  if (events_ == nullptr || !snap.model->has_factors()) return nullptr;
+  const int64_t through = EventsThroughSeq(*snap.model, *events_);
+  ASSIGN_OR_RETURN(const auto histories,
+                   events_->Histories(std::span<const std::string>(&user, 1), through));
+  const EventStore::UserHistory& h = histories[0];
+  const bool erased = h.erased_at >= through;
+  if (h.events.empty() && !erased) return nullptr;
+  auto entry = FoldUser(snap, user, h.events, feedback_, through, erased);
+  if (!entry.ok()) return entry.status();
+  return std::shared_ptr<const FoldedUserEntry>(*std::move(entry));
+}
+
 absl::Status FeedbackFolder::FoldNow(std::span<const std::string> users) {
   if (events_ == nullptr) return absl::FailedPreconditionError("no event store");
   std::shared_lock<std::shared_mutex> no_extension(extension_mu_);

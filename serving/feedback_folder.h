@@ -78,6 +78,13 @@ class FeedbackFolder {
   // FailedPrecondition without events; the store's.
   absl::StatusOr<int64_t> EraseUser(const std::string& user);
 
+  // `user` folded against `snap` (any snapshot, e.g. an A/B variant's own model version) from
+  // their stored events after its last trained event, without publishing; null when they have
+  // none and were not erased since (their trained row, if any, stands) or there is no store.
+  // Errors: the store's; FoldUser's.
+  absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldAgainst(const ModelSnapshot& snap,
+                                                                     const std::string& user) const;
+
   // Folds `users` in again against `snap` (live or about to be) and publishes them.
   // Errors: the store's; FoldUser's (the first one stops the pass after its batch).
   absl::Status RefoldUsers(const ModelSnapshot& snap, const std::set<std::string>& users);

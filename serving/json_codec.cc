@@ -206,7 +206,8 @@ HttpResponse ItemListJson(const ItemList& list) {
 }
 
 HttpResponse ExperimentReportJson(const Experiment& experiment,
-                                  std::span<const VariantComparison> comparisons) {
+                                  std::span<const VariantComparison> comparisons,
+                                  const std::optional<PromotionOutcome>& outcome) {
   auto proportion = [](const Proportion& p) {
     return json{{"rate", p.rate}, {"low", p.low}, {"high", p.high}};
   };
@@ -220,6 +221,7 @@ HttpResponse ExperimentReportJson(const Experiment& experiment,
     json v = {{"name", variant.name},
               {"share", variant.share},
               {"ef_search", variant.ef_search},
+              {"model", variant.model.empty() ? std::string("live") : variant.model},
               {"impressions", c.tally.impressions},
               {"clicks", c.tally.clicks},
               {"carts", c.tally.carts},
@@ -231,10 +233,27 @@ HttpResponse ExperimentReportJson(const Experiment& experiment,
     }
     list.push_back(std::move(v));
   }
-  return JsonResponse(200, {{"experiment", experiment.name},
-                            {"salt", experiment.salt},
-                            {"control", experiment.variants[0].name},
-                            {"variants", std::move(list)}});
+  json body = {{"experiment", experiment.name},
+               {"salt", experiment.salt},
+               {"control", experiment.variants[0].name},
+               {"variants", std::move(list)}};
+  if (experiment.promotion) {
+    const PromotionRule& rule = *experiment.promotion;
+    json p = {{"variant", rule.variant},
+              {"metric", rule.metric},
+              {"min_impressions", rule.min_impressions},
+              {"margin", rule.margin},
+              {"state", outcome ? outcome->state : std::string("waiting")}};
+    if (outcome) {
+      p["difference"] = outcome->difference;
+      p["lower_bound"] = outcome->lower_bound;
+      p["control_impressions"] = outcome->control_impressions;
+      p["variant_impressions"] = outcome->variant_impressions;
+      p["message"] = outcome->message;
+    }
+    body["promotion"] = std::move(p);
+  }
+  return JsonResponse(200, body);
 }
 
 std::string ItemSourcePairsJson(std::span<const std::pair<std::string, std::string>> items) {

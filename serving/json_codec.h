@@ -81,11 +81,15 @@ struct ItemList {
 HttpResponse ItemListJson(const ItemList& list);
 
 // GET /v1/admin/experiments: comparisons[i] is experiment.variants[i]'s.
-// {"experiment","salt","control","variants":[{"name","share","ef_search","impressions","clicks",
-// "carts","purchases","ctr":{"rate","low","high"},"conversion":{...}(,"vs_control":{"ctr":
-// {"difference","z","p_value"},"conversion":{...}})}]}
+// {"experiment","salt","control","variants":[{"name","share","ef_search","model"(version or
+// "live"),"impressions","clicks","carts","purchases","ctr":{"rate","low","high"},
+// "conversion":{...}(,"vs_control":{"ctr":{"difference","z","p_value"},"conversion":{...}})}]
+// (,"promotion":{"variant","metric","min_impressions","margin","state"("waiting", "promoted",
+// "refused" or "failed")(,"difference","lower_bound","control_impressions",
+// "variant_impressions","message")})}
 HttpResponse ExperimentReportJson(const Experiment& experiment,
-                                  std::span<const VariantComparison> comparisons);
+                                  std::span<const VariantComparison> comparisons,
+                                  const std::optional<PromotionOutcome>& outcome = std::nullopt);
 
 // [[item, source], ...]: a served list as the event store keeps it (serving/impression_log.h),
 // written as ItemListJson writes (no DOM).

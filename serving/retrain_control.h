@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "data/event_store.h"
 
@@ -53,6 +54,12 @@ class RetrainControl {
   // Swaps the version before the live one back in; returns the version now live. Errors:
   // FailedPrecondition if there is no earlier version; the loader's errors.
   virtual absl::StatusOr<std::string> Rollback() = 0;
+
+  // Swaps `version` of the models directory in and makes it `current` (the online gate's
+  // promotion, serving/online_gate.h). Errors: the loader's; Unimplemented where not supported.
+  virtual absl::Status Promote(const std::string& version) {
+    return absl::UnimplementedError("this server cannot promote " + version);
+  }
 
   // Whether a retrain runs now, and the last finished one's outcome (nullopt before the first).
   virtual bool running() const = 0;

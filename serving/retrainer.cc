@@ -257,4 +257,13 @@ absl::StatusOr<std::string> Retrainer::Rollback() {
   return previous;
 }
 
+absl::Status Retrainer::Promote(const std::string& version) {
+  auto swap_lock = swapper_.Lock();
+  const std::string& models_dir = live_->models_dir();
+  RETURN_IF_ERROR(swapper_.SwapInLocked(models_dir + "/" + version));
+  RETURN_IF_ERROR(SetCurrentVersion(models_dir, version));
+  log_->Info("promoted %s (online gate)", version);
+  return absl::OkStatus();
+}
+
 }  // namespace recloop

@@ -92,6 +92,7 @@ class Retrainer : public RetrainControl {
   // MODELS/current at it. Returns the version now live. Errors: FailedPrecondition if there is
   // no earlier version; the loader's errors.
   absl::StatusOr<std::string> Rollback() override;
+  absl::Status Promote(const std::string& version) override;
 
   bool running() const override { return running_.load(); }
   std::optional<RetrainOutcome> Last() const override;

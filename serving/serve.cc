@@ -84,6 +84,29 @@ void WarnIfNoKeys(const ServeOptions& options, size_t keys, Logger* log) {
       options.key_file, options.api.auth_reads ? ", reads" : "");
 }
 
+// The A/B test of --experiment (null without one). A variant's `model` is a version of the
+// models directory, loaded as a swap would load it (not published).
+absl::StatusOr<std::unique_ptr<ExperimentHolder>> OpenExperiment(const ServeOptions& options,
+                                                                 LiveModel* live, bool events,
+                                                                 Logger* log) {
+  if (options.experiment_path.empty()) return nullptr;
+  auto experiment = std::make_unique<ExperimentHolder>(
+      options.experiment_path, [live](const std::string& version) {
+        return live->Prepare(live->models_dir() + "/" + version);
+      });
+  RETURN_IF_ERROR(experiment->Reload());
+  const auto x = experiment->Get();
+  if (x->promotion && !events) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.experiment_path,
+        ": [promotion] needs --events (attribution counts the purchases it compares, and the "
+        "retrainer's swap promotes)"));
+  }
+  log->Info("experiment '%s': %d variants from %s", x->name, static_cast<int>(x->variants.size()),
+            options.experiment_path);
+  return experiment;
+}
+
 }  // namespace
 
 absl::Status RunServe(const ServeOptions& options) {
@@ -104,14 +127,8 @@ absl::Status RunServe(const ServeOptions& options) {
   if (!options.events_path.empty()) {
     ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
   }
-  std::unique_ptr<ExperimentHolder> experiment;
-  if (!options.experiment_path.empty()) {
-    experiment = std::make_unique<ExperimentHolder>(options.experiment_path);
-    RETURN_IF_ERROR(experiment->Reload());
-    const auto x = experiment->Get();
-    log.Info("experiment '%s': %d variants from %s", x->name, static_cast<int>(x->variants.size()),
-             options.experiment_path);
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ExperimentHolder> experiment,
+                   OpenExperiment(options, live.get(), events != nullptr, &log));
   Metrics metrics;
   // The one fold path, shared by the Api, the retrainer and the restart catch-up below.
   FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold, &metrics,

@@ -70,9 +70,6 @@ HttpResponse PopularItems(const RouteContext& ctx);
 HttpResponse UserPage(const RouteContext& ctx);
 // experiments.cc
 HttpResponse GetExperiments(const RouteContext& ctx);
-// Each variant of `experiment` compared from what `impressions` (may be null) counted so far.
-std::vector<VariantComparison> LiveComparisons(const Experiment& experiment,
-                                               const ImpressionLog* impressions);
 // catalog.cc
 HttpResponse GetItem(const RouteContext& ctx);
 HttpResponse PutItem(const RouteContext& ctx);

@@ -303,21 +303,35 @@ ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
 HttpResponse Recommendations(const RouteContext& ctx) {
   ListRequest req = StartList(ctx, {.exclude = true, .predicted_rating = true, .explain = true});
   if (req.error) return *std::move(req.error);
-  const ModelSnapshot& snap = *req.snap;
   const std::string& user = ctx.param("user");
-  const auto folded = ctx.services.folder->overlay().Find(user, snap.version());
   // An A/B test: the customer's variant, served with its own parameters. A variant with its
   // own beam is searched, not answered from the ranked cache (ranked with the server's beam).
+  // A variant with its own model version ranks with that version's snapshot, and the customer's
+  // feedback since that version's training is folded in against it on each request.
   std::shared_ptr<const Experiment> experiment;
   const ExperimentVariant* variant = nullptr;
   RankedCache* cache = ctx.services.ranked_cache;
-  if (ctx.services.experiment != nullptr && (experiment = ctx.services.experiment->Get())) {
+  std::shared_ptr<const FoldedUserEntry> folded;
+  if (ctx.services.experiment != nullptr && (experiment = ctx.services.experiment->Serving())) {
     variant = experiment->Assign(user);
     if (variant != nullptr && variant->ef_search > 0 &&
         variant->ef_search != req.options.ef_search) {
       req.options.ef_search = variant->ef_search;
       cache = nullptr;
     }
+    if (variant != nullptr && variant->snapshot != nullptr) {
+      req.snap = variant->snapshot;
+      req.options = ToRecommendOptions(req.params, *req.snap,
+                                       req.options.ef_search);  // the version's own item IDs
+      cache = nullptr;
+      auto fresh = ctx.services.folder->FoldAgainst(*req.snap, user);
+      if (!fresh.ok()) return Internal(fresh.status());
+      folded = *std::move(fresh);
+    }
+  }
+  const ModelSnapshot& snap = *req.snap;
+  if (variant == nullptr || variant->snapshot == nullptr) {
+    folded = ctx.services.folder->overlay().Find(user, snap.version());
   }
   auto recs = RankUser(cache, snap, user, folded.get(), req.options);
   if (!recs.ok()) return Internal(recs.status());

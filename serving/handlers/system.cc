@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "serving/handlers/handlers.h"
 #include "serving/json_codec.h"
+#include "serving/online_gate.h"
 #include "serving/storefront.h"
 
 namespace recloop {

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "data/event_store.h"
@@ -118,6 +119,92 @@ TEST(Experiment, IntervalsAndTestMatchAReferenceComputation) {
   EXPECT_NEAR(t.z, 1.883108942886774, 1e-9);
   EXPECT_NEAR(t.p_value, 0.05968560553242625, 1e-9);
   EXPECT_EQ(TwoProportionTest(0, 0, 1, 10).p_value, 1.0);
+}
+
+// The online gate's rule: a one-sided 95% lower bound of the difference with the unpooled
+// standard error (reference values from Python's math and statistics.NormalDist), decided only
+// once both arms reached min_impressions.
+TEST(Experiment, PromotionDecisionMatchesAReferenceComputation) {
+  PromotionRule rule;
+  rule.variant = "b";
+  rule.min_impressions = 1000;
+  const std::vector<VariantComparison> c =
+      CompareVariants(std::vector<VariantTally>{{"a", 1000, 0, 0, 50}, {"b", 1000, 0, 0, 70}});
+  PromotionDecision d = DecidePromotion(rule, c[0], c[1]);
+  EXPECT_EQ(d.state, PromotionDecision::State::kPromote);
+  EXPECT_NEAR(d.difference, 0.02, 1e-12);
+  EXPECT_NEAR(d.lower_bound, 0.0025459405028187346, 1e-9);
+  // 4.5% against 5%: refused without a margin, promoted with a margin of 2.5 points.
+  const std::vector<VariantComparison> worse =
+      CompareVariants(std::vector<VariantTally>{{"a", 1000, 0, 0, 50}, {"b", 1000, 0, 0, 45}});
+  d = DecidePromotion(rule, worse[0], worse[1]);
+  EXPECT_EQ(d.state, PromotionDecision::State::kRefuse);
+  EXPECT_NEAR(d.lower_bound, -0.0206455758605838, 1e-9);
+  rule.margin = 0.025;
+  EXPECT_EQ(DecidePromotion(rule, worse[0], worse[1]).state, PromotionDecision::State::kPromote);
+  // Too few lists on either side: waiting, whatever the rates.
+  rule.min_impressions = 1001;
+  EXPECT_EQ(DecidePromotion(rule, c[0], c[1]).state, PromotionDecision::State::kWaiting);
+  // CTR is clicks per list.
+  rule = PromotionRule{"b", "ctr", 10, 0.0};
+  const std::vector<VariantComparison> clicks =
+      CompareVariants(std::vector<VariantTally>{{"a", 100, 10, 0, 0}, {"b", 100, 40, 0, 0}});
+  EXPECT_NEAR(DecidePromotion(rule, clicks[0], clicks[1]).difference, 0.3, 1e-12);
+}
+
+TEST(Experiment, PromotionAndModelVariantsAreCheckedNamingTheProblem) {
+  const std::string two = std::string(kTwoVariants) + "model = \"v000002\"\n";
+  ASSERT_OK_AND_ASSIGN(const Experiment x, Experiment::Parse(two, "ab.toml"));
+  EXPECT_EQ(x.variants[1].model, "v000002");
+  EXPECT_FALSE(x.promotion.has_value());
+  const std::string gated = two + "[promotion]\nvariant = \"narrow\"\nmin_impressions = 500\n";
+  ASSERT_OK_AND_ASSIGN(const Experiment g, Experiment::Parse(gated, "ab.toml"));
+  ASSERT_TRUE(g.promotion.has_value());
+  EXPECT_EQ(g.promotion->metric, "conversion");
+  EXPECT_EQ(g.promotion->min_impressions, 500);
+  EXPECT_EQ(g.promotion->margin, 0.0);
+  const std::map<std::string, std::string> bad = {
+      {std::string(kTwoVariants) + "model = \"../elsewhere\"\n", "'model'"},
+      {two + "[promotion]\nvariant = \"control\"\n", "a treatment"},
+      {std::string(kTwoVariants) + "[promotion]\nvariant = \"narrow\"\n", "no 'model'"},
+      {two + "[promotion]\nvariant = \"narrow\"\nmetric = \"revenue\"\n", "'metric'"},
+      {two + "[promotion]\nvariant = \"narrow\"\nmin_impressions = 0\n", "min_impressions"},
+      {two + "[promotion]\nvariant = \"narrow\"\nmargin = -1\n", "'margin'"},
+      {two + "[promotion]\nvariant = \"narrow\"\nafter = 3\n", "unknown key 'after'"},
+  };
+  for (const auto& [text, expected] : bad) {
+    const auto e = Experiment::Parse(text, "ab.toml");
+    ASSERT_FALSE(e.ok()) << text;
+    EXPECT_NE(e.status().message().find(expected), std::string_view::npos) << e.status();
+  }
+  // A holder without a loader (no models directory) refuses a variant with a model.
+  test::TempDir dir;
+  ExperimentHolder holder(dir.Write("ab.toml", two));
+  const absl::Status s = holder.Reload();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("narrow"), std::string_view::npos) << s;
+}
+
+// The gate's decision ends the test; a file with another name starts a new one.
+TEST(Experiment, ADecisionEndsTheTestUntilAnotherOneIsLoaded) {
+  test::TempDir dir;
+  const std::string path = dir.Write("ab.toml", kTwoVariants);
+  ExperimentHolder holder(path);
+  ASSERT_OK(holder.Reload());
+  EXPECT_NE(holder.Serving(), nullptr);
+  holder.Decide({"beam", "narrow", "refused", "worse", -0.1, -0.2, 100, 100});
+  holder.Decide({"beam", "narrow", "promoted", "", 0, 0, 0, 0});  // the first decision stands
+  EXPECT_EQ(holder.Serving(), nullptr);
+  ASSERT_NE(holder.Get(), nullptr);  // still reported
+  EXPECT_EQ(holder.outcome()->state, "refused");
+  ASSERT_OK(holder.Reload());  // the same test: still decided
+  EXPECT_EQ(holder.Serving(), nullptr);
+  std::string renamed = kTwoVariants;
+  renamed.replace(renamed.find("\"beam\""), 6, "\"wide\"");
+  dir.Write("ab.toml", renamed);
+  ASSERT_OK(holder.Reload());
+  EXPECT_NE(holder.Serving(), nullptr);
+  EXPECT_FALSE(holder.outcome().has_value());
 }
 
 // SIGHUP's reload: a good file replaces the experiment, a bad one keeps it.

@@ -37,22 +37,28 @@ class PlantedStoreServer : public ::testing::Test {
     return t;
   }
 
-  // 800 users, 400 items in 5 clusters (90% of a user's interactions in theirs), Training()'s
-  // model saved as MODELS/v000001.
-  void SetUp() override {
-    // One oneTBB thread for the set-up: the tests are about the server, and ThreadSanitizer
-    // cannot see oneTBB's own synchronisation (libtbb is not instrumented).
-    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
-    const TrainOptions t = Training();
+  // The generated store: 800 users, 400 items in kClusters clusters, 90% of a user's
+  // interactions in theirs.
+  static GeneratorOptions Planted(FeedbackKind feedback, uint64_t seed) {
     GeneratorOptions g;
     g.users = 800;
     g.items = 400;
     g.interactions = 40'000;
     g.clusters = kClusters;
     g.in_cluster = 0.9;
-    g.feedback = t.feedback;
-    g.seed = 5;
-    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
+    g.feedback = feedback;
+    g.seed = seed;
+    return g;
+  }
+
+  // Planted(Training()'s feedback, seed 5), and Training()'s model of it saved as
+  // MODELS/v000001.
+  void SetUp() override {
+    // One oneTBB thread for the set-up: the tests are about the server, and ThreadSanitizer
+    // cannot see oneTBB's own synchronisation (libtbb is not instrumented).
+    const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+    const TrainOptions t = Training();
+    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(Planted(t.feedback, 5)));
     ASSERT_OK_AND_ASSIGN(const FactorModel model, TrainModel(store_.data, t));
     ASSERT_OK(SaveModel(model, models_dir()).status());
   }

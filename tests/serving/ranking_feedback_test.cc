@@ -40,15 +40,7 @@ class RatingsTrainedServerTest : public test::PlantedStoreServer {
 
   void SetUp() override {
     const tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
-    GeneratorOptions g;
-    g.users = 800;
-    g.items = 400;
-    g.interactions = 40'000;
-    g.clusters = kClusters;
-    g.in_cluster = 0.9;
-    g.feedback = FeedbackKind::kExplicit;
-    g.seed = 5;
-    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(g));
+    ASSERT_OK_AND_ASSIGN(store_, GenerateStore(Planted(FeedbackKind::kExplicit, 5)));
     // What `recloop train --data ratings.csv` fits (training/pipeline.h), without the choice.
     ModelSettings settings;
     settings.feedback = FeedbackKind::kExplicit;

@@ -585,6 +585,32 @@ TEST_F(Cli, ReplayScoresTheEventsAModelHasNotSeenAndMatchesEval) {
   EXPECT_NE(r.err.find("none.db"), std::string::npos) << r.err;
 }
 
+// Issue 25 item 3: an experiment whose variant names a version the models directory does not
+// hold, or whose online gate has no event store to count from, stops `serve` at the start,
+// naming the file and the problem (never a server half set up).
+TEST_F(Cli, ServeRefusesAnExperimentItCannotRun) {
+  const std::string store_path = dir_.File("events.db");
+  const std::string models = dir_.File("models");
+  ASSERT_NO_FATAL_FAILURE(TrainBaseOnEvents(store_path, models));
+  const std::string variants =
+      "name = \"m\"\nsalt = \"s\"\n[[variant]]\nname = \"control\"\nshare = 50\n"
+      "[[variant]]\nname = \"next\"\nshare = 50\nmodel = \"v000001\"\n";
+  const std::string missing = dir_.Write(
+      "missing.toml", std::string(variants).replace(variants.rfind("v000001"), 7, "v000009"));
+  const std::string gated =
+      dir_.Write("gated.toml", variants + "[promotion]\nvariant = \"next\"\n");
+  const std::string serve = "timeout 60 " + std::string(RECLOOP_BINARY) + " serve --models " +
+                            models + " --port 0 --experiment ";
+  test::CliResult r = test::RunShell(serve + missing, dir_.File("err.txt"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("missing.toml: variant 'next': model 'v000009'"), std::string::npos)
+      << r.err;
+  r = test::RunShell(serve + gated, dir_.File("err.txt"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("gated.toml: [promotion] needs --events"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("listening"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, EventStoreExportsAndTrainsLikeAFile) {
   const std::string store_path = dir_.File("events.db");
   ASSERT_NO_FATAL_FAILURE(AppendEvents(store_path, 0));
