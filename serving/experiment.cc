@@ -102,9 +102,9 @@ absl::StatusOr<Experiment> Experiment::Parse(std::string_view toml_text, const s
     const std::string where = absl::StrCat("variant ", i + 1);
     if (v == nullptr) return fail(absl::StrCat(where, " must be a table"));
     for (const auto& [key, value] : *v) {
-      if (key != "name" && key != "share" && key != "ef_search" && key != "model") {
+      if (key != "name" && key != "share" && key != "ef_search" && key != "n" && key != "model") {
         return fail(absl::StrCat(where, ": unknown key '", std::string(key.str()),
-                                 "' (known: name, share, ef_search, model)"));
+                                 "' (known: name, share, ef_search, n, model)"));
       }
     }
     ExperimentVariant var;
@@ -125,6 +125,11 @@ absl::StatusOr<Experiment> Experiment::Parse(std::string_view toml_text, const s
           absl::StrCat(where, " ('", var.name, "'): 'ef_search' must be an integer in [0, 4096]"));
     }
     var.ef_search = static_cast<int>(ef.value_or(0));
+    const std::optional<int64_t> n = (*v)["n"].value<int64_t>();
+    if ((*v).contains("n") && (!n || *n < 0 || *n > 1000)) {
+      return fail(absl::StrCat(where, " ('", var.name, "'): 'n' must be an integer in [0, 1000]"));
+    }
+    var.n = static_cast<int>(n.value_or(0));
     if ((*v).contains("model")) {
       const std::optional<std::string> model = (*v)["model"].value<std::string>();
       // A version of the models directory, by name: no path that leaves it.

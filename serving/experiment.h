@@ -13,6 +13,7 @@
 //   name = "narrow-beam"
 //   share = 20
 //   ef_search = 16            # the variant's serving parameters (0 or absent: the server's)
+//   n = 20                    # its list length when a request names none
 //   model = "v000007"         # served by this version of the models directory (absent: live)
 //   [promotion]               # optional: the online gate (DecidePromotion)
 //   variant = "narrow-beam"   # a treatment with a `model`
@@ -49,6 +50,7 @@ struct ExperimentVariant {
   std::string name;
   double share = 0.0;  // percent of customers
   int ef_search = 0;   // HNSW beam of this variant's searches; 0 = the server's
+  int n = 0;           // list length when a request names none; 0 = the server's --default-n
   // The version of the server's models directory ("v000007") this variant's customers are
   // served by, e.g. a model of another algorithm or a retrain not yet promoted; empty = the
   // live model.

@@ -81,7 +81,7 @@ struct ItemList {
 HttpResponse ItemListJson(const ItemList& list);
 
 // GET /v1/admin/experiments: comparisons[i] is experiment.variants[i]'s.
-// {"experiment","salt","control","variants":[{"name","share","ef_search","model"(version or
+// {"experiment","salt","control","variants":[{"name","share","ef_search","n","model"(version or
 // "live"),"impressions","clicks","carts","purchases","ctr":{"rate","low","high"},
 // "conversion":{...}(,"vs_control":{"ctr":{"difference","z","p_value"},"conversion":{...}})}]
 // (,"promotion":{"variant","metric","min_impressions","margin","state"("waiting", "promoted",

@@ -23,6 +23,7 @@ constexpr int kMaxOffset = 100'000;
 // InvalidArgument for a bad value.
 struct ListParams {
   int n = 0;
+  bool n_given = false;  // the request named n (else the server's default, or its variant's)
   int offset = 0;
   std::vector<std::string> categories;
   std::vector<std::string> exclude;
@@ -73,7 +74,7 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys ke
   for (const auto& [key, value] : query) {
     if (key == "n") {
       if (seen_n) return absl::InvalidArgumentError("parameter 'n' given twice");
-      seen_n = true;
+      seen_n = p.n_given = true;
       if (auto s = ParseBoundedInt(key, value, 1, options.max_n, &p.n); !s.ok()) return s;
     } else if (key == "offset") {
       if (seen_offset) return absl::InvalidArgumentError("parameter 'offset' given twice");
@@ -319,10 +320,15 @@ HttpResponse Recommendations(const RouteContext& ctx) {
       req.options.ef_search = variant->ef_search;
       cache = nullptr;
     }
+    if (variant != nullptr && variant->n > 0 && !req.params.n_given) {
+      req.options.n = std::min(variant->n, ctx.options.max_n);
+    }
     if (variant != nullptr && variant->snapshot != nullptr) {
       req.snap = variant->snapshot;
+      const int n = req.options.n;
       req.options = ToRecommendOptions(req.params, *req.snap,
                                        req.options.ef_search);  // the version's own item IDs
+      req.options.n = n;
       cache = nullptr;
       auto fresh = ctx.services.folder->FoldAgainst(*req.snap, user);
       if (!fresh.ok()) return Internal(fresh.status());

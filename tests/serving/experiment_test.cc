@@ -33,6 +33,7 @@ share = 70
 name = "narrow"
 share = 30
 ef_search = 16
+n = 4
 )";
 
 TEST(Experiment, ParsesVariantsAndRefusesBadFilesNamingThem) {
@@ -42,6 +43,8 @@ TEST(Experiment, ParsesVariantsAndRefusesBadFilesNamingThem) {
   EXPECT_EQ(x.variants[1].name, "narrow");
   EXPECT_EQ(x.variants[1].ef_search, 16);
   EXPECT_EQ(x.variants[0].ef_search, 0);
+  EXPECT_EQ(x.variants[1].n, 4);
+  EXPECT_EQ(x.variants[0].n, 0);
 
   const std::map<std::string, std::string> bad = {
       {"name = \"x\"\nsalt = \n", "ab.toml:2:"},  // a syntax error: file and line
@@ -323,6 +326,14 @@ TEST_F(ExperimentServerTest, ResponsesCarryTheStickyVariantAndTheReportCountsIt)
   EXPECT_NE(metrics.find(p + "\n"), std::string::npos) << p;
   EXPECT_EQ(metrics.find(R"(recloop_experiment_p_value{experiment="beam",variant="control")"),
             std::string::npos);
+  // A variant's own list length applies when a request names none; a request's n wins.
+  for (int u = 0; u < 40; ++u) {
+    const std::string user = "shopper" + std::to_string(u);
+    const bool in_narrow = x.Assign(user)->name == "narrow";
+    EXPECT_EQ(c.Get("/v1/users/" + user + "/recommendations").Json()["items"].size(),
+              in_narrow ? 4u : 10u);
+    EXPECT_EQ(c.Get("/v1/users/" + user + "/recommendations?n=6").Json()["items"].size(), 6u);
+  }
 }
 
 TEST_F(ExperimentServerTest, AServerWithoutAnExperimentAnswers404) {
