@@ -11,7 +11,9 @@
 #include <memory>
 #include <random>
 
+#include "Eigen/Cholesky"
 #include "benchmark/benchmark.h"
+#include "engine/cholesky.h"
 #include "engine/fold_in.h"
 #include "engine/item_index.h"
 #include "engine/recommender.h"
@@ -167,6 +169,38 @@ void BM_FoldIn(benchmark::State& state) {
 BENCHMARK(BM_FoldIn)
     ->ArgNames({"history", "implicit"})
     ->ArgsProduct({{10, 100, 1000}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
+
+// Args: {K, blocked}: one fold-in's solve of a K x K system (factorise, then one right-hand
+// side), with Eigen's blocked LLT (1, what fold-in and ALS used before) or its unblocked kernel
+// (0): the in-run baseline of engine/cholesky.h's choice between them.
+void BM_SmallCholesky(benchmark::State& state) {
+  const auto k = static_cast<int>(state.range(0));
+  const bool blocked = state.range(1) != 0;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  Eigen::MatrixXf y(k, 4 * k);
+  for (int64_t i = 0; i < y.size(); ++i) y.data()[i] = normal(rng);
+  Eigen::MatrixXf spd = y * y.transpose();
+  spd.diagonal().array() += 1.0f;
+  Eigen::VectorXf b = Eigen::VectorXf::Ones(k), x;
+  Eigen::MatrixXf a;
+  for (auto _ : state) {
+    a = spd;
+    x = b;
+    if (blocked) {
+      Eigen::LLT<Eigen::Ref<Eigen::MatrixXf>, Eigen::Lower> llt(a);
+      llt.solveInPlace(x);
+    } else {
+      if (Eigen::internal::llt_inplace<float, Eigen::Lower>::unblocked(a) >= 0) std::abort();
+      CholeskySolveInPlace(a, x);
+    }
+    benchmark::DoNotOptimize(x.data());
+  }
+}
+BENCHMARK(BM_SmallCholesky)
+    ->ArgNames({"K", "blocked"})
+    ->ArgsProduct({{16, 32, 64, 128}, {1, 0}})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

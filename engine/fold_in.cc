@@ -6,6 +6,7 @@
 
 #include "Eigen/Cholesky"
 #include "absl/strings/str_cat.h"
+#include "engine/cholesky.h"
 #include "tbb/blocked_range.h"
 #include "tbb/parallel_for.h"
 
@@ -172,11 +173,11 @@ absl::StatusOr<FoldedUser> FoldIn::FoldBpmf(std::span<const int32_t> items,
     a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose(), prior.alpha);
     b = prior.b;
     b.noalias() += prior.alpha * (z.transpose() * t);
-    Eigen::LLT<Matrix, Eigen::Lower> llt(a);
-    if (llt.info() != Eigen::Success) {
+    if (!CholeskyInPlace(a)) {
       return absl::InternalError("BPMF fold-in: the posterior precision is not positive definite");
     }
-    const Vector x = llt.solve(b);
+    Vector x = b;
+    CholeskySolveInPlace(a, x);
     u.factors.segment(int64_t{s} * k, k) = x.head(k) / root;
     u.bias += x[k] / static_cast<float>(served);
   }
@@ -207,13 +208,13 @@ absl::StatusOr<FoldedUser> FoldIn::FoldExplicit(std::span<const int32_t> items,
   a.diagonal().tail(k).array() += model_->params.regularization * nf;
   Vector b(k + 1);
   b.noalias() = z.transpose() * t;
-  Eigen::LLT<Matrix, Eigen::Lower> llt(a);
-  if (llt.info() != Eigen::Success) {
+  if (!CholeskyInPlace(a)) {
     return absl::InternalError(
         "fold-in normal equations are not positive definite (zero regularization with too "
         "short a history?)");
   }
-  const Vector x = llt.solve(b);
+  Vector x = b;
+  CholeskySolveInPlace(a, x);
   if (!x.allFinite()) return absl::InternalError("fold-in produced non-finite factors");
   FoldedUser u;
   u.bias = x[0];
@@ -238,12 +239,12 @@ absl::StatusOr<FoldedUser> FoldIn::FoldImplicit(std::span<const int32_t> items,
   }
   Matrix a = gram_;
   a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
-  Eigen::LLT<Matrix, Eigen::Lower> llt(a);
-  if (llt.info() != Eigen::Success) {
+  if (!CholeskyInPlace(a)) {
     return absl::InternalError("fold-in system is not positive definite (zero regularization?)");
   }
   FoldedUser u;
-  u.factors = llt.solve(b);
+  CholeskySolveInPlace(a, b);
+  u.factors = b;
   if (!u.factors.allFinite()) return absl::InternalError("fold-in produced non-finite factors");
   return u;
 }
@@ -362,8 +363,7 @@ absl::StatusOr<std::vector<FoldIn::Explanation>> FoldIn::Explain(
     a = gram_;
     a.selfadjointView<Eigen::Lower>().rankUpdate(scaled);
   }
-  Eigen::LLT<Eigen::Ref<Matrix>, Eigen::Lower> llt(a);
-  if (llt.info() != Eigen::Success) {
+  if (!CholeskyInPlace(a)) {
     return absl::InternalError("fold-in system is not positive definite (zero regularization?)");
   }
   g.resize(dim, targets_n);
@@ -371,7 +371,7 @@ absl::StatusOr<std::vector<FoldIn::Explanation>> FoldIn::Explain(
     g.col(t).tail(k) = q.row(targets[t]).transpose();
     if (expl) g(0, t) = 1.0f;
   }
-  llt.solveInPlace(g);                   // A⁻¹ g_i, one column per target
+  CholeskySolveInPlace(a, g);            // A⁻¹ g_i, one column per target
   shares.noalias() = z.transpose() * g;  // z_jᵀ A⁻¹ g_i: n × targets
   for (int64_t t = 0; t < targets_n; ++t) {
     for (int64_t j = 0; j < n; ++j) out[t].terms[j] = r[j] * shares(j, t);

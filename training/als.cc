@@ -7,10 +7,11 @@
 #include <vector>
 
 #include "Eigen/Cholesky"
+#include "absl/strings/str_cat.h"
 #include "base/hash_mix.h"
 #include "base/timer.h"
+#include "engine/cholesky.h"
 #include "engine/status_macros.h"
-#include "absl/strings/str_cat.h"
 #include "tbb/parallel_for.h"
 #include "xxhash.h"
 
@@ -65,8 +66,9 @@ void ExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other_factors,
       a(0, 0) += bias_reg * nf;
       a.diagonal().tail(k).array() += reg * nf;
       b.noalias() = z.transpose() * t;
-      Eigen::LLT<Matrix, Eigen::Lower> llt(a);
-      const Vector x = llt.solve(b);
+      CholeskyInPlace(a);  // positive definite: reg > 0 (a zero one was refused before)
+      CholeskySolveInPlace(a, b);
+      const Vector& x = b;
       (*bias)[r] = x[0];
       factors->row(r) = x.tail(k).transpose();
     }
@@ -175,8 +177,9 @@ void ImplicitHalfStepK(const CsrMatrix& m, const FactorMatrix& y, const Matrix& 
       }
       a = gram;
       a.selfadjointView<Eigen::Lower>().rankUpdate(z.transpose());
-      Eigen::LLT<Matrix, Eigen::Lower> llt(a);
-      x_all->row(row) = llt.solve(b).transpose();
+      CholeskyInPlace(a);
+      CholeskySolveInPlace(a, b);
+      x_all->row(row) = b.transpose();
     }
   });
 }
