@@ -40,8 +40,8 @@ double Idcg(int64_t relevant, int k) {
   return idcg;
 }
 
-// Replays one customer's events: the list before each first event on a target, a fold after
-// every event.
+// Replays one customer's events: the list before each first event on a target, ranked from a
+// fold of every event before it (folded when a list needs it: a fold no list reads is skipped).
 CustomerResult ReplayCustomer(const ModelSnapshot& snap, const Customer& c,
                               const ReplayOptions& options, int64_t through_seq) {
   CustomerResult out;
@@ -55,10 +55,21 @@ CustomerResult ReplayCustomer(const ModelSnapshot& snap, const Customer& c,
   bool list_current = false;
   absl::flat_hash_set<int32_t> scored;
   std::vector<StoredEvent> so_far;
+  bool pending = false;  // events in so_far that `folded` has not seen
   for (const StoredEvent& se : c.events) {
     const auto item = snap.model->items.Find(se.event.item);
     if (item && std::binary_search(c.targets.begin(), c.targets.end(), *item) &&
         scored.insert(*item).second) {
+      if (!list_current && pending) {
+        auto entry = FoldUser(snap, c.user, so_far, options.feedback, through_seq);
+        if (!entry.ok()) {
+          out.status = entry.status();
+          return out;
+        }
+        folded = *std::move(entry);
+        pending = false;
+        ++out.folds;
+      }
       if (!list_current) {
         auto ranked = RankUser(nullptr, snap, c.user, folded.get(), request);
         if (!ranked.ok()) {
@@ -82,14 +93,8 @@ CustomerResult ReplayCustomer(const ModelSnapshot& snap, const Customer& c,
     }
     if (!options.fold_in) continue;
     so_far.push_back(se);
-    auto entry = FoldUser(snap, c.user, so_far, options.feedback, through_seq);
-    if (!entry.ok()) {
-      out.status = entry.status();
-      return out;
-    }
-    folded = *std::move(entry);
+    pending = true;
     list_current = false;
-    ++out.folds;
   }
   return out;
 }
@@ -196,7 +201,7 @@ absl::StatusOr<ReplayResult> Replay(const ModelSnapshot& snap, const EventStore&
   tbb::parallel_for(tbb::blocked_range<size_t>(0, customers.size(), 16),
                     [&](const tbb::blocked_range<size_t>& range) {
                       for (size_t x = range.begin(); x != range.end(); ++x) {
-                        if (customers[x].targets.empty() && !options.fold_in) continue;
+                        if (customers[x].targets.empty()) continue;  // nothing to score
                         per[x] = ReplayCustomer(snap, customers[x], options, trained_through);
                       }
                     });

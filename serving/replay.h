@@ -62,7 +62,7 @@ struct ReplayResult {
   int64_t targets = 0;                     // (customer, item) pairs scored
   int64_t lists = 0;                       // lists ranked
   int64_t popular_lists = 0;               // of those, the popular fallback's
-  int64_t folds = 0;
+  int64_t folds = 0;                       // folds a list was ranked from
   ReplayMetrics all;    // every customer, new ones too (served popular items until folded)
   ReplayMetrics known;  // the customers the model was trained on: what eval ranks
   EvalResult offline;   // eval on the same events

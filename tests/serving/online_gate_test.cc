@@ -4,8 +4,8 @@
 // worse one and promote the better one, and the rest of the server must follow its decision.
 //
 // RECLOOP_AB_SEED (default 1) seeds the shoppers' choices and RECLOOP_AB_MIN_IMPRESSIONS
-// (default 250) sets the gate's lists per arm; bench/run_online_ab.sh runs the test over many
-// of both and collects the "simulated A/B" lines it prints (BENCHMARKS.md).
+// (default 250) sets the gate's lists per arm; tests/serving/run_online_ab.sh runs the test over
+// many of both and collects the "simulated A/B" lines it prints (BENCHMARKS.md).
 #include "serving/online_gate.h"
 
 #include <cstdio>
@@ -153,7 +153,7 @@ class OnlineGateTest : public test::PlantedStoreServer {
     return report;
   }
 
-  // The line bench/run_online_ab.sh collects.
+  // The line tests/serving/run_online_ab.sh collects.
   void Print(const std::string& run, const json& report) const {
     const json& p = report["promotion"];
     std::printf(

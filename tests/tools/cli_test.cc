@@ -562,7 +562,9 @@ TEST_F(Cli, ReplayScoresTheEventsAModelHasNotSeenAndMatchesEval) {
     EXPECT_EQ(j["model_version"], "v000001");
     EXPECT_EQ(j["after_seq"], 120 * 12);  // the model trained on the first batch
     EXPECT_EQ(j["events"], 120 * 12);
-    EXPECT_EQ(j["folds"], 120 * 12);
+    // 12 events on 12 items per customer: 12 lists, all but the first ranked from a fold.
+    EXPECT_EQ(j["lists"], 120 * 12);
+    EXPECT_EQ(j["folds"], 120 * 11);
     EXPECT_EQ(j["replay"]["users"], 120);
     EXPECT_EQ(j["offline"]["users"], 120);
   }

@@ -3,12 +3,14 @@
 # over several shopper seeds and gate sizes. Each run serves generated shoppers, whose choices
 # follow the store's planted taste, from two model versions of different quality over real
 # sockets: the worse candidate must be refused, the better one promoted. Prints, per gate size,
-# how many runs decided right and the lists per arm at the decision (the gate checks every
-# 200 ms, so a decision lands a little after both arms reach the size).
-# Usage: bench/run_online_ab.sh [BUILD_DIR]   (default: build; BENCH_NO_BUILD=1 skips the build)
+# how many runs decided right and the lists per arm at the decision (the test's gate checks
+# every 5 ms, so a decision lands a little after both arms reach the size). Not a speed
+# benchmark, so it lives beside the test it runs; its figures are in BENCHMARKS.md.
+# Usage: tests/serving/run_online_ab.sh [BUILD_DIR]   (default: build; BENCH_NO_BUILD=1 skips
+# the build)
 # Environment: SEEDS (default 10), SIZES (default "25 50 100 250").
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 build=${1:-build}
 seeds=${SEEDS:-10}
 sizes=${SIZES:-25 50 100 250}
