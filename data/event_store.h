@@ -1,39 +1,24 @@
 // EventStore: the durable log of feedback events (views, clicks, purchases, ratings, dislikes)
-// that storefronts send, in an SQLite database in WAL mode with synchronous=FULL, so that data
-// teams can query it with `sqlite3` and an event acknowledged to a client survives a crash.
-//
-// Group commit: every write (Append, DeleteUser) is handed to one writer thread, which runs all
-// the writes waiting at that moment in one transaction and one fsync, then wakes their callers.
-// Under concurrent load many requests share an fsync; alone, a request pays for one. The WAL is
-// checkpointed into the database by a thread of its own (PASSIVE, once the WAL holds
-// kCheckpointPages pages), not by the commit that happens to cross SQLite's threshold.
-//
-// Events may carry a client-chosen `id`: an event whose id is already stored is not stored
-// again (reported as a duplicate), so a client that retries a batch after a lost answer never
-// doubles it.
+// that storefronts send, so that an event acknowledged to a client survives a crash and data
+// teams can query and export it. Events may carry a client-chosen `id`: an event whose id is
+// already stored is not stored again (reported as a duplicate), so a client that retries a
+// batch after a lost answer never doubles it.
 #ifndef RECLOOP_DATA_EVENT_STORE_H_
 #define RECLOOP_DATA_EVENT_STORE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
-struct sqlite3;
 
 namespace recloop {
 
@@ -106,34 +91,53 @@ struct EventStoreOptions {
   int reader_cache_mib = 16;
 };
 
+// A lock held across every server of a shared store (EventStore::TryLock); released when
+// destroyed.
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+};
+
+// The durable event log. Two backends: an SQLite file beside one server (the embedded default,
+// data/sqlite_event_store.h) and PostgreSQL, shared by any number of servers (replicas,
+// data/pg_event_store.h). Both give the same guarantees: an event is acknowledged only after
+// its transaction commits, a retried id counts once, an erasure is recorded, and seqs grow in
+// commit order (a reader that has seen seq S has seen every event committed with a smaller one).
 // Thread safety: every method may be called from any number of threads at once.
 class EventStore {
  public:
-  // Opens or creates the store. Errors: InvalidArgument for bad options; Unavailable naming the
-  // path if it cannot be opened or is not an event store.
+  // Opens or creates the store: PostgreSQL when `options.path` is a postgresql:// (or
+  // postgres://) URL, else the SQLite file at that path. Errors: InvalidArgument for bad
+  // options; Unavailable naming the path if it cannot be opened or is not an event store.
   static absl::StatusOr<std::unique_ptr<EventStore>> Open(const EventStoreOptions& options);
-  ~EventStore();  // finishes the writes already handed over
+  // Open for readers of a store that must exist already (export, train, replay): NotFound
+  // naming the path for a missing SQLite file, where Open would create an empty store.
+  static absl::StatusOr<std::unique_ptr<EventStore>> OpenExisting(const std::string& path);
+  virtual ~EventStore() = default;  // finishes the writes already handed over
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
   // Stores `events` in order, all or none; durable when it returns OK. Errors: InvalidArgument
-  // naming the first event that EventError refuses; Internal with SQLite's message (nothing of
-  // this call is stored then).
-  absl::StatusOr<AppendResult> Append(std::span<const Event> events);
+  // naming the first event that EventError refuses; Unavailable when the database cannot be
+  // reached (nothing of this call is stored then, or, if the connection broke during the
+  // commit, it may be: a retry with the same ids counts them once); Internal with the
+  // database's message (nothing of this call is stored then).
+  virtual absl::StatusOr<AppendResult> Append(std::span<const Event> events) = 0;
 
   // Erases every event of `user` and records the erasure (ErasedAt); durable when it returns.
   // Returns how many events were erased.
-  absl::StatusOr<int64_t> DeleteUser(const std::string& user);
+  virtual absl::StatusOr<int64_t> DeleteUser(const std::string& user) = 0;
 
   // The events of `user` with seq > after_seq in log order, at most `limit` of the most recent
   // ones (0 = all).
-  absl::StatusOr<std::vector<StoredEvent>> UserEvents(const std::string& user, int64_t limit = 0,
-                                                      int64_t after_seq = 0) const;
+  virtual absl::StatusOr<std::vector<StoredEvent>> UserEvents(const std::string& user,
+                                                              int64_t limit = 0,
+                                                              int64_t after_seq = 0) const = 0;
 
   // The LastSeq() at the user's latest erasure, or -1 if the user was never erased. A model
   // trained on events up to seq S may hold the user's erased interactions if ErasedAt >= S (at
   // equality it may not, but then it holds no row of the user to ignore).
-  absl::StatusOr<int64_t> ErasedAt(const std::string& user) const;
+  virtual absl::StatusOr<int64_t> ErasedAt(const std::string& user) const = 0;
   // What a fold of one user reads: UserEvents(user, 0, after_seq) and ErasedAt(user).
   struct UserHistory {
     std::vector<StoredEvent> events;
@@ -141,20 +145,21 @@ class EventStore {
   };
   // The UserHistory of each of `users` (in their order), read in one read transaction with each
   // statement prepared once: the fold queue's batched read (serving/feedback_folder.h).
-  absl::StatusOr<std::vector<UserHistory>> Histories(std::span<const std::string> users,
-                                                     int64_t after_seq) const;
+  virtual absl::StatusOr<std::vector<UserHistory>> Histories(std::span<const std::string> users,
+                                                             int64_t after_seq) const = 0;
   // Every (user, ErasedAt) with ErasedAt >= after_seq, by user.
-  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> Erasures(int64_t after_seq) const;
+  virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> Erasures(
+      int64_t after_seq) const = 0;
 
   // Calls `fn` for every event with after_seq < seq <= through_seq (0: no upper bound), in log
   // order, until it returns false. Writes that commit meanwhile may or may not be seen.
-  absl::Status ForEach(int64_t after_seq, const std::function<bool(const StoredEvent&)>& fn,
-                       int64_t through_seq = 0) const;
+  virtual absl::Status ForEach(int64_t after_seq, const std::function<bool(const StoredEvent&)>& fn,
+                               int64_t through_seq = 0) const = 0;
 
   // Number of events stored, and the largest seq ever assigned (0 for an empty store; it does
   // not go down when events are erased).
-  absl::StatusOr<int64_t> Count() const;
-  absl::StatusOr<int64_t> LastSeq() const;
+  virtual absl::StatusOr<int64_t> Count() const = 0;
+  virtual absl::StatusOr<int64_t> LastSeq() const = 0;
 
   // Writes every event as CSV with header `user,item,type,value,timestamp` (an empty value
   // where the event has none), the file `recloop train --data` reads. Returns the rows written.
@@ -164,66 +169,48 @@ class EventStore {
   // Stores impressions and attributions in one transaction of the writer (serving/
   // impression_log.h batches them off the request path; ids are random, 128 bits, so they are
   // not checked for repeats). Errors: the store's.
-  absl::Status AppendImpressions(std::span<const ImpressionRecord> impressions,
-                                 std::span<const AttributionRecord> attributions);
+  virtual absl::Status AppendImpressions(std::span<const ImpressionRecord> impressions,
+                                         std::span<const AttributionRecord> attributions) = 0;
   // Calls `fn` for every stored impression, or attribution, in the order stored, until it
   // returns false (on a read connection of its own). Errors: the store's.
-  absl::Status ForEachImpression(const std::function<bool(const ImpressionRecord&)>& fn) const;
-  absl::Status ForEachAttribution(const std::function<bool(const AttributionRecord&)>& fn) const;
+  virtual absl::Status ForEachImpression(
+      const std::function<bool(const ImpressionRecord&)>& fn) const = 0;
+  virtual absl::Status ForEachAttribution(
+      const std::function<bool(const AttributionRecord&)>& fn) const = 0;
   // Writes every impression as JSON Lines, {"recommendation_id","user","route",
   // "model_version","variant","at_ms","items":[[item,source],...]} in the order stored, then
   // every attribution likewise, {"attribution":{...}} (the keys of AttributionRecord). Returns
   // the lines written. Errors name the file.
   absl::StatusOr<int64_t> ExportImpressions(const std::string& path) const;
 
-  // Writes (Append, DeleteUser) handed to the writer thread and not yet finished: waiting for
-  // a transaction or in the one running. Each caller waits for its write, so this is at most
-  // the number of threads writing. A snapshot, readable without a lock.
+  // Writes (Append, DeleteUser) handed over and not yet finished: waiting for a transaction or
+  // in the one running. Each caller waits for its write, so this is at most the number of
+  // threads writing. A snapshot, readable without a lock.
   int64_t pending_writes() const { return pending_writes_.load(std::memory_order_relaxed); }
 
-  const std::string& path() const { return options_.path; }
+  // True when other servers may write to the same store (PostgreSQL): a server then follows
+  // the log (serving/replica_follower.h) to fold in what they acknowledge.
+  virtual bool shared() const { return false; }
+  // Returns once a write committed after the call may have raised LastSeq() past `after_seq`
+  // (PostgreSQL: a notification from any server), or after `timeout_ms`; true if woken by a
+  // write. A store no other server writes to sleeps until the timeout.
+  virtual bool WaitForWrites(int64_t after_seq, int timeout_ms) const;
+  // Takes the lock `name` across every server of the store, or returns null at once if another
+  // holds it (PostgreSQL: a session advisory lock; SQLite: a lock of this process). Errors: the
+  // store's.
+  virtual absl::StatusOr<std::unique_ptr<StoreLock>> TryLock(const std::string& name);
+
+  // Where the store is: the file, or the URL without its password.
+  const std::string& path() const { return path_; }
   // A random ID given to the store when it was created: a model records it beside the last seq
   // it trained on, so that a model is never matched against the seqs of another store.
   const std::string& id() const { return id_; }
 
- private:
-  struct Write;  // one caller's write, run inside the writer's transaction
-
-  class Reader;  // a pooled read connection, borrowed for one read
-
-  struct WriterStatements;
-  // The checkpointer runs once the WAL holds this many pages (SQLite's own threshold).
-  static constexpr int kCheckpointPages = 1000;
-  EventStore(EventStoreOptions options, sqlite3* writer,
-             std::unique_ptr<WriterStatements> writer_stmts, std::vector<sqlite3*> readers,
-             sqlite3* checkpoint_db);
-  absl::Status Submit(std::function<absl::Status(sqlite3*)> run);
-  void WriterLoop();
-  void CheckpointLoop();
-
-  EventStoreOptions options_;
+ protected:
+  EventStore() = default;
+  std::string path_;
   std::string id_;
-  sqlite3* writer_db_;  // used by the writer thread only
-  // Statements of the writer connection, prepared once in Open (the writer thread's only).
-  std::unique_ptr<WriterStatements> writer_stmts_;
-  std::vector<sqlite3*> readers_;  // owned; each used by one Reader at a time
-  mutable std::mutex readers_mu_;
-  mutable std::condition_variable readers_cv_;
-  mutable std::vector<sqlite3*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Write*> queue_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int64_t> pending_writes_{0};  // handed over, not yet done (pending_writes())
-  std::thread writer_;
-
-  sqlite3* checkpoint_db_;  // used by the checkpointer thread only
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
-  int wal_pages_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;  // after the last commit
-  bool checkpoint_stop_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
-  std::thread checkpointer_;
 };
 
 }  // namespace recloop

@@ -320,6 +320,9 @@ HttpResponse Api::Handle(const HttpRequest& request) const {
   }
   // What every answer tells browsers: take the Content-Type as given, and CORS (serving/cors.h).
   response.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  if (services_.follower != nullptr) {
+    response.headers.emplace_back("Recloop-Seq", absl::StrCat(services_.follower->cursor()));
+  }
   cors_.Decorate(request, &response);
   return response;
 }

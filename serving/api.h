@@ -77,6 +77,7 @@
 #include "serving/online_gate.h"
 #include "serving/ranked_cache.h"
 #include "serving/rate_limiter.h"
+#include "serving/replica_follower.h"
 #include "serving/retrain_control.h"
 
 namespace recloop {
@@ -173,6 +174,10 @@ struct ApiServices {
   // The A/B test in force (serving/experiment.h); null = none. With a promotion rule, the Api
   // runs its online gate (serving/online_gate.h), promoting through `retrain`.
   ExperimentHolder* experiment = nullptr;
+  // Follows a store shared with other replicas (serving/replica_follower.h): list routes take
+  // min_seq, and every answer carries `Recloop-Seq`, the seq this replica has followed to; null
+  // = a single server.
+  ReplicaFollower* follower = nullptr;
 };
 
 // Thread safety: Handle is const and may be called from any number of threads at once.

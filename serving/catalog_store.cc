@@ -2,7 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "data/pg_db.h"
 #include "data/sqlite_db.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -12,16 +16,37 @@ namespace {
 
 constexpr const char* kWhat = "catalogue";
 
+// The catalogue in an SQLite file beside one server.
+class SqliteCatalogStore final : public CatalogStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<CatalogStore>> Open(const std::string& path);
+  ~SqliteCatalogStore() override { sqlite3_close(db_); }
+  absl::Status PutAll(const CatalogMap& entries) override;
+  absl::StatusOr<CatalogMap> LoadAll(int64_t* version) const override;
+
+ private:
+  SqliteCatalogStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  mutable std::mutex mu_;  // one statement at a time on the connection
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  std::string path_;
+};
+
 }  // namespace
 
-CatalogStore::CatalogStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-CatalogStore::~CatalogStore() { sqlite3_close(db_); }
-
 absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::string& path) {
+  if (IsPostgresUrl(path)) return OpenPgCatalogStore(path);
+  return SqliteCatalogStore::Open(path);
+}
+
+absl::StatusOr<CatalogMap> CatalogStore::ChangesSince(int64_t* /*version*/) const {
+  return CatalogMap{};
+}
+
+absl::StatusOr<std::unique_ptr<CatalogStore>> SqliteCatalogStore::Open(const std::string& path) {
   auto opened = OpenSqlite(path, kWhat, /*serialized=*/true);
   if (!opened.ok()) return opened.status();
   sqlite3* db = *opened;
-  std::unique_ptr<CatalogStore> store(new CatalogStore(db, path));
+  std::unique_ptr<SqliteCatalogStore> store(new SqliteCatalogStore(db, path));
   const char* setup =
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=FULL;"
@@ -48,11 +73,7 @@ absl::StatusOr<std::unique_ptr<CatalogStore>> CatalogStore::Open(const std::stri
   return store;
 }
 
-absl::Status CatalogStore::Put(const std::string& item, const CatalogEntry& entry) {
-  return PutAll({{item, entry}});
-}
-
-absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
+absl::Status SqliteCatalogStore::PutAll(const CatalogMap& entries) {
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(SqlExec(db_, kWhat, path_, "BEGIN IMMEDIATE"));
   absl::Status status = [&]() -> absl::Status {
@@ -83,7 +104,8 @@ absl::Status CatalogStore::PutAll(const CatalogMap& entries) {
   return status;
 }
 
-absl::StatusOr<CatalogMap> CatalogStore::LoadAll() const {
+absl::StatusOr<CatalogMap> SqliteCatalogStore::LoadAll(int64_t* version) const {
+  if (version != nullptr) *version = 0;
   std::lock_guard<std::mutex> lock(mu_);
   SqlStatement s;
   if (sqlite3_prepare_v2(db_, "SELECT item, categories, available, title FROM items", -1, &s.stmt,

@@ -1,5 +1,6 @@
 #include "serving/feedback_folder.h"
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 
@@ -26,7 +27,12 @@ absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap,
   absl::Status first;
   for (size_t i = 0; i < users.size(); ++i) {
     const auto& h = histories[i];
-    auto entry = FoldUser(snap, users[i], h.events, feedback_, through, h.erased_at >= through);
+    const bool erased = h.erased_at >= through;
+    // An erased user's entry reflects the erasure's seq: it replaces an entry folded before
+    // the erasure (UserOverlay::Put keeps the later one), e.g. on a replica that folded the
+    // user's events before another replica erased them. Every event left is newer.
+    auto entry = FoldUser(snap, users[i], h.events, feedback_,
+                          erased ? std::max(through, h.erased_at) : through, erased);
     if (!entry.ok()) {
       if (first.ok()) first = entry.status();
       continue;
@@ -45,7 +51,8 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FeedbackFolder::FoldAgain
   const EventStore::UserHistory& h = histories[0];
   const bool erased = h.erased_at >= through;
   if (h.events.empty() && !erased) return nullptr;
-  auto entry = FoldUser(snap, user, h.events, feedback_, through, erased);
+  auto entry = FoldUser(snap, user, h.events, feedback_,
+                        erased ? std::max(through, h.erased_at) : through, erased);
   if (!entry.ok()) return entry.status();
   return std::shared_ptr<const FoldedUserEntry>(*std::move(entry));
 }

@@ -282,10 +282,11 @@ HttpResponse CatalogEntryJson(std::string_view item, bool in_model, const Catalo
 }
 
 HttpResponse FeedbackAckJson(int64_t accepted, int64_t duplicates,
-                             std::span<const std::pair<int, std::string>> rejected) {
+                             std::span<const std::pair<int, std::string>> rejected, int64_t seq) {
   json out;
   out["accepted"] = accepted;
   out["duplicates"] = duplicates;
+  if (seq > 0) out["seq"] = seq;
   json list = json::array();
   for (const auto& [index, error] : rejected) list.push_back({{"index", index}, {"error", error}});
   out["rejected"] = std::move(list);

@@ -98,9 +98,12 @@ std::string ItemSourcePairsJson(std::span<const std::pair<std::string, std::stri
 // {"item","in_model","title","categories","available"} (GET, PUT, DELETE /v1/items/{item}).
 HttpResponse CatalogEntryJson(std::string_view item, bool in_model, const CatalogEntry& entry);
 
-// {"accepted","duplicates","rejected":[{"index","error"}]} (POST /v1/feedback).
+// {"accepted","duplicates","rejected":[{"index","error"}],"seq"?} (POST /v1/feedback); `seq`
+// (omitted when 0) is a seq at or after the batch's events: a request with min_seq=seq reads
+// them on any replica.
 HttpResponse FeedbackAckJson(int64_t accepted, int64_t duplicates,
-                             std::span<const std::pair<int, std::string>> rejected);
+                             std::span<const std::pair<int, std::string>> rejected,
+                             int64_t seq = 0);
 
 // {"user","events":[{"seq","item","type","value"?,"timestamp","id"?}]}, timestamps as ISO 8601
 // UTC (GET /v1/users/{user}/feedback).

@@ -121,7 +121,7 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Open(const LiveModelOption
     live->options_.catalog_path = DefaultCatalogPath(options.models_dir);
   }
   ASSIGN_OR_RETURN(live->store_, CatalogStore::Open(live->options_.catalog_path));
-  ASSIGN_OR_RETURN(live->catalog_, live->store_->LoadAll());
+  ASSIGN_OR_RETURN(live->catalog_, live->store_->LoadAll(&live->catalog_version_));
   for (const auto& [item, entry] : live->catalog_) AddCategories(entry, &live->categories_);
   if (std::filesystem::exists(options.models_dir + "/current")) {
     RETURN_IF_ERROR(live->Reload());
@@ -232,6 +232,23 @@ absl::Status LiveModel::SetItem(const std::string& item, CatalogEntry entry) {
                          entry.categories.end());
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(store_->Put(item, entry));  // durable before it is visible
+  return ApplyItemLocked(item, std::move(entry));
+}
+
+absl::Status LiveModel::FollowCatalog() {
+  if (!store_->shared()) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(CatalogMap changed, store_->ChangesSince(&catalog_version_));
+  for (auto& [item, entry] : changed) {
+    if (const auto it = catalog_.find(item); it != catalog_.end() && it->second == entry) {
+      continue;  // this server's own write, applied already
+    }
+    RETURN_IF_ERROR(ApplyItemLocked(item, std::move(entry)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LiveModel::ApplyItemLocked(const std::string& item, CatalogEntry entry) {
   AddCategories(entry, &categories_);
   catalog_[item] = entry;
   ++catalog_changes_;

@@ -78,7 +78,8 @@ struct ModelSnapshot {
 struct LiveModelOptions {
   // Models directory written by `recloop train --out`; its `current` version is served.
   std::string models_dir;
-  // SQLite file of the item catalogue; empty = MODELS_DIR/catalog.db.
+  // SQLite file of the item catalogue, or a postgresql:// URL (shared by replicas); empty =
+  // MODELS_DIR/catalog.db.
   std::string catalog_path;
 };
 
@@ -117,11 +118,17 @@ class LiveModel {
       std::shared_ptr<const FactorModel> model, std::shared_ptr<const ItemIndex> index);
 
   const std::string& models_dir() const { return options_.models_dir; }
+  const std::string& catalog_path() const { return options_.catalog_path; }
 
   // Stores `entry` for `item` durably, then publishes a snapshot whose filters use it (the item
   // may be unknown to the model: the entry waits for a model that knows it). Errors: the
   // catalogue store's.
   absl::Status SetItem(const std::string& item, CatalogEntry entry);
+
+  // On a catalogue shared with other replicas (CatalogStore::shared): applies the entries they
+  // wrote since the last call, as SetItem does without storing them again (the replica
+  // follower calls it, serving/replica_follower.h). Errors: the catalogue store's.
+  absl::Status FollowCatalog();
 
   // The catalogue entry of `item`, if one was ever set. Takes the writers' mutex: request paths
   // that only need the live model's items read ModelSnapshot::Title/CategoryNames instead.
@@ -138,6 +145,10 @@ class LiveModel {
       std::shared_ptr<const ItemCatalog> catalog, std::shared_ptr<const ItemTitles> titles,
       std::shared_ptr<const FoldIn> fold_in = nullptr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Publishes `entry` of `item` (already stored) in catalog_ and a new snapshot.
+  absl::Status ApplyItemLocked(const std::string& item, CatalogEntry entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   LiveModelOptions options_;
   std::unique_ptr<CatalogStore> store_;
   std::atomic<std::shared_ptr<const ModelSnapshot>> snapshot_;
@@ -145,6 +156,8 @@ class LiveModel {
   CatalogMap catalog_ ABSL_GUARDED_BY(mu_);
   // SetItem calls so far: a prepared snapshot's catalogue is stale if it changed since.
   uint64_t catalog_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The shared catalogue's version catalog_ reflects (CatalogStore::ChangesSince).
+  int64_t catalog_version_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const IdMap> categories_ ABSL_GUARDED_BY(mu_) = std::make_shared<IdMap>();
 };
 

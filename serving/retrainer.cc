@@ -159,10 +159,25 @@ void Retrainer::Finish(RetrainOutcome& o, std::string outcome, std::string messa
 RetrainOutcome Retrainer::RunOnce() {
   const auto start = SteadyClock::now();
   RetrainOutcome o;
-  const auto snap = live_->Get();
+  auto snap = live_->Get();
   if (snap == nullptr) {
     Finish(o, "failed", "no model is loaded", start);
     return o;
+  }
+  // One retrain at a time across the replicas of a shared store (an advisory lock), from the
+  // version the models directory serves now.
+  absl::StatusOr<std::unique_ptr<StoreLock>> held = events_->TryLock("retrain");
+  if (!held.ok()) {
+    Finish(o, "failed", std::string(held.status().message()), start);
+    return o;
+  }
+  if (*held == nullptr) {
+    Finish(o, "skipped", "another replica is retraining", start);
+    return o;
+  }
+  if (events_->shared()) {
+    FollowCurrent();
+    snap = live_->Get();
   }
   o.parent_version = snap->version();
   const FactorModel& live = *snap->model;
@@ -234,6 +249,30 @@ RetrainOutcome Retrainer::SaveAndSwap(const ModelSnapshot& parent, RetrainResult
     log_->Warning("pruning old versions: %s", std::string(pruned.status().message()));
   }
   return done("promoted", result.gate.reason);
+}
+
+void Retrainer::FollowCurrent() {
+  const std::string& models_dir = live_->models_dir();
+  std::error_code ec;
+  const std::filesystem::path target =
+      std::filesystem::read_symlink(std::filesystem::path(models_dir) / "current", ec);
+  if (ec) return;
+  const std::string version = target.filename().string();
+  if (const auto snap = live_->Get(); snap != nullptr && snap->version() == version) return;
+  auto swap_lock = swapper_.Lock();
+  // Again under the lock: this server's own promotion or rollback may have just swapped it in.
+  if (const auto snap = live_->Get(); snap != nullptr && snap->version() == version) return;
+  if (version == unfollowable_) return;
+  if (absl::Status s = swapper_.SwapInLocked(models_dir + "/" + version); !s.ok()) {
+    unfollowable_ = version;
+    log_->Error("the models directory's current version %s cannot be swapped in: %s", version,
+                s.ToString());
+    return;
+  }
+  log_->Info(
+      "swapped in %s, the models directory's current version (promoted or rolled back "
+      "by another replica)",
+      version);
 }
 
 absl::StatusOr<std::string> Retrainer::Rollback() {

@@ -94,6 +94,12 @@ class Retrainer : public RetrainControl {
   absl::StatusOr<std::string> Rollback() override;
   absl::Status Promote(const std::string& version) override;
 
+  // On a store shared with other replicas (EventStore::shared): swaps in the models directory's
+  // `current` version when another replica has promoted or rolled back to it, so /v1/model
+  // agrees everywhere within a pass of the replica follower, which calls this. A version that
+  // fails to load is logged once and not retried until `current` changes again.
+  void FollowCurrent();
+
   bool running() const override { return running_.load(); }
   std::optional<RetrainOutcome> Last() const override;
 
@@ -117,6 +123,8 @@ class Retrainer : public RetrainControl {
   Logger* log_;
   ModelSwapper swapper_;  // one swap (promotion, rollback or new items) at a time
   NewItemIndexer new_items_;
+
+  std::string unfollowable_;  // FollowCurrent's failed version; guarded by swapper_.Lock()
 
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;

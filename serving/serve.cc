@@ -7,12 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/logger.h"
+#include "data/pg_db.h"
 #include "engine/status_macros.h"
 #include "serving/api_keys.h"
 #include "serving/cache_warmer.h"
 #include "serving/cors.h"
 #include "serving/feedback_folder.h"
 #include "serving/ranked_cache.h"
+#include "serving/replica_follower.h"
 
 namespace recloop {
 namespace {
@@ -134,15 +136,40 @@ absl::Status RunServe(const ServeOptions& options) {
   FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold, &metrics,
                         &log);
   std::unique_ptr<Retrainer> retrainer;
+  std::unique_ptr<ReplicaFollower> follower;
   if (events != nullptr) {
+    // Where a replica starts following a shared store: events after this are folded in by the
+    // follower, those before by the catch-up below (an event seen by both ends the same).
+    ASSIGN_OR_RETURN(const int64_t start_seq, events->LastSeq());
     // The overlay lives in memory: fold in again everyone with feedback newer than the model
-    // (before the retrainer starts, so that no swap runs meanwhile).
+    // (before the retrainer starts, so that no swap runs meanwhile, and before the server
+    // listens, so that a restarted replica answers /readyz only once caught up).
     ASSIGN_OR_RETURN(const int64_t restored, folder.RestoreFolds());
     if (restored > 0) {
       log.Info("folded in %d users with feedback newer than the model", restored);
     }
     retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &folder, options.retrain,
                                             &metrics, &log);
+    if (events->shared()) {
+      // Another replica's events, erasures, promotions and rollbacks reach this one.
+      follower = std::make_unique<ReplicaFollower>(
+          events.get(), &folder, ReplicaFollowerOptions{.start_seq = start_seq},
+          [r = retrainer.get(), l = live.get(), &log] {
+            r->FollowCurrent();
+            if (absl::Status s = l->FollowCatalog(); !s.ok()) {
+              log.Warning("following the catalogue: %s", s.ToString());
+            }
+          },
+          &log);
+      log.Info("following the shared event store %s from seq %d", events->path(), start_seq);
+      if (!IsPostgresUrl(live->catalog_path())) {
+        log.Warning(
+            "the catalogue %s is this server's own: catalogue changes made on other "
+            "replicas reach this one only when it restarts (give --catalog "
+            "postgresql://... to share it)",
+            live->catalog_path());
+      }
+    }
   }
   // Users' ranked candidates, warmed in the background after each model goes live.
   RankedCache ranked_cache(options.api.ranked_cache);
@@ -162,7 +189,8 @@ absl::Status RunServe(const ServeOptions& options) {
            .keys = &keys,
            .log = &log,
            .ranked_cache = &ranked_cache,
-           .experiment = experiment.get()},
+           .experiment = experiment.get(),
+           .follower = follower.get()},
           options.api);
   std::atomic<uint64_t> requests{0};
   LiveModel* live_ptr = live.get();

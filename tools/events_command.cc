@@ -17,11 +17,7 @@ struct EventsExportCommand {
 };
 
 int RunEventsExport(const EventsExportCommand& cmd) {
-  // The store must exist already (EventStore::Open would create an empty one).
-  if (!std::filesystem::exists(cmd.store)) {
-    return Fail(absl::NotFoundError("no event store at " + cmd.store));
-  }
-  auto store = EventStore::Open({cmd.store});
+  auto store = EventStore::OpenExisting(cmd.store);
   if (!store.ok()) return Fail(store.status());
   auto rows = (*store)->ExportCsv(cmd.out);
   if (!rows.ok()) return Fail(rows.status());

@@ -22,7 +22,8 @@ void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
                   "Models directory written by `recloop train --out`")
       ->required();
   sub->add_option("--catalog", so.model.catalog_path,
-                  "SQLite file of the item catalogue (default MODELS/catalog.db)");
+                  "Item catalogue: an SQLite file (default MODELS/catalog.db), or a "
+                  "postgresql:// URL shared by replicas");
   sub->add_option("--host", so.http.host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", so.http.port, "TCP port (0: any free port)")->capture_default_str();
   sub->add_option("--io-threads", so.http.threads, "I/O threads (0: one per core)")
@@ -66,8 +67,9 @@ void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
   cert->needs(key);
   key->needs(cert);
   sub->add_option("--events", so.events_path,
-                  "Event store of POST /v1/feedback (SQLite, created when missing); without "
-                  "it the feedback routes answer 404");
+                  "Event store of POST /v1/feedback: an SQLite file (created when missing), or "
+                  "a postgresql:// URL shared by replicas (docs/scaling.md); without it the "
+                  "feedback routes answer 404");
 }
 
 // The background retrainer's flags (serving/retrainer.h), then the query, key and log flags.

@@ -61,10 +61,8 @@ absl::StatusOr<Interactions> ReadDataFile(const std::string& path, const ReadOpt
 
 namespace {
 
-// Opens an event store that must exist already (EventStore::Open would create an empty one).
 absl::StatusOr<std::unique_ptr<EventStore>> OpenExistingEventStore(const std::string& path) {
-  if (!std::filesystem::exists(path)) return absl::NotFoundError("no event store at " + path);
-  return EventStore::Open({path});
+  return EventStore::OpenExisting(path);
 }
 
 void LogIteration(const IterationStats& s, int total, FeedbackKind feedback, Logger* log) {

@@ -33,7 +33,10 @@ HttpResponse Internal(const absl::Status& s) {
 }
 
 HttpResponse StoreUnavailable(const absl::Status& s) {
-  return JsonError(503, "store_unavailable", std::string(s.message()));
+  HttpResponse r = JsonError(503, "store_unavailable", std::string(s.message()));
+  // The database restarting or unreachable: a write retried with its event ids counts once.
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
 }
 
 HttpResponse Overloaded(const Overload& overload, int retry_after) {

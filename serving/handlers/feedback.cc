@@ -65,7 +65,14 @@ HttpResponse PostFeedback(const RouteContext& ctx) {
       services.impressions->Attribute(e.user, e.item, e.type, parsed->recommendation_ids[i]);
     }
   }
-  return FeedbackAckJson(stored.stored + stored.duplicates, stored.duplicates, parsed->rejected);
+  // The seq to read these events with on any replica (min_seq): the batch's last, or for a
+  // batch of duplicates only, the store's high-water mark (at or after theirs).
+  int64_t seq = stored.last_seq;
+  if (seq == 0 && stored.duplicates > 0) {
+    if (auto last = services.events->LastSeq(); last.ok()) seq = *last;
+  }
+  return FeedbackAckJson(stored.stored + stored.duplicates, stored.duplicates, parsed->rejected,
+                         seq);
 }
 
 HttpResponse UserFeedback(const RouteContext& ctx) {

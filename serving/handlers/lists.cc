@@ -18,6 +18,8 @@ namespace recloop {
 namespace {
 
 constexpr int kMaxOffset = 100'000;
+// How long a list request with min_seq waits for this replica to follow the log that far.
+constexpr int kMinSeqWaitMs = 2000;
 
 // The parameters of a list route. Errors: NotFound for a key the route does not take,
 // InvalidArgument for a bad value.
@@ -30,6 +32,9 @@ struct ListParams {
   bool details = false;  // each item's title and categories from the catalogue
   bool predicted_rating = false;  // each item's rating from the version's rating head
   bool explain = false;           // why each personalised item is shown (ItemExplanation)
+  // Read-your-writes across replicas: wait until this replica has followed the shared event
+  // store up to this seq (the `seq` a write answered; serving/replica_follower.h). 0 = no wait.
+  int64_t min_seq = 0;
 };
 
 // Which optional keys a list route takes beside n, offset, category and details.
@@ -70,7 +75,7 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys ke
   ListParams p;
   p.n = options.default_n;
   bool seen_n = false, seen_offset = false, seen_details = false, seen_predicted = false,
-       seen_explain = false;
+       seen_explain = false, seen_min_seq = false;
   for (const auto& [key, value] : query) {
     if (key == "n") {
       if (seen_n) return absl::InvalidArgumentError("parameter 'n' given twice");
@@ -89,6 +94,13 @@ absl::StatusOr<ListParams> ParseListParams(const QueryParams& query, ListKeys ke
       if (auto s = ParseBool(key, value, &seen_predicted, &p.predicted_rating); !s.ok()) return s;
     } else if (key == "explain" && keys.explain) {
       if (auto s = ParseBool(key, value, &seen_explain, &p.explain); !s.ok()) return s;
+    } else if (key == "min_seq") {
+      if (seen_min_seq) return absl::InvalidArgumentError("parameter 'min_seq' given twice");
+      seen_min_seq = true;
+      if (!absl::SimpleAtoi(value, &p.min_seq) || p.min_seq < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter 'min_seq' must be a non-negative integer, got '", value, "'"));
+      }
     } else if (key == "exclude" && keys.exclude) {
       for (absl::string_view id : absl::StrSplit(value, ',', absl::SkipEmpty())) {
         p.exclude.emplace_back(id);
@@ -287,6 +299,19 @@ ListRequest StartList(const RouteContext& ctx, ListKeys keys) {
   }
   out.params = *std::move(params);
   if ((out.error = CheckListCaps(out.params, ctx.options))) return out;
+  // Read-your-writes across replicas: this replica first follows the log up to min_seq (a
+  // single server has folded its own writes already: nothing to wait for).
+  if (ReplicaFollower* follower = ctx.services.follower;
+      follower != nullptr && out.params.min_seq > follower->cursor() &&
+      !follower->WaitFor(out.params.min_seq, kMinSeqWaitMs)) {
+    HttpResponse r = JsonError(
+        503, "behind_min_seq",
+        absl::StrCat("this replica has followed the event store up to seq ", follower->cursor(),
+                     ", not yet ", out.params.min_seq, "; retry after 1 s"));
+    r.headers.emplace_back("Retry-After", "1");
+    out.error = std::move(r);
+    return out;
+  }
   // Read-your-writes: the user's acknowledged feedback is folded in before answering.
   const std::string& user = ctx.param("user");
   if (!user.empty()) ctx.services.folder->EnsureFresh(user);

@@ -6,8 +6,8 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
-#include "data/event_store.h"
 #include "data/sqlite_db.h"
+#include "data/sqlite_event_store.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -18,8 +18,8 @@ constexpr const char* kWhat = "event store";
 
 }  // namespace
 
-absl::Status EventStore::AppendImpressions(std::span<const ImpressionRecord> impressions,
-                                           std::span<const AttributionRecord> attributions) {
+absl::Status SqliteEventStore::AppendImpressions(std::span<const ImpressionRecord> impressions,
+                                                 std::span<const AttributionRecord> attributions) {
   if (impressions.empty() && attributions.empty()) return absl::OkStatus();
   return Submit([&](sqlite3* db) -> absl::Status {
     const std::string& path = options_.path;
@@ -98,7 +98,7 @@ std::string Column(sqlite3_stmt* st, int i) {
 
 }  // namespace
 
-absl::Status EventStore::ForEachImpression(
+absl::Status SqliteEventStore::ForEachImpression(
     const std::function<bool(const ImpressionRecord&)>& fn) const {
   return Scan(
       options_.path,
@@ -110,7 +110,7 @@ absl::Status EventStore::ForEachImpression(
       });
 }
 
-absl::Status EventStore::ForEachAttribution(
+absl::Status SqliteEventStore::ForEachAttribution(
     const std::function<bool(const AttributionRecord&)>& fn) const {
   return Scan(options_.path,
               "SELECT recommendation_id, user, item, type, position, model_version, variant, "
@@ -120,42 +120,6 @@ absl::Status EventStore::ForEachAttribution(
                                             Column(st, 3), sqlite3_column_int(st, 4), Column(st, 5),
                                             Column(st, 6), sqlite3_column_int64(st, 7)});
               });
-}
-
-absl::StatusOr<int64_t> EventStore::ExportImpressions(const std::string& path) const {
-  using json = nlohmann::ordered_json;
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  auto line = [&out](const json& j) {
-    out << j.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
-    return static_cast<bool>(out);
-  };
-  int64_t lines = 0;
-  RETURN_IF_ERROR(ForEachImpression([&](const ImpressionRecord& r) {
-    ++lines;
-    return line(json{{"recommendation_id", r.id},
-                     {"user", r.user},
-                     {"route", r.route},
-                     {"model_version", r.model_version},
-                     {"variant", r.variant},
-                     {"at_ms", r.at_ms},
-                     {"items", json::parse(r.items, nullptr, false)}});
-  }));
-  RETURN_IF_ERROR(ForEachAttribution([&](const AttributionRecord& r) {
-    ++lines;
-    return line(json{{"attribution",
-                      {{"recommendation_id", r.recommendation_id},
-                       {"user", r.user},
-                       {"item", r.item},
-                       {"type", r.type},
-                       {"position", r.position},
-                       {"model_version", r.model_version},
-                       {"variant", r.variant},
-                       {"at_ms", r.at_ms}}}});
-  }));
-  out.close();
-  if (!out) return absl::DataLossError(absl::StrCat("writing ", path, " failed"));
-  return lines;
 }
 
 }  // namespace recloop
