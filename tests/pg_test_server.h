@@ -8,9 +8,11 @@
 // that only listens on 127.0.0.1 and on a socket inside its own 0700 folder. Durability stays
 // real (fsync and synchronous_commit on), so Kill() followed by Restart() is a crash recovery.
 //
-// Not thread-safe: one thread drives a server. The postmaster is told to shut down when the
-// thread that started it exits (so a test killed by a timeout leaks no server): call Start()
-// and Restart() from a thread that outlives the server, such as the test's main thread.
+// Thread safety: Url(), port() and Query() may be called from any thread (Query opens its own
+// connection); Start, Stop, Restart, Kill and the destructor from one thread at a time. The
+// postmaster is told to shut down when the thread that started it exits (so a test killed by
+// a timeout leaks no server, only its folder): call Start() and Restart() from a thread that
+// outlives the server, such as the test's main thread.
 #ifndef RECLOOP_TESTS_PG_TEST_SERVER_H_
 #define RECLOOP_TESTS_PG_TEST_SERVER_H_
 
