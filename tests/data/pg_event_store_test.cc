@@ -17,8 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "data/event_store.h"
 #include "gtest/gtest.h"
-#include "pg_test_server.h"
 #include "test_util.h"
+#include "tests/pg_test_server.h"
 
 namespace recloop {
 namespace {

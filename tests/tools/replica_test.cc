@@ -20,8 +20,8 @@
 #include "data/event_store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "pg_test_server.h"
 #include "test_util.h"
+#include "tests/pg_test_server.h"
 #include "tests/tools/cli_runner.h"
 #include "tests/tools/server_process.h"
 
