@@ -50,6 +50,7 @@ const Route kRoutes[] = {
     {"GET", "/", Scope::kPublic, Query::kIgnored, StaticPage},
     {"GET", "/healthz", Scope::kPublic, Query::kIgnored, Healthz},
     {"GET", "/readyz", Scope::kPublic, Query::kIgnored, Readyz},
+    {"GET", "/openapi.yaml", Scope::kPublic, Query::kIgnored, OpenApiDocument},
     {"GET", "/metrics", Scope::kRead, Query::kIgnored, MetricsText},
     {"GET", "/v1/users", Scope::kRead, Query::kTaken, UserPage},
     {"GET", "/v1/model", Scope::kRead, Query::kRejected, ModelInfo},
@@ -249,7 +250,21 @@ HttpResponse RateLimited(std::string_view by, std::string_view message, int retr
   return r;
 }
 
+// The name of a route's scope in ApiRoutes (docs/openapi.yaml's x-recloop-scope).
+std::string_view RouteScopeName(Scope scope) {
+  return scope == Scope::kPublic ? "public" : ScopeName(NeededScope(scope));
+}
+
 }  // namespace
+
+std::vector<ApiRoute> ApiRoutes() {
+  std::vector<ApiRoute> out;
+  for (const Route& r : kRoutes) {
+    out.push_back(
+        {std::string(r.method), std::string(r.pattern), std::string(RouteScopeName(r.scope))});
+  }
+  return out;
+}
 
 absl::Status Api::Validate(const ApiOptions& options) {
   if (auto s = RateLimiter::Validate(options.key_rate_limit); !s.ok()) {

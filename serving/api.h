@@ -25,6 +25,7 @@
 //   GET    /v1/admin/retrain           the last retrain's outcome                          (admin)
 //   POST   /v1/admin/rollback          swap the version before the live one back in        (admin)
 //   GET    /healthz  /readyz  /metrics
+//   GET    /openapi.yaml               this API's OpenAPI 3.1 contract (docs/openapi.yaml)
 //   GET    /  (and /storefront.js, /storefront.css)  the storefront page (serving/storefront.h)
 //
 // Scopes: /healthz, /readyz and the page are public; the other GET routes (read) need a key with
@@ -179,6 +180,17 @@ struct ApiServices {
   // = a single server.
   ReplicaFollower* follower = nullptr;
 };
+
+// One entry of the route table, as docs/openapi.yaml and `recloop serve --list-routes` name it.
+struct ApiRoute {
+  std::string method;   // "GET", "POST", "PUT" or "DELETE"
+  std::string pattern;  // e.g. "/v1/users/{user}/recommendations"
+  std::string scope;    // "public", "read", "feedback", "catalog", "erase" or "admin"
+};
+
+// Every route the router knows, in table order. The OpenAPI contract test compares it with the
+// spec's operations in both directions. Thread-safe.
+std::vector<ApiRoute> ApiRoutes();
 
 // Thread safety: Handle is const and may be called from any number of threads at once.
 class Api {

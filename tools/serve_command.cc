@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "serving/api.h"
 #include "serving/api_keys.h"
 #include "tools/subcommands.h"
 
@@ -18,6 +19,17 @@ namespace {
 // The server's flags: the model, HTTP limits and timeouts, request defaults, the event store.
 void AddServerFlags(CLI::App* sub, ServeCommand* cmd) {
   ServeOptions& so = cmd->serve;
+  // Before --models is required: CLI11 runs flag callbacks before it checks requirements, and
+  // CLI::Success exits 0 (like --help). tests/api/openapi_test.py compares this with the spec.
+  sub->add_flag_callback(
+      "--list-routes",
+      [] {
+        for (const ApiRoute& r : ApiRoutes()) {
+          std::printf("%s %s %s\n", r.method.c_str(), r.pattern.c_str(), r.scope.c_str());
+        }
+        throw CLI::Success();
+      },
+      "Print the HTTP routes (METHOD PATTERN SCOPE, one a line; docs/openapi.yaml) and exit");
   sub->add_option("--models", so.model.models_dir,
                   "Models directory written by `recloop train --out`")
       ->required();

@@ -8,7 +8,7 @@
 //   catalog.cc   GET, PUT, DELETE /v1/items/{item}
 //   feedback.cc  POST /v1/feedback, a user's events, a user's erasure
 //   admin.cc     retrain, rollback
-//   system.cc    /healthz, /readyz, /metrics, /v1/model, the storefront page
+//   system.cc    /healthz, /readyz, /metrics, /v1/model, /openapi.yaml, the storefront page
 //   common.cc    errors and body checks shared by the handlers
 #ifndef RECLOOP_SERVING_HANDLERS_HANDLERS_H_
 #define RECLOOP_SERVING_HANDLERS_HANDLERS_H_
@@ -87,6 +87,7 @@ HttpResponse Healthz(const RouteContext& ctx);
 HttpResponse Readyz(const RouteContext& ctx);
 HttpResponse MetricsText(const RouteContext& ctx);
 HttpResponse ModelInfo(const RouteContext& ctx);
+HttpResponse OpenApiDocument(const RouteContext& ctx);
 HttpResponse StaticPage(const RouteContext& ctx);
 
 // common.cc: errors shared by handlers.

@@ -1,9 +1,11 @@
 // The operational routes: GET /healthz, /readyz, /metrics (Prometheus text), /v1/model (the
-// live version's metadata), and the storefront page's static files.
+// live version's metadata), /openapi.yaml (the API's contract) and the storefront page's
+// static files.
 #include "absl/strings/str_cat.h"
 #include "serving/handlers/handlers.h"
 #include "serving/json_codec.h"
 #include "serving/online_gate.h"
+#include "serving/openapi.h"
 #include "serving/storefront.h"
 
 namespace recloop {
@@ -60,6 +62,15 @@ HttpResponse ModelInfo(const RouteContext& ctx) {
   if (snap == nullptr) return NoModel();
   HttpResponse r;
   r.body = snap->metadata_json;  // already JSON (engine/model_format.h)
+  return r;
+}
+
+// Public, like the page: a client generator or a developer reads it before it has a key.
+HttpResponse OpenApiDocument(const RouteContext&) {
+  HttpResponse r;
+  r.content_type = "application/yaml";
+  r.body = std::string(OpenApiYaml());
+  r.headers.emplace_back("Cache-Control", "no-cache");
   return r;
 }
 

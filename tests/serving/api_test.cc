@@ -6,6 +6,7 @@
 // version's rating head.
 #include "serving/api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -114,6 +115,7 @@ std::vector<RouteCase> EveryRoute() {
       {"GET", "/storefront.css", "", 200, "/{static}"},
       {"GET", "/healthz", "", 200, "/healthz"},
       {"GET", "/readyz", "", 200, "/readyz"},
+      {"GET", "/openapi.yaml", "", 200, "/openapi.yaml"},
       {"GET", "/metrics", "", 200, "/metrics"},
       {"GET", "/v1/users?n=2", "", 200, "/v1/users"},
       {"GET", "/v1/model", "", 200, "/v1/model"},
@@ -160,6 +162,28 @@ TEST_F(ApiTest, RoutesAnswerWithTheirHandlersBodies) {
   EXPECT_EQ(Header(page, "X-Content-Type-Options"), "nosniff");
 }
 
+// The contract is compiled in and served as YAML, and ApiRoutes lists the table
+// (tests/api/openapi_test.py compares it with the spec against a running server).
+TEST_F(ApiTest, ServesTheOpenApiContractAndListsTheRouteTable) {
+  const HttpResponse spec = Call("GET", "/openapi.yaml");
+  EXPECT_EQ(spec.status, 200);
+  EXPECT_EQ(spec.content_type, "application/yaml");
+  EXPECT_EQ(spec.body.rfind("openapi: 3.1.0\n", 0), 0u);
+  EXPECT_NE(spec.body.find("\n  /v1/users/{user}/recommendations:\n"), std::string::npos);
+  const std::vector<ApiRoute> routes = ApiRoutes();
+  for (const ApiRoute& r : routes) {
+    EXPECT_NE(spec.body.find("\n  " + r.pattern + ":\n"), std::string::npos) << r.pattern;
+  }
+  for (const RouteCase& c : EveryRoute()) {
+    const bool listed = std::any_of(routes.begin(), routes.end(), [&](const ApiRoute& r) {
+      return c.method == r.method && c.route == r.pattern;
+    });
+    EXPECT_TRUE(listed) << c.method << " " << c.route;
+  }
+  EXPECT_EQ(routes.front().scope, "public");
+  EXPECT_EQ(routes.back().pattern, "/{static}");
+}
+
 TEST_F(ApiTest, UnknownRoutesAre404Unmatched) {
   for (const std::string target :
        {"/nope", "/v1", "/v1/nope", "/v1/admin/foo", "/v1/users/u1/x", "/v1/items/i1/similar/x",
@@ -189,6 +213,7 @@ TEST_F(ApiTest, WrongMethodIs405WithThePatternsMethodsInAllow) {
       {"/storefront.js", "GET"},
       {"/healthz", "GET"},
       {"/readyz", "GET"},
+      {"/openapi.yaml", "GET"},
       {"/metrics", "GET"},
       {"/v1/users", "GET"},
       {"/v1/model", "GET"},
@@ -258,7 +283,7 @@ TEST_F(ApiTest, WithoutAKeyOnlyAdminRoutesAreRefusedWith403) {
 
 TEST_F(ApiTest, AuthReadsPutsTheKeyOnReadRoutesButNotPublicOnes) {
   Configure(kKey, /*auth_reads=*/true);
-  for (const std::string target : {"/healthz", "/readyz", "/", "/storefront.js"}) {
+  for (const std::string target : {"/healthz", "/readyz", "/", "/storefront.js", "/openapi.yaml"}) {
     EXPECT_EQ(Call("GET", target).status, 200) << target;
   }
   for (const std::string target :
