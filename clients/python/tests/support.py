@@ -150,14 +150,16 @@ def _read_response(sock: socket.socket, deadline: float) -> bytes:
 
 
 class LossyProxy:
-    """A loopback TCP proxy to `port`. Its first `drop` connections are forwarded to the server,
-    whose whole answer is read and then thrown away: the client's connection is closed without
-    it, as when a network fails after the server acted. Later connections are relayed both ways.
+    """A loopback TCP proxy to `port`. Its first `drop` connections (or those numbered in
+    `drop_only`) are forwarded to the server, whose whole answer is read and then thrown away:
+    the client's connection is closed without it, as when a network fails after the server
+    acted. Other connections are relayed both ways.
     `connections` counts the connections accepted, `dropped` the answers thrown away."""
 
-    def __init__(self, port: int, drop: int = 1):
+    def __init__(self, port: int, drop: int = 1, drop_only: Optional[set] = None):
         self.upstream = port
-        self.drop = drop
+        # Connections (numbered from 1) whose answer is lost: the first `drop`, or `drop_only`.
+        self.drop = set(drop_only) if drop_only is not None else set(range(1, drop + 1))
         self.connections = 0
         self.dropped: List[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -177,7 +179,7 @@ class LossyProxy:
             except OSError:
                 return
             self.connections += 1
-            drop = self.connections <= self.drop
+            drop = self.connections in self.drop
             threading.Thread(target=self._serve, args=(client, drop), daemon=True).start()
 
     def _serve(self, client: socket.socket, drop: bool) -> None:

@@ -156,6 +156,26 @@ class ClientTest(unittest.TestCase):
         metrics = self.client.metrics()
         self.assertIn("recloop_model_loaded 1", metrics)
 
+    def test_4b_after_a_failed_batch_calling_again_is_safe(self):
+        user = self.new_user()
+        proxy = support.LossyProxy(self.server.port, drop_only={2})
+        events = [Event(user, f"i{i}", "view") for i in range(4)]
+        try:
+            client = Client(proxy.base, api_key=support.ADMIN_KEY, retries=0,
+                            max_batch_events=2)
+            with self.assertRaises(RecloopConnectionError) as e:
+                client.feedback(events)
+        finally:
+            proxy.close()
+        # The first batch was acknowledged; the second was stored, but its answer was lost.
+        partial = e.exception.feedback_result
+        self.assertEqual((partial.batches, partial.accepted, partial.attempts), (1, 2, 2))
+        self.assertEqual(len(self.client.user_feedback(user).events), 4)
+        # The same events again (their ids were written into them): nothing is stored twice.
+        again = self.client.feedback(events)
+        self.assertEqual((again.accepted, again.duplicates), (4, 4))
+        self.assertEqual(len(self.client.user_feedback(user).events), 4)
+
     def test_5_a_request_that_is_not_safe_to_repeat_is_not_retried(self):
         proxy = support.LossyProxy(self.server.port, drop=1)
         try:
