@@ -6,6 +6,9 @@ exception classes, the catalogue, the admin routes with a key, a real 429 honour
 Usage: test_client.py RECLOOP_BINARY [unittest arguments]
 """
 import json
+import os
+import re
+import sys
 import time
 import unittest
 import uuid
@@ -83,6 +86,23 @@ class ClientTest(unittest.TestCase):
         page = self.client.users(n=5, offset=2)
         self.assertEqual(page.total, 80)
         self.assertEqual(len(page.users), 5)
+
+    def test_1b_the_readme_example_runs(self):
+        with open(os.path.join(support.PACKAGE_ROOT, "README.md")) as f:
+            example = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+        with open(os.path.join(self.server.dir, "key.txt"), "w") as f:
+            f.write(support.ADMIN_KEY + "\n")
+        before = len(self.client.user_feedback("u1").events)
+        out = support.run([sys.executable, "-c",
+                           example.replace("http://127.0.0.1:8080", self.server.base)],
+                          cwd=self.server.dir,
+                          env=dict(os.environ, PYTHONPATH=support.PACKAGE_ROOT)).stdout
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 5, out)
+        self.assertTrue(all(line.endswith(" personalized") for line in lines), out)
+        stored = self.client.user_feedback("u1").events
+        self.assertEqual([(e.item, e.type) for e in stored[before:]],
+                         [("i42", "click"), ("i7", "purchase")])
 
     # ---- feedback ----
     def test_2_feedback_is_stored_and_folded_in(self):
