@@ -70,15 +70,15 @@ class Server:
     """`recloop serve` with an event store, an admin key and a read-only key over a model
     trained here (implicit ALS), on 127.0.0.1 and a free port."""
 
-    def __init__(self, extra_args: Optional[List[str]] = None, experiment: bool = False):
+    def __init__(self, extra_args: Optional[List[str]] = None, experiment: bool = False,
+                 model: bool = True):
         self.binary = recloop_binary()
         self.dir = tempfile.mkdtemp(prefix="recloop-pyclient-")
         self.data = os.path.join(self.dir, "data.csv")
         self.models = os.path.join(self.dir, "models")
         self.rows = write_training_csv(self.data)
-        run([self.binary, "train", "--data", self.data, "--out", self.models, "--feedback",
-             "implicit", "--algorithm", "als", "--factors", "8", "--iterations", "8",
-             "--cholesky", "--quiet"])
+        if model:  # else the server starts with no model (503 no_model until one is trained)
+            self.train()
         keys = os.path.join(self.dir, "keys.txt")
         with open(keys, "w") as f:
             for name, secret, scopes in (("admin", ADMIN_KEY, "read,feedback,catalog,erase,admin"),
@@ -111,6 +111,12 @@ class Server:
             self.stop()
             raise RuntimeError("recloop serve did not start listening:\n" + output)
         self.port = int(self.base.rsplit(":", 1)[1])
+
+    def train(self) -> None:
+        """Trains the model on the training file into the models directory."""
+        run([self.binary, "train", "--data", self.data, "--out", self.models, "--feedback",
+             "implicit", "--algorithm", "als", "--factors", "8", "--iterations", "8",
+             "--cholesky", "--quiet"])
 
     def output(self) -> str:
         self.log.seek(0)

@@ -317,5 +317,29 @@ class RateLimitTest(unittest.TestCase):
         self.assertFalse(issubclass(RateLimited, Unavailable))
 
 
+class NoModelTest(unittest.TestCase):
+    """A server with no model yet answers 503 no_model: Unavailable, retried, then raised."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = support.Server(model=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_unavailable_is_retried_then_raised(self):
+        client = Client(self.server.base, retries=2, backoff=0.01)
+        waits = []
+        client._sleep = waits.append
+        with self.assertRaises(Unavailable) as e:
+            client.ready()
+        self.assertEqual((e.exception.status, e.exception.code), (503, "no_model"))
+        self.assertEqual(waits, [0.01, 0.02])
+        with self.assertRaises(Unavailable):
+            client.recommendations("u1")
+        self.assertEqual(client.health(), {"status": "ok"})
+
+
 if __name__ == "__main__":
     unittest.main(argv=support.unittest_argv(), verbosity=2)
