@@ -2,6 +2,7 @@
 // dispatcher: each subcommand registers its flags in its own file (tools/subcommands.h), and the
 // one that was given runs.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -11,6 +12,11 @@
 int main(int argc, char** argv) {
   CLI::App app{"recloop: a personalised recommendation engine (training, evaluation, data)"};
   app.require_subcommand(1);
+  // RECLOOP_VERSION: the top CMakeLists.txt's project(VERSION); RECLOOP_GIT_COMMIT: HEAD when
+  // the build was configured, empty outside a git checkout (tools/CMakeLists.txt).
+  const std::string commit = RECLOOP_GIT_COMMIT;
+  app.set_version_flag("--version", std::string("recloop ") + RECLOOP_VERSION +
+                                        (commit.empty() ? "" : " (git " + commit + ")"));
   int threads = 0;
   app.add_option("--threads", threads, "Worker threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
@@ -28,7 +34,8 @@ int main(int argc, char** argv) {
       recloop::AddModelCommand(&app),       recloop::AddDemoCommand(&app),
       recloop::AddRecommendCommand(&app),   recloop::AddSimilarCommand(&app),
       recloop::AddServeCommand(&app),       recloop::AddKeysCommand(&app),
-      recloop::AddExperimentsCommand(&app), recloop::AddReplayCommand(&app)};
+      recloop::AddExperimentsCommand(&app), recloop::AddReplayCommand(&app),
+      recloop::AddCompletionCommand(&app)};
 
   CLI11_PARSE(app, argc, argv);
 

@@ -23,6 +23,9 @@ Subcommand AddServeCommand(CLI::App* app);      // serve_command.cc
 Subcommand AddKeysCommand(CLI::App* app);       // keys_command.cc: `keys hash`
 Subcommand AddExperimentsCommand(CLI::App* app);  // experiments_command.cc: `experiments report`
 Subcommand AddReplayCommand(CLI::App* app);       // replay_command.cc
+// completion_command.cc: `completion bash`, a script generated when it runs from `app`'s whole
+// tree (every subcommand registered by then).
+Subcommand AddCompletionCommand(CLI::App* app);
 
 }  // namespace recloop
 

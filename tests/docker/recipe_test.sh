@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The container recipe (docker/recipe) without a Docker engine: installs this build tree's
 # `recloop` as the image's build stage does, verifies its libraries against the runtime package
-# list, checks that the Dockerfile runs nothing but the recipe, then serves from the installed
-# binary as the image does and checks the image's health check against it, up and down.
+# list (with the machine's BLAS and LAPACK, and with another provider of their alternatives), checks
+# that the Dockerfile runs nothing but the recipe, then serves from the installed binary as the
+# image does and checks the image's health check against it, up and down.
 # Usage: recipe_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 
@@ -28,7 +29,7 @@ step() { echo "== $*"; }
 step "the Dockerfile runs only recipe subcommands"
 # Continuation lines joined, so that a RUN split over lines is read whole.
 dockerfile_text=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$dockerfile")
-known=(setup build install runtime-packages install-runtime verify healthcheck)
+known=(setup build install runtime-packages install-runtime verify pinned-alternatives healthcheck)
 used=()
 while IFS= read -r line; do
   # The recipe and its arguments, nothing chained to it.
@@ -63,6 +64,61 @@ if "$recipe" verify "$tmp/other" 2>"$tmp/verify.err"; then
 fi
 grep -q "not in the runtime packages" "$tmp/verify.err" || fail "unexpected verify error: $(cat "$tmp/verify.err")"
 
+step "recipe verify with BLAS and LAPACK switched to another provider"
+# A machine may select another provider of the libblas.so.3/liblapack.so.3 alternatives than the
+# image (OpenBLAS, on most machines with numpy). For each, another registered provider than the
+# selected one; ldd finds it first through LD_LIBRARY_PATH, which loads exactly what
+# `update-alternatives --set` to it would, without changing the machine.
+switched_dirs=()
+switched_pkgs=()
+for lib in libblas.so.3 liblapack.so.3; do
+  group=$(update-alternatives --get-selections | awk -v l="$lib" 'index($1, l "-") == 1 && !n++ { print $1 }')
+  [[ -n $group ]] || fail "no update-alternatives link for $lib"
+  current=$(readlink -f "$(update-alternatives --query "$group" | sed -n 's/^Value: //p')")
+  other=
+  while read -r alt; do
+    if [[ $(readlink -f "$alt") != "$current" ]]; then other=$alt; break; fi
+  done < <(update-alternatives --list "$group")
+  [[ -n $other ]] || fail "$lib has one provider here ($current); bash scripts/setup installs" \
+    "libopenblas0-pthread, a second one, for this test"
+  switched_dirs+=("$(dirname "$other")")
+  owner_line=$(dpkg -S "$(readlink -f "$other")" | sed -n 1p)
+  switched_pkgs+=("${owner_line%%:*}")
+  echo "   $lib: $current selected, checking $other (${owner_line%%:*})"
+done
+switched_path=$(IFS=:; echo "${switched_dirs[*]}")
+ldd_out=$(LD_LIBRARY_PATH=$switched_path ldd "$bin")
+for dir in "${switched_dirs[@]}"; do
+  grep -q "=> $dir/" <<<"$ldd_out" || fail "ldd did not load a library from $dir: $ldd_out"
+done
+LD_LIBRARY_PATH=$switched_path "$recipe" verify "$prefix" 2>"$tmp/verify-switched.err" ||
+  fail "recipe verify refused the binary with another BLAS provider: $(cat "$tmp/verify-switched.err")"
+runtime_list=$("$recipe" runtime-packages)
+for pkg in "${switched_pkgs[@]}"; do
+  if ! grep -qx "$pkg" <<<"$runtime_list"; then
+    grep -q "of $pkg, an alternative to the image's" "$tmp/verify-switched.err" ||
+      fail "verify did not name the provider $pkg: $(cat "$tmp/verify-switched.err")"
+  fi
+done
+# A library of the same name that no package registered as an alternative is still refused.
+mkdir -p "$tmp/unregistered"
+cp "$current" "$tmp/unregistered/liblapack.so.3"  # $current: the selected liblapack.so.3
+if LD_LIBRARY_PATH=$tmp/unregistered "$recipe" verify "$prefix" 2>"$tmp/verify.err"; then
+  fail "recipe verify accepted a liblapack.so.3 that belongs to no package"
+fi
+grep -q "unregistered/liblapack.so.3 (liblapack.so.3) belongs to no Debian package" "$tmp/verify.err" ||
+  fail "unexpected verify error: $(cat "$tmp/verify.err")"
+
+step "the image pins the BLAS and LAPACK it ships"
+pins=$("$recipe" pinned-alternatives)
+[[ $(grep -c . <<<"$pins") -ge 2 ]] || fail "pinned-alternatives printed: $pins"
+while read -r name path; do
+  owner_line=$(dpkg -S "$path" | sed -n 1p)
+  [[ ${owner_line%%:*} == libblas3 || ${owner_line%%:*} == liblapack3 ]] ||
+    fail "$name is pinned to $path of ${owner_line%%:*}, not the image's libblas3/liblapack3"
+  update-alternatives --list "$name" | grep -x "$path" >/dev/null || fail "$path is no alternative of $name"
+done <<<"$pins"
+
 step "the image's command never serves open: it creates an API key in the volume"
 # The CMD's JSON array as arguments, the volume moved to $tmp/data, on 127.0.0.1 and a free port.
 cmd_line=$(grep -E '^CMD \[' <<<"$dockerfile_text") || fail "no CMD [...] in the Dockerfile"
@@ -83,6 +139,9 @@ mkdir -p "$tmp/data/models"
 # Starts `recloop serve` with the image's command (on 127.0.0.1 and a free port) and sets
 # $port from its "listening on" line.
 start_server() {
+  # Emptied first: the shell truncates it in the child, after the loop below may have read the
+  # previous server's "listening on" line (and port).
+  : >"$tmp/serve.err"
   "$bin" --threads 2 "${image_args[@]}" --io-threads 2 --drain-timeout-ms 2000 \
     2>"$tmp/serve.err" &
   server_pid=$!
