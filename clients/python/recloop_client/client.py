@@ -146,14 +146,17 @@ class Client:
                         category: Union[None, str, Sequence[str]] = None,
                         exclude: Optional[Iterable[str]] = None, details: Optional[bool] = None,
                         predicted_rating: Optional[bool] = None,
-                        explain: Optional[bool] = None) -> RecommendationList:
+                        explain: Optional[bool] = None,
+                        min_seq: Optional[int] = None) -> RecommendationList:
         """GET /v1/users/{user}/recommendations: the user's top items (popular items for a user
         the model does not know). `category` keeps items of any of the categories; `exclude`
         drops items; details adds titles and categories, predicted_rating the rating head's
-        prediction, explain the history items behind each personalised item."""
+        prediction, explain the history items behind each personalised item. `min_seq` (a
+        FeedbackResult's `seq`): on replicas of a shared store, the list reflects that
+        feedback whichever replica answers."""
         query = {"n": n, "offset": offset, "category": _categories(category),
                  "exclude": ",".join(exclude) if exclude else None, "details": details,
-                 "predicted_rating": predicted_rating, "explain": explain}
+                 "predicted_rating": predicted_rating, "explain": explain, "min_seq": min_seq}
         return RecommendationList.from_json(
             self._json("GET", f"/v1/users/{_segment(user)}/recommendations", query))
 
@@ -214,6 +217,7 @@ class Client:
             result.attempts += counter[0]
             result.accepted += int(ack.get("accepted", 0))
             result.duplicates += int(ack.get("duplicates", 0))
+            result.seq = max(result.seq, int(ack.get("seq", 0)))
             result.rejected.extend(Rejected(start + int(r["index"]), str(r["error"]))
                                    for r in ack.get("rejected", []))
         return result

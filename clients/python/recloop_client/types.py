@@ -149,6 +149,9 @@ class FeedbackResult:
     ids: List[str]
     batches: int = 1
     attempts: int = 1  # HTTP requests made, retries included
+    # A seq at or after every acknowledged event (0: none known): recommendations(min_seq=seq)
+    # reads them on any replica of a shared event store.
+    seq: int = 0
 
 
 @dataclass

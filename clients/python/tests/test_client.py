@@ -121,8 +121,11 @@ class ClientTest(unittest.TestCase):
         self.assertEqual([(e.item, e.type) for e in stored.events],
                          [("i1", "view"), ("i2", "click"), ("i3", "purchase")])
         self.assertEqual(stored.events[2].timestamp, "2025-06-15T15:06:40Z")
-        # The new customer's list is personal now, without the items they acted on.
-        recs = self.client.recommendations(user, n=5)
+        # The batch's seq is its last event's, the stored events' largest.
+        self.assertEqual(result.seq, max(e.seq for e in stored.events))
+        # The new customer's list is personal now, without the items they acted on (min_seq:
+        # read-your-writes on any replica; a single server answers at once).
+        recs = self.client.recommendations(user, n=5, min_seq=result.seq)
         self.assertTrue(all(r.source == "personalized" for r in recs), recs)
         self.assertFalse({"i1", "i2", "i3"} & set(recs.item_ids))
         # Sending the same events again stores nothing new.
