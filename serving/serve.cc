@@ -109,6 +109,48 @@ absl::StatusOr<std::unique_ptr<ExperimentHolder>> OpenExperiment(const ServeOpti
   return experiment;
 }
 
+// What a server with an event store runs beside the Api.
+struct FeedbackLoop {
+  std::unique_ptr<Retrainer> retrainer;
+  std::unique_ptr<ReplicaFollower> follower;  // on a store shared with other replicas
+};
+
+// The restart catch-up, then the retrainer and, on a shared store, the replica follower.
+absl::StatusOr<FeedbackLoop> StartFeedbackLoop(const ServeOptions& options, LiveModel* live,
+                                               EventStore* events, FeedbackFolder* folder,
+                                               Metrics* metrics, Logger* log) {
+  // Where a replica starts following a shared store: events after this are folded in by the
+  // follower, those before by the catch-up below (an event seen by both ends the same).
+  ASSIGN_OR_RETURN(const int64_t start_seq, events->LastSeq());
+  // The overlay lives in memory: fold in again everyone with feedback newer than the model
+  // (before the retrainer starts, so that no swap runs meanwhile, and before the server
+  // listens, so that a restarted replica answers /readyz only once caught up).
+  ASSIGN_OR_RETURN(const int64_t restored, folder->RestoreFolds());
+  if (restored > 0) log->Info("folded in %d users with feedback newer than the model", restored);
+  FeedbackLoop loop;
+  loop.retrainer = std::make_unique<Retrainer>(live, events, folder, options.retrain, metrics, log);
+  if (!events->shared()) return loop;
+  // Another replica's events, erasures, catalogue changes, promotions and rollbacks reach this
+  // one.
+  loop.follower = std::make_unique<ReplicaFollower>(
+      events, folder, ReplicaFollowerOptions{.start_seq = start_seq},
+      [r = loop.retrainer.get(), live, log] {
+        r->FollowCurrent();
+        if (absl::Status s = live->FollowCatalog(); !s.ok()) {
+          log->Warning("following the catalogue: %s", s.ToString());
+        }
+      },
+      log);
+  log->Info("following the shared event store %s from seq %d", events->path(), start_seq);
+  if (!IsPostgresUrl(live->catalog_path())) {
+    log->Warning(
+        "the catalogue %s is this server's own: catalogue changes made on other replicas "
+        "reach this one only when it restarts (give --catalog postgresql://... to share it)",
+        live->catalog_path());
+  }
+  return loop;
+}
+
 }  // namespace
 
 absl::Status RunServe(const ServeOptions& options) {
@@ -138,38 +180,10 @@ absl::Status RunServe(const ServeOptions& options) {
   std::unique_ptr<Retrainer> retrainer;
   std::unique_ptr<ReplicaFollower> follower;
   if (events != nullptr) {
-    // Where a replica starts following a shared store: events after this are folded in by the
-    // follower, those before by the catch-up below (an event seen by both ends the same).
-    ASSIGN_OR_RETURN(const int64_t start_seq, events->LastSeq());
-    // The overlay lives in memory: fold in again everyone with feedback newer than the model
-    // (before the retrainer starts, so that no swap runs meanwhile, and before the server
-    // listens, so that a restarted replica answers /readyz only once caught up).
-    ASSIGN_OR_RETURN(const int64_t restored, folder.RestoreFolds());
-    if (restored > 0) {
-      log.Info("folded in %d users with feedback newer than the model", restored);
-    }
-    retrainer = std::make_unique<Retrainer>(live.get(), events.get(), &folder, options.retrain,
-                                            &metrics, &log);
-    if (events->shared()) {
-      // Another replica's events, erasures, promotions and rollbacks reach this one.
-      follower = std::make_unique<ReplicaFollower>(
-          events.get(), &folder, ReplicaFollowerOptions{.start_seq = start_seq},
-          [r = retrainer.get(), l = live.get(), &log] {
-            r->FollowCurrent();
-            if (absl::Status s = l->FollowCatalog(); !s.ok()) {
-              log.Warning("following the catalogue: %s", s.ToString());
-            }
-          },
-          &log);
-      log.Info("following the shared event store %s from seq %d", events->path(), start_seq);
-      if (!IsPostgresUrl(live->catalog_path())) {
-        log.Warning(
-            "the catalogue %s is this server's own: catalogue changes made on other "
-            "replicas reach this one only when it restarts (give --catalog "
-            "postgresql://... to share it)",
-            live->catalog_path());
-      }
-    }
+    ASSIGN_OR_RETURN(FeedbackLoop loop,
+                     StartFeedbackLoop(options, live.get(), events.get(), &folder, &metrics, &log));
+    retrainer = std::move(loop.retrainer);
+    follower = std::move(loop.follower);
   }
   // Users' ranked candidates, warmed in the background after each model goes live.
   RankedCache ranked_cache(options.api.ranked_cache);
