@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving on a shared PostgreSQL (issue 26): in one run, on the same model and the same load,
 #   sqlite  one `recloop serve` with its SQLite event store, spoken to directly;
-#   pg1     one replica on PostgreSQL behind nginx (the load balancer of docker/compose.yaml);
+#   pg1-direct  one replica on PostgreSQL, spoken to directly;
+#   pg1     the same replica behind nginx (the load balancer of docker/compose.yaml);
 #   pg2     two replicas on the same PostgreSQL behind the same nginx.
 # For each: reads (GET recommendations of random users, wrk's recommendations.lua, C connections)
 # and ingestion (POST /v1/feedback, batches of B random events, wrk's feedback.lua), each for
@@ -132,6 +133,12 @@ for n in 1 2; do
     serve $((port + 1 + r_i)) "$(pg_url "$db")" "$(pg_url "$db")" "$out/serve-pg$n-$r_i.log"
     upstreams+=($((port + 1 + r_i)))
   done
+  if ((n == 1)); then  # the same replica without the balancer: what the proxy hop costs
+    r=$(reads "http://127.0.0.1:$((port + 2))")
+    i=$(ingest "http://127.0.0.1:$((port + 2))")
+    report pg1-direct "$r" "$i" "$("${as_pg[@]}" "$pg_bin/psql" -tA -h 127.0.0.1 -p "$pg_port" \
+      -U postgres -c 'select count(*) from events' "$db")"
+  fi
   nginx_front "$port" "${upstreams[@]}"
   r=$(reads "http://127.0.0.1:$port")
   i=$(ingest "http://127.0.0.1:$port")

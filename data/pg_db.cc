@@ -72,4 +72,47 @@ absl::StatusOr<std::unique_ptr<PgResult>> PgExec(const char* what, PGconn* conn,
   return res;
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<PgResult>>> PgExecPipelined(
+    const char* what, PGconn* conn, const std::string& url, const char* sql,
+    const std::vector<std::vector<const char*>>& params) {
+  if (PQenterPipelineMode(conn) != 1) return PgError(conn, what, url, "pipeline mode");
+  absl::Status failed;
+  for (const auto& values : params) {
+    if (PQsendQueryParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(),
+                          nullptr, nullptr, 0) != 1) {
+      failed = PgError(conn, what, url, sql);
+      break;
+    }
+  }
+  if (failed.ok() && PQpipelineSync(conn) != 1) failed = PgError(conn, what, url, "pipeline sync");
+  std::vector<std::unique_ptr<PgResult>> out;
+  // Every query sent gives its result then a null; the sync gives PGRES_PIPELINE_SYNC. After an
+  // error the rest are PGRES_PIPELINE_ABORTED. Read them all, up to the sync, or until the
+  // connection is gone.
+  const size_t sent = failed.ok() ? params.size() : 0;
+  for (size_t i = 0; i < sent && PQstatus(conn) == CONNECTION_OK; ++i) {
+    auto res = std::make_unique<PgResult>(PQgetResult(conn));
+    if (res->r == nullptr) {
+      if (failed.ok()) failed = PgError(conn, what, url, sql);
+      break;
+    }
+    const ExecStatusType st = PQresultStatus(res->r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && failed.ok()) {
+      failed = PgError(conn, what, url, sql, res->r);
+    }
+    out.push_back(std::move(res));
+    PQclear(PQgetResult(conn));  // the null that ends this query's results
+  }
+  if (failed.ok() || PQstatus(conn) == CONNECTION_OK) {
+    while (PGresult* r = PQgetResult(conn)) {  // up to and including the sync
+      const bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+      PQclear(r);
+      if (sync) break;
+    }
+  }
+  PQexitPipelineMode(conn);
+  if (!failed.ok()) return failed;
+  return out;
+}
+
 }  // namespace recloop

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -53,6 +54,13 @@ absl::Status PgError(PGconn* conn, const char* what, const std::string& url,
 absl::StatusOr<std::unique_ptr<PgResult>> PgExec(const char* what, PGconn* conn,
                                                  const std::string& url, const char* sql,
                                                  std::initializer_list<const char*> params = {});
+
+// Runs `sql` once for each parameter list of `params`, in libpq's pipeline mode: one round trip
+// for all of them, in order, inside the caller's transaction. Returns each run's result.
+// Errors: PgError of the first run that failed (the runs after it are not applied).
+absl::StatusOr<std::vector<std::unique_ptr<PgResult>>> PgExecPipelined(
+    const char* what, PGconn* conn, const std::string& url, const char* sql,
+    const std::vector<std::vector<const char*>>& params);
 
 }  // namespace recloop
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -199,32 +200,61 @@ absl::StatusOr<AppendResult> PgEventStore::Append(std::span<const Event> events)
   pending_writes_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = Transaction([&](PGconn* c) -> absl::Status {
     result = AppendResult{};
-    // The lock that orders commits by seq (see the header), held until COMMIT.
+    // The lock that orders commits by seq (see the header), held until COMMIT. Every writer
+    // takes it, so no other write inserts an id between the check below and the inserts.
     ASSIGN_OR_RETURN(auto last, PgExec(kWhat, c, url_, "SELECT last FROM recloop_seq FOR UPDATE"));
-    int64_t seq = last->int64(0, 0);
-    for (const Event& e : events) {
-      const std::string seq_text = std::to_string(seq + 1);
-      const std::string value = e.value ? absl::StrFormat("%.9g", *e.value) : "";
-      const std::string ts = std::to_string(e.timestamp);
-      ASSIGN_OR_RETURN(
-          auto insert,
-          PgExec(kWhat, c, url_,
-                 "INSERT INTO events(seq, user_id, item_id, type, value, ts, event_id) "
-                 "VALUES($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-                 {seq_text.c_str(), e.user.c_str(), e.item.c_str(), e.type.c_str(),
-                  e.value ? value.c_str() : nullptr, ts.c_str(),
-                  e.id.empty() ? nullptr : e.id.c_str()}));
-      if (insert->affected() == 1) {
-        ++result.stored;
-        result.last_seq = ++seq;
+    // Which events are duplicates: an id stored before, or repeated in this batch. The ids are
+    // looked up in one round trip (pipelined), so that only new events take seqs.
+    std::vector<bool> duplicate(events.size(), false);
+    std::vector<std::vector<const char*>> lookups;
+    std::vector<size_t> looked_up;
+    absl::flat_hash_set<std::string_view> ids;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (events[i].id.empty()) continue;
+      if (!ids.insert(events[i].id).second) {
+        duplicate[i] = true;
       } else {
-        ++result.duplicates;
+        lookups.push_back({events[i].id.c_str()});
+        looked_up.push_back(i);
       }
     }
-    if (result.stored == 0) return absl::OkStatus();
+    if (!lookups.empty()) {
+      ASSIGN_OR_RETURN(
+          const auto found,
+          PgExecPipelined(kWhat, c, url_, "SELECT 1 FROM events WHERE event_id = $1", lookups));
+      for (size_t k = 0; k < found.size(); ++k) {
+        if (found[k]->rows() > 0) duplicate[looked_up[k]] = true;
+      }
+    }
+    // The new events, with the next seqs, in one more round trip.
+    int64_t seq = last->int64(0, 0);
+    std::vector<std::string> text(3 * events.size());
+    std::vector<std::vector<const char*>> inserts;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (duplicate[i]) {
+        ++result.duplicates;
+        continue;
+      }
+      const Event& e = events[i];
+      text[3 * i] = std::to_string(++seq);
+      if (e.value) text[3 * i + 1] = absl::StrFormat("%.9g", *e.value);
+      text[3 * i + 2] = std::to_string(e.timestamp);
+      inserts.push_back({text[3 * i].c_str(), e.user.c_str(), e.item.c_str(), e.type.c_str(),
+                         e.value ? text[3 * i + 1].c_str() : nullptr, text[3 * i + 2].c_str(),
+                         e.id.empty() ? nullptr : e.id.c_str()});
+    }
+    if (inserts.empty()) return absl::OkStatus();
+    RETURN_IF_ERROR(PgExecPipelined(kWhat, c, url_,
+                                    "INSERT INTO events(seq, user_id, item_id, type, value, ts, "
+                                    "event_id) VALUES($1, $2, $3, $4, $5, $6, $7)",
+                                    inserts)
+                        .status());
+    result.stored = static_cast<int64_t>(inserts.size());
+    result.last_seq = seq;
     const std::string high = std::to_string(seq);
     RETURN_IF_ERROR(
         PgExec(kWhat, c, url_, "UPDATE recloop_seq SET last = $1", {high.c_str()}).status());
+    if (result.stored == 0) return absl::OkStatus();
     return PgExec(kWhat, c, url_, absl::StrCat("NOTIFY ", kChannel).c_str()).status();
   });
   pending_writes_.fetch_sub(1, std::memory_order_relaxed);
