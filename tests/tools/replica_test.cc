@@ -290,6 +290,46 @@ TEST_F(Replicas, ARetrainOnOneSwapsBoth) {
     std::this_thread::sleep_for(milliseconds(50));
   }
   EXPECT_EQ(model_b.value("model_version", ""), after) << "B still serves " << model_b.dump();
+  // A rollback on B moves both back.
+  json rolled;
+  ASSERT_EQ(Post(b.port(), "/v1/admin/rollback", json::object(), &rolled), 200) << rolled.dump();
+  const auto back_by = Clock::now() + seconds(10 * kSlowdown);
+  while (Clock::now() < back_by) {
+    ASSERT_EQ(Get(a.port(), "/v1/model", &model_a), 200);
+    if (model_a.value("model_version", "") == before) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(model_a.value("model_version", ""), before) << "A still serves " << model_a.dump();
+}
+
+// The data team's tools read the shared store as they read an SQLite one.
+TEST_F(Replicas, ExportAndTrainReadThePostgresStore) {
+  ServerProcess a;
+  ASSERT_TRUE(StartReplica(&a, "a"));
+  json batch = json::array();
+  for (int i = 0; i < 300; ++i) {
+    batch.push_back({{"user", absl::StrCat("u", i % 60)},
+                     {"item", absl::StrCat("i", i % 80)},
+                     {"type", i % 3 ? "view" : "purchase"},
+                     {"id", absl::StrCat("ex-", i)}});
+  }
+  json ack;
+  ASSERT_EQ(Post(a.port(), "/v1/feedback", batch, &ack), 200) << ack.dump();
+  const std::string csv = dir_->File(absl::StrCat("export-", databases_.load(), ".csv"));
+  const test::CliResult exported = test::RunRecloop(
+      absl::StrCat("events export --store '", url_, "' --out ", csv), dir_->File("export.err"));
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_NE(exported.err.find("300 events"), std::string::npos) << exported.err;
+  const test::CliResult trained = test::RunRecloop(
+      absl::StrCat("train --events '", url_, "' --feedback implicit --factors 8 --out ",
+                   dir_->File(absl::StrCat("from-pg-", databases_.load()))),
+      dir_->File("train.err"));
+  EXPECT_EQ(trained.exit_code, 0) << trained.err;
+  // The server's retrain offline: promoted (0) or refused by the gate (3), never an error.
+  const test::CliResult retrained = test::RunRecloop(
+      absl::StrCat("train --events '", url_, "' --base ", models_, " --out ", models_),
+      dir_->File("retrain.err"));
+  EXPECT_TRUE(retrained.exit_code == 0 || retrained.exit_code == 3) << retrained.err;
 }
 
 TEST_F(Replicas, ARestartedReplicaCatchesUpBeforeItListens) {
