@@ -39,6 +39,14 @@ HttpResponse MetricsText(const RouteContext& ctx) {
                       "Writes handed to the event store's writer and not yet committed",
                       static_cast<double>(services.events->pending_writes()), ""});
   }
+  if (services.follower != nullptr) {
+    gauges.push_back({"recloop_replica_followed_seq",
+                      "The shared event store's seq this replica has followed the log to",
+                      static_cast<double>(services.follower->cursor()), ""});
+    gauges.push_back({"recloop_replica_failed_passes",
+                      "Passes of the replica follower that failed (the store unreachable)",
+                      static_cast<double>(services.follower->failed_passes()), ""});
+  }
   if (services.connections) {
     gauges.push_back({"recloop_http_connections", "Open client connections",
                       static_cast<double>(services.connections()), ""});

@@ -190,6 +190,14 @@ TEST_F(Replicas, AnEventAcknowledgedByOneIsVisibleOnTheOtherWithinASecondAndAtOn
             200);
   EXPECT_FALSE(ListHas(list, top)) << list.dump();
   EXPECT_GE(HeaderInt(head, "recloop-seq"), seq) << head;
+  {  // /metrics says how far B has followed the log.
+    Connection c(b.port(), kKey);
+    std::string metrics;
+    ASSERT_EQ(c.Request("GET", "/metrics", "", &metrics), 200);
+    const size_t at = metrics.find("\nrecloop_replica_followed_seq ");
+    ASSERT_NE(at, std::string::npos) << metrics;
+    EXPECT_GE(std::strtoll(metrics.c_str() + at + 30, nullptr, 10), seq);
+  }
   // A seq no replica has reached: 503 with Retry-After after a bounded wait, never a stale list.
   ASSERT_EQ(Get(b.port(), absl::StrCat("/v1/users/newcomer-2/recommendations?min_seq=", seq + 1000),
                 &list, &head),
