@@ -89,6 +89,7 @@ constexpr const char* kSchema =
 
 // Prepared once: a write's statements are parsed once per store, not per request.
 struct SqliteEventStore::WriterStatements {
+  sqlite3_stmt* exists = nullptr;
   sqlite3_stmt* insert = nullptr;
   sqlite3_stmt* savepoint = nullptr;
   sqlite3_stmt* release = nullptr;
@@ -97,12 +98,14 @@ struct SqliteEventStore::WriterStatements {
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
   ~WriterStatements() {
-    for (sqlite3_stmt* st : {insert, savepoint, release, rollback_to, begin, commit, rollback}) {
+    for (sqlite3_stmt* st :
+         {exists, insert, savepoint, release, rollback_to, begin, commit, rollback}) {
       sqlite3_finalize(st);
     }
   }
   absl::Status Prepare(sqlite3* db, const std::string& path) {
     const std::pair<sqlite3_stmt**, const char*> all[] = {
+        {&exists, "SELECT 1 FROM events WHERE event_id = ?1"},
         {&insert,
          "INSERT INTO events(user, item, type, value, ts, event_id) "
          "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING"},
@@ -389,11 +392,28 @@ absl::StatusOr<AppendResult> SqliteEventStore::Append(std::span<const Event> eve
   const absl::Status s = Submit([&](sqlite3* db) -> absl::Status {
     result = AppendResult{};
     sqlite3_stmt* const insert = writer_stmts_->insert;
-    struct Reset {  // leaves the statement reset, whichever way this returns
-      sqlite3_stmt* st;
-      ~Reset() { sqlite3_reset(st); }
-    } reset{insert};
+    sqlite3_stmt* const exists = writer_stmts_->exists;
+    struct Reset {  // leaves the statements reset, whichever way this returns
+      sqlite3_stmt* a;
+      sqlite3_stmt* b;
+      ~Reset() {
+        sqlite3_reset(a);
+        sqlite3_reset(b);
+      }
+    } reset{insert, exists};
     for (const Event& e : events) {
+      if (!e.id.empty()) {
+        // A stored id is a duplicate, looked up first: an insert that conflicts would still
+        // take an AUTOINCREMENT seq, and seqs must count stored events only.
+        sqlite3_reset(exists);
+        sqlite3_bind_text(exists, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
+        const int rc = sqlite3_step(exists);
+        if (rc == SQLITE_ROW) {
+          ++result.duplicates;
+          continue;
+        }
+        if (rc != SQLITE_DONE) return SqlError(db, kWhat, options_.path, "look up an id");
+      }
       sqlite3_reset(insert);
       sqlite3_bind_text(insert, 1, e.user.data(), static_cast<int>(e.user.size()), SQLITE_STATIC);
       sqlite3_bind_text(insert, 2, e.item.data(), static_cast<int>(e.item.size()), SQLITE_STATIC);

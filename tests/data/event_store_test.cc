@@ -75,6 +75,15 @@ TEST_F(EventStoreTest, EventIdsMakeRetriesIdempotent) {
   EXPECT_EQ(r.stored, 1);
   EXPECT_EQ(r.duplicates, 2);
   EXPECT_EQ(store->Count().value(), 4);
+  // A duplicate takes no seq: seqs count stored events (the retrain's holdout is the newest
+  // seqs, so a retried batch must not make it look empty).
+  EXPECT_EQ(store->LastSeq().value(), 4);
+  EXPECT_EQ(r.last_seq, 4);
+  ASSERT_OK_AND_ASSIGN(r, store->Append(std::vector<Event>{Ev("u2", "i1", "view", {}, 1, "c"),
+                                                           Ev("u2", "i1", "view", {}, 1, "c")}));
+  EXPECT_EQ(r.stored, 1);
+  EXPECT_EQ(r.duplicates, 1);
+  EXPECT_EQ(store->LastSeq().value(), 5);
 }
 
 TEST_F(EventStoreTest, BadEventRejectsTheWholeBatch) {
