@@ -36,12 +36,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.parse
 
 import jsonschema
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recloop_process import RecloopProcess  # noqa: E402  (tests/recloop_process.py)
 
 RECLOOP = ""
 SPEC_PATH = ""
@@ -220,28 +222,14 @@ class Server:
             f.write('name = "beam-width"\nsalt = "contract"\n'
                     '[[variant]]\nname = "control"\nshare = 50\n'
                     '[[variant]]\nname = "narrow-beam"\nshare = 50\nef_search = 16\nn = 7\n')
-        self.log = open(os.path.join(tmp, "server.log"), "w+")
-        self.proc = subprocess.Popen(
+        self.server = RecloopProcess(
             [RECLOOP, "serve", "--models", models, "--events", os.path.join(tmp, "events.db"),
              "--key-file", keys, "--experiment", experiment, "--host", "127.0.0.1",
              "--port", "0", "--retrain-iterations", "2",
              # Retrains only when asked (POST /v1/admin/retrain), never beside one: no 409.
              "--retrain-events", "0", "--retrain-minutes", "0"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = None
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while self.port is None and time.monotonic() < deadline and self.proc.poll() is None:
-            self.log.seek(0)
-            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", self.log.read())
-            if match:
-                self.port = int(match.group(1))
-            else:
-                time.sleep(0.1)
-        if self.port is None:
-            self.log.seek(0)
-            output = self.log.read()
-            self.stop()
-            raise RuntimeError("recloop serve did not start listening:\n" + output)
+            os.path.join(tmp, "server.log"), TIMEOUT_SECONDS)
+        self.port = self.server.port
 
     def request(self, method, target, body=None, headers=None):
         """(status, lowercased headers, body bytes) of one request on a new connection."""
@@ -255,13 +243,7 @@ class Server:
             conn.close()
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        self.server.stop()
 
 
 SPEC = None

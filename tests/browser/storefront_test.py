@@ -18,12 +18,9 @@ RECLOOP_REQUIRE_BROWSER=1 (scripts/test sets it, so CI cannot skip it).
 """
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.parse
 import urllib.request
@@ -41,6 +38,9 @@ try:
 except ImportError:
     HAVE_SELENIUM = False
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recloop_process import RecloopProcess  # noqa: E402  (tests/recloop_process.py)
+
 RECLOOP = ""
 ARTIFACTS = ""
 WAIT_SECONDS = 30  # every wait below is bounded by this
@@ -50,28 +50,18 @@ class StorefrontTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="recloop-storefront-")
-        cls.log = open(os.path.join(cls.tmp, "server.log"), "w+")
-        cls.server = subprocess.Popen(
-            [RECLOOP, "demo", "--quiet", "--users", "2000", "--items", "400",
-             "--interactions", "60000", "--models", os.path.join(cls.tmp, "models"),
-             "--serve", "--host", "127.0.0.1", "--port", "0"],
-            stdout=cls.log, stderr=subprocess.STDOUT)
-        cls.base = None
-        deadline = time.monotonic() + 120  # training the small demo model takes seconds
-        while cls.base is None and time.monotonic() < deadline:
-            if cls.server.poll() is not None:
-                break
-            cls.log.seek(0)
-            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", cls.log.read())
-            if match:
-                cls.base = match.group(1)
-            else:
-                time.sleep(0.2)
-        if cls.base is None:
-            cls.log.seek(0)
-            output = cls.log.read()
+        cls.server = None
+        try:
+            # Training the small demo model takes seconds.
+            cls.server = RecloopProcess(
+                [RECLOOP, "demo", "--quiet", "--users", "2000", "--items", "400",
+                 "--interactions", "60000", "--models", os.path.join(cls.tmp, "models"),
+                 "--serve", "--host", "127.0.0.1", "--port", "0"],
+                os.path.join(cls.tmp, "server.log"), 120)
+        except BaseException:
             cls.tearDownClass()
-            raise RuntimeError("recloop demo --serve did not start listening:\n" + output)
+            raise
+        cls.base = cls.server.base
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -86,13 +76,8 @@ class StorefrontTest(unittest.TestCase):
         driver = getattr(cls, "driver", None)
         if driver is not None:
             driver.quit()
-        cls.server.terminate()
-        try:
-            cls.server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-            cls.server.wait()
-        cls.log.close()
+        if cls.server is not None:
+            cls.server.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # ---- helpers ----

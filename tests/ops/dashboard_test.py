@@ -29,12 +29,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.error
 import urllib.request
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recloop_process import RecloopProcess  # noqa: E402  (tests/recloop_process.py)
 
 RECLOOP = ""
 SOURCE = ""
@@ -286,13 +288,7 @@ class DashboardTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.server is not None:
-            cls.server.terminate()
-            try:
-                cls.server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                cls.server.kill()
-                cls.server.wait()
-            cls.log.close()
+            cls.server.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # ---- the server ----
@@ -317,27 +313,13 @@ class DashboardTest(unittest.TestCase):
         key_file = os.path.join(cls.tmp, "api-key")
         with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(cls.key + "\n")
-        cls.log = open(os.path.join(cls.tmp, "server.log"), "w+")
-        cls.server = subprocess.Popen(
+        cls.server = RecloopProcess(
             [RECLOOP, "--threads", "2", "serve", "--models", os.path.join(cls.tmp, "models"),
              "--events", os.path.join(cls.tmp, "events.db"), "--api-key-file", key_file,
              "--host", "127.0.0.1", "--port", "0", "--io-threads", "2", "--retrain-threads", "1",
              "--rate-limit", "20"],
-            stdout=cls.log, stderr=subprocess.STDOUT)
-        cls.port = None
-        deadline = time.monotonic() + TIMEOUT
-        while cls.port is None and time.monotonic() < deadline:
-            if cls.server.poll() is not None:
-                break
-            cls.log.seek(0)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", cls.log.read())
-            if m:
-                cls.port = int(m.group(1))
-            else:
-                time.sleep(0.1)
-        if cls.port is None:
-            cls.log.seek(0)
-            raise RuntimeError("recloop serve did not start listening:\n" + cls.log.read())
+            os.path.join(cls.tmp, "server.log"), TIMEOUT)
+        cls.port = cls.server.port
 
     @classmethod
     def request(cls, method, path, body=None, auth=True):
