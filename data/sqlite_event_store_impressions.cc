@@ -1,5 +1,5 @@
 // The event store's impressions and attributions (serving/impression_log.h): written in batches
-// through the writer thread, exported as JSON Lines. Split from event_store.cc by size.
+// through the writer thread. Split from sqlite_event_store.cc by size.
 #include <sqlite3.h>
 
 #include <fstream>
