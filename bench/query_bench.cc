@@ -129,37 +129,53 @@ BENCHMARK(BM_Recommend)
     ->Args({1000000, 0, 1, 0})
     ->Unit(benchmark::kMicrosecond);
 
-// Args: {interactions in the history, implicit}. Explicit folds solve for a vector and a bias;
-// implicit ones (the serving default) weigh each item by its confidence 1 + alpha * w(value).
+// Args: {interactions in the history, kind}. Kind 0: explicit (a vector and a bias). Kind 1:
+// implicit trained by Cholesky (cg_steps 0), folded by Cholesky. Kind 2: implicit trained by CG
+// (the default), folded by CG warm-started from the user's previous vector (the fold of the same
+// history without its last item, as the server's previous entry), to kFoldCgTolerance. Kind 3:
+// as 2 from no start. Implicit models have the training defaults λ = 100, α = 8, log confidence.
 void BM_FoldIn(benchmark::State& state) {
   const auto n = static_cast<int>(state.range(0));
-  const bool implicit = state.range(1) != 0;
+  const int kind = static_cast<int>(state.range(1));
   static const auto explicit_model = MakeModel(27000);
-  static const auto implicit_model = [] {
+  const auto implicit_with = [](int cg_steps) {
     auto m = std::make_shared<FactorModel>(*explicit_model);
     m->params.feedback = FeedbackKind::kImplicit;
-    m->params.alpha = 1.0f;
+    m->params.regularization = 100.0f;
+    m->params.alpha = 8.0f;
     m->params.confidence = Confidence::kLog;
+    m->params.cg_steps = cg_steps;
     return std::shared_ptr<const FactorModel>(std::move(m));
-  }();
+  };
+  static const auto cholesky_model = implicit_with(0);
+  static const auto cg_model = implicit_with(3);
   static const auto explicit_fold = FoldIn::Create(*explicit_model);
-  static const auto implicit_fold = FoldIn::Create(*implicit_model);
-  const auto& fold = implicit ? implicit_fold : explicit_fold;
-  const auto& model = implicit ? implicit_model : explicit_model;
+  static const auto cholesky_fold = FoldIn::Create(*cholesky_model);
+  static const auto cg_fold = FoldIn::Create(*cg_model);
+  const auto& fold = kind == 0 ? explicit_fold : kind == 1 ? cholesky_fold : cg_fold;
+  const auto& model = kind == 0 ? explicit_model : kind == 1 ? cholesky_model : cg_model;
   if (!fold.ok()) std::abort();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> pick(0, model->num_items() - 1);
+  std::uniform_int_distribution<int> value(1, 5);
   std::vector<int32_t> items(n);
-  std::vector<float> values(n, 4.0f);
+  std::vector<float> values(n);
+  Eigen::VectorXf start;
   std::vector<double> micros;
   for (auto _ : state) {
     state.PauseTiming();
     for (auto& i : items) i = pick(rng);
+    for (auto& v : values) v = static_cast<float>(value(rng));
+    if (kind == 2) {
+      auto previous = fold->Fold(std::span(items).first(n - 1), std::span(values).first(n - 1));
+      if (!previous.ok()) std::abort();
+      start = previous->factors;
+    }
     state.ResumeTiming();
-    const auto start = std::chrono::steady_clock::now();
-    auto user = fold->Fold(items, values);
+    const auto begin = std::chrono::steady_clock::now();
+    auto user = fold->Fold(items, values, std::span<const float>(start.data(), start.size()));
     micros.push_back(
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - begin)
             .count());
     if (!user.ok()) std::abort();
     benchmark::DoNotOptimize(user->factors.data());
@@ -167,8 +183,8 @@ void BM_FoldIn(benchmark::State& state) {
   ReportPercentiles(state, &micros);
 }
 BENCHMARK(BM_FoldIn)
-    ->ArgNames({"history", "implicit"})
-    ->ArgsProduct({{10, 100, 1000}, {0, 1}})
+    ->ArgNames({"history", "kind"})
+    ->ArgsProduct({{10, 50, 100, 1000}, {0, 1, 2, 3}})
     ->Unit(benchmark::kMicrosecond);
 
 // Args: {K, blocked}: one fold-in's solve of a K x K system (factorise, then one right-hand

@@ -7,6 +7,7 @@
 #include "Eigen/Cholesky"
 #include "absl/strings/str_cat.h"
 #include "engine/cholesky.h"
+#include "engine/implicit_cg.h"
 #include "tbb/blocked_range.h"
 #include "tbb/parallel_for.h"
 
@@ -119,7 +120,8 @@ absl::Status FoldIn::CheckHistory(std::span<const int32_t> items,
 }
 
 absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
-                                        std::span<const float> values) const {
+                                        std::span<const float> values,
+                                        std::span<const float> start) const {
   if (absl::Status s = CheckHistory(items, values); !s.ok()) return s;
   if (items.empty()) {
     // As in training: a row without data has the zero vector as its penalised optimum.
@@ -139,7 +141,7 @@ absl::StatusOr<FoldedUser> FoldIn::Fold(std::span<const int32_t> items,
     return u;
   }
   return model_->params.feedback == FeedbackKind::kExplicit ? FoldExplicit(items, values)
-                                                        : FoldImplicit(items, values);
+                                                            : FoldImplicit(items, values, start);
 }
 
 // For each served sample s: the posterior mean of [p_s, b] given the sample's item factors
@@ -222,13 +224,58 @@ absl::StatusOr<FoldedUser> FoldIn::FoldExplicit(std::span<const int32_t> items,
   return u;
 }
 
-// Mirrors the Cholesky branch of ImplicitHalfStepK in training/als.cc.
+bool FoldIn::FoldImplicitCg(std::span<const int32_t> items, std::span<const float> values,
+                            std::span<const float> start, Vector* x) const {
+  const int k = factors();
+  const int64_t n = static_cast<int64_t>(items.size());
+  // Scratch kept by the calling thread between folds (a fold thread folds user after user).
+  thread_local std::vector<float> z, w, d;
+  z.resize(static_cast<size_t>(n * k));
+  w.resize(static_cast<size_t>(n));
+  d.resize(static_cast<size_t>(n));
+  x->resize(k);
+  if (static_cast<int>(start.size()) == k &&
+      std::all_of(start.begin(), start.end(), [](float v) { return std::isfinite(v); })) {
+    std::copy(start.begin(), start.end(), x->data());
+  } else {
+    x->setZero();
+  }
+  const FactorModel& m = *model_;
+  const auto solve = [&]<int K>() {
+    return ImplicitCgRow<K>(items, values, m.item_factors.data(), k, gram_, m.params.alpha,
+                            m.params.confidence, /*steps=*/k, kFoldCgTolerance, z.data(), w.data(),
+                            d.data(), x->data());
+  };
+  switch (k) {
+    case 16:
+      return solve.operator()<16>();
+    case 32:
+      return solve.operator()<32>();
+    case 64:
+      return solve.operator()<64>();
+    case 128:
+      return solve.operator()<128>();
+    default:
+      return solve.operator()<Eigen::Dynamic>();
+  }
+}
+
+// A model trained by CG: the same CG to a tight tolerance. Otherwise (or if CG does not reach
+// it), mirrors the Cholesky branch of ImplicitHalfStepK in training/als.cc.
 absl::StatusOr<FoldedUser> FoldIn::FoldImplicit(std::span<const int32_t> items,
-                                                std::span<const float> values) const {
+                                                std::span<const float> values,
+                                                std::span<const float> start) const {
   const FactorMatrix& y = model_->item_factors;
   const float alpha = model_->params.alpha;
   const int k = factors();
   const int64_t n = static_cast<int64_t>(items.size());
+  if (model_->params.cg_steps > 0) {
+    FoldedUser u;
+    if (FoldImplicitCg(items, values, start, &u.factors)) {
+      if (!u.factors.allFinite()) return absl::InternalError("fold-in produced non-finite factors");
+      return u;
+    }
+  }
   // A = YᵀY + λI + Σ (c−1) y yᵀ, b = Σ c p y: rows scaled by sqrt(c−1) for one rank update.
   FactorMatrix z(n, k);
   Vector b = Vector::Zero(k);

@@ -17,6 +17,10 @@
 
 namespace recloop {
 
+// The relative residual at which a CG fold stops (FoldIn): 1e-6 leaves the folded vector within
+// about 4e-6 (relative) of the exact solve on the benchmark model, float rounding's order.
+inline constexpr float kFoldCgTolerance = 1e-6f;
+
 // The result of one fold-in.
 struct FoldedUser {
   // The user's factors, model.params.factors long. Zero when cold_start is true.
@@ -40,10 +44,15 @@ struct FoldedUser {
 //   EASE (training/ease.h): the user's vector is the history itself (+1 liked, -1 disliked at
 //             each item's index; K = items), exactly as training stores its users;
 //   implicit: min Σ_all items c_i (p_i − x·y_i)² + λ|x|² with c = 1 + α|v|, p = [v > 0] on the
-//             given items and c = 1, p = 0 elsewhere, i.e. the exact Cholesky solve of
+//             given items and c = 1, p = 0 elsewhere, i.e. the solution of
 //             (YᵀY + λI + Σ (c−1) y yᵀ) x = Σ c·p·y. YᵀY + λI is computed once, in Create.
-//             (Training may use CG; CG converges to this same solution.)
-// Cost per call: O(n·K² + K³) with n the history length; scratch is allocated per call.
+//             A model trained by CG (the default, params.cg_steps > 0) is folded by the same
+//             CG (engine/implicit_cg.h), warm-started from `start` (the user's current vector)
+//             and run until the relative residual |b − Ax| / |b| is at most kFoldCgTolerance
+//             (at most K steps; Cholesky if it is not reached then). A model trained by
+//             Cholesky is folded by Cholesky, exactly as training solves its rows.
+// Cost per call: O(n·K² + K³) by Cholesky, with n the history length; O(s·(n·K + K²)) by s CG
+// steps (about 10 from a warm start: 3-4x faster at n = 50, K = 64, BENCHMARKS.md issue 22).
 //
 // Thread-safety: immutable after Create; any number of threads may call the const methods
 // concurrently. Holds a reference to the model, which must outlive it and stay unchanged.
@@ -61,8 +70,12 @@ class FoldIn {
   // an item index is outside [0, num_items()) or a value is not finite; Internal if the system
   // is not positive definite (only possible with zero regularization). An empty history is not
   // an error: it returns cold_start = true (see FoldedUser).
-  absl::StatusOr<FoldedUser> Fold(std::span<const int32_t> items,
-                                  std::span<const float> values) const;
+  //
+  // `start`, if not empty, is a warm start for implicit models folded by CG (see above): the
+  // user's current vector (K floats; another length is ignored). The result then depends on it
+  // only within the tolerance.
+  absl::StatusOr<FoldedUser> Fold(std::span<const int32_t> items, std::span<const float> values,
+                                  std::span<const float> start = {}) const;
 
   // The predicted value (rating) of a folded user for item i: μ + b + b_i + x·q_i for explicit
   // models, x·y_i for implicit ones, clamped to [model.min_value, model.max_value] as
@@ -104,7 +117,11 @@ class FoldIn {
   absl::StatusOr<FoldedUser> FoldExplicit(std::span<const int32_t> items,
                                           std::span<const float> values) const;
   absl::StatusOr<FoldedUser> FoldImplicit(std::span<const int32_t> items,
-                                          std::span<const float> values) const;
+                                          std::span<const float> values,
+                                          std::span<const float> start) const;
+  // The CG fold of a model trained by CG: false if the tolerance was not met in K steps.
+  bool FoldImplicitCg(std::span<const int32_t> items, std::span<const float> values,
+                      std::span<const float> start, Eigen::VectorXf* x) const;
   absl::StatusOr<FoldedUser> FoldBpmf(std::span<const int32_t> items,
                                       std::span<const float> values) const;
 
@@ -154,8 +171,8 @@ class FoldHistory {
   bool empty() const { return items_.empty(); }
 
   // fold.Fold(items(), values()); errors as FoldIn::Fold.
-  absl::StatusOr<FoldedUser> FoldWith(const FoldIn& fold) const {
-    return fold.Fold(items_, values_);
+  absl::StatusOr<FoldedUser> FoldWith(const FoldIn& fold, std::span<const float> start = {}) const {
+    return fold.Fold(items_, values_, start);
   }
 
  private:

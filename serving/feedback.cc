@@ -161,7 +161,8 @@ int64_t UserOverlay::size() const {
 
 absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const ModelSnapshot& snap, const std::string& user, const std::vector<StoredEvent>& events,
-    const FeedbackOptions& options, int64_t through_seq, bool erased) {
+    const FeedbackOptions& options, int64_t through_seq, bool erased,
+    const FoldedUserEntry* previous) {
   const FactorModel& m = *snap.model;
   if (!m.has_factors() || snap.fold_in == nullptr) {
     return absl::FailedPreconditionError("the live model has no factors to fold users into");
@@ -194,7 +195,13 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
   }
   // In item order: the fold's sums must not depend on the order the events arrived in.
   history.SortByItem();
-  auto folded = history.FoldWith(*snap.fold_in);
+  std::span<const float> start;
+  if (previous != nullptr && previous->model_version == entry->model_version) {
+    start = previous->factors;
+  } else if (u && *u < m.user_factors.rows()) {
+    start = std::span<const float>(m.user_factors.row(*u).data(), m.user_factors.cols());
+  }
+  auto folded = history.FoldWith(*snap.fold_in, start);
   if (!folded.ok()) return folded.status();
   if (!folded->cold_start) {
     entry->factors.assign(folded->factors.data(), folded->factors.data() + folded->factors.size());

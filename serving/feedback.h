@@ -113,11 +113,14 @@ class UserOverlay {
 // count as in training (data/event_interactions.h): explicit models take "rating" events (the
 // latest per item wins), implicit models add up each item's event weights. Items the model does
 // not know are skipped. Pass erased = true if the user was erased after the model's last event
-// (EventStore::ErasedAt): their training row then no longer counts. Errors: FailedPrecondition
-// for a model without factors.
+// (EventStore::ErasedAt): their training row then no longer counts. `previous` (may be null) is
+// the user's current entry: its vector, if of snap's version, warm-starts a CG fold
+// (engine/fold_in.h), else the user's trained row does. Errors: FailedPrecondition for a model
+// without factors.
 absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const ModelSnapshot& snap, const std::string& user, const std::vector<StoredEvent>& events,
-    const FeedbackOptions& options, int64_t through_seq, bool erased = false);
+    const FeedbackOptions& options, int64_t through_seq, bool erased = false,
+    const FoldedUserEntry* previous = nullptr);
 
 }  // namespace recloop
 

@@ -31,8 +31,10 @@ absl::Status FeedbackFolder::FoldAndPutLocked(const ModelSnapshot& snap,
     // An erased user's entry reflects the erasure's seq: it replaces an entry folded before
     // the erasure (UserOverlay::Put keeps the later one), e.g. on a replica that folded the
     // user's events before another replica erased them. Every event left is newer.
-    auto entry = FoldUser(snap, users[i], h.events, feedback_,
-                          erased ? std::max(through, h.erased_at) : through, erased);
+    const auto previous = overlay_.Find(users[i], snap.version());
+    auto entry =
+        FoldUser(snap, users[i], h.events, feedback_,
+                 erased ? std::max(through, h.erased_at) : through, erased, previous.get());
     if (!entry.ok()) {
       if (first.ok()) first = entry.status();
       continue;

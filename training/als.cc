@@ -11,6 +11,7 @@
 #include "base/hash_mix.h"
 #include "base/timer.h"
 #include "engine/cholesky.h"
+#include "engine/implicit_cg.h"
 #include "engine/status_macros.h"
 #include "tbb/parallel_for.h"
 #include "xxhash.h"
@@ -75,62 +76,6 @@ void ExplicitHalfStep(const CsrMatrix& m, const FactorMatrix& other_factors,
   });
 }
 
-// Conjugate gradient for one row (Takács et al. 2011), warm-started from x. The row's factor
-// rows are gathered once into `z` (n x K, contiguous; prefetched, since the hardware cannot guess
-// an indirect access); every later pass then streams through z, which is what makes long rows
-// (popular items, whose rows do not stay in cache) cheap. A = YᵀY + λI + Σ (c−1) y yᵀ is never
-// formed: A·v = gram·v + zᵀ(w ∘ z v) with w = c − 1 = α|v|. K is a compile-time size for the
-// common factor counts and Eigen::Dynamic otherwise.
-template <int K>
-void CgRow(std::span<const int32_t> cols, std::span<const float> vals, const float* y, int k,
-           const Matrix& gram, float alpha, Confidence confidence, int steps, float* z_buf, float* w_buf, float* d_buf,
-           float* x_out) {
-  using Vec = Eigen::Matrix<float, K, 1>;
-  using Rows = Eigen::Matrix<float, Eigen::Dynamic, K, Eigen::RowMajor>;
-  const int64_t n = static_cast<int64_t>(cols.size());
-  Eigen::Map<Rows> z(z_buf, n, k);
-  Eigen::Map<Eigen::VectorXf> w(w_buf, n);
-  Eigen::Map<Eigen::VectorXf> d(d_buf, n);
-  constexpr int64_t kAhead = 6;
-  for (int64_t j = 0; j < n; ++j) {
-    if (j + kAhead < n) {
-      const char* next = reinterpret_cast<const char*>(y + int64_t{cols[j + kAhead]} * k);
-      for (int line = 0; line < k * static_cast<int>(sizeof(float)); line += 64) {
-        __builtin_prefetch(next + line);
-      }
-    }
-    z.row(j) = Eigen::Map<const Eigen::Matrix<float, 1, K>>(y + int64_t{cols[j]} * k, k);
-    w[j] = alpha * ConfidenceWeight(confidence, vals[j]);
-  }
-  Eigen::Map<const Eigen::Matrix<float, K, K>> g(gram.data(), k, k);
-  Eigen::Map<Vec> x_map(x_out, k);
-  Vec x = x_map;
-  // r = b − A x, with b = Σ c·[v > 0]·y.
-  d.noalias() = z * x;
-  for (int64_t j = 0; j < n; ++j) {
-    d[j] = (vals[j] > 0 ? 1.0f + w[j] : 0.0f) - w[j] * d[j];
-  }
-  Vec r = -(g * x);
-  r.noalias() += z.transpose() * d;
-  Vec p = r;
-  Vec ap(k);
-  float rs_old = r.squaredNorm();
-  for (int step = 0; step < steps; ++step) {
-    if (rs_old < 1e-20f) break;
-    d.noalias() = z * p;
-    d.array() *= w.array();
-    ap.noalias() = g * p;
-    ap.noalias() += z.transpose() * d;
-    const float step_size = rs_old / p.dot(ap);
-    x.noalias() += step_size * p;
-    r.noalias() -= step_size * ap;
-    const float rs_new = r.squaredNorm();
-    p = r + (rs_new / rs_old) * p;
-    rs_old = rs_new;
-  }
-  x_map = x;
-}
-
 // Implicit half-step (Hu et al. 2008): minimises Σ_j c_j (p_j − x·y_j)² + λ|x|² over all
 // columns j for every row, where c = 1 + α|v| and p = [v > 0] on stored entries and c = 1, p = 0
 // elsewhere. `gram` = YᵀY + λI of the other side.
@@ -163,8 +108,9 @@ void ImplicitHalfStepK(const CsrMatrix& m, const FactorMatrix& y, const Matrix& 
         continue;
       }
       if (!o.cholesky) {
-        CgRow<K>(cols, vals, y.data(), k, gram, alpha, o.confidence, o.cg_steps, z_buf.data(), w_buf.data(),
-                 d_buf.data(), x_all->row(row).data());
+        ImplicitCgRow<K>(cols, vals, y.data(), k, gram, alpha, o.confidence, o.cg_steps,
+                         /*tolerance=*/0.0f, z_buf.data(), w_buf.data(), d_buf.data(),
+                         x_all->row(row).data());
         continue;
       }
       // A = YᵀY + λI + Σ (c−1) y yᵀ, b = Σ c p y: rows scaled by sqrt(c−1) for one rank update.

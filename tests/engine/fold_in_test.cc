@@ -129,6 +129,65 @@ TEST(FoldIn, ImplicitEqualsTheFullObjectiveSolution) {
   EXPECT_NEAR(f.Score(u, 5), m.item_factors.row(5).dot(u.factors), 1e-6);
 }
 
+// A model trained by CG (params.cg_steps > 0, the implicit default) is folded by warm-started
+// CG to kFoldCgTolerance: from no start, from a random one and from the solution itself, at the
+// factor counts with a compile-time kernel (16, 64) and one without (24), the result is the
+// system's solution (formed and solved in double) to float precision.
+TEST(FoldIn, CgTrainedImplicitModelFoldsByCgToTheSolution) {
+  for (const int k : {16, 24, 64}) {
+    SCOPED_TRACE(absl::StrCat("K = ", k));
+    std::mt19937_64 rng(11);
+    std::normal_distribution<float> normal(0.0f, 0.3f);
+    FactorModel m;
+    m.params.algorithm = Algorithm::kAls;
+    m.params.feedback = FeedbackKind::kImplicit;
+    m.params.factors = k;
+    m.params.regularization = 5.0f;
+    m.params.alpha = 8.0f;
+    m.params.confidence = Confidence::kLog;
+    m.params.cg_steps = 3;
+    constexpr int kManyItems = 400;
+    for (int i = 0; i < kManyItems; ++i) m.items.GetOrAdd(absl::StrCat("i", i));
+    m.item_factors.resize(kManyItems, k);
+    for (int64_t j = 0; j < m.item_factors.size(); ++j) m.item_factors.data()[j] = normal(rng);
+    m.item_popularity = Eigen::VectorXf::Ones(kManyItems);
+    ASSERT_OK_AND_ASSIGN(const FoldIn f, FoldIn::Create(m));
+    std::vector<int32_t> items;
+    std::vector<float> values;
+    for (int j = 0; j < 50; ++j) {
+      items.push_back(j * 7 % kManyItems);
+      values.push_back(j % 9 == 0 ? -1.0f : static_cast<float>(1 + j % 4));
+    }
+    Eigen::MatrixXd a = m.item_factors.cast<double>().transpose() * m.item_factors.cast<double>();
+    a.diagonal().array() += m.params.regularization;
+    Eigen::VectorXd b = Eigen::VectorXd::Zero(k);
+    for (size_t j = 0; j < items.size(); ++j) {
+      const Eigen::VectorXd y = m.item_factors.row(items[j]).transpose().cast<double>();
+      const double c = 1.0 + m.params.alpha * std::log1p(std::abs(values[j]));
+      a += (c - 1.0) * y * y.transpose();
+      if (values[j] > 0) b += c * y;
+    }
+    const Eigen::VectorXd expected = a.llt().solve(b);
+    std::vector<float> random_start(k);
+    for (float& v : random_start) v = normal(rng);
+    std::vector<float> solution(expected.size());
+    for (int c = 0; c < k; ++c) solution[c] = static_cast<float>(expected[c]);
+    const std::vector<std::vector<float>> starts = {{}, random_start, solution};
+    for (size_t s = 0; s < starts.size(); ++s) {
+      SCOPED_TRACE(absl::StrCat("start ", s));
+      ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(items, values, starts[s]));
+      EXPECT_LT((u.factors.cast<double>() - expected).norm(), 1e-5 * expected.norm());
+      // CG, not Cholesky: a start at the solution needs no step and comes back unchanged.
+      if (s == 2) EXPECT_EQ(std::vector<float>(u.factors.begin(), u.factors.end()), solution);
+    }
+    // A start of another length is no start.
+    ASSERT_OK_AND_ASSIGN(const FoldedUser cold, f.Fold(items, values));
+    ASSERT_OK_AND_ASSIGN(const FoldedUser odd,
+                         f.Fold(items, values, std::vector<float>(k + 1, 1.0f)));
+    EXPECT_EQ(odd.factors, cold.factors);
+  }
+}
+
 TEST(FoldIn, ExtraPositiveInteractionMovesTowardTheItemAndItsNeighbour) {
   for (FeedbackKind fb : {FeedbackKind::kExplicit, FeedbackKind::kImplicit}) {
     SCOPED_TRACE(std::string(ToString(fb)));
