@@ -76,8 +76,7 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
     }
     const std::string& user = model.users.External(order[j]);
     const auto folded = folder_->overlay().Find(user, snap.version());
-    const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-    if (!cache_->Holds(user, snap.ranking_serial, fold_serial) &&
+    if (!HoldsRanked(cache_, snap, user, order[j], folded.get()) &&
         cache_->HasRoom(user, snap.ranking_serial)) {
       auto list = RankForCache(snap, order[j], folded.get(), request, cache_->candidates());
       if (!list.ok()) {

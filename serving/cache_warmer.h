@@ -3,9 +3,11 @@
 // customers' first requests after it are answered from the cache instead of each waiting for a
 // search. The most active users (most training interactions) go first, into the room the cache
 // has left: a warmed entry never evicts one (serving/ranked_cache.h PutIfRoom), so what requests
-// brought in stays. Users already cached for the live model are skipped. The thread runs at the
-// lowest CPU priority (nice 19), so it takes only what the request threads leave; a pass that sees
-// the model change again stops and starts over for the new one.
+// brought in stays. Users already cached for the live model are skipped, and so are users whose
+// list an extension's new items do not enter (carried forward, serving/ranked_cache.h
+// CarryForward): after new items are indexed, only the lists they change are ranked again. The
+// thread runs at the lowest CPU priority (nice 19), so it takes only what the request threads
+// leave; a pass that sees the model change again stops and starts over for the new one.
 #ifndef RECLOOP_SERVING_CACHE_WARMER_H_
 #define RECLOOP_SERVING_CACHE_WARMER_H_
 

@@ -1,5 +1,6 @@
 #include "serving/live_model.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,32 @@ uint64_t NextServingSerial() {
 
 std::string DefaultCatalogPath(const std::string& models_dir) { return models_dir + "/catalog.db"; }
 namespace {
+
+// Whether `extended` is `base` with items appended (engine/model_edit.h AppendItems): the same
+// version, users and user factors, and base's items first with the same names, factors and
+// biases. Compares the arrays in full (tens of MB at most, once per extension): a list ranked
+// against `base` then still holds against `extended` for base's items.
+bool ExtendsModel(const FactorModel& extended, const FactorModel& base) {
+  const int32_t n = base.num_items();
+  const auto prefix_equal = [](const float* a, const float* b, int64_t count) {
+    return std::equal(a, a + count, b);
+  };
+  if (extended.lineage.version != base.lineage.version || n == 0 || extended.num_items() <= n ||
+      !base.has_factors() || extended.item_factors.cols() != base.item_factors.cols() ||
+      extended.user_factors.rows() != base.user_factors.rows() ||
+      extended.user_factors.cols() != base.user_factors.cols() ||
+      extended.item_bias.size() != (base.item_bias.size() == 0 ? 0 : extended.num_items())) {
+    return false;
+  }
+  for (int32_t i = 0; i < n; ++i) {
+    if (extended.items.External(i) != base.items.External(i)) return false;
+  }
+  return prefix_equal(extended.item_factors.data(), base.item_factors.data(),
+                      base.item_factors.size()) &&
+         prefix_equal(extended.user_factors.data(), base.user_factors.data(),
+                      base.user_factors.size()) &&
+         prefix_equal(extended.item_bias.data(), base.item_bias.data(), base.item_bias.size());
+}
 
 // Adds any category of `entry` missing from `*categories`, copying the map only if one is new
 // (snapshots share the old one).
@@ -180,11 +207,21 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::PrepareExtension
   }
   std::lock_guard<std::mutex> lock(mu_);
   const auto current = Get();
+  // An extension of the live snapshot (AppendItems of its model: same version, its items first,
+  // unchanged) keeps the live rankings usable for the items they had (ModelSnapshot::extends).
+  const bool extends_live = current != nullptr && ExtendsModel(*model, *current->model);
   ASSIGN_OR_RETURN(
       auto snapshot,
       MakeSnapshot(std::move(model), current != nullptr ? current->rating_head : nullptr,
                    std::move(index), current != nullptr ? current->metadata_json : std::string(),
                    nullptr, nullptr, std::move(fold_in)));
+  if (extends_live) {
+    snapshot->extends = current->extends;
+    snapshot->extends.push_back({current->ranking_serial, current->model->num_items()});
+    if (snapshot->extends.size() > ModelSnapshot::kMaxExtends) {
+      snapshot->extends.erase(snapshot->extends.begin());
+    }
+  }
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
@@ -210,6 +247,7 @@ absl::StatusOr<std::shared_ptr<ModelSnapshot>> LiveModel::MakeSnapshot(
   if (const auto current = Get();
       current != nullptr && current->model == model && current->index == index) {
     snapshot->ranking_serial = current->ranking_serial;  // a catalogue change
+    snapshot->extends = current->extends;
   } else {
     snapshot->ranking_serial = NextServingSerial();
   }

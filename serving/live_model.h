@@ -67,6 +67,18 @@ struct ModelSnapshot {
   // (serving/ranked_cache.h) stay exact across catalogue changes because they are filtered by
   // the catalogue when they are used.
   uint64_t ranking_serial = 0;
+  // The earlier ranking serials this snapshot extends, oldest first: snapshots of the same
+  // version whose model and index this one's only add items to (an extension: new items
+  // appended, every other item and user unchanged), each with its item count. A ranking cached
+  // under one of them still holds for the items it had, so it holds for this snapshot unless an
+  // item added since would enter it (serving/ranked_cache.h CarryForward). Empty after a swap.
+  struct EarlierRanking {
+    uint64_t serial = 0;
+    int32_t items = 0;
+  };
+  std::vector<EarlierRanking> extends;  // at most kMaxExtends
+
+  static constexpr size_t kMaxExtends = 16;
 
   const std::string& version() const { return model->lineage.version; }
   // Item `item`'s catalogue title and category names as the storefront set them (empty for an

@@ -49,35 +49,47 @@ void RankedCache::EraseLocked(Shard& shard, Lru::iterator it) {
   shard.lru.erase(it);
 }
 
+bool RankedCache::UsableLocked(Shard& shard, Lru::iterator it, uint64_t ranking_serial,
+                               uint64_t fold_serial, const std::optional<Carry>& carry) {
+  const RankedList& list = *it->list;
+  if (list.ranking_serial == ranking_serial && list.fold_serial == fold_serial) return true;
+  if (carry.has_value() && list.fold_serial == fold_serial) {
+    if (auto carried = (*carry)(list); carried != nullptr) {
+      it->list = std::move(carried);  // the same items: the accounted bytes stay
+      return true;
+    }
+  }
+  // Ranked from a model or a fold that is gone: never usable again.
+  EraseLocked(shard, it);
+  return false;
+}
+
 std::shared_ptr<const RankedList> RankedCache::Find(std::string_view user, uint64_t ranking_serial,
-                                                    uint64_t fold_serial) {
+                                                    uint64_t fold_serial,
+                                                    std::optional<Carry> carry) {
   if (!enabled()) return nullptr;
   Shard& shard = ShardOf(user);
   std::lock_guard<std::mutex> lock(shard.mu);
   const auto found = shard.index.find(user);
-  if (found == shard.index.end()) {
+  if (found == shard.index.end() ||
+      !UsableLocked(shard, found->second, ranking_serial, fold_serial, carry)) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
   const Lru::iterator it = found->second;
-  if (it->list->ranking_serial != ranking_serial || it->list->fold_serial != fold_serial) {
-    // Ranked from a model or a fold that is gone: never usable again.
-    EraseLocked(shard, it);
-    misses_.fetch_add(1, std::memory_order_relaxed);
-    return nullptr;
-  }
   shard.lru.splice(shard.lru.begin(), shard.lru, it);
   hits_.fetch_add(1, std::memory_order_relaxed);
   return it->list;
 }
 
-bool RankedCache::Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial) {
+bool RankedCache::Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial,
+                        std::optional<Carry> carry) {
   if (!enabled()) return false;
   Shard& shard = ShardOf(user);
   std::lock_guard<std::mutex> lock(shard.mu);
   const auto found = shard.index.find(user);
-  return found != shard.index.end() && found->second->list->ranking_serial == ranking_serial &&
-         found->second->list->fold_serial == fold_serial;
+  return found != shard.index.end() &&
+         UsableLocked(shard, found->second, ranking_serial, fold_serial, carry);
 }
 
 void RankedCache::Put(std::string_view user, std::shared_ptr<const RankedList> list) {
@@ -220,6 +232,62 @@ absl::StatusOr<std::shared_ptr<const RankedList>> RankForCache(const ModelSnapsh
   return list;
 }
 
+std::shared_ptr<const RankedList> CarryForward(const ModelSnapshot& snap, const RankedList& list,
+                                               std::span<const float> factors,
+                                               std::span<const int32_t> seen) {
+  const FactorModel& m = *snap.model;
+  const auto earlier = std::find_if(
+      snap.extends.begin(), snap.extends.end(),
+      [&list](const ModelSnapshot::EarlierRanking& e) { return e.serial == list.ranking_serial; });
+  if (earlier == snap.extends.end() || !m.has_factors() || m.item_bias.size() != 0 ||
+      m.params.algorithm == Algorithm::kEase ||
+      static_cast<int64_t>(factors.size()) != m.item_factors.cols()) {
+    return nullptr;
+  }
+  const Eigen::Map<const Eigen::VectorXf> x(factors.data(), static_cast<int64_t>(factors.size()));
+  for (int32_t i = earlier->items; i < m.num_items(); ++i) {
+    if (std::binary_search(seen.begin(), seen.end(), i)) continue;  // never in the list
+    if (list.complete || list.items.empty() ||
+        m.item_factors.row(i).dot(x) >= list.items.back().score) {
+      return nullptr;
+    }
+  }
+  auto carried = std::make_shared<RankedList>(list);
+  carried->ranking_serial = snap.ranking_serial;
+  return carried;
+}
+
+namespace {
+
+// RankedCache::Find's carry for `user` against `snap` (their folded vector, else their row).
+std::shared_ptr<const RankedList> CarryUser(const ModelSnapshot& snap, std::optional<int32_t> known,
+                                            const FoldedUserEntry* folded, const RankedList& list) {
+  if (folded != nullptr) return CarryForward(snap, list, folded->factors, folded->seen);
+  const FactorMatrix& users = snap.model->user_factors;
+  if (!known || *known >= users.rows()) return nullptr;
+  return CarryForward(snap, list, std::span<const float>(users.row(*known).data(), users.cols()),
+                      {});
+}
+
+}  // namespace
+
+std::shared_ptr<const RankedList> FindRanked(RankedCache* cache, const ModelSnapshot& snap,
+                                             const std::string& user, std::optional<int32_t> known,
+                                             const FoldedUserEntry* folded) {
+  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
+  if (snap.extends.empty()) return cache->Find(user, snap.ranking_serial, fold_serial);
+  const auto carry = [&](const RankedList& list) { return CarryUser(snap, known, folded, list); };
+  return cache->Find(user, snap.ranking_serial, fold_serial, carry);
+}
+
+bool HoldsRanked(RankedCache* cache, const ModelSnapshot& snap, const std::string& user,
+                 std::optional<int32_t> known, const FoldedUserEntry* folded) {
+  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
+  if (snap.extends.empty()) return cache->Holds(user, snap.ranking_serial, fold_serial);
+  const auto carry = [&](const RankedList& list) { return CarryUser(snap, known, folded, list); };
+  return cache->Holds(user, snap.ranking_serial, fold_serial, carry);
+}
+
 absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const ModelSnapshot& snap,
                                                      const std::string& user,
                                                      const FoldedUserEntry* folded,
@@ -230,8 +298,7 @@ absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const M
       static_cast<int64_t>(options.offset) + options.n > cache->candidates()) {
     return Search(snap, known, folded, options);
   }
-  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-  std::shared_ptr<const RankedList> list = cache->Find(user, snap.ranking_serial, fold_serial);
+  std::shared_ptr<const RankedList> list = FindRanked(cache, snap, user, known, folded);
   if (list == nullptr) {
     auto ranked = RankForCache(snap, known, folded, options, cache->candidates());
     if (!ranked.ok()) return ranked.status();

@@ -6,8 +6,11 @@
 // (serving/feedback.h) it was ranked from, and is used only while both are still the ones a
 // request would rank from. A feedback event folds the user in again (a new overlay entry, a new
 // serial); a model swap or an extension publishes a new ranking serial: every such change makes
-// the entries it affects unusable at once, without a pass over the cache. A catalogue change
-// keeps the ranking serial: the catalogue filters a cached list when it is used.
+// the entries it affects unusable at once, without a pass over the cache. An extension only adds
+// items, so an entry ranked before it is carried forward when it is next used (CarryForward: one
+// dot product per new item) unless a new item would enter it; a store that adds items steadily
+// then does not send every customer back to a search. A catalogue change keeps the ranking
+// serial: the catalogue filters a cached list when it is used.
 //
 // An entry holds the top `candidates` items of the user's request without its filters (seen
 // items dropped; unavailable ones kept, no category, no exclude, no offset), best first. A
@@ -30,12 +33,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "engine/recommender.h"
 #include "serving/feedback.h"
@@ -72,13 +77,20 @@ class RankedCache {
   int candidates() const { return options_.candidates; }
   int64_t max_users() const { return options_.max_users; }
 
+  // Brings a list ranked under an earlier ranking serial forward to the current one, or returns
+  // null if it no longer holds (CarryForward, for the snapshot being ranked against).
+  using Carry = absl::FunctionRef<std::shared_ptr<const RankedList>(const RankedList&)>;
+
   // The user's list if it was ranked from exactly these serials, else null (a miss; a stale
-  // entry is dropped).
+  // entry is dropped). With `carry`, an entry of the same fold serial ranked under another
+  // ranking serial is offered to it first: what it returns replaces the entry and is a hit.
   std::shared_ptr<const RankedList> Find(std::string_view user, uint64_t ranking_serial,
-                                         uint64_t fold_serial);
-  // Whether Find would hit, without counting a hit or a miss or touching the LRU order (for the
-  // background warmer).
-  bool Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial);
+                                         uint64_t fold_serial,
+                                         std::optional<Carry> carry = std::nullopt);
+  // Whether Find would hit (carrying the entry forward as Find does), without counting a hit or
+  // a miss or touching the LRU order (for the background warmer).
+  bool Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial,
+             std::optional<Carry> carry = std::nullopt);
   // Stores `list` as the user's (replacing any), evicting the least recently used user of its
   // shard past the bound.
   void Put(std::string_view user, std::shared_ptr<const RankedList> list);
@@ -124,6 +136,10 @@ class RankedCache {
   void InsertLocked(Shard& shard, std::string_view user, std::shared_ptr<const RankedList> list)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void EraseLocked(Shard& shard, Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Whether `it` (the user's entry) is usable for these serials, carrying it forward if it
+  // can; an unusable entry is erased.
+  bool UsableLocked(Shard& shard, Lru::iterator it, uint64_t ranking_serial, uint64_t fold_serial,
+                    const std::optional<Carry>& carry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
   const RankedCacheOptions options_;
   const int64_t max_users_per_shard_;
@@ -141,6 +157,26 @@ absl::StatusOr<std::shared_ptr<const RankedList>> RankForCache(const ModelSnapsh
                                                                const FoldedUserEntry* folded,
                                                                const RecommendOptions& request,
                                                                int candidates);
+
+// `list`, ranked under one of snap.extends' serials, brought forward to snap: a copy under
+// snap's ranking serial when none of the items added since it was ranked would enter it for
+// this user (their vector `factors`, their seen items `seen`, sorted), else null. The list holds
+// its items' scores; a new item enters it if it scores at least the last one, or at all if the
+// list is complete. For factor models scored by x·q alone (implicit ALS and BPMF, no item
+// biases); null for others, and for a serial not in snap.extends. Cost: one dot product per new
+// item. With an HNSW index the list keeps the earlier search's approximation.
+std::shared_ptr<const RankedList> CarryForward(const ModelSnapshot& snap, const RankedList& list,
+                                               std::span<const float> factors,
+                                               std::span<const int32_t> seen);
+
+// RankedCache::Find for `user` against `snap`, carrying an entry ranked under a serial that snap
+// extends forward when it still holds (CarryForward, from the user's folded vector, else from
+// their model row `known`). HoldsRanked: the same with RankedCache::Holds, for the warmer.
+std::shared_ptr<const RankedList> FindRanked(RankedCache* cache, const ModelSnapshot& snap,
+                                             const std::string& user, std::optional<int32_t> known,
+                                             const FoldedUserEntry* folded);
+bool HoldsRanked(RankedCache* cache, const ModelSnapshot& snap, const std::string& user,
+                 std::optional<int32_t> known, const FoldedUserEntry* folded);
 
 // The user's list for `options`, as Recommender::Recommend/RecommendForVector would answer it:
 // from their cached ranking when it is still exact and long enough, else from a search (which,

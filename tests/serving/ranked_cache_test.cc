@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/event_store.h"
+#include "engine/model_edit.h"
 #include "engine/model_io.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -362,6 +363,91 @@ TEST_F(RankedCacheServerTest, DeletesAndASwapUnderConcurrentReadsShowInTheNextRe
     EXPECT_GT(answered[r], 0) << "reader " << r;
   }
   EXPECT_GT(api_cache_hits(), hits_before);  // the reads went through the cache
+}
+
+// An extension (new items appended and indexed, serving/new_item_indexer.h) keeps each cached
+// list that none of its new items enters (CarryForward): those users' next requests are hits,
+// and every answer still equals the uncached one. First an item with the zero vector (score 0:
+// below the last candidate of every list whose candidates all score above 0), then one that tops
+// user u0's list; the warmer then re-ranks nobody whose list still holds.
+TEST_F(RankedCacheServerTest, AnExtensionKeepsTheCachedListsItsNewItemsDoNotEnter) {
+  Client c(port());
+  std::vector<std::string> users;
+  for (int u = 0; u < 40; ++u) users.push_back("u" + std::to_string(u));
+  const auto target = [](const std::string& u) {
+    return "/v1/users/" + u + "/recommendations?n=10";
+  };
+  for (const auto& u : users) ASSERT_EQ(c.Get(target(u)).status, 200);  // ranked, cached
+  // The users whose 32 candidates (the cache's) all score above 0: the zero item enters none.
+  int above_zero = 0;
+  for (const auto& u : users) {
+    const json all = json::parse(Reference("/v1/users/" + u + "/recommendations?n=32"));
+    above_zero += all["items"].back()["score"].get<float>() > 0;
+  }
+  ASSERT_GT(above_zero, 20) << "the test needs lists whose candidates score above 0";
+
+  const auto extend = [&](const std::string& name, const Eigen::VectorXf& factors) {
+    const auto snap = live_->Get();
+    FoldedUser item;
+    item.factors = factors;
+    ASSERT_OK_AND_ASSIGN(FactorModel appended,
+                         AppendItems(*snap->model, std::vector<std::string>{name},
+                                     std::vector<FoldedUser>{item}, std::vector<float>{1.0f}));
+    auto model = std::make_shared<const FactorModel>(std::move(appended));
+    ASSERT_OK_AND_ASSIGN(ItemIndex index, snap->index->Extend(*model));
+    ASSERT_OK_AND_ASSIGN(
+        auto prepared,
+        live_->PrepareExtension(model, std::make_shared<const ItemIndex>(std::move(index))));
+    ASSERT_EQ(prepared->extends.size(), snap->extends.size() + 1);
+    EXPECT_EQ(prepared->extends.back().serial, snap->ranking_serial);
+    ASSERT_OK(folder_->ActivateExtension(prepared, {}));
+  };
+  const int k = static_cast<int>(live_->Get()->model->item_factors.cols());
+  extend("zero", Eigen::VectorXf::Zero(k));
+  if (HasFatalFailure()) return;
+  int64_t hits_before = cache_.hits();
+  for (const auto& u : users) {
+    const Reply r = c.Get(target(u));
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(WithoutId(r.body), Reference(target(u))) << u;
+  }
+  EXPECT_EQ(cache_.hits() - hits_before, above_zero);
+
+  // An item along u0's own vector, 50 times as long: first in u0's list, a search for u0 again.
+  const auto snap = live_->Get();
+  const int32_t u0 = *snap->model->users.Find("u0");
+  extend("strong", 50.0f * snap->model->user_factors.row(u0).transpose());
+  if (HasFatalFailure()) return;
+  const Reply first = c.Get(target("u0"));
+  ASSERT_EQ(first.status, 200);
+  EXPECT_EQ(first.Json()["items"][0]["item"], "strong");
+  hits_before = cache_.hits();
+  for (const auto& u : users) {
+    const Reply r = c.Get(target(u));
+    EXPECT_EQ(WithoutId(r.body), Reference(target(u))) << u;
+  }
+  EXPECT_GT(cache_.hits() - hits_before, 0);
+
+  // The warmer, started now, finds every cached list usable: it ranks only users not cached.
+  RankedCache small({.candidates = 32, .max_users = 10'000});
+  int still_above_zero = 0;
+  for (const auto& u : users) {
+    ASSERT_OK_AND_ASSIGN(auto list, RankForCache(*live_->Get(), live_->Get()->model->users.Find(u),
+                                                 nullptr, RecommendOptions{}, small.candidates()));
+    still_above_zero += list->items.back().score > 0;
+    small.Put(u, list);
+  }
+  ASSERT_GE(still_above_zero, above_zero);
+  extend("zero2", Eigen::VectorXf::Zero(k));
+  if (HasFatalFailure()) return;
+  CacheWarmer warmer(live_.get(), folder_.get(), &small, {.poll = std::chrono::milliseconds(5)},
+                     NullLog());
+  for (int i = 0; i < 2000 && warmer.passes() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(warmer.passes(), 1);
+  const int64_t model_users = live_->Get()->model->num_users();
+  EXPECT_EQ(warmer.warmed(), model_users - still_above_zero);
 }
 
 // The warmer ranks the most active users into the cache after the model goes live, and again for
