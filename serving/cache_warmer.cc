@@ -42,7 +42,11 @@ void CacheWarmer::Run() {
     if (!cache_->enabled()) continue;
     const auto snap = live_->Get();
     if (snap == nullptr || snap->ranking_serial == warm_serial) continue;
-    if (Pass(*snap)) {
+    // An extension of the snapshot last warmed: only the lists its new items change.
+    const bool extension = std::any_of(
+        snap->extends.begin(), snap->extends.end(),
+        [warm_serial](const ModelSnapshot::EarlierRanking& e) { return e.serial == warm_serial; });
+    if (Pass(*snap, extension)) {
       warm_serial = snap->ranking_serial;
       passes_.fetch_add(1, std::memory_order_relaxed);
       cache_->CountWarmPass();
@@ -50,7 +54,7 @@ void CacheWarmer::Run() {
   }
 }
 
-bool CacheWarmer::Pass(const ModelSnapshot& snap) {
+bool CacheWarmer::Pass(const ModelSnapshot& snap, bool extension) {
   const FactorModel& model = *snap.model;
   if (!model.has_factors()) return true;  // popularity: nothing personal to rank
   // The most active users first: they are the likeliest to come back.
@@ -76,7 +80,13 @@ bool CacheWarmer::Pass(const ModelSnapshot& snap) {
     }
     const std::string& user = model.users.External(order[j]);
     const auto folded = folder_->overlay().Find(user, snap.version());
-    if (!HoldsRanked(cache_, snap, user, order[j], folded.get()) &&
+    // After an extension, a user without a list, or whose list is stale from a newer fold, is
+    // ranked by their next request, as between passes: warming them now would be lost work for
+    // customers whose feedback keeps coming.
+    const auto cached = extension ? cache_->Peek(user) : nullptr;
+    const bool skip =
+        extension && (cached == nullptr || cached->fold_serial != (folded ? folded->serial : 0));
+    if (!skip && !HoldsRanked(cache_, snap, user, order[j], folded.get()) &&
         cache_->HasRoom(user, snap.ranking_serial)) {
       auto list = RankForCache(snap, order[j], folded.get(), request, cache_->candidates());
       if (!list.ok()) {

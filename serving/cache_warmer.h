@@ -5,7 +5,8 @@
 // has left: a warmed entry never evicts one (serving/ranked_cache.h PutIfRoom), so what requests
 // brought in stays. Users already cached for the live model are skipped, and so are users whose
 // list an extension's new items do not enter (carried forward, serving/ranked_cache.h
-// CarryForward): after new items are indexed, only the lists they change are ranked again. The
+// CarryForward): after new items are indexed into a warmed snapshot, only the cached lists they
+// change are ranked again (users without a current list wait for their next request). The
 // thread runs at the lowest CPU priority (nice 19), so it takes only what the request threads
 // leave; a pass that sees the model change again stops and starts over for the new one.
 #ifndef RECLOOP_SERVING_CACHE_WARMER_H_
@@ -53,8 +54,9 @@ class CacheWarmer {
 
  private:
   void Run();
-  // Warms `snap`'s users; false if it stopped early (stop, or the model changed).
-  bool Pass(const ModelSnapshot& snap);
+  // Warms `snap`'s users; false if it stopped early (stop, or the model changed). `extension`:
+  // snap extends the snapshot last warmed, so only the lists its new items enter are ranked.
+  bool Pass(const ModelSnapshot& snap, bool extension);
   bool Stopping();
 
   LiveModel* live_;

@@ -92,6 +92,14 @@ bool RankedCache::Holds(std::string_view user, uint64_t ranking_serial, uint64_t
          UsableLocked(shard, found->second, ranking_serial, fold_serial, carry);
 }
 
+std::shared_ptr<const RankedList> RankedCache::Peek(std::string_view user) {
+  if (!enabled()) return nullptr;
+  Shard& shard = ShardOf(user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const auto found = shard.index.find(user);
+  return found != shard.index.end() ? found->second->list : nullptr;
+}
+
 void RankedCache::Put(std::string_view user, std::shared_ptr<const RankedList> list) {
   if (!enabled() || list == nullptr) return;
   Shard& shard = ShardOf(user);

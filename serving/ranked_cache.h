@@ -91,6 +91,8 @@ class RankedCache {
   // a miss or touching the LRU order (for the background warmer).
   bool Holds(std::string_view user, uint64_t ranking_serial, uint64_t fold_serial,
              std::optional<Carry> carry = std::nullopt);
+  // The user's entry whatever its serials, or null, without counting or touching the LRU order.
+  std::shared_ptr<const RankedList> Peek(std::string_view user);
   // Stores `list` as the user's (replacing any), evicting the least recently used user of its
   // shard past the bound.
   void Put(std::string_view user, std::shared_ptr<const RankedList> list);

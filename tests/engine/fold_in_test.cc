@@ -178,7 +178,9 @@ TEST(FoldIn, CgTrainedImplicitModelFoldsByCgToTheSolution) {
       ASSERT_OK_AND_ASSIGN(const FoldedUser u, f.Fold(items, values, starts[s]));
       EXPECT_LT((u.factors.cast<double>() - expected).norm(), 1e-5 * expected.norm());
       // CG, not Cholesky: a start at the solution needs no step and comes back unchanged.
-      if (s == 2) EXPECT_EQ(std::vector<float>(u.factors.begin(), u.factors.end()), solution);
+      if (s == 2) {
+        EXPECT_EQ(std::vector<float>(u.factors.begin(), u.factors.end()), solution);
+      }
     }
     // A start of another length is no start.
     ASSERT_OK_AND_ASSIGN(const FoldedUser cold, f.Fold(items, values));

@@ -448,6 +448,24 @@ TEST_F(RankedCacheServerTest, AnExtensionKeepsTheCachedListsItsNewItemsDoNotEnte
   ASSERT_EQ(warmer.passes(), 1);
   const int64_t model_users = live_->Get()->model->num_users();
   EXPECT_EQ(warmer.warmed(), model_users - still_above_zero);
+
+  // An extension of the snapshot it warmed: its next pass ranks exactly the lists the new item
+  // enters (every user has one now, none folded).
+  int64_t entered = 0;
+  for (int32_t u = 0; u < model_users; ++u) {
+    const auto list = small.Peek(live_->Get()->model->users.External(u));
+    ASSERT_NE(list, nullptr);
+    entered += list->complete || list->items.back().score <= 0;
+  }
+  const int64_t warmed_before = warmer.warmed();
+  extend("zero3", Eigen::VectorXf::Zero(k));
+  if (HasFatalFailure()) return;
+  for (int i = 0; i < 2000 && warmer.passes() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(warmer.passes(), 2);
+  EXPECT_EQ(warmer.warmed() - warmed_before, entered);
+  EXPECT_LT(entered, model_users / 2);
 }
 
 // The warmer ranks the most active users into the cache after the model goes live, and again for
