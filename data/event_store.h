@@ -89,6 +89,9 @@ struct EventStoreOptions {
   // an append updates a random leaf of the per-user index, which should stay in memory.
   int writer_cache_mib = 64;
   int reader_cache_mib = 16;
+  // Nice value (0..19) of the SQLite writer's thread (ServeOptions::write_nice). PostgreSQL
+  // writes on the calling thread.
+  int writer_nice = 0;
 };
 
 // A lock held across every server of a shared store (EventStore::TryLock); released when

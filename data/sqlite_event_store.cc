@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/thread_priority.h"
 #include "data/sqlite_db.h"
 
 namespace recloop {
@@ -343,6 +344,7 @@ absl::Status SqliteEventStore::Submit(std::function<absl::Status(sqlite3*)> run)
 }
 
 void SqliteEventStore::WriterLoop() {
+  SetThisThreadNice(options_.writer_nice);
   std::unique_lock<std::mutex> lock(mu_);
   std::vector<Write*> batch;
   while (true) {

@@ -35,6 +35,9 @@ struct HttpServerOptions {
   // up neither the other connections of its I/O thread nor the writes of other connections,
   // which the event store commits together. 0 = such requests run on their I/O thread too.
   int blocking_threads = 32;
+  // Nice value (0..19) of the blocking threads (ServeOptions::write_nice): under CPU contention
+  // the I/O threads, which answer reads, run first.
+  int blocking_nice = 0;
   // Largest request header block in bytes; larger gets 431 and the connection is closed.
   uint32_t max_header_bytes = 8 * 1024;
   // Largest request body in bytes; larger gets 413 and the connection is closed.

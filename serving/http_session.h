@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "base/thread_priority.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -213,6 +214,7 @@ class Session : public SessionControl, public std::enable_shared_from_this<Sessi
       net::post(*server_->blocking_pool,
                 [self = this->shared_from_this(), req = std::move(req), keep_alive, start,
                  work = net::make_work_guard(executor)]() mutable {
+                  SetThisThreadNice(self->server_->options.blocking_nice);
                   HttpResponse answer = self->server_->handler(req);
                   net::post(work.get_executor(), [self, answer = std::move(answer),
                                                   req = std::move(req), keep_alive,

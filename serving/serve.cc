@@ -169,7 +169,8 @@ absl::Status RunServe(const ServeOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Open(options.model));
   std::unique_ptr<EventStore> events;
   if (!options.events_path.empty()) {
-    ASSIGN_OR_RETURN(events, EventStore::Open({options.events_path}));
+    ASSIGN_OR_RETURN(
+        events, EventStore::Open({.path = options.events_path, .writer_nice = options.write_nice}));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ExperimentHolder> experiment,
                    OpenExperiment(options, live.get(), events != nullptr, &log));
@@ -223,9 +224,11 @@ absl::Status RunServe(const ServeOptions& options) {
                    path.data(), res.status, micros, snap ? snap->version().c_str() : "-");
     }
   };
-  ASSIGN_OR_RETURN(
-      server, HttpServer::Create(
-                  options.http, [&api](const HttpRequest& r) { return api.Handle(r); }, observer));
+  HttpServerOptions http = options.http;
+  http.blocking_nice = options.write_nice;
+  ASSIGN_OR_RETURN(server,
+                   HttpServer::Create(
+                       http, [&api](const HttpRequest& r) { return api.Handle(r); }, observer));
   RETURN_IF_ERROR(server->Start());
   // SIGHUP re-reads the experiment file and the key file: a bad file keeps what is in force.
   server->StopOnSignals([&options, &keys, &log, &experiment] {

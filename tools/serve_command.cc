@@ -201,6 +201,11 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
                   "Events one POST /v1/feedback may carry (more: 400 too_many_events)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
+  sub->add_option("--write-nice", cmd->serve.write_nice,
+                  "Nice value (0-19) of the threads that take writes (requests waiting for a "
+                  "commit, the SQLite writer): reads are answered first under CPU contention")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   sub->add_option("--fold-threads", api.fold.threads,
                   "Threads folding users in after their feedback is acknowledged (0: one per core, "
                   "at most 8)")

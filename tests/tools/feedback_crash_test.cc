@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -460,6 +461,37 @@ TEST_F(FeedbackCrash, EveryAcknowledgedEventSurvivesSigkillExactlyOnce) {
     std::printf("warning: no run killed the server while batches were being acknowledged\n");
   }
   RecordProperty("mid_stream_runs", mid_stream_runs);
+}
+
+// --write-nice: the threads that take writes (the blocking thread that ran the POST, the SQLite
+// writer) run at that nice value; the I/O threads, which answer reads, and the fold threads, which
+// a read may wait for, at the server's own. Read from /proc after one acknowledged batch.
+TEST_F(FeedbackCrash, WritesRunAtTheWriteNiceAndReadsAtTheServersPriority) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(*models_, dir_->File("events-nice.db"), dir_->File("serve-nice.log"),
+                           {"--write-nice", "7", "--fold-threads", "2", "--io-threads", "2"}));
+  Connection c(server.port());
+  std::string answer;
+  const std::string body = R"([{"user":"u1","item":"i1","type":"click"}])";
+  ASSERT_EQ(c.Request("POST", "/v1/feedback", body, &answer), 200) << answer;
+  ASSERT_EQ(c.Request("GET", "/v1/users/u1/recommendations?n=3", "", &answer), 200) << answer;
+  std::map<int, int> threads_at;  // nice value -> threads
+  const std::string task_dir = absl::StrCat("/proc/", server.pid(), "/task");
+  for (const auto& task : std::filesystem::directory_iterator(task_dir)) {
+    // /proc/PID/task/TID/stat: "tid (comm) state ..."; nice is the 19th field, the 17th after
+    // the command's closing parenthesis.
+    const std::string stat = ReadFile(task.path().string() + "/stat");
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 0; i < 17 && rest >> field;) ++i;
+    threads_at[std::atoi(field.c_str())]++;
+  }
+  // The writer and the blocking thread that took the POST.
+  EXPECT_GE(threads_at[7], 2) << ReadFile(dir_->File("serve-nice.log"));
+  // The main thread, the I/O threads and the fold threads (and the blocking threads that have
+  // taken no task yet).
+  EXPECT_GE(threads_at[0], 5);
+  EXPECT_TRUE(server.Stop());
 }
 
 }  // namespace
