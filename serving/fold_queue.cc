@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/thread_priority.h"
+
 namespace recloop {
 
 FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, FoldQueueOptions options, Logger* log)
@@ -11,7 +13,11 @@ FoldQueue::FoldQueue(FoldFn fold, Metrics* metrics, FoldQueueOptions options, Lo
   if (threads <= 0) {
     threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 8);
   }
-  for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { Work(); });
+  for (int t = 0; t < threads; ++t)
+    threads_.emplace_back([this] {
+      SetThisThreadNice(options_.nice);
+      Work();
+    });
 }
 
 FoldQueue::~FoldQueue() {
@@ -72,7 +78,6 @@ void FoldQueue::FoldLocked(std::span<const std::string> users, std::unique_lock<
   }
   if (requeued) work_cv_.notify_one();
   backlog_.store(static_cast<int64_t>(users_.size()), std::memory_order_relaxed);
-  done_cv_.notify_all();
 }
 
 void FoldQueue::Work() {
@@ -102,22 +107,21 @@ void FoldQueue::Work() {
 void FoldQueue::EnsureFresh(const std::string& user) {
   if (backlog_.load(std::memory_order_relaxed) == 0) return;  // the common case: no lock
   std::unique_lock<std::mutex> lock(mu_);
-  // Bounded: a fold in flight covers what was pending when it began; one more covers the rest.
-  for (int round = 0; round < 3; ++round) {
-    const auto it = users_.find(user);
-    if (it == users_.end()) return;
-    if (it->second.in_flight) {
-      const bool was_pending = it->second.pending;
-      done_cv_.wait(lock, [&] {
-        const auto now = users_.find(user);
-        return now == users_.end() || !now->second.in_flight;
-      });
-      if (!was_pending) return;  // that fold saw every event acknowledged before this call
-      continue;
-    }
-    if (!it->second.pending) return;
-    FoldLocked(std::span<const std::string>(&user, 1), lock);
+  const auto it = users_.find(user);
+  if (it == users_.end()) return;
+  if (!it->second.in_flight) {
+    if (it->second.pending) FoldLocked(std::span<const std::string>(&user, 1), lock);
     return;
+  }
+  // A folder thread is folding the user. It runs below the readers' priority (serve
+  // --write-nice) and may be held up by the very reads that would wait for it, so this thread
+  // folds the user again instead: its fold sees every event acknowledged before the call, and of
+  // two folds of one user the overlay keeps the one that saw the later event (UserOverlay::Put).
+  // The user stays in the queue's hands: if events came meanwhile, the folder requeues them.
+  lock.unlock();
+  if (absl::Status st = fold_(std::span<const std::string>(&user, 1));
+      !st.ok() && !absl::IsFailedPrecondition(st)) {
+    log_->Warning("fold-in of a user in flight failed: %s", std::string(st.message()));
   }
 }
 

@@ -39,6 +39,8 @@ struct FoldQueueOptions {
   int threads = 0;
   // Users one call of the fold function takes at most (>= 1).
   int max_batch = 64;
+  // Nice value (0..19) of the folder threads (ServeOptions::write_nice).
+  int nice = 0;
 };
 
 // Thread safety: every public method may be called from any thread.
@@ -65,7 +67,8 @@ class FoldQueue {
   void Enqueue(std::span<const std::string> users, Clock::time_point acked);
 
   // Returns once every event of `user` enqueued before the call is folded in: at once if none
-  // waits, else after folding the user on this thread or waiting for the fold in flight.
+  // waits, else after folding the user on this thread (also when a folder thread is folding
+  // them: a read never waits for a folder thread, which may run at a lower priority).
   void EnsureFresh(const std::string& user);
 
   // Users waiting or being folded.
@@ -88,7 +91,6 @@ class FoldQueue {
   const FoldQueueOptions options_;
   std::mutex mu_;
   std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
   absl::flat_hash_map<std::string, State> users_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);  // may hold stale names
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -176,8 +176,9 @@ absl::Status RunServe(const ServeOptions& options) {
                    OpenExperiment(options, live.get(), events != nullptr, &log));
   Metrics metrics;
   // The one fold path, shared by the Api, the retrainer and the restart catch-up below.
-  FeedbackFolder folder(live.get(), events.get(), options.api.feedback, options.api.fold, &metrics,
-                        &log);
+  FoldQueueOptions fold = options.api.fold;
+  fold.nice = options.write_nice;
+  FeedbackFolder folder(live.get(), events.get(), options.api.feedback, fold, &metrics, &log);
   std::unique_ptr<Retrainer> retrainer;
   std::unique_ptr<ReplicaFollower> follower;
   if (events != nullptr) {

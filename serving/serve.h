@@ -39,12 +39,11 @@ struct ServeOptions {
   // background (serving/cache_warmer.h), at the lowest CPU priority. Default true.
   bool warm_cache = true;
   // Nice value (0..19) of the threads that take writes: the blocking threads (writes wait there
-  // for their commit) and the SQLite store's writer. Reads run on the I/O threads at the server's
-  // own priority, so under CPU contention a customer's list comes before an event's
-  // acknowledgment (BENCHMARKS.md, issue 22). Nothing acknowledged is dropped for it; writes
-  // wait longer. The fold threads keep the server's priority: a read of a customer whose fold is
-  // in flight waits for it (FoldQueue::EnsureFresh), and a niced fold starved by reads held such
-  // reads up to 76 ms (measured). Default 10.
+  // for their commit), the SQLite store's writer and the fold threads. Reads run on the I/O
+  // threads at the server's own priority, so under CPU contention a customer's list comes before
+  // an event's acknowledgment and its fold (BENCHMARKS.md, issue 22). Nothing acknowledged is
+  // dropped for it; writes wait longer. A read never waits for a folder thread (it folds the
+  // customer itself, FoldQueue::EnsureFresh). Default 10.
   int write_nice = 10;
 };
 

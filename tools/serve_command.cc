@@ -203,7 +203,8 @@ void AddLimitFlags(CLI::App* sub, ServeCommand* cmd) {
       ->check(CLI::Range(1, 1'000'000));
   sub->add_option("--write-nice", cmd->serve.write_nice,
                   "Nice value (0-19) of the threads that take writes (requests waiting for a "
-                  "commit, the SQLite writer): reads are answered first under CPU contention")
+                  "commit, the SQLite writer, the fold threads): reads are answered first under "
+                  "CPU contention")
       ->capture_default_str()
       ->check(CLI::Range(0, 19));
   sub->add_option("--fold-threads", api.fold.threads,
