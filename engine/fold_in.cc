@@ -315,6 +315,11 @@ DuplicateRule DuplicateRuleFor(FeedbackKind feedback) {
 }
 
 void FoldHistory::Add(int32_t item, float value) {
+  if (positions_stale_) {  // after SortByItem
+    position_.clear();
+    for (size_t j = 0; j < items_.size(); ++j) position_[items_[j]] = j;
+    positions_stale_ = false;
+  }
   const auto [it, inserted] = position_.try_emplace(item, items_.size());
   if (inserted) {
     items_.push_back(item);
@@ -333,8 +338,8 @@ void FoldHistory::SortByItem() {
   for (size_t j = 0; j < entries.size(); ++j) {
     items_[j] = entries[j].first;
     values_[j] = entries[j].second;
-    position_[items_[j]] = j;
   }
+  positions_stale_ = true;  // rebuilt by the next Add, if any (a fold adds none after sorting)
 }
 
 absl::StatusOr<std::vector<FoldIn::Explanation>> FoldIn::Explain(

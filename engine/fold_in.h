@@ -52,7 +52,8 @@ struct FoldedUser {
 //             (at most K steps; Cholesky if it is not reached then). A model trained by
 //             Cholesky is folded by Cholesky, exactly as training solves its rows.
 // Cost per call: O(n·K² + K³) by Cholesky, with n the history length; O(s·(n·K + K²)) by s CG
-// steps (about 10 from a warm start: 3-4x faster at n = 50, K = 64, BENCHMARKS.md issue 22).
+// steps (about 10 from a warm start: 4.9 against 12.3 µs by Cholesky on the 100K-item benchmark
+// model, K = 64, histories of about 50; BENCHMARKS.md, issue 22).
 //
 // Thread-safety: immutable after Create; any number of threads may call the const methods
 // concurrently. Holds a reference to the model, which must outlive it and stay unchanged.
@@ -180,6 +181,7 @@ class FoldHistory {
   std::vector<int32_t> items_;
   std::vector<float> values_;
   absl::flat_hash_map<int32_t, size_t> position_;  // item -> its entry
+  bool positions_stale_ = false;                   // position_ predates SortByItem
 };
 
 }  // namespace recloop

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <functional>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/fold_in.h"
@@ -168,15 +167,14 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     return absl::FailedPreconditionError("the live model has no factors to fold users into");
   }
   FoldHistory history(m);  // the model's training row first, then the events in log order
-  absl::flat_hash_set<int32_t> seen;
+  std::vector<int32_t> seen;  // sorted and deduplicated at the end
   const auto u = erased ? std::nullopt : m.users.Find(user);
   if (u && *u < m.seen.rows()) {
     const auto items = m.seen.RowIndices(*u);
     const auto vals = m.seen.RowValues(*u);
-    for (size_t j = 0; j < items.size(); ++j) {
-      history.Add(items[j], vals[j]);
-      seen.insert(items[j]);
-    }
+    seen.reserve(items.size() + events.size());
+    for (size_t j = 0; j < items.size(); ++j) history.Add(items[j], vals[j]);
+    seen.assign(items.begin(), items.end());
   }
   auto entry = std::make_shared<FoldedUserEntry>();
   entry->model_version = snap.version();
@@ -188,7 +186,7 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     const Event& e = se.event;
     const auto item = m.items.Find(e.item);
     if (!item) continue;  // an item the model does not know yet
-    seen.insert(*item);
+    seen.push_back(*item);
     const auto value =
         EventValue(e, m.params.feedback, options.type_weights, RatingNeutralOf(m.params));
     if (value) history.Add(*item, *value);
@@ -207,8 +205,9 @@ absl::StatusOr<std::shared_ptr<const FoldedUserEntry>> FoldUser(
     entry->factors.assign(folded->factors.data(), folded->factors.data() + folded->factors.size());
     entry->bias = folded->bias;
   }
-  entry->seen.assign(seen.begin(), seen.end());
-  std::sort(entry->seen.begin(), entry->seen.end());
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  entry->seen = std::move(seen);
   entry->history_items.assign(history.items().begin(), history.items().end());
   entry->history_values.assign(history.values().begin(), history.values().end());
   return std::shared_ptr<const FoldedUserEntry>(std::move(entry));
