@@ -394,14 +394,19 @@ class Report:
                                "`build/bench/query_bench --benchmark_filter=BM_FoldIn`")
         if not ok:
             return out
-        out.append("One user's ALS half-step against fixed item factors (K = 64, 27K items, "
-                   "explicit with biases), as the server does for a user with new feedback.")
+        out.append("One user's ALS half-step against fixed item factors (K = 64, 27K items), "
+                   "as the server does for a user with new feedback: explicit with biases; "
+                   "implicit by Cholesky; implicit by CG from the previous vector (the server's "
+                   "default) and from zero. p50 µs.")
         out.append("")
-        folds = sorted(((int(m.group(1)), b)
-                        for m, b in matching(runs, r"BM_FoldIn/history:(\d+)")),
-                       key=lambda nb: nb[0])
-        rows = [[f"{n:,} interactions", sig(b["p50_us"]), sig(b["p99_us"])] for n, b in folds]
-        out += table(["history", "p50 µs", "p99 µs"], rows, ["---", "---:", "---:"])
+        kinds = ["explicit", "implicit, Cholesky", "implicit, CG warm", "implicit, CG cold"]
+        by_history = {}
+        for m, b in matching(runs, r"BM_FoldIn/history:(\d+)/kind:(\d)"):
+            by_history.setdefault(int(m.group(1)), {})[int(m.group(2))] = b
+        rows = [[f"{n:,} interactions"] +
+                [sig(by_history[n][k]["p50_us"]) if k in by_history[n] else "" for k in range(4)]
+                for n in sorted(by_history)]
+        out += table(["history"] + kinds, rows, ["---"] + ["---:"] * 4)
         out.append("")
         return out
 
