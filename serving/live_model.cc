@@ -19,12 +19,13 @@ namespace {
 
 // Whether `extended` is `base` with items appended (engine/model_edit.h AppendItems): the same
 // version, users and user factors, and base's items first with the same names, factors and
-// biases. Compares the arrays in full (tens of MB at most, once per extension): a list ranked
-// against `base` then still holds against `extended` for base's items.
+// biases. Compares the arrays in full, once per extension (the same order of work as the copy
+// AppendItems made): a list ranked against `base` then still holds against `extended` for base's
+// items.
 bool ExtendsModel(const FactorModel& extended, const FactorModel& base) {
   const int32_t n = base.num_items();
-  const auto prefix_equal = [](const float* a, const float* b, int64_t count) {
-    return std::equal(a, a + count, b);
+  const auto prefix_equal = [](const auto& longer, const auto& shorter) {
+    return std::equal(shorter.data(), shorter.data() + shorter.size(), longer.data());
   };
   if (extended.lineage.version != base.lineage.version || n == 0 || extended.num_items() <= n ||
       !base.has_factors() || extended.item_factors.cols() != base.item_factors.cols() ||
@@ -36,11 +37,9 @@ bool ExtendsModel(const FactorModel& extended, const FactorModel& base) {
   for (int32_t i = 0; i < n; ++i) {
     if (extended.items.External(i) != base.items.External(i)) return false;
   }
-  return prefix_equal(extended.item_factors.data(), base.item_factors.data(),
-                      base.item_factors.size()) &&
-         prefix_equal(extended.user_factors.data(), base.user_factors.data(),
-                      base.user_factors.size()) &&
-         prefix_equal(extended.item_bias.data(), base.item_bias.data(), base.item_bias.size());
+  return prefix_equal(extended.item_factors, base.item_factors) &&
+         prefix_equal(extended.user_factors, base.user_factors) &&
+         prefix_equal(extended.item_bias, base.item_bias);
 }
 
 // Adds any category of `entry` missing from `*categories`, copying the map only if one is new
@@ -205,11 +204,16 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> LiveModel::PrepareExtension
     ASSIGN_OR_RETURN(FoldIn f, FoldIn::Create(*model));
     fold_in = std::make_shared<const FoldIn>(std::move(f));
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto current = Get();
   // An extension of the live snapshot (AppendItems of its model: same version, its items first,
   // unchanged) keeps the live rankings usable for the items they had (ModelSnapshot::extends).
-  const bool extends_live = current != nullptr && ExtendsModel(*model, *current->model);
+  // Compared before the lock (catalogue writes wait on it); used only if that snapshot is still
+  // the live one under the lock.
+  const auto compared = Get();
+  const bool extends_compared = compared != nullptr && ExtendsModel(*model, *compared->model);
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto current = Get();
+  const bool extends_live =
+      extends_compared && current != nullptr && current->model == compared->model;
   ASSIGN_OR_RETURN(
       auto snapshot,
       MakeSnapshot(std::move(model), current != nullptr ? current->rating_head : nullptr,

@@ -282,18 +282,14 @@ std::shared_ptr<const RankedList> CarryUser(const ModelSnapshot& snap, std::opti
 std::shared_ptr<const RankedList> FindRanked(RankedCache* cache, const ModelSnapshot& snap,
                                              const std::string& user, std::optional<int32_t> known,
                                              const FoldedUserEntry* folded) {
-  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-  if (snap.extends.empty()) return cache->Find(user, snap.ranking_serial, fold_serial);
   const auto carry = [&](const RankedList& list) { return CarryUser(snap, known, folded, list); };
-  return cache->Find(user, snap.ranking_serial, fold_serial, carry);
+  return cache->Find(user, snap.ranking_serial, folded != nullptr ? folded->serial : 0, carry);
 }
 
 bool HoldsRanked(RankedCache* cache, const ModelSnapshot& snap, const std::string& user,
                  std::optional<int32_t> known, const FoldedUserEntry* folded) {
-  const uint64_t fold_serial = folded != nullptr ? folded->serial : 0;
-  if (snap.extends.empty()) return cache->Holds(user, snap.ranking_serial, fold_serial);
   const auto carry = [&](const RankedList& list) { return CarryUser(snap, known, folded, list); };
-  return cache->Holds(user, snap.ranking_serial, fold_serial, carry);
+  return cache->Holds(user, snap.ranking_serial, folded != nullptr ? folded->serial : 0, carry);
 }
 
 absl::StatusOr<std::vector<Recommendation>> RankUser(RankedCache* cache, const ModelSnapshot& snap,
